@@ -1,0 +1,91 @@
+/* data.h — reading training data from HDF5, and splitting it across ranks.
+ *
+ * A data set is any HDF5 dataset shaped (N, ...): N samples, each the
+ * flattened trailing dims. uint8 is scaled to [0, 1]; float32 and float64 (any
+ * byte order, any chunking or filter HDF5 can decode) are read as float.
+ * Labels are an optional integer dataset shaped (N) or (N, 1).
+ *
+ * Sharding is pure arithmetic on (n, global batch, rank, size), so tests can
+ * simulate ranks in one process. Each epoch every rank draws the same
+ * global permutation (VD_STREAM_ORDER) and takes disjoint slices of it; a rank
+ * reads from the file only the rows it trains on. */
+#ifndef VD_DATA_H
+#define VD_DATA_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define VD_MAX_DIMS 8
+
+/* An open (N, ...) dataset. Owns its HDF5 handles. */
+typedef struct {
+    hid_t file, dset;
+    char where[512];            /* "file:/path", for messages */
+    int n_dims;
+    int64_t dims[VD_MAX_DIMS];
+    int64_t n_rows;             /* dims[0] */
+    int64_t row_len;            /* product of dims[1..] (1 for labels) */
+    int is_u8;                  /* stored as uint8: scaled by 1/255 when used */
+    int is_label;               /* integer labels, read as int32 */
+} H5Rows;
+
+/* Local. Opens path:dset for reading. Returns VD_OK, or VD_EX_NOINPUT
+ * (missing file or dataset), VD_EX_DATAERR (not HDF5, bad shape or type).
+ * With is_label the dataset must be integer (N) or (N, 1). */
+int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdError *err);
+void h5rows_close(H5Rows *r);
+
+/* Local. Reads the n distinct rows listed in ascending order into out: n *
+ * row_len values of uint8 (is_u8), int32 (is_label) or float. Returns VD_OK or
+ * VD_EX_IOERR. */
+int h5rows_read(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdError *err);
+
+/* Does the file hold an object at path? Local; 0 if the file can't be opened. */
+int h5_has_path(const char *file, const char *path);
+
+/* ---- sharding: pure functions ---------------------------------------- */
+
+/* Steps per epoch: floor(n / G); the last n mod G samples of each epoch's
+ * permutation are not visited that epoch (a new permutation next epoch). */
+int64_t shard_steps_per_epoch(int64_t n, int64_t global_batch);
+/* Samples rank takes of each global batch: G/size, +1 for ranks < G%size. */
+int shard_local_batch(int64_t global_batch, int rank, int size);
+/* Where rank's samples start inside each global batch. */
+int64_t shard_local_offset(int64_t global_batch, int rank, int size);
+/* out[s*B + i] = perm[s*G + offset + i] for s < steps, i < B (rank's batch). */
+void shard_epoch_rows(const int64_t *perm, int64_t steps, int64_t global_batch, int rank, int size,
+                      int64_t *out);
+/* The contiguous block [begin, end) of n rows that rank evaluates. */
+void shard_range(int64_t n, int rank, int size, int64_t *begin, int64_t *end);
+
+/* ---- a rank's rows in memory ----------------------------------------- */
+
+/* The rows one rank works on, held in memory in file order and handed out in
+ * training order. Owns its buffers (allocated once for capacity rows) and
+ * borrows the H5Rows it reads from. */
+typedef struct {
+    H5Rows *images, *labels;  /* labels may be NULL */
+    int64_t capacity, n;
+    int check_unit;           /* float data must lie in [0, 1] (Bernoulli) */
+    void *raw;                /* (capacity, row_len) uint8 or float, file order */
+    int32_t *lab;             /* (capacity) */
+    int64_t *slot;            /* (capacity) training position -> row of raw */
+    int64_t *sorted;          /* (capacity) scratch: row numbers ascending */
+    int64_t *pairs;           /* (2 capacity) scratch for sorting */
+} Shard;
+
+void shard_init(Shard *s, H5Rows *images, H5Rows *labels, int64_t capacity, int check_unit);
+void shard_free(Shard *s);
+
+/* Local. Loads the n rows listed in training order (any order, distinct).
+ * Returns VD_OK, VD_EX_IOERR, or VD_EX_DATAERR for values outside [0, 1] or
+ * non-finite, and labels below 0. */
+int shard_load(Shard *s, const int64_t *rows, int64_t n, VdError *err);
+
+/* Copies training positions [first, first + n) as floats into x (n,
+ * row_len) and, if y is not NULL, their labels. */
+void shard_batch(const Shard *s, int64_t first, int n, float *x, int32_t *y);
+
+#endif

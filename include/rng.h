@@ -1,0 +1,63 @@
+/* rng.h — counter-based random streams (Philox4x32-10, Salmon et al., SC'11).
+ *
+ * A draw is a pure function of (seed, stream, rank, a, b): there is no state
+ * to save, a resumed run reproduces the same numbers, and different
+ * (stream, rank) pairs occupy disjoint counter spaces, so they never overlap.
+ *
+ *   key     = the 64-bit seed
+ *   counter = { b low 32, b high 32, a, stream << 24 | rank }
+ *
+ * Streams (see README "Random streams"):
+ *   VD_STREAM_INIT   parameter init, rank field 0: identical on every rank;
+ *                    a = tensor index, b = element index in the tensor / 4.
+ *   VD_STREAM_ORDER  data order, rank field 0: every rank derives the same
+ *                    global permutation; a = epoch, b = Fisher-Yates position.
+ *   VD_STREAM_NOISE  eps for the reparameterized sample, one per rank;
+ *                    a = global step, b = (local sample * d + dim) / 4.
+ *   VD_STREAM_EVAL   eps for test-set evaluation, rank field 0, so the test
+ *                    figure does not depend on the rank count; a = epoch,
+ *                    b = (test row * d + dim) / 4. */
+#ifndef VD_RNG_H
+#define VD_RNG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    VD_STREAM_INIT = 1,
+    VD_STREAM_ORDER = 2,
+    VD_STREAM_NOISE = 3,
+    VD_STREAM_EVAL = 4
+} VdStream;
+
+typedef struct {
+    uint32_t key[2];
+    uint32_t tag; /* stream << 24 | rank */
+} Rng;
+
+/* The ten-round Philox4x32 bijection: out = philox(ctr, key). */
+void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/* A stream handle; rank must be below 2^24. */
+Rng rng_stream(uint64_t seed, VdStream stream, uint32_t rank);
+
+/* The four 32-bit words at counter (a, b). */
+void rng_block(const Rng *r, uint32_t a, uint64_t b, uint32_t out[4]);
+
+/* Fills out[0..n) with the standard normals at element indices first,
+ * first + 1, ... of counter row a (element e is word e % 4 of block e / 4;
+ * Box-Muller on word pairs). */
+void rng_normal_fill(const Rng *r, uint32_t a, uint64_t first, size_t n, float *out);
+
+/* Fills out[0..n) with uniforms in [lo, hi) at element indices first, ... */
+void rng_uniform_fill(const Rng *r, uint32_t a, uint64_t first, size_t n, float lo, float hi,
+                      float *out);
+
+/* A uniform integer in [0, n) from block (a, b) (multiply-shift, bias < n/2^64). */
+uint64_t rng_below(const Rng *r, uint32_t a, uint64_t b, uint64_t n);
+
+/* perm[0..n) = a permutation of 0..n-1 drawn from stream position a
+ * (Fisher-Yates, one block per swap). */
+void rng_permutation(const Rng *r, uint32_t a, int64_t *perm, int64_t n);
+
+#endif

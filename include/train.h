@@ -1,0 +1,64 @@
+/* train.h — the `train` subcommand: data-parallel training over MPI.
+ *
+ * Every rank holds the full model and reads only its slice of each epoch's
+ * global permutation. Per step: local forward/backward (sum of per-sample
+ * gradients), one allreduce of the flat gradient buffer (with the loss sums in
+ * its tail), divide by the global sample count, identical Adam step on every
+ * rank. Rank 0 alone writes checkpoints, metrics and figures. */
+#ifndef VD_TRAIN_H
+#define VD_TRAIN_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "optim.h"
+#include "opts.h"
+
+typedef struct {
+    char data[4096];
+    char dataset[256], labels[256], test_dataset[256], test_labels[256];
+    char out[4096];
+    int epochs;
+    int64_t batch; /* GLOBAL: samples per optimizer step over all ranks */
+    double lr, beta1, beta2, adam_eps;
+    OptList hidden;
+    int latent;
+    uint64_t seed;
+    int log_every;
+    int threads;
+    int ckpt_every;
+    int64_t max_steps;
+    int profile;
+} TrainConfig;
+
+extern const OptSpec train_options[];
+
+/* The data file used when --data is not given:
+ * $VAE_DIST_DATA, else ${XDG_DATA_HOME:-$HOME/.local/share}/vae-dist/fashion-mnist.h5 */
+void vd_default_data_path(char *buf, size_t n);
+
+/* Collective over comm. Parses argv (the arguments after "train") and
+ * trains. Returns the exit code, the same on every rank. */
+int train_main(int argc, char **argv, MPI_Comm comm);
+
+typedef struct {
+    double forward, backward, allreduce, optimizer; /* seconds */
+} StepTimes;
+
+/* Collective. One optimizer step on rows [0, n) of w->x with noise w->eps:
+ * local sum of per-sample gradients, one allreduce of the flat gradient
+ * buffer (loss sums and sample count in its tail), Adam step t with the
+ * gradient divided by the global sample count. Returns 1, or 0 without
+ * touching the parameters if any reduced value is not finite (the same
+ * verdict on every rank). tm may be NULL. */
+int train_step(Vae *m, VaeWork *w, int n, const AdamConfig *adam, long t, MPI_Comm comm,
+               StepTimes *tm);
+
+/* Collective. Sets OpenBLAS threads per rank: threads > 0 as given; 0 means
+ * $OPENBLAS_NUM_THREADS if set, else the cores this rank may use divided by
+ * the ranks sharing its node (at least 1). Returns the count set. */
+int vd_set_threads(int threads, MPI_Comm comm);
+
+#endif

@@ -1,0 +1,63 @@
+/* util.h — error reporting, exit codes, timers and allocation shared by every
+ * module of vae-dist.
+ *
+ * Errors travel as a VdError filled by the function that failed and returned
+ * as a sysexits-style code. Code that runs on every rank agrees on errors with
+ * vd_error_agree() before the next collective, so one rank's failure never
+ * leaves the others waiting; the lowest failing rank prints the one line. */
+#ifndef VD_UTIL_H
+#define VD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <mpi.h>
+
+/* Exit codes (sysexits.h values, plus our own above 75). Documented in README. */
+enum {
+    VD_OK = 0,
+    VD_EX_USAGE = 64,    /* bad command line */
+    VD_EX_DATAERR = 65,  /* input data malformed or unusable */
+    VD_EX_NOINPUT = 66,  /* input file or dataset missing */
+    VD_EX_SOFTWARE = 70, /* internal error, or training diverged (non-finite) */
+    VD_EX_CANTCREAT = 73,/* cannot create an output file or directory */
+    VD_EX_IOERR = 74     /* read or write failed part way */
+};
+
+typedef struct {
+    int code;       /* VD_OK when no error */
+    char msg[768];  /* one line, no trailing newline */
+} VdError;
+
+/* Records the first error only (later calls keep the original); returns code. */
+int vd_fail(VdError *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Collective. Agrees on errors across comm: returns the code of the lowest
+ * failing rank (VD_OK if none), after that rank printed "vae-dist: msg" to
+ * stderr. Every rank's err is set to the agreed code. */
+int vd_error_agree(VdError *err, MPI_Comm comm);
+
+/* Rank 0 of comm prints "vae-dist: msg" unless the error is VD_OK. Local. */
+void vd_error_print(const VdError *err, int rank);
+
+/* Local. Prints "vae-dist: rank R: file:line: msg" and calls MPI_Abort. For
+ * states that cannot be agreed on (out of memory in the middle of a step). */
+#define VD_ABORT(...) vd_abort_at(__FILE__, __LINE__, __VA_ARGS__)
+_Noreturn void vd_abort_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Zeroed, 64-byte aligned allocation; aborts the job if memory runs out. */
+void *vd_calloc(size_t n, size_t size);
+void vd_free(void *p);
+
+/* Wall clock in seconds (monotonic). */
+double vd_now(void);
+
+/* Order-sensitive 64-bit checksum of a float buffer's bits (FNV-1a over
+ * 32-bit words): equal buffers give equal sums, bit flips change it. */
+uint64_t vd_checksum_f32(const float *x, size_t n);
+
+/* Creates dir and its parents (like mkdir -p); 0 or -1 with errno set. */
+int vd_mkdirs(const char *dir);
+
+#endif

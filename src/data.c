@@ -1,0 +1,276 @@
+/* data.c — HDF5 row reader, sharding and the in-memory shard. See data.h. */
+#include "data.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Rows per H5Dread: keeps each hyperslab union small (building one of many
+ * thousand blocks is slow in HDF5 1.10) while a chunk is still decoded about
+ * once per load, since the rows come in ascending order. */
+#define VD_READ_GROUP 1024
+
+int h5_has_path(const char *file, const char *path)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return 0;
+    /* check each prefix: H5Lexists fails on a missing intermediate group */
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    int ok = 1;
+    for (char *p = buf + 1; ok; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            ok = H5Lexists(f, buf, H5P_DEFAULT) > 0;
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    H5Fclose(f);
+    return ok;
+}
+
+int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdError *err)
+{
+    memset(r, 0, sizeof *r);
+    r->file = r->dset = H5I_INVALID_HID;
+    r->is_label = is_label;
+    snprintf(r->where, sizeof r->where, "%s:%s", path, dset);
+    if (access(path, R_OK) != 0)
+        return vd_fail(err, VD_EX_NOINPUT, "cannot read %s: %s", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0)
+        return vd_fail(err, VD_EX_DATAERR, "%s is not an HDF5 file (or is truncated)", path);
+    r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (r->file < 0)
+        return vd_fail(err, VD_EX_DATAERR, "cannot open %s as HDF5 (truncated or corrupt?)", path);
+    if (dset[0] != '/' || !h5_has_path(path, dset))
+        return vd_fail(err, VD_EX_NOINPUT, "%s has no dataset %s", path, dset);
+    H5O_info_t info;
+    if (H5Oget_info_by_name(r->file, dset, &info, H5P_DEFAULT) < 0 || info.type != H5O_TYPE_DATASET)
+        return vd_fail(err, VD_EX_DATAERR, "%s is not a dataset", r->where);
+    r->dset = H5Dopen2(r->file, dset, H5P_DEFAULT);
+    if (r->dset < 0)
+        return vd_fail(err, VD_EX_DATAERR, "cannot open dataset %s", r->where);
+
+    hid_t space = H5Dget_space(r->dset);
+    int nd = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[H5S_MAX_RANK];
+    if (nd > 0)
+        H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    if (nd < 1 || nd > VD_MAX_DIMS)
+        return vd_fail(err, VD_EX_DATAERR, "%s: need a dataset shaped (N, ...), got rank %d",
+                       r->where, nd);
+    if (is_label ? !(nd == 1 || (nd == 2 && dims[1] == 1)) : nd < 2)
+        return vd_fail(err, VD_EX_DATAERR, "%s: %s, got rank %d", r->where,
+                       is_label ? "labels must be shaped (N) or (N, 1)"
+                                : "samples must be shaped (N, ...) with rank >= 2",
+                       nd);
+    r->n_dims = nd;
+    r->row_len = 1;
+    for (int i = 0; i < nd; i++) {
+        r->dims[i] = (int64_t)dims[i];
+        if (i > 0) {
+            if (dims[i] == 0 || r->row_len > (INT64_C(1) << 31) / (int64_t)dims[i])
+                return vd_fail(err, VD_EX_DATAERR, "%s: sample size is zero or too large",
+                               r->where);
+            r->row_len *= (int64_t)dims[i];
+        }
+    }
+    r->n_rows = r->dims[0];
+    if (r->n_rows < 1)
+        return vd_fail(err, VD_EX_DATAERR, "%s has no rows", r->where);
+
+    hid_t type = H5Dget_type(r->dset);
+    H5T_class_t cls = H5Tget_class(type);
+    size_t tsize = H5Tget_size(type);
+    H5T_sign_t sign = cls == H5T_INTEGER ? H5Tget_sign(type) : H5T_SGN_ERROR;
+    H5Tclose(type);
+    if (is_label) {
+        if (cls != H5T_INTEGER || tsize > 8)
+            return vd_fail(err, VD_EX_DATAERR, "%s: labels must be integers", r->where);
+    } else if (cls == H5T_INTEGER && tsize == 1 && sign == H5T_SGN_NONE) {
+        r->is_u8 = 1;
+    } else if (!(cls == H5T_FLOAT && (tsize == 4 || tsize == 8))) {
+        return vd_fail(err, VD_EX_DATAERR,
+                       "%s: unsupported type (need uint8, float32 or float64)", r->where);
+    }
+    return VD_OK;
+}
+
+void h5rows_close(H5Rows *r)
+{
+    if (!r)
+        return;
+    if (r->dset > 0)
+        H5Dclose(r->dset);
+    if (r->file > 0)
+        H5Fclose(r->file);
+    r->dset = r->file = H5I_INVALID_HID;
+}
+
+int h5rows_read(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdError *err)
+{
+    hid_t mtype = r->is_label ? H5T_NATIVE_INT32 : r->is_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
+    size_t esize = r->is_label ? 4 : r->is_u8 ? 1 : 4;
+    hid_t fspace = H5Dget_space(r->dset);
+    hsize_t start[VD_MAX_DIMS] = {0}, count[VD_MAX_DIMS];
+    for (int i = 0; i < r->n_dims; i++)
+        count[i] = (hsize_t)r->dims[i];
+    int rc = VD_OK;
+    for (int64_t g = 0; g < n && rc == VD_OK; g += VD_READ_GROUP) {
+        int64_t k = n - g < VD_READ_GROUP ? n - g : VD_READ_GROUP;
+        /* union of runs of consecutive rows */
+        H5Sselect_none(fspace);
+        for (int64_t i = 0; i < k;) {
+            int64_t j = i + 1;
+            while (j < k && rows[g + j] == rows[g + j - 1] + 1)
+                j++;
+            start[0] = (hsize_t)rows[g + i];
+            count[0] = (hsize_t)(j - i);
+            H5Sselect_hyperslab(fspace, H5S_SELECT_OR, start, NULL, count, NULL);
+            i = j;
+        }
+        hsize_t mdims[2] = {(hsize_t)k, (hsize_t)r->row_len};
+        hid_t mspace = H5Screate_simple(2, mdims, NULL);
+        char *dst = (char *)out + (size_t)g * (size_t)r->row_len * esize;
+        if (H5Dread(r->dset, mtype, mspace, fspace, H5P_DEFAULT, dst) < 0)
+            rc = vd_fail(err, VD_EX_IOERR, "%s: read of rows %lld..%lld failed (corrupt file?)",
+                         r->where, (long long)rows[g], (long long)rows[g + k - 1]);
+        H5Sclose(mspace);
+    }
+    H5Sclose(fspace);
+    return rc;
+}
+
+/* ---- sharding --------------------------------------------------------- */
+
+int64_t shard_steps_per_epoch(int64_t n, int64_t global_batch) { return n / global_batch; }
+
+int shard_local_batch(int64_t global_batch, int rank, int size)
+{
+    return (int)(global_batch / size + (rank < global_batch % size));
+}
+
+int64_t shard_local_offset(int64_t global_batch, int rank, int size)
+{
+    int64_t base = global_batch / size, extra = global_batch % size;
+    return rank * base + (rank < extra ? rank : extra);
+}
+
+void shard_epoch_rows(const int64_t *perm, int64_t steps, int64_t global_batch, int rank, int size,
+                      int64_t *out)
+{
+    int B = shard_local_batch(global_batch, rank, size);
+    int64_t off = shard_local_offset(global_batch, rank, size);
+    for (int64_t s = 0; s < steps; s++)
+        memcpy(out + s * B, perm + s * global_batch + off, sizeof(int64_t) * (size_t)B);
+}
+
+void shard_range(int64_t n, int rank, int size, int64_t *begin, int64_t *end)
+{
+    *begin = shard_local_offset(n, rank, size);
+    *end = *begin + shard_local_batch(n, rank, size);
+}
+
+/* ---- in-memory shard -------------------------------------------------- */
+
+void shard_init(Shard *s, H5Rows *images, H5Rows *labels, int64_t capacity, int check_unit)
+{
+    memset(s, 0, sizeof *s);
+    s->images = images;
+    s->labels = labels;
+    s->capacity = capacity;
+    s->check_unit = check_unit;
+    size_t cap = (size_t)capacity;
+    s->raw = vd_calloc(cap * (size_t)images->row_len, images->is_u8 ? 1 : sizeof(float));
+    s->lab = vd_calloc(cap, sizeof(int32_t));
+    s->slot = vd_calloc(cap, sizeof(int64_t));
+    s->sorted = vd_calloc(cap, sizeof(int64_t));
+    s->pairs = vd_calloc(2 * cap, sizeof(int64_t));
+}
+
+void shard_free(Shard *s)
+{
+    if (!s)
+        return;
+    vd_free(s->raw);
+    vd_free(s->lab);
+    vd_free(s->slot);
+    vd_free(s->sorted);
+    vd_free(s->pairs);
+    memset(s, 0, sizeof *s);
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int shard_load(Shard *s, const int64_t *rows, int64_t n, VdError *err)
+{
+    if (n > s->capacity)
+        VD_ABORT("shard_load: %lld rows exceed capacity %lld", (long long)n,
+                 (long long)s->capacity);
+    /* sort (row, training position) pairs by row */
+    for (int64_t i = 0; i < n; i++) {
+        s->pairs[2 * i] = rows[i];
+        s->pairs[2 * i + 1] = i;
+    }
+    qsort(s->pairs, (size_t)n, 2 * sizeof(int64_t), cmp_pair);
+    for (int64_t i = 0; i < n; i++) {
+        s->sorted[i] = s->pairs[2 * i];
+        s->slot[s->pairs[2 * i + 1]] = i;
+    }
+    s->n = n;
+    int rc = h5rows_read(s->images, s->sorted, n, s->raw, err);
+    if (rc == VD_OK && s->labels)
+        rc = h5rows_read(s->labels, s->sorted, n, s->lab, err);
+    if (rc != VD_OK)
+        return rc;
+    if (s->labels)
+        for (int64_t i = 0; i < n; i++)
+            if (s->lab[i] < 0)
+                return vd_fail(err, VD_EX_DATAERR, "%s: negative label %d at row %lld",
+                               s->labels->where, s->lab[i], (long long)s->sorted[i]);
+    if (!s->images->is_u8) {
+        const float *v = s->raw;
+        int64_t len = s->images->row_len;
+        for (int64_t i = 0; i < n * len; i++) {
+            if (!isfinite(v[i]))
+                return vd_fail(err, VD_EX_DATAERR, "%s: non-finite value in row %lld",
+                               s->images->where, (long long)s->sorted[i / len]);
+            if (s->check_unit && (v[i] < 0.0f || v[i] > 1.0f))
+                return vd_fail(err, VD_EX_DATAERR,
+                               "%s: value %g in row %lld is outside [0, 1], which the "
+                               "Bernoulli likelihood needs",
+                               s->images->where, v[i], (long long)s->sorted[i / len]);
+        }
+    }
+    return VD_OK;
+}
+
+void shard_batch(const Shard *s, int64_t first, int n, float *x, int32_t *y)
+{
+    size_t len = (size_t)s->images->row_len;
+    for (int i = 0; i < n; i++) {
+        int64_t slot = s->slot[first + i];
+        float *dst = x + (size_t)i * len;
+        if (s->images->is_u8) {
+            const uint8_t *src = (const uint8_t *)s->raw + (size_t)slot * len;
+            for (size_t j = 0; j < len; j++)
+                dst[j] = (float)src[j] * (1.0f / 255.0f);
+        } else {
+            memcpy(dst, (const float *)s->raw + (size_t)slot * len, len * sizeof(float));
+        }
+        if (y)
+            y[i] = s->lab[slot];
+    }
+}

@@ -1,0 +1,147 @@
+/* h5util.c — HDF5 helpers. See h5util.h. */
+#include "h5util.h"
+
+#include <string.h>
+
+void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static int write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, hid_t space,
+                      const void *v)
+{
+    if (H5Aexists(obj, name) > 0)
+        H5Adelete(obj, name);
+    hid_t a = H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 ? -1 : H5Awrite(a, mtype, v);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(space);
+    return rc < 0 ? -1 : 0;
+}
+
+int h5_attr_str(hid_t obj, const char *name, const char *value)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, strlen(value) + 1);
+    int rc = write_attr(obj, name, type, type, H5Screate(H5S_SCALAR), value);
+    H5Tclose(type);
+    return rc;
+}
+
+int h5_attr_i64(hid_t obj, const char *name, const int64_t *v, int n)
+{
+    hsize_t dim = (hsize_t)n;
+    hid_t space = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dim, NULL);
+    return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, space, v);
+}
+
+int h5_attr_u64(hid_t obj, const char *name, uint64_t v)
+{
+    return write_attr(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, H5Screate(H5S_SCALAR), &v);
+}
+
+int h5_attr_read_i64(hid_t obj, const char *name, int64_t *v, int max)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0)
+        return -1;
+    hid_t space = H5Aget_space(a);
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    H5Sclose(space);
+    hid_t type = H5Aget_type(a);
+    int is_int = H5Tget_class(type) == H5T_INTEGER;
+    H5Tclose(type);
+    int rc = -1;
+    if (is_int && n >= 1 && n <= max && H5Aread(a, H5T_NATIVE_INT64, v) >= 0)
+        rc = (int)n;
+    H5Aclose(a);
+    return rc;
+}
+
+int h5_attr_read_u64(hid_t obj, const char *name, uint64_t *v)
+{
+    int64_t x;
+    if (h5_attr_read_i64(obj, name, &x, 1) != 1)
+        return -1;
+    /* read again unsigned: values above INT64_MAX would have been clipped */
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    int rc = H5Aread(a, H5T_NATIVE_UINT64, v) < 0 ? -1 : 0;
+    H5Aclose(a);
+    return rc;
+}
+
+int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t n)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t type = H5Aget_type(a);
+    int rc = -1;
+    if (H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)) {
+        size_t len = H5Tget_size(type);
+        char tmp[8192];
+        if (len <= sizeof tmp) {
+            hid_t mtype = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mtype, len);
+            if (H5Aread(a, mtype, tmp) >= 0) {
+                tmp[len - 1] = '\0';
+                snprintf(buf, n, "%s", tmp);
+                rc = 0;
+            }
+            H5Tclose(mtype);
+        }
+    }
+    H5Tclose(type);
+    H5Aclose(a);
+    return rc;
+}
+
+int h5_write_f32(hid_t loc, const char *name, const float *data, int64_t rows, int64_t cols)
+{
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+    hid_t space = H5Screate_simple(cols ? 2 : 1, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(dcpl, 0); /* same content, same bytes */
+    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    int rc = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (d >= 0)
+        H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return rc < 0 ? -1 : 0;
+}
+
+int h5_append_f64(hid_t loc, const char *name, double v)
+{
+    hid_t d;
+    if (H5Lexists(loc, name, H5P_DEFAULT) > 0) {
+        d = H5Dopen2(loc, name, H5P_DEFAULT);
+    } else {
+        hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = 256;
+        hid_t space = H5Screate_simple(1, &zero, &unlimited);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, 1, &chunk);
+        d = H5Dcreate2(loc, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Pclose(dcpl);
+        H5Sclose(space);
+    }
+    if (d < 0)
+        return -1;
+    hid_t space = H5Dget_space(d);
+    hsize_t n;
+    H5Sget_simple_extent_dims(space, &n, NULL);
+    H5Sclose(space);
+    hsize_t newn = n + 1, one = 1;
+    int rc = H5Dset_extent(d, &newn);
+    if (rc >= 0) {
+        space = H5Dget_space(d);
+        H5Sselect_hyperslab(space, H5S_SELECT_SET, &n, NULL, &one, NULL);
+        hid_t mspace = H5Screate_simple(1, &one, NULL);
+        rc = H5Dwrite(d, H5T_NATIVE_DOUBLE, mspace, space, H5P_DEFAULT, &v);
+        H5Sclose(mspace);
+        H5Sclose(space);
+    }
+    H5Dclose(d);
+    return rc < 0 ? -1 : 0;
+}

@@ -1,0 +1,450 @@
+/* model.c — VAE layout, init, forward and backward. See model.h. */
+#include "model.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rng.h"
+#include "util.h"
+
+/* ---- layout ----------------------------------------------------------- */
+
+static void add_tensor(Vae *m, const char *name, int rows, int cols)
+{
+    VaeTensor *t = &m->tensors[m->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->offset = m->n_params;
+    t->rows = rows;
+    t->cols = cols;
+    m->n_params += (size_t)rows * (size_t)(cols ? cols : 1);
+}
+
+static void add_linear(Vae *m, const char *prefix, int n_in, int n_out)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    add_tensor(m, name, n_out, n_in);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    add_tensor(m, name, n_out, 0);
+}
+
+/* Points every Linear of v at base, following m's tensor table order. */
+static void bind_views(const Vae *m, float *base, VaeLayers *v)
+{
+    const VaeShape *s = &m->shape;
+    int L = s->n_hidden, d = s->n_latent, t = 0;
+    for (int l = 0; l < L; l++, t += 2) {
+        v->enc[l] = (Linear){base + m->tensors[t].offset, base + m->tensors[t + 1].offset,
+                             m->tensors[t].cols, m->tensors[t].rows};
+    }
+    /* mu.weight, logvar.weight, mu.bias, logvar.bias: one (2d, H) matrix and one (2d) vector. */
+    v->head = (Linear){base + m->tensors[t].offset, base + m->tensors[t + 2].offset,
+                       s->hidden[L - 1], 2 * d};
+    t += 4;
+    for (int l = 0; l <= L; l++, t += 2) {
+        v->dec[l] = (Linear){base + m->tensors[t].offset, base + m->tensors[t + 1].offset,
+                             m->tensors[t].cols, m->tensors[t].rows};
+    }
+}
+
+Vae *vae_create(const VaeShape *shape, const char **why)
+{
+    const VaeShape *s = shape;
+    if (s->n_input < 1 || s->n_latent < 1) {
+        *why = "input and latent sizes must be positive";
+        return NULL;
+    }
+    if (s->n_hidden < 1 || s->n_hidden > VD_MAX_HIDDEN) {
+        *why = "the model needs 1 to 8 hidden layers";
+        return NULL;
+    }
+    for (int l = 0; l < s->n_hidden; l++) {
+        if (s->hidden[l] < 1) {
+            *why = "hidden layer sizes must be positive";
+            return NULL;
+        }
+    }
+    Vae *m = vd_calloc(1, sizeof *m);
+    m->shape = *s;
+    int L = s->n_hidden, d = s->n_latent;
+    char name[32];
+    for (int l = 0; l < L; l++) {
+        snprintf(name, sizeof name, "encoder.%d", l);
+        add_linear(m, name, l ? s->hidden[l - 1] : s->n_input, s->hidden[l]);
+    }
+    add_tensor(m, "mu.weight", d, s->hidden[L - 1]);
+    add_tensor(m, "logvar.weight", d, s->hidden[L - 1]);
+    add_tensor(m, "mu.bias", d, 0);
+    add_tensor(m, "logvar.bias", d, 0);
+    for (int l = 0; l <= L; l++) {
+        int n_in = l ? s->hidden[L - l] : d;
+        int n_out = l < L ? s->hidden[L - 1 - l] : s->n_input;
+        snprintf(name, sizeof name, "decoder.%d", l);
+        add_linear(m, name, n_in, n_out);
+    }
+    m->params = vd_calloc(m->n_params, sizeof(float));
+    m->grads = vd_calloc(m->n_params + VD_GRAD_EXTRA, sizeof(float));
+    m->adam_m = vd_calloc(m->n_params, sizeof(float));
+    m->adam_v = vd_calloc(m->n_params, sizeof(float));
+    bind_views(m, m->params, &m->p);
+    bind_views(m, m->grads, &m->g);
+    return m;
+}
+
+void vae_free(Vae *m)
+{
+    if (!m)
+        return;
+    vd_free(m->params);
+    vd_free(m->grads);
+    vd_free(m->adam_m);
+    vd_free(m->adam_v);
+    vd_free(m);
+}
+
+const VaeTensor *vae_tensor(const Vae *m, const char *name)
+{
+    for (int t = 0; t < m->n_tensors; t++)
+        if (strcmp(m->tensors[t].name, name) == 0)
+            return &m->tensors[t];
+    return NULL;
+}
+
+void vae_init_params(Vae *m, uint64_t seed)
+{
+    Rng r = rng_stream(seed, VD_STREAM_INIT, 0);
+    for (int t = 0; t < m->n_tensors; t++) {
+        const VaeTensor *ten = &m->tensors[t];
+        /* fan_in of a weight is its cols; a bias shares its weight's. */
+        int fan_in = ten->cols;
+        if (!fan_in) {
+            char wname[40];
+            snprintf(wname, sizeof wname, "%.*s.weight", (int)(strlen(ten->name) - 5), ten->name);
+            fan_in = vae_tensor(m, wname)->cols;
+        }
+        float bound = 1.0f / sqrtf((float)fan_in);
+        size_t n = (size_t)ten->rows * (size_t)(ten->cols ? ten->cols : 1);
+        rng_uniform_fill(&r, (uint32_t)t, 0, n, -bound, bound, m->params + ten->offset);
+    }
+}
+
+double vae_forward_macs(const VaeShape *s)
+{
+    int L = s->n_hidden, d = s->n_latent;
+    double macs = 0, in = s->n_input;
+    for (int l = 0; l < L; l++) {
+        macs += in * s->hidden[l];
+        in = s->hidden[l];
+    }
+    macs += in * 2.0 * d;
+    in = d;
+    for (int l = L - 1; l >= 0; l--) {
+        macs += in * s->hidden[l];
+        in = s->hidden[l];
+    }
+    return macs + in * s->n_input;
+}
+
+/* ---- work buffers ----------------------------------------------------- */
+
+VaeWork *vae_work_create(const VaeShape *s, int max_batch)
+{
+    VaeWork *w = vd_calloc(1, sizeof *w);
+    size_t B = (size_t)max_batch;
+    int L = s->n_hidden, d = s->n_latent, widest = s->n_input > 2 * d ? s->n_input : 2 * d;
+    w->max_batch = max_batch;
+    w->x = vd_calloc(B * s->n_input, sizeof(float));
+    w->eps = vd_calloc(B * d, sizeof(float));
+    for (int l = 0; l < L; l++) {
+        w->enc[l] = vd_calloc(B * s->hidden[l], sizeof(float));
+        w->dec[l] = vd_calloc(B * s->hidden[L - 1 - l], sizeof(float));
+        if (s->hidden[l] > widest)
+            widest = s->hidden[l];
+    }
+    w->head = vd_calloc(B * 2 * d, sizeof(float));
+    w->z = vd_calloc(B * d, sizeof(float));
+    w->logits = vd_calloc(B * s->n_input, sizeof(float));
+    w->dact[0] = vd_calloc(B * widest, sizeof(float));
+    w->dact[1] = vd_calloc(B * widest, sizeof(float));
+    w->dhead = vd_calloc(B * 2 * d, sizeof(float));
+    w->recon = vd_calloc(B, sizeof(double));
+    w->kl = vd_calloc(B, sizeof(double));
+    return w;
+}
+
+void vae_work_free(VaeWork *w)
+{
+    if (!w)
+        return;
+    vd_free(w->x);
+    vd_free(w->eps);
+    for (int l = 0; l < VD_MAX_HIDDEN; l++) {
+        vd_free(w->enc[l]);
+        vd_free(w->dec[l]);
+    }
+    vd_free(w->head);
+    vd_free(w->z);
+    vd_free(w->logits);
+    vd_free(w->dact[0]);
+    vd_free(w->dact[1]);
+    vd_free(w->dhead);
+    vd_free(w->recon);
+    vd_free(w->kl);
+    vd_free(w);
+}
+
+/* ---- kernels ---------------------------------------------------------- */
+
+void linear_forward(float *out, const float *in, const Linear *l, int B)
+{
+    /* out (B, n_out) = bias, then += in (B, n_in) W^T, W (n_out, n_in) */
+    for (int i = 0; i < B; i++)
+        memcpy(out + (size_t)i * l->n_out, l->b, sizeof(float) * (size_t)l->n_out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, l->n_out, l->n_in, 1.0f, in,
+                l->n_in, l->w, l->n_in, 1.0f, out, l->n_out);
+}
+
+void linear_backward(float *din, Linear *dl, const float *dout, const float *in, const Linear *l,
+                     int B)
+{
+    /* dW (n_out, n_in) += dout^T (n_out, B) in (B, n_in) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->n_out, l->n_in, B, 1.0f, dout,
+                l->n_out, in, l->n_in, 1.0f, dl->w, l->n_in);
+    for (int i = 0; i < B; i++) {
+        const float *row = dout + (size_t)i * l->n_out;
+        for (int j = 0; j < l->n_out; j++)
+            dl->b[j] += row[j];
+    }
+    /* din (B, n_in) = dout (B, n_out) W (n_out, n_in) */
+    if (din)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, l->n_in, l->n_out, 1.0f, dout,
+                    l->n_out, l->w, l->n_in, 0.0f, din, l->n_in);
+}
+
+void linear_forward_ref(double *out, const double *in, const double *w, const double *b, int B,
+                        int n_in, int n_out)
+{
+    for (int i = 0; i < B; i++)
+        for (int o = 0; o < n_out; o++) {
+            double acc = b[o];
+            for (int k = 0; k < n_in; k++)
+                acc += in[(size_t)i * n_in + k] * w[(size_t)o * n_in + k];
+            out[(size_t)i * n_out + o] = acc;
+        }
+}
+
+/* x (n) = max(x, 0) */
+static void relu_forward(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+/* dx (n) *= [out > 0] */
+static void relu_backward(float *dx, const float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dx[i] = out[i] > 0.0f ? dx[i] : 0.0f;
+}
+
+void bernoulli_loss(double *recon, float *dlogits, const float *logits, const float *x, int B,
+                    int D)
+{
+    for (int i = 0; i < B; i++) {
+        const float *a = logits + (size_t)i * D, *xi = x + (size_t)i * D;
+        float *da = dlogits ? dlogits + (size_t)i * D : NULL;
+        double sum = 0.0;
+        for (int j = 0; j < D; j++) {
+            float aj = a[j], e = expf(-fabsf(aj));
+            /* softplus(a) - x a, from logits: never log(sigmoid) */
+            sum += fmaxf(aj, 0.0f) + log1pf(e) - xi[j] * aj;
+            if (da) {
+                float sig = aj >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+                da[j] = sig - xi[j];
+            }
+        }
+        recon[i] = sum;
+    }
+}
+
+void reparam_kl_forward(float *z, double *kl, const float *head, const float *eps, int B, int d)
+{
+    for (int i = 0; i < B; i++) {
+        const float *mu = head + (size_t)i * 2 * d, *lv = mu + d, *e = eps + (size_t)i * d;
+        float *zi = z + (size_t)i * d;
+        double sum = 0.0;
+        for (int j = 0; j < d; j++) {
+            float var = expf(lv[j]);
+            zi[j] = mu[j] + sqrtf(var) * e[j];
+            sum += 0.5 * ((double)mu[j] * mu[j] + var - lv[j] - 1.0);
+        }
+        kl[i] = sum;
+    }
+}
+
+void reparam_kl_backward(float *dhead, const float *dz, const float *head, const float *eps,
+                         float beta, int B, int d)
+{
+    for (int i = 0; i < B; i++) {
+        const float *mu = head + (size_t)i * 2 * d, *lv = mu + d;
+        const float *dzi = dz + (size_t)i * d, *e = eps + (size_t)i * d;
+        float *dmu = dhead + (size_t)i * 2 * d, *dlv = dmu + d;
+        for (int j = 0; j < d; j++) {
+            float var = expf(lv[j]);
+            dmu[j] = dzi[j] + beta * mu[j];
+            dlv[j] = dzi[j] * 0.5f * sqrtf(var) * e[j] + beta * 0.5f * (var - 1.0f);
+        }
+    }
+}
+
+/* ---- whole model ------------------------------------------------------ */
+
+/* Encoder and heads: w->head = [mu | logvar] for w->x. */
+static void encode(const Vae *m, VaeWork *w, int n)
+{
+    const VaeShape *s = &m->shape;
+    const float *in = w->x;
+    for (int l = 0; l < s->n_hidden; l++) {
+        linear_forward(w->enc[l], in, &m->p.enc[l], n);
+        relu_forward(w->enc[l], (size_t)n * s->hidden[l]);
+        in = w->enc[l];
+    }
+    linear_forward(w->head, in, &m->p.head, n);
+}
+
+/* Decoder: w->logits for latent rows z. */
+static void decode(const Vae *m, VaeWork *w, const float *z, int n)
+{
+    const VaeShape *s = &m->shape;
+    int L = s->n_hidden;
+    const float *in = z;
+    for (int l = 0; l < L; l++) {
+        linear_forward(w->dec[l], in, &m->p.dec[l], n);
+        relu_forward(w->dec[l], (size_t)n * s->hidden[L - 1 - l]);
+        in = w->dec[l];
+    }
+    linear_forward(w->logits, in, &m->p.dec[L], n);
+}
+
+double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad)
+{
+    const VaeShape *s = &m->shape;
+    encode(m, w, n);
+    reparam_kl_forward(w->z, w->kl, w->head, w->eps, n, s->n_latent);
+    decode(m, w, w->z, n);
+    bernoulli_loss(w->recon, want_grad ? w->logits : NULL, w->logits, w->x, n, s->n_input);
+    double total = 0.0;
+    for (int i = 0; i < n; i++)
+        total += w->recon[i] + (double)beta * w->kl[i];
+    return total;
+}
+
+void vae_backward(Vae *m, VaeWork *w, int n, float beta)
+{
+    const VaeShape *s = &m->shape;
+    int L = s->n_hidden, d = s->n_latent;
+    /* decoder: w->logits already holds dR/dlogits */
+    const float *dout = w->logits;
+    int cur = 0;
+    for (int l = L; l >= 0; l--) {
+        const float *in = l ? w->dec[l - 1] : w->z;
+        float *din = w->dact[cur];
+        linear_backward(din, &m->g.dec[l], dout, in, &m->p.dec[l], n);
+        if (l)
+            relu_backward(din, w->dec[l - 1], (size_t)n * s->hidden[L - l]);
+        dout = din;
+        cur ^= 1;
+    }
+    /* dout is now dR/dz (n, d) */
+    reparam_kl_backward(w->dhead, dout, w->head, w->eps, beta, n, d);
+    dout = w->dhead;
+    for (int l = L; l >= 0; l--) {
+        const float *in = l ? w->enc[l - 1] : w->x;
+        Linear *gl = l == L ? &m->g.head : &m->g.enc[l];
+        const Linear *pl = l == L ? &m->p.head : &m->p.enc[l];
+        float *din = l ? w->dact[cur] : NULL;
+        linear_backward(din, gl, dout, in, pl, n);
+        if (l)
+            relu_backward(din, w->enc[l - 1], (size_t)n * s->hidden[l - 1]);
+        dout = din;
+        cur ^= 1;
+    }
+}
+
+void vae_decode(const Vae *m, VaeWork *w, const float *z, int n, float *out)
+{
+    decode(m, w, z, n);
+    size_t total = (size_t)n * m->shape.n_input;
+    for (size_t i = 0; i < total; i++)
+        out[i] = 1.0f / (1.0f + expf(-w->logits[i]));
+}
+
+/* ---- double-precision oracle ------------------------------------------ */
+
+static void relu_ref(double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] > 0.0 ? x[i] : 0.0;
+}
+
+double vae_loss_ref(const Vae *m, const double *params, const double *x, const double *eps, int n,
+                    double beta, double *recon_sum, double *kl_sum)
+{
+    const VaeShape *s = &m->shape;
+    int L = s->n_hidden, d = s->n_latent, D = s->n_input, widest = D > 2 * d ? D : 2 * d;
+    for (int l = 0; l < L; l++)
+        if (s->hidden[l] > widest)
+            widest = s->hidden[l];
+    double *a = vd_calloc((size_t)widest, sizeof(double));
+    double *b = vd_calloc((size_t)widest, sizeof(double));
+    double rsum = 0.0, ksum = 0.0;
+    for (int i = 0; i < n; i++) {
+        /* encoder */
+        memcpy(a, x + (size_t)i * D, sizeof(double) * (size_t)D);
+        int t = 0, width = D;
+        for (int l = 0; l < L; l++, t += 2) {
+            linear_forward_ref(b, a, params + m->tensors[t].offset,
+                               params + m->tensors[t + 1].offset, 1, width, s->hidden[l]);
+            width = s->hidden[l];
+            relu_ref(b, (size_t)width);
+            memcpy(a, b, sizeof(double) * (size_t)width);
+        }
+        double mu[256], lv[256], z[256];
+        if (d > 256)
+            VD_ABORT("vae_loss_ref supports latent sizes up to 256");
+        linear_forward_ref(mu, a, params + m->tensors[t].offset,
+                           params + m->tensors[t + 2].offset, 1, width, d);
+        linear_forward_ref(lv, a, params + m->tensors[t + 1].offset,
+                           params + m->tensors[t + 3].offset, 1, width, d);
+        t += 4;
+        for (int j = 0; j < d; j++) {
+            z[j] = mu[j] + exp(0.5 * lv[j]) * eps[(size_t)i * d + j];
+            ksum += 0.5 * (mu[j] * mu[j] + exp(lv[j]) - lv[j] - 1.0);
+        }
+        /* decoder */
+        memcpy(a, z, sizeof(double) * (size_t)d);
+        width = d;
+        for (int l = 0; l <= L; l++, t += 2) {
+            int n_out = l < L ? s->hidden[L - 1 - l] : D;
+            linear_forward_ref(b, a, params + m->tensors[t].offset,
+                               params + m->tensors[t + 1].offset, 1, width, n_out);
+            width = n_out;
+            if (l < L)
+                relu_ref(b, (size_t)width);
+            memcpy(a, b, sizeof(double) * (size_t)width);
+        }
+        for (int j = 0; j < D; j++) {
+            double lg = a[j];
+            rsum += fmax(lg, 0.0) + log1p(exp(-fabs(lg))) - x[(size_t)i * D + j] * lg;
+        }
+    }
+    vd_free(a);
+    vd_free(b);
+    if (recon_sum)
+        *recon_sum = rsum;
+    if (kl_sum)
+        *kl_sum = ksum;
+    return rsum + beta * ksum;
+}

@@ -1,0 +1,186 @@
+/* opts.c — table-driven option parsing. See opts.h. */
+#include "opts.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int in_range(const OptSpec *o, double x)
+{
+    return o->min > o->max || (x >= o->min && x <= o->max);
+}
+
+/* Parses text into o's field of cfg; 0 or -1 with a reason in err. */
+static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err)
+{
+    char *field = (char *)cfg + o->offset, *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case OPT_STR:
+        if (strlen(text) >= o->size)
+            return vd_fail(err, VD_EX_USAGE, "--%s: value longer than %zu characters", o->name,
+                           o->size - 1);
+        memcpy(field, text, strlen(text) + 1);
+        return 0;
+    case OPT_BOOL: {
+        if (strcmp(text, "1") && strcmp(text, "0"))
+            return vd_fail(err, VD_EX_USAGE, "--%s takes no value", o->name);
+        *(int *)field = text[0] == '1';
+        return 0;
+    }
+    case OPT_INT:
+    case OPT_I64: {
+        long long v = strtoll(text, &end, 10);
+        if (!*text || *end || errno || !in_range(o, (double)v) ||
+            (o->type == OPT_INT && (v < INT32_MIN || v > INT32_MAX)))
+            goto bad_number;
+        if (o->type == OPT_INT)
+            *(int *)field = (int)v;
+        else
+            *(int64_t *)field = v;
+        return 0;
+    }
+    case OPT_U64: {
+        if (*text == '-')
+            goto bad_number;
+        unsigned long long v = strtoull(text, &end, 0);
+        if (!*text || *end || errno)
+            goto bad_number;
+        *(uint64_t *)field = v;
+        return 0;
+    }
+    case OPT_F64: {
+        double v = strtod(text, &end);
+        if (!*text || *end || errno || !isfinite(v) || !in_range(o, v))
+            goto bad_number;
+        *(double *)field = v;
+        return 0;
+    }
+    case OPT_LIST: {
+        OptList list = {0};
+        const char *p = text;
+        while (1) {
+            if (list.n == VD_LIST_MAX)
+                return vd_fail(err, VD_EX_USAGE, "--%s: at most %d values", o->name,
+                               VD_LIST_MAX);
+            errno = 0;
+            long v = strtol(p, &end, 10);
+            if (end == p || errno || !in_range(o, (double)v))
+                goto bad_number;
+            list.v[list.n++] = (int)v;
+            if (*end == '\0')
+                break;
+            if (*end != ',')
+                goto bad_number;
+            p = end + 1;
+        }
+        *(OptList *)field = list;
+        return 0;
+    }
+    }
+bad_number:
+    if (o->min <= o->max)
+        return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a %s in [%g, %g]", o->name, text,
+                       o->type == OPT_F64 ? "number" : "whole number", o->min, o->max);
+    return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a valid %s", o->name, text,
+                   o->type == OPT_F64 ? "number" : o->type == OPT_LIST ? "list" : "whole number");
+}
+
+void opts_defaults(const OptSpec *table, void *cfg)
+{
+    for (const OptSpec *o = table; o->name; o++) {
+        VdError err = {0};
+        if (set_value(o, cfg, o->def, &err) != 0)
+            VD_ABORT("bad default for --%s: %s", o->name, err.msg);
+    }
+}
+
+int opts_parse(const OptSpec *table, void *cfg, int argc, char **argv, int *help, VdError *err)
+{
+    *help = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *help = 1;
+            return VD_OK;
+        }
+        if (strncmp(arg, "--", 2) != 0)
+            return vd_fail(err, VD_EX_USAGE, "unexpected argument '%s' (options start with --)",
+                           arg);
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const OptSpec *o = table;
+        while (o->name && !(strlen(o->name) == len && strncmp(o->name, name, len) == 0))
+            o++;
+        if (!o->name)
+            return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s' (see --help)", (int)len,
+                           name);
+        const char *value;
+        if (o->type == OPT_BOOL) {
+            if (eq)
+                return vd_fail(err, VD_EX_USAGE, "--%s takes no value", o->name);
+            value = "1";
+        } else if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            return vd_fail(err, VD_EX_USAGE, "--%s needs a value", o->name);
+        }
+        if (set_value(o, cfg, value, err) != 0)
+            return VD_EX_USAGE;
+    }
+    return VD_OK;
+}
+
+void opts_format(const OptSpec *o, const void *cfg, char *buf, size_t n)
+{
+    const char *field = (const char *)cfg + o->offset;
+    switch (o->type) {
+    case OPT_STR: snprintf(buf, n, "%s", field); break;
+    case OPT_BOOL:
+    case OPT_INT: snprintf(buf, n, "%d", *(const int *)field); break;
+    case OPT_I64: snprintf(buf, n, "%" PRId64, *(const int64_t *)field); break;
+    case OPT_U64: snprintf(buf, n, "%" PRIu64, *(const uint64_t *)field); break;
+    case OPT_F64: snprintf(buf, n, "%.17g", *(const double *)field); break;
+    case OPT_LIST: {
+        const OptList *l = (const OptList *)field;
+        size_t used = 0;
+        buf[0] = '\0';
+        for (int i = 0; i < l->n && used < n; i++)
+            used += (size_t)snprintf(buf + used, n - used, i ? ",%d" : "%d", l->v[i]);
+        break;
+    }
+    }
+}
+
+void opts_help(FILE *f, const OptSpec *table, const void *cfg)
+{
+    for (const OptSpec *o = table; o->name; o++) {
+        char left[64], value[4200];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        fprintf(f, "  %-22s %s", left, o->help);
+        if (o->type != OPT_BOOL) {
+            opts_format(o, cfg, value, sizeof value);
+            if (o->type == OPT_F64) /* short form for help */
+                snprintf(value, sizeof value, "%g", *(const double *)((const char *)cfg + o->offset));
+            fprintf(f, " [%s]", value[0] ? value : "none");
+        }
+        fputc('\n', f);
+    }
+}
+
+void opts_print(FILE *f, const OptSpec *table, const void *cfg)
+{
+    for (const OptSpec *o = table; o->name; o++) {
+        char value[4200];
+        opts_format(o, cfg, value, sizeof value);
+        if (o->type == OPT_F64)
+            snprintf(value, sizeof value, "%g", *(const double *)((const char *)cfg + o->offset));
+        fprintf(f, "  %-14s = %s\n", o->name, value);
+    }
+}

@@ -1,0 +1,130 @@
+/* util.c — errors, allocation, timers. See util.h. */
+#include "util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int vd_fail(VdError *err, int code, const char *fmt, ...)
+{
+    if (err == NULL || err->code != VD_OK)
+        return err ? err->code : code;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void vd_error_print(const VdError *err, int rank)
+{
+    if (err->code != VD_OK && rank == 0)
+        fprintf(stderr, "vae-dist: %s\n", err->msg);
+}
+
+int vd_error_agree(VdError *err, MPI_Comm comm)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int mine = err->code != VD_OK ? rank : size, first;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == size)
+        return VD_OK;
+    int code = err->code;
+    MPI_Bcast(&code, 1, MPI_INT, first, comm);
+    if (rank == first) {
+        fprintf(stderr, "vae-dist: %s\n", err->msg);
+        fflush(stderr);
+    } else if (err->code == VD_OK) {
+        err->code = code;
+        snprintf(err->msg, sizeof err->msg, "error reported by rank %d", first);
+    }
+    err->code = code;
+    return code;
+}
+
+_Noreturn void vd_abort_at(const char *file, int line, const char *fmt, ...)
+{
+    int rank = 0, init = 0;
+    MPI_Initialized(&init);
+    if (init)
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "vae-dist: rank %d: %s:%d: %s\n", rank, file, line, msg);
+    fflush(stderr);
+    if (init)
+        MPI_Abort(MPI_COMM_WORLD, VD_EX_SOFTWARE);
+    exit(VD_EX_SOFTWARE);
+}
+
+void *vd_calloc(size_t n, size_t size)
+{
+    if (n == 0 || size == 0)
+        n = size = 1;
+    if (n > SIZE_MAX / size)
+        VD_ABORT("allocation of %zu x %zu bytes overflows", n, size);
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n * size) != 0)
+        VD_ABORT("out of memory allocating %zu bytes", n * size);
+    memset(p, 0, n * size);
+    return p;
+}
+
+void vd_free(void *p) { free(p); }
+
+double vd_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+uint64_t vd_checksum_f32(const float *x, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t w;
+        memcpy(&w, &x[i], sizeof w);
+        h = (h ^ w) * 1099511628211ULL;
+    }
+    return h;
+}
+
+int vd_mkdirs(const char *dir)
+{
+    char path[4096];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}

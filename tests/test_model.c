@@ -1,0 +1,330 @@
+/* test_model.c — the model's kernels and its whole gradient against finite
+ * differences of a double-precision reference, the KL closed form against
+ * Monte Carlo, and the reparameterization gradients. */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "model.h"
+#include "rng.h"
+#include "util.h"
+
+static void fill_uniform(float *x, size_t n, uint32_t a, float lo, float hi)
+{
+    Rng r = rng_stream(777, VD_STREAM_INIT, 5);
+    rng_uniform_fill(&r, a, 0, n, lo, hi, x);
+}
+
+/* BLAS linear layer against the naive triple loop. */
+static void test_linear_forward_matches_reference(void **state)
+{
+    (void)state;
+    enum { B = 5, IN = 13, OUT = 7 };
+    float w[OUT * IN], b[OUT], x[B * IN], y[B * OUT];
+    double wd[OUT * IN], bd[OUT], xd[B * IN], yd[B * OUT];
+    fill_uniform(w, OUT * IN, 1, -1, 1);
+    fill_uniform(b, OUT, 2, -1, 1);
+    fill_uniform(x, B * IN, 3, -1, 1);
+    for (int i = 0; i < OUT * IN; i++) wd[i] = w[i];
+    for (int i = 0; i < OUT; i++) bd[i] = b[i];
+    for (int i = 0; i < B * IN; i++) xd[i] = x[i];
+    Linear l = {w, b, IN, OUT};
+    linear_forward(y, x, &l, B);
+    linear_forward_ref(yd, xd, wd, bd, B, IN, OUT);
+    for (int i = 0; i < B * OUT; i++)
+        assert_true(fabs(y[i] - yd[i]) < 1e-5);
+}
+
+/* Per-layer gradient check: L = sum(r * (x W^T + b)); finite differences of
+ * the double reference for dW, db and dx. */
+static void test_linear_backward_finite_differences(void **state)
+{
+    (void)state;
+    enum { B = 4, IN = 6, OUT = 5 };
+    float w[OUT * IN], b[OUT], x[B * IN], r[B * OUT], dw[OUT * IN] = {0}, db[OUT] = {0},
+          dx[B * IN];
+    double wd[OUT * IN], bd[OUT], xd[B * IN], y[B * OUT];
+    fill_uniform(w, OUT * IN, 4, -1, 1);
+    fill_uniform(b, OUT, 5, -1, 1);
+    fill_uniform(x, B * IN, 6, -1, 1);
+    fill_uniform(r, B * OUT, 7, -1, 1);
+    Linear l = {w, b, IN, OUT}, dl = {dw, db, IN, OUT};
+    linear_backward(dx, &dl, r, x, &l, B);
+    const double h = 1e-6;
+#define LOSS(out)                                                                          \
+    do {                                                                                   \
+        linear_forward_ref(y, xd, wd, bd, B, IN, OUT);                                     \
+        out = 0;                                                                           \
+        for (int k = 0; k < B * OUT; k++)                                                  \
+            out += r[k] * y[k];                                                            \
+    } while (0)
+#define CHECK(arr, n, grad)                                                                \
+    for (int i = 0; i < (n); i++) {                                                        \
+        double keep = arr[i], lp, lm;                                                      \
+        arr[i] = keep + h;                                                                 \
+        LOSS(lp);                                                                          \
+        arr[i] = keep - h;                                                                 \
+        LOSS(lm);                                                                          \
+        arr[i] = keep;                                                                     \
+        assert_true(rel_err((lp - lm) / (2 * h), grad[i], 1e-3) < 1e-4);                   \
+    }
+    for (int i = 0; i < OUT * IN; i++) wd[i] = w[i];
+    for (int i = 0; i < OUT; i++) bd[i] = b[i];
+    for (int i = 0; i < B * IN; i++) xd[i] = x[i];
+    CHECK(wd, OUT * IN, dw);
+    CHECK(bd, OUT, db);
+    CHECK(xd, B * IN, dx);
+#undef CHECK
+#undef LOSS
+    /* backward accumulates: a second call doubles dW */
+    float dw1 = dw[3];
+    linear_backward(NULL, &dl, r, x, &l, B);
+    assert_float_equal(dw[3], 2 * dw1, 1e-5);
+}
+
+static double bernoulli_ref(double a, double x) { return fmax(a, 0) + log1p(exp(-fabs(a))) - x * a; }
+
+static void test_bernoulli_loss_and_gradient(void **state)
+{
+    (void)state;
+    enum { B = 3, D = 9 };
+    float a[B * D], x[B * D], da[B * D];
+    double recon[B];
+    fill_uniform(a, B * D, 8, -30, 30); /* includes saturated logits */
+    fill_uniform(x, B * D, 9, 0, 1);
+    bernoulli_loss(recon, da, a, x, B, D);
+    for (int i = 0; i < B; i++) {
+        double want = 0;
+        for (int j = 0; j < D; j++) {
+            double aj = a[i * D + j], xj = x[i * D + j], h = 1e-6;
+            want += bernoulli_ref(aj, xj);
+            double fd = (bernoulli_ref(aj + h, xj) - bernoulli_ref(aj - h, xj)) / (2 * h);
+            assert_true(fabs(fd - da[i * D + j]) < 1e-5);
+        }
+        assert_true(rel_err(recon[i], want, 1e-6) < 1e-6);
+        assert_true(isfinite(recon[i]));
+    }
+    /* in place: dlogits may alias logits */
+    float a2[B * D];
+    memcpy(a2, a, sizeof a);
+    bernoulli_loss(recon, a2, a2, x, B, D);
+    assert_memory_equal(a2, da, sizeof da);
+}
+
+/* KL closed form against a Monte Carlo estimate of E_q[log q(z) - log p(z)]:
+ * this pins the log-variance convention (lv = log sigma^2). */
+static void test_kl_matches_monte_carlo(void **state)
+{
+    (void)state;
+    enum { d = 3, N = 400000 };
+    float head[2 * d] = {0.5f, -1.0f, 0.0f, /* mu */ -1.5f, 0.7f, 0.0f /* logvar */};
+    float eps[d], z[d];
+    double kl;
+    reparam_kl_forward(z, &kl, head, (float[d]){0}, 1, d);
+    Rng r = rng_stream(11, VD_STREAM_NOISE, 0);
+    double sum = 0, sum2 = 0;
+    for (int k = 0; k < N; k++) {
+        rng_normal_fill(&r, 0, (uint64_t)k * d, d, eps);
+        double kl_k;
+        reparam_kl_forward(z, &kl_k, head, eps, 1, d);
+        double lq = 0, lp = 0;
+        for (int j = 0; j < d; j++) {
+            double lv = head[d + j];
+            lq += -0.5 * (log(2 * M_PI) + lv + (double)eps[j] * eps[j]);
+            lp += -0.5 * (log(2 * M_PI) + (double)z[j] * z[j]);
+        }
+        sum += lq - lp;
+        sum2 += (lq - lp) * (lq - lp);
+    }
+    double mean = sum / N, se = sqrt((sum2 / N - mean * mean) / N);
+    assert_true(fabs(mean - kl) < 4 * se);
+    /* the log(sigma) reading of lv would give a KL off by far more than that */
+    double wrong = 0;
+    for (int j = 0; j < d; j++) {
+        double s = exp(head[d + j]);
+        wrong += -log(s) + 0.5 * (s * s + head[j] * head[j]) - 0.5;
+    }
+    assert_true(fabs(wrong - kl) > 10 * se);
+}
+
+/* dL/dmu and dL/dlv through z = mu + exp(lv/2) eps, with L = sum(r z) + beta KL. */
+static void test_reparam_gradients(void **state)
+{
+    (void)state;
+    enum { B = 2, d = 4 };
+    float head[B * 2 * d], eps[B * d], r[B * d], dhead[B * 2 * d];
+    fill_uniform(head, B * 2 * d, 12, -1, 1);
+    fill_uniform(eps, B * d, 13, -2, 2);
+    fill_uniform(r, B * d, 14, -1, 1);
+    const double beta = 0.7, h = 1e-6;
+    reparam_kl_backward(dhead, r, head, eps, (float)beta, B, d);
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < d; j++) {
+            double mu = head[i * 2 * d + j], lv = head[i * 2 * d + d + j], e = eps[i * d + j],
+                   rj = r[i * d + j];
+#define L(m, v) (rj * ((m) + exp(0.5 * (v)) * e) + beta * 0.5 * ((m) * (m) + exp(v) - (v) - 1))
+            double gmu = (L(mu + h, lv) - L(mu - h, lv)) / (2 * h);
+            double glv = (L(mu, lv + h) - L(mu, lv - h)) / (2 * h);
+#undef L
+            assert_true(rel_err(gmu, dhead[i * 2 * d + j], 1e-4) < 1e-4);
+            assert_true(rel_err(glv, dhead[i * 2 * d + d + j], 1e-4) < 1e-4);
+        }
+}
+
+/* The whole model: analytic float gradients of every parameter against
+ * central differences of the double-precision reference loss, per tensor,
+ * plus a directional check along a random vector. */
+static void check_model(const VaeShape *shape, int n)
+{
+    const char *why = NULL;
+    Vae *m = vae_create(shape, &why);
+    assert_non_null(m);
+    vae_init_params(m, 2024);
+    int D = shape->n_input, d = shape->n_latent;
+    VaeWork *w = vae_work_create(shape, n);
+    fill_uniform(w->x, (size_t)n * D, 20, 0, 1);
+    Rng r = rng_stream(99, VD_STREAM_NOISE, 0);
+    rng_normal_fill(&r, 0, 0, (size_t)n * d, w->eps);
+    const float beta = 1.0f;
+
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+    double loss = vae_forward(m, w, n, beta, 1);
+    vae_backward(m, w, n, beta);
+
+    double *p = malloc(sizeof(double) * m->n_params), *x = malloc(sizeof(double) * n * D),
+           *e = malloc(sizeof(double) * n * d);
+    for (size_t i = 0; i < m->n_params; i++) p[i] = m->params[i];
+    for (int i = 0; i < n * D; i++) x[i] = w->x[i];
+    for (int i = 0; i < n * d; i++) e[i] = w->eps[i];
+    double ref = vae_loss_ref(m, p, x, e, n, beta, NULL, NULL);
+    assert_true(rel_err(loss, ref, 1e-6) < 1e-5); /* float forward = double forward */
+
+    const double h = 1e-5;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const VaeTensor *ten = &m->tensors[t];
+        size_t len = (size_t)ten->rows * (ten->cols ? ten->cols : 1);
+        double worst = 0;
+        for (size_t k = 0; k < len; k++) {
+            size_t i = ten->offset + k;
+            double keep = p[i];
+            p[i] = keep + h;
+            double lp = vae_loss_ref(m, p, x, e, n, beta, NULL, NULL);
+            p[i] = keep - h;
+            double lm = vae_loss_ref(m, p, x, e, n, beta, NULL, NULL);
+            p[i] = keep;
+            double err = rel_err((lp - lm) / (2 * h), m->grads[i], 1e-2);
+            worst = err > worst ? err : worst;
+        }
+        if (worst >= 2e-3)
+            print_error("%s: worst relative error %g\n", ten->name, worst);
+        assert_true(worst < 2e-3);
+    }
+    /* directional derivative along a random unit-scale direction */
+    float *v = malloc(sizeof(float) * m->n_params);
+    fill_uniform(v, m->n_params, 21, -1, 1);
+    double analytic = 0;
+    double *pp = malloc(sizeof(double) * m->n_params), *pm = malloc(sizeof(double) * m->n_params);
+    for (size_t i = 0; i < m->n_params; i++) {
+        analytic += (double)v[i] * m->grads[i];
+        pp[i] = p[i] + h * v[i];
+        pm[i] = p[i] - h * v[i];
+    }
+    double numeric = (vae_loss_ref(m, pp, x, e, n, beta, NULL, NULL) -
+                      vae_loss_ref(m, pm, x, e, n, beta, NULL, NULL)) / (2 * h);
+    assert_true(rel_err(numeric, analytic, 1e-3) < 1e-3);
+
+    free(v); free(pp); free(pm); free(p); free(x); free(e);
+    vae_work_free(w);
+    vae_free(m);
+}
+
+static void test_gradcheck_one_hidden_layer(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 16, .n_latent = 3, .n_hidden = 1, .hidden = {10}};
+    check_model(&s, 5);
+}
+
+static void test_gradcheck_two_hidden_layers(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 12, .n_latent = 5, .n_hidden = 2, .hidden = {9, 6}};
+    check_model(&s, 4);
+}
+
+/* A wrong gradient must be caught: the check is not vacuous. */
+static void test_gradcheck_detects_a_wrong_gradient(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 8, .n_latent = 2, .n_hidden = 1, .hidden = {6}};
+    const char *why;
+    Vae *m = vae_create(&s, &why);
+    vae_init_params(m, 5);
+    VaeWork *w = vae_work_create(&s, 2);
+    fill_uniform(w->x, 16, 30, 0, 1);
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+    vae_forward(m, w, 2, 1.0f, 1);
+    vae_backward(m, w, 2, 1.0f);
+    double p[512], x[16], e[4] = {0};
+    assert_true(m->n_params < 512);
+    for (size_t i = 0; i < m->n_params; i++) p[i] = m->params[i];
+    for (int i = 0; i < 16; i++) x[i] = w->x[i];
+    /* grads computed with eps = 0 rows (work buffers start zeroed) */
+    size_t i = vae_tensor(m, "decoder.1.bias")->offset;
+    double h = 1e-5, keep = p[i];
+    p[i] = keep + h;
+    double lp = vae_loss_ref(m, p, x, e, 2, 1.0, NULL, NULL);
+    p[i] = keep - h;
+    double lm = vae_loss_ref(m, p, x, e, 2, 1.0, NULL, NULL);
+    double fd = (lp - lm) / (2 * h);
+    assert_true(rel_err(fd, m->grads[i], 1e-2) < 2e-3);
+    assert_true(rel_err(fd, m->grads[i] * 1.01, 1e-2) > 2e-3);
+    vae_work_free(w);
+    vae_free(m);
+}
+
+static void test_layout_and_init(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 784, .n_latent = 20, .n_hidden = 1, .hidden = {400}};
+    const char *why = NULL;
+    Vae *m = vae_create(&s, &why);
+    /* 784*400+400 + 2*(400*20+20) + 20*400+400 + 400*784+784 */
+    assert_int_equal(m->n_params, 652824);
+    const VaeTensor *t = vae_tensor(m, "logvar.weight");
+    assert_non_null(t);
+    assert_int_equal(t->rows, 20);
+    assert_int_equal(t->cols, 400);
+    assert_ptr_equal(m->p.head.w + 20 * 400, m->params + t->offset);
+    vae_init_params(m, 1);
+    float bound = 1.0f / sqrtf(784.0f);
+    const VaeTensor *e0 = vae_tensor(m, "encoder.0.bias");
+    for (int i = 0; i < 400; i++)
+        assert_true(fabsf(m->params[e0->offset + i]) <= bound);
+    Vae *m2 = vae_create(&s, &why);
+    vae_init_params(m2, 1);
+    assert_memory_equal(m->params, m2->params, sizeof(float) * m->n_params);
+    vae_init_params(m2, 2);
+    assert_memory_not_equal(m->params, m2->params, sizeof(float) * m->n_params);
+    vae_free(m);
+    vae_free(m2);
+    VaeShape bad = {.n_input = 10, .n_latent = 2, .n_hidden = 0};
+    assert_null(vae_create(&bad, &why));
+    assert_non_null(why);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layout_and_init),
+        cmocka_unit_test(test_linear_forward_matches_reference),
+        cmocka_unit_test(test_linear_backward_finite_differences),
+        cmocka_unit_test(test_bernoulli_loss_and_gradient),
+        cmocka_unit_test(test_kl_matches_monte_carlo),
+        cmocka_unit_test(test_reparam_gradients),
+        cmocka_unit_test(test_gradcheck_one_hidden_layer),
+        cmocka_unit_test(test_gradcheck_two_hidden_layers),
+        cmocka_unit_test(test_gradcheck_detects_a_wrong_gradient),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
