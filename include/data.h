@@ -29,6 +29,8 @@ typedef struct {
     int64_t row_len;            /* product of dims[1..] (1 for labels) */
     int is_u8;                  /* stored as uint8: scaled by 1/255 when used */
     int is_label;               /* integer labels, read as int32 */
+    int64_t chunk_rows;         /* rows per chunk, 0 when not chunked by rows */
+    void *block;                /* (chunk_rows, row_len) scratch for chunk reads */
 } H5Rows;
 
 /* Local. Opens path:dset for reading. Returns VD_OK, or VD_EX_NOINPUT
@@ -39,7 +41,11 @@ void h5rows_close(H5Rows *r);
 
 /* Local. Reads the n distinct rows listed in ascending order into out: n *
  * row_len values of uint8 (is_u8), int32 (is_label) or float. Returns VD_OK or
- * VD_EX_IOERR. */
+ * VD_EX_IOERR.
+ * A chunked dataset is read one chunk-aligned block of rows at a time, only
+ * for blocks holding a wanted row: HDF5 decodes whole chunks anyway, and
+ * regular selections avoid its slow per-element chunk mapping of irregular
+ * ones. Other layouts are read as unions of runs of rows. */
 int h5rows_read(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdError *err);
 
 /* Does the file hold an object at path? Local; 0 if the file can't be opened. */

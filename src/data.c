@@ -8,11 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Rows per H5Dread: keeps each hyperslab union small (building one of many
- * thousand blocks is slow in HDF5 1.10) while a chunk is still decoded about
- * once per load, since the rows come in ascending order. */
-#define VD_READ_GROUP 1024
-
 int h5_has_path(const char *file, const char *path)
 {
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -87,6 +82,18 @@ int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdE
     if (r->n_rows < 1)
         return vd_fail(err, VD_EX_DATAERR, "%s has no rows", r->where);
 
+    hid_t dcpl = H5Dget_create_plist(r->dset);
+    hsize_t chunk[H5S_MAX_RANK];
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, nd, chunk) == nd) {
+        int whole_rows = 1;
+        for (int i = 1; i < nd; i++)
+            whole_rows &= chunk[i] == dims[i];
+        /* blocks of at most 64 MiB of scratch; else fall back to unions */
+        if (whole_rows && (double)chunk[0] * (double)r->row_len * 8 <= 64.0 * (1 << 20))
+            r->chunk_rows = (int64_t)chunk[0];
+    }
+    H5Pclose(dcpl);
+
     hid_t type = H5Dget_type(r->dset);
     H5T_class_t cls = H5Tget_class(type);
     size_t tsize = H5Tget_size(type);
@@ -101,6 +108,8 @@ int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdE
         return vd_fail(err, VD_EX_DATAERR,
                        "%s: unsupported type (need uint8, float32 or float64)", r->where);
     }
+    if (r->chunk_rows)
+        r->block = vd_calloc((size_t)(r->chunk_rows * r->row_len), r->is_u8 ? 1 : 4);
     return VD_OK;
 }
 
@@ -113,37 +122,62 @@ void h5rows_close(H5Rows *r)
     if (r->file > 0)
         H5Fclose(r->file);
     r->dset = r->file = H5I_INVALID_HID;
+    vd_free(r->block);
+    r->block = NULL;
+}
+
+/* Reads count rows from first (a regular selection) into dst. */
+static int read_block(H5Rows *r, hid_t fspace, hid_t mtype, int64_t first, int64_t count,
+                      void *dst)
+{
+    hsize_t start[VD_MAX_DIMS] = {0}, cnt[VD_MAX_DIMS];
+    for (int i = 0; i < r->n_dims; i++)
+        cnt[i] = (hsize_t)r->dims[i];
+    start[0] = (hsize_t)first;
+    cnt[0] = (hsize_t)count;
+    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    hid_t mspace = H5Screate_simple(r->n_dims, cnt, NULL);
+    herr_t rc = H5Dread(r->dset, mtype, mspace, fspace, H5P_DEFAULT, dst);
+    H5Sclose(mspace);
+    return rc < 0 ? -1 : 0;
 }
 
 int h5rows_read(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdError *err)
 {
     hid_t mtype = r->is_label ? H5T_NATIVE_INT32 : r->is_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
-    size_t esize = r->is_label ? 4 : r->is_u8 ? 1 : 4;
+    size_t esize = r->is_label ? 4 : r->is_u8 ? 1 : 4, row_bytes = (size_t)r->row_len * esize;
     hid_t fspace = H5Dget_space(r->dset);
-    hsize_t start[VD_MAX_DIMS] = {0}, count[VD_MAX_DIMS];
-    for (int i = 0; i < r->n_dims; i++)
-        count[i] = (hsize_t)r->dims[i];
     int rc = VD_OK;
-    for (int64_t g = 0; g < n && rc == VD_OK; g += VD_READ_GROUP) {
-        int64_t k = n - g < VD_READ_GROUP ? n - g : VD_READ_GROUP;
-        /* union of runs of consecutive rows */
-        H5Sselect_none(fspace);
-        for (int64_t i = 0; i < k;) {
-            int64_t j = i + 1;
-            while (j < k && rows[g + j] == rows[g + j - 1] + 1)
+    int64_t i = 0;
+    while (i < n && rc == VD_OK) {
+        int64_t j = i + 1, first, count;
+        if (r->chunk_rows) {
+            /* all wanted rows in this chunk's block */
+            int64_t c = rows[i] / r->chunk_rows;
+            first = c * r->chunk_rows;
+            count = first + r->chunk_rows <= r->n_rows ? r->chunk_rows : r->n_rows - first;
+            while (j < n && rows[j] < first + count)
                 j++;
-            start[0] = (hsize_t)rows[g + i];
-            count[0] = (hsize_t)(j - i);
-            H5Sselect_hyperslab(fspace, H5S_SELECT_OR, start, NULL, count, NULL);
-            i = j;
+            if (read_block(r, fspace, mtype, first, count, r->block) == 0) {
+                for (int64_t k = i; k < j; k++)
+                    memcpy((char *)out + (size_t)k * row_bytes,
+                           (char *)r->block + (size_t)(rows[k] - first) * row_bytes, row_bytes);
+            } else {
+                count = 0;
+            }
+        } else {
+            /* a run of consecutive rows */
+            while (j < n && rows[j] == rows[j - 1] + 1)
+                j++;
+            first = rows[i];
+            count = j - i;
+            if (read_block(r, fspace, mtype, first, count, (char *)out + (size_t)i * row_bytes))
+                count = 0;
         }
-        hsize_t mdims[2] = {(hsize_t)k, (hsize_t)r->row_len};
-        hid_t mspace = H5Screate_simple(2, mdims, NULL);
-        char *dst = (char *)out + (size_t)g * (size_t)r->row_len * esize;
-        if (H5Dread(r->dset, mtype, mspace, fspace, H5P_DEFAULT, dst) < 0)
-            rc = vd_fail(err, VD_EX_IOERR, "%s: read of rows %lld..%lld failed (corrupt file?)",
-                         r->where, (long long)rows[g], (long long)rows[g + k - 1]);
-        H5Sclose(mspace);
+        if (count == 0)
+            rc = vd_fail(err, VD_EX_IOERR, "%s: reading rows %lld..%lld failed (corrupt file?)",
+                         r->where, (long long)rows[i], (long long)rows[j - 1]);
+        i = j;
     }
     H5Sclose(fspace);
     return rc;

@@ -249,12 +249,13 @@ int train_step(Vae *m, VaeWork *w, int n, const AdamConfig *adam, long t, MPI_Co
     double t2 = vd_now();
     MPI_Allreduce(MPI_IN_PLACE, m->grads, (int)n_red, MPI_FLOAT, MPI_SUM, comm);
     double t3 = vd_now();
-    /* x * 0 is NaN exactly when x is NaN or Inf: one pass finds any
-     * non-finite value in the reduced gradients or loss sums. */
-    float probe = 0.0f;
+    /* NaN and Inf are the floats whose exponent bits are all ones: an
+     * integer OR over the reduced buffer finds any, and vectorizes. */
+    const uint32_t *bits = (const uint32_t *)m->grads;
+    uint32_t nonfinite = 0;
     for (size_t i = 0; i < n_red; i++)
-        probe += m->grads[i] * 0.0f;
-    int finite = probe == 0.0f;
+        nonfinite |= (uint32_t)((bits[i] & 0x7f800000u) == 0x7f800000u);
+    int finite = !nonfinite;
     if (finite)
         adam_step(adam, t, m->n_params, m->params, m->grads, m->adam_m, m->adam_v,
                   1.0f / extra[VD_EXTRA_COUNT]);

@@ -1,0 +1,139 @@
+/* gen_data.c — writes small synthetic HDF5 data sets for the shell tests:
+ * side x side images of one bright bar (horizontal or vertical, at a random
+ * position), labelled by orientation and position. A VAE learns them in a
+ * few hundred steps. Flags choose the storage (type, byte order, chunking,
+ * compression) and can plant one defect for the bad-input tests.
+ *
+ *   gen_data OUT.h5 [--n N] [--test M] [--side S] [--type u8|f32|f64] [--be]
+ *                   [--chunk ROWS] [--deflate LEVEL]
+ *                   [--bad nan|range|rank1|empty|string|labels-range|labels-length] */
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+
+static hid_t file_type(const char *type, int be)
+{
+    if (strcmp(type, "u8") == 0)
+        return H5T_STD_U8LE;
+    if (strcmp(type, "f32") == 0)
+        return be ? H5T_IEEE_F32BE : H5T_IEEE_F32LE;
+    return be ? H5T_IEEE_F64BE : H5T_IEEE_F64LE;
+}
+
+static int write_set(hid_t file, const char *prefix, long n, int side, const char *type, int be,
+                     long chunk, int deflate, const char *bad, uint32_t stream_row)
+{
+    long D = (long)side * side;
+    double *img = calloc((size_t)(n * D), sizeof(double));
+    int *lab = calloc((size_t)n, sizeof(int));
+    Rng r = rng_stream(12345, VD_STREAM_ORDER, 7);
+    for (long i = 0; i < n; i++) {
+        int vertical = (int)rng_below(&r, stream_row, (uint64_t)(2 * i), 2);
+        int pos = (int)rng_below(&r, stream_row, (uint64_t)(2 * i + 1), (uint64_t)side);
+        lab[i] = vertical * side + pos;
+        for (int k = 0; k < side; k++) {
+            int y = vertical ? k : pos, x = vertical ? pos : k;
+            img[i * D + y * side + x] = 1.0;
+        }
+    }
+    if (bad && strcmp(bad, "nan") == 0)
+        img[D * (n / 2) + 3] = 0.0 / 0.0;
+    if (bad && strcmp(bad, "range") == 0 && strcmp(type, "u8") != 0)
+        img[D * (n / 2) + 3] = 2.5;
+    if (bad && strcmp(bad, "labels-range") == 0)
+        lab[n / 2] = -3;
+
+    char name[64];
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    int rank1 = bad && strcmp(bad, "rank1") == 0;
+    hsize_t dims[3] = {bad && strcmp(bad, "empty") == 0 ? 0 : (hsize_t)n, (hsize_t)side,
+                       (hsize_t)side};
+    hsize_t flat = (hsize_t)(n * D);
+    hid_t space = rank1 ? H5Screate_simple(1, &flat, NULL) : H5Screate_simple(3, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunk > 0 && !rank1 && dims[0] > 0) {
+        hsize_t c[3] = {(hsize_t)(chunk < n ? chunk : n), (hsize_t)side, (hsize_t)side};
+        H5Pset_chunk(dcpl, 3, c);
+        if (deflate > 0)
+            H5Pset_deflate(dcpl, (unsigned)deflate);
+    }
+    snprintf(name, sizeof name, "%s/images", prefix);
+    int rc = 0;
+    if (bad && strcmp(bad, "string") == 0) {
+        hid_t st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, 4);
+        char *txt = calloc((size_t)(n * D), 4);
+        hid_t d = H5Dcreate2(file, name, st, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        rc |= H5Dwrite(d, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, txt) < 0;
+        H5Dclose(d);
+        H5Tclose(st);
+        free(txt);
+    } else {
+        hid_t d = H5Dcreate2(file, name, file_type(type, be), space, lcpl, dcpl, H5P_DEFAULT);
+        if (strcmp(type, "u8") == 0) {
+            unsigned char *u = malloc((size_t)(n * D));
+            for (long i = 0; i < n * D; i++)
+                u[i] = (unsigned char)(img[i] * 255.0 + 0.5);
+            rc |= H5Dwrite(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, u) < 0;
+            free(u);
+        } else {
+            rc |= H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, img) < 0;
+        }
+        H5Dclose(d);
+    }
+    H5Sclose(space);
+    H5Pclose(dcpl);
+    hsize_t nl = (hsize_t)(bad && strcmp(bad, "labels-length") == 0 ? n - 1 : n);
+    space = H5Screate_simple(1, &nl, NULL);
+    snprintf(name, sizeof name, "%s/labels", prefix);
+    hid_t d = H5Dcreate2(file, name, H5T_STD_I32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    rc |= H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) < 0;
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Pclose(lcpl);
+    free(img);
+    free(lab);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: gen_data OUT.h5 [options]\n");
+        return 64;
+    }
+    long n = 1000, test = 200, chunk = 0;
+    int side = 8, be = 0, deflate = 0;
+    const char *type = "u8", *bad = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+        if (strcmp(a, "--be") == 0) {
+            be = 1;
+            continue;
+        }
+        i++;
+        if (strcmp(a, "--n") == 0) n = atol(v);
+        else if (strcmp(a, "--test") == 0) test = atol(v);
+        else if (strcmp(a, "--side") == 0) side = atoi(v);
+        else if (strcmp(a, "--type") == 0) type = v;
+        else if (strcmp(a, "--chunk") == 0) chunk = atol(v);
+        else if (strcmp(a, "--deflate") == 0) deflate = atoi(v);
+        else if (strcmp(a, "--bad") == 0) bad = v;
+        else {
+            fprintf(stderr, "gen_data: unknown option %s\n", a);
+            return 64;
+        }
+    }
+    hid_t f = H5Fcreate(argv[1], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        return 73;
+    int rc = write_set(f, "/train", n, side, type, be, chunk, deflate, bad, 0);
+    if (test > 0)
+        rc |= write_set(f, "/test", test, side, type, be, chunk, deflate, NULL, 1);
+    rc |= H5Fclose(f) < 0;
+    return rc ? 74 : 0;
+}

@@ -1,0 +1,18 @@
+# lib.sh — helpers for the shell tests. The Makefile exports top_builddir,
+# top_srcdir, MPIRUN, H5DIFF and TIMEOUT, and allows mpirun as root.
+set -u
+VAE="$top_builddir/vae-dist"
+GEN="$top_builddir/tests/gen_data"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vd-sh-XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+failures=0
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+pass() { echo "ok: $*"; }
+finish() { [ "$failures" -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }; exit 0; }
+
+# run_mpi NP SECONDS CMD...: mpirun under a timeout (exit 124 if it hangs).
+run_mpi() {
+    np=$1; secs=$2; shift 2
+    "$TIMEOUT" -k 5 "$secs" "$MPIRUN" --oversubscribe -np "$np" "$@"
+}

@@ -1,0 +1,312 @@
+/* test_data.c — sharding with simulated ranks, the IDX importer and the
+ * HDF5 row reader on the storage layouts users bring. */
+#include "testutil.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "data.h"
+#include "h5util.h"
+#include "import.h"
+#include "rng.h"
+
+/* Every rank runs the same number of steps; the slices of all ranks are
+ * disjoint and together are exactly the first steps * G permutation entries. */
+static void test_shards_disjoint_covering_equal(void **state)
+{
+    (void)state;
+    static const int64_t Ns[] = {1000, 1001, 997, 60000, 129, 50};
+    static const int64_t Gs[] = {128, 100, 7, 50, 13};
+    static const int sizes[] = {1, 2, 3, 4, 5, 8};
+    for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
+        for (size_t b = 0; b < sizeof Gs / sizeof *Gs; b++)
+            for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++) {
+                int64_t N = Ns[a], G = Gs[b];
+                int size = sizes[c];
+                if (G > N || G < size)
+                    continue;
+                int64_t *perm = malloc(sizeof(int64_t) * N);
+                Rng r = rng_stream(4, VD_STREAM_ORDER, 0);
+                rng_permutation(&r, 2, perm, N);
+                int64_t steps = shard_steps_per_epoch(N, G);
+                assert_int_equal(steps, N / G);
+                char *hit = calloc((size_t)N, 1);
+                int64_t total = 0;
+                for (int rank = 0; rank < size; rank++) {
+                    int B = shard_local_batch(G, rank, size);
+                    assert_true(B >= G / size && B <= G / size + 1);
+                    int64_t *rows = malloc(sizeof(int64_t) * (size_t)(steps * B + 1));
+                    shard_epoch_rows(perm, steps, G, rank, size, rows);
+                    for (int64_t i = 0; i < steps * B; i++) {
+                        assert_false(hit[rows[i]]);
+                        hit[rows[i]] = 1;
+                    }
+                    total += steps * B;
+                    free(rows);
+                }
+                assert_int_equal(total, steps * G);
+                for (int64_t i = 0; i < steps * G; i++)
+                    assert_true(hit[perm[i]]);
+                free(hit);
+                free(perm);
+            }
+}
+
+static void test_shard_range_covers(void **state)
+{
+    (void)state;
+    for (int size = 1; size <= 7; size++) {
+        int64_t next = 0;
+        for (int rank = 0; rank < size; rank++) {
+            int64_t b, e;
+            shard_range(10001, rank, size, &b, &e);
+            assert_int_equal(b, next);
+            assert_true(e - b >= 10001 / size && e - b <= 10001 / size + 1);
+            next = e;
+        }
+        assert_int_equal(next, 10001);
+    }
+}
+
+/* ---- IDX import ---- */
+
+static void write_idx(const char *path, int gz, const int64_t *dims, int nd, const uint8_t *data,
+                      int64_t n)
+{
+    uint8_t head[4 + 4 * 4] = {0, 0, 8, (uint8_t)nd};
+    for (int i = 0; i < nd; i++) {
+        head[4 + 4 * i] = (uint8_t)(dims[i] >> 24);
+        head[5 + 4 * i] = (uint8_t)(dims[i] >> 16);
+        head[6 + 4 * i] = (uint8_t)(dims[i] >> 8);
+        head[7 + 4 * i] = (uint8_t)dims[i];
+    }
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        gzwrite(f, head, 4 + 4 * (unsigned)nd);
+        gzwrite(f, data, (unsigned)n);
+        gzclose(f);
+    } else {
+        FILE *f = fopen(path, "wb");
+        fwrite(head, 1, 4 + 4 * (size_t)nd, f);
+        fwrite(data, 1, (size_t)n, f);
+        fclose(f);
+    }
+}
+
+static void make_idx_set(const char *dir, int gz, int ntrain, int ntest, ImportConfig *c,
+                         uint8_t *train_pix)
+{
+    const char *ext = gz ? ".gz" : "";
+    int64_t di[3] = {ntrain, 5, 4}, dl[1] = {ntrain};
+    uint8_t lab[64];
+    for (int i = 0; i < ntrain * 20; i++)
+        train_pix[i] = (uint8_t)(i * 7 + 3);
+    for (int i = 0; i < ntrain; i++)
+        lab[i] = (uint8_t)(i % 10);
+    snprintf(c->train_images, sizeof c->train_images, "%s/tri%s", dir, ext);
+    snprintf(c->train_labels, sizeof c->train_labels, "%s/trl%s", dir, ext);
+    snprintf(c->test_images, sizeof c->test_images, "%s/tei%s", dir, ext);
+    snprintf(c->test_labels, sizeof c->test_labels, "%s/tel%s", dir, ext);
+    write_idx(c->train_images, gz, di, 3, train_pix, ntrain * 20);
+    write_idx(c->train_labels, gz, dl, 1, lab, ntrain);
+    di[0] = dl[0] = ntest;
+    write_idx(c->test_images, gz, di, 3, train_pix, ntest * 20);
+    write_idx(c->test_labels, gz, dl, 1, lab, ntest);
+}
+
+static void check_import_round_trip(int gz)
+{
+    ImportConfig c = {.force = 0};
+    uint8_t pix[64 * 20];
+    make_idx_set(test_tmpdir(), gz, 37, 11, &c, pix);
+    snprintf(c.out, sizeof c.out, "%s/imported-%d.h5", test_tmpdir(), gz);
+    unlink(c.out);
+    VdError err = {0};
+    assert_int_equal(vd_import(&c, &err), VD_OK);
+    H5Rows r;
+    assert_int_equal(h5rows_open(&r, c.out, "/train/images", 0, &err), VD_OK);
+    assert_int_equal(r.n_rows, 37);
+    assert_int_equal(r.row_len, 20);
+    assert_int_equal(r.n_dims, 3);
+    assert_true(r.is_u8);
+    int64_t rows[3] = {0, 17, 36};
+    uint8_t got[3 * 20];
+    assert_int_equal(h5rows_read(&r, rows, 3, got, &err), VD_OK);
+    for (int k = 0; k < 3; k++)
+        assert_memory_equal(got + 20 * k, pix + 20 * rows[k], 20);
+    h5rows_close(&r);
+    H5Rows l;
+    assert_int_equal(h5rows_open(&l, c.out, "/test/labels", 1, &err), VD_OK);
+    int32_t lab[11];
+    int64_t all[11];
+    for (int i = 0; i < 11; i++)
+        all[i] = i;
+    assert_int_equal(h5rows_read(&l, all, 11, lab, &err), VD_OK);
+    for (int i = 0; i < 11; i++)
+        assert_int_equal(lab[i], i % 10);
+    h5rows_close(&l);
+    /* an existing output is not replaced without force */
+    VdError e2 = {0};
+    assert_int_equal(vd_import(&c, &e2), VD_EX_CANTCREAT);
+    c.force = 1;
+    assert_int_equal(vd_import(&c, &e2), VD_OK);
+}
+
+static void test_import_plain(void **state) { (void)state; check_import_round_trip(0); }
+static void test_import_gzip(void **state) { (void)state; check_import_round_trip(1); }
+
+static void test_import_rejects_bad_idx(void **state)
+{
+    (void)state;
+    char path[600];
+    IdxArray a;
+    VdError err = {0};
+    snprintf(path, sizeof path, "%s/bad-magic", test_tmpdir());
+    FILE *f = fopen(path, "wb");
+    fwrite("\x00\x00\x0d\x03garbage", 1, 11, f); /* float type */
+    fclose(f);
+    assert_int_equal(idx_read(path, &a, &err), VD_EX_DATAERR);
+    int64_t dims[2] = {10, 10};
+    uint8_t data[50] = {0};
+    snprintf(path, sizeof path, "%s/truncated", test_tmpdir());
+    write_idx(path, 0, dims, 2, data, 50); /* header says 100 bytes */
+    err.code = VD_OK;
+    assert_int_equal(idx_read(path, &a, &err), VD_EX_DATAERR);
+    assert_non_null(strstr(err.msg, "truncated"));
+    err.code = VD_OK;
+    assert_int_equal(idx_read("/nonexistent/idx", &a, &err), VD_EX_NOINPUT);
+}
+
+/* ---- HDF5 reader on the layouts h5py users write ---- */
+
+static void write_h5(const char *path, hid_t ftype, int chunk, int deflate, int n, int h, int w)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[3] = {(hsize_t)n, (hsize_t)h, (hsize_t)w}, c[3] = {(hsize_t)chunk, (hsize_t)h, (hsize_t)w};
+    hid_t space = H5Screate_simple(3, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunk) {
+        H5Pset_chunk(dcpl, 3, c);
+        if (deflate) {
+            H5Pset_shuffle(dcpl);
+            H5Pset_deflate(dcpl, 6);
+        }
+    }
+    double *v = malloc(sizeof(double) * (size_t)(n * h * w));
+    for (int i = 0; i < n * h * w; i++)
+        v[i] = (double)(i % 97) / 96.0;
+    hid_t d = H5Dcreate2(f, "x", ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(f);
+    free(v);
+}
+
+static void check_reader(hid_t ftype, int chunk, int deflate)
+{
+    enum { N = 301, H = 3, W = 5 };
+    char path[600];
+    snprintf(path, sizeof path, "%s/layout.h5", test_tmpdir());
+    write_h5(path, ftype, chunk, deflate, N, H, W);
+    H5Rows r;
+    VdError err = {0};
+    assert_int_equal(h5rows_open(&r, path, "/x", 0, &err), VD_OK);
+    assert_int_equal(r.row_len, H * W);
+    assert_false(r.is_u8);
+    /* a shard of random rows, loaded and handed out in training order */
+    int64_t perm[N], want[100];
+    Rng g = rng_stream(6, VD_STREAM_ORDER, 0);
+    rng_permutation(&g, 0, perm, N);
+    memcpy(want, perm, sizeof want);
+    Shard s;
+    shard_init(&s, &r, NULL, 100, 1);
+    assert_int_equal(shard_load(&s, want, 100, &err), VD_OK);
+    float x[10 * H * W];
+    shard_batch(&s, 40, 10, x, NULL);
+    for (int k = 0; k < 10; k++)
+        for (int j = 0; j < H * W; j++) {
+            double expect = (double)((want[40 + k] * H * W + j) % 97) / 96.0;
+            assert_float_equal(x[k * H * W + j], (float)expect, 1e-7);
+        }
+    shard_free(&s);
+    h5rows_close(&r);
+}
+
+static void test_reader_f64_be_chunked_compressed(void **state)
+{
+    (void)state;
+    check_reader(H5T_IEEE_F64BE, 32, 1);
+}
+static void test_reader_f32_contiguous(void **state)
+{
+    (void)state;
+    check_reader(H5T_IEEE_F32LE, 0, 0);
+}
+static void test_reader_f32_odd_chunks(void **state)
+{
+    (void)state;
+    check_reader(H5T_IEEE_F32BE, 7, 0);
+}
+
+static void test_reader_rejects_bad_files(void **state)
+{
+    (void)state;
+    H5Rows r;
+    VdError err = {0};
+    char path[600];
+    assert_int_equal(h5rows_open(&r, "/nonexistent.h5", "/x", 0, &err), VD_EX_NOINPUT);
+    h5rows_close(&r);
+    snprintf(path, sizeof path, "%s/not-hdf5.h5", test_tmpdir());
+    FILE *f = fopen(path, "w");
+    fputs("hello\n", f);
+    fclose(f);
+    err.code = VD_OK;
+    assert_int_equal(h5rows_open(&r, path, "/x", 0, &err), VD_EX_DATAERR);
+    h5rows_close(&r);
+    snprintf(path, sizeof path, "%s/layout.h5", test_tmpdir());
+    write_h5(path, H5T_IEEE_F32LE, 0, 0, 4, 2, 2);
+    err.code = VD_OK;
+    assert_int_equal(h5rows_open(&r, path, "/missing/x", 0, &err), VD_EX_NOINPUT);
+    h5rows_close(&r);
+    err.code = VD_OK; /* images are not labels */
+    assert_int_equal(h5rows_open(&r, path, "/x", 1, &err), VD_EX_DATAERR);
+    h5rows_close(&r);
+    /* values outside [0, 1] are refused for the Bernoulli likelihood */
+    hid_t fh = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(fh, "/x", H5P_DEFAULT);
+    float big[16];
+    for (int i = 0; i < 16; i++)
+        big[i] = i == 9 ? 3.0f : 0.5f;
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, big);
+    H5Dclose(d);
+    H5Fclose(fh);
+    err.code = VD_OK;
+    assert_int_equal(h5rows_open(&r, path, "/x", 0, &err), VD_OK);
+    Shard s;
+    shard_init(&s, &r, NULL, 4, 1);
+    int64_t rows[4] = {3, 2, 1, 0};
+    assert_int_equal(shard_load(&s, rows, 4, &err), VD_EX_DATAERR);
+    assert_non_null(strstr(err.msg, "outside [0, 1]"));
+    shard_free(&s);
+    h5rows_close(&r);
+}
+
+int main(void)
+{
+    h5_quiet();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shards_disjoint_covering_equal),
+        cmocka_unit_test(test_shard_range_covers),
+        cmocka_unit_test(test_import_plain),
+        cmocka_unit_test(test_import_gzip),
+        cmocka_unit_test(test_import_rejects_bad_idx),
+        cmocka_unit_test(test_reader_f64_be_chunked_compressed),
+        cmocka_unit_test(test_reader_f32_contiguous),
+        cmocka_unit_test(test_reader_f32_odd_chunks),
+        cmocka_unit_test(test_reader_rejects_bad_files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
