@@ -1,0 +1,67 @@
+#!/bin/sh
+# Bad input on 2 ranks: each case must end within the timeout with its
+# documented exit code and exactly one "vae-dist: ..." line on stderr (from
+# one rank), and must not touch a run that is already there.
+. "$top_srcdir/tests/lib.sh"
+
+"$GEN" "$WORK/good.h5" --n 400 --test 50 --type f32 --chunk 32 || { fail gen_data; finish; }
+for bad in nan range rank1 empty string labels-range labels-length; do
+    "$GEN" "$WORK/$bad.h5" --n 400 --test 50 --type f32 --bad "$bad" || fail "gen_data --bad $bad"
+done
+echo "not an hdf5 file" >"$WORK/text.h5"
+head -c 3000 "$WORK/good.h5" >"$WORK/truncated.h5"
+touch "$WORK/a-file"
+SMALL="--epochs 1 --batch 20 --hidden 16 --latent 2"
+
+# expect CODE NAME ARGS...: run on 2 ranks and check the outcome.
+expect() {
+    code=$1; name=$2; shift 2
+    # -q: Open MPI's own "process returned a non-zero exit code" banner aside
+    run_mpi 2 60 -q "$VAE" "$@" >"$WORK/out" 2>"$WORK/err"
+    rc=$?
+    lines=$(grep -c '^vae-dist: ' "$WORK/err")
+    others=$(grep -v '^vae-dist: ' "$WORK/err" | grep -vc '^$')
+    if [ "$rc" -eq "$code" ] && [ "$lines" -eq 1 ] && [ "$others" -eq 0 ]; then
+        pass "$name: exit $rc, $(cat "$WORK/err")"
+    else
+        fail "$name: exit $rc (want $code), $lines error line(s), $others other stderr line(s)"
+        cat "$WORK/err"
+    fi
+}
+
+expect 66 "missing file"             --data "$WORK/none.h5" $SMALL --out "$WORK/r"
+expect 65 "not HDF5"                 --data "$WORK/text.h5" $SMALL --out "$WORK/r"
+expect 65 "truncated HDF5"           --data "$WORK/truncated.h5" $SMALL --out "$WORK/r"
+expect 66 "missing dataset"          --data "$WORK/good.h5" --dataset /nope $SMALL --out "$WORK/r"
+expect 66 "missing named labels"     --data "$WORK/good.h5" --labels /nope $SMALL --out "$WORK/r"
+expect 66 "missing named test set"   --data "$WORK/good.h5" --test-dataset /x/y $SMALL --out "$WORK/r"
+expect 65 "rank-1 dataset"           --data "$WORK/rank1.h5" $SMALL --out "$WORK/r"
+expect 65 "zero rows"                --data "$WORK/empty.h5" $SMALL --out "$WORK/r"
+expect 65 "string dataset"           --data "$WORK/string.h5" $SMALL --out "$WORK/r"
+expect 65 "labels used as samples"   --data "$WORK/good.h5" --dataset /train/labels $SMALL --out "$WORK/r"
+expect 65 "NaN in the data"          --data "$WORK/nan.h5" $SMALL --out "$WORK/r"
+expect 65 "values outside [0,1]"     --data "$WORK/range.h5" $SMALL --out "$WORK/r"
+expect 65 "negative label"           --data "$WORK/labels-range.h5" $SMALL --out "$WORK/r"
+expect 65 "labels of wrong length"   --data "$WORK/labels-length.h5" $SMALL --out "$WORK/r"
+expect 65 "fewer samples than batch" --data "$WORK/good.h5" --epochs 1 --batch 500 --out "$WORK/r"
+expect 64 "batch below rank count"   --data "$WORK/good.h5" --batch 1 --out "$WORK/r"
+expect 64 "unknown flag"             --data "$WORK/good.h5" --bogus 3
+expect 64 "flag without value"       --data "$WORK/good.h5" --epochs
+expect 64 "malformed number"         --data "$WORK/good.h5" --lr 1e-3x
+expect 64 "negative learning rate"   --data "$WORK/good.h5" --lr -1
+expect 64 "zero epochs"              --data "$WORK/good.h5" --epochs 0
+expect 64 "malformed hidden list"    --data "$WORK/good.h5" --hidden 10,,20
+expect 64 "too many hidden layers"   --data "$WORK/good.h5" --hidden 1,2,3,4,5,6,7,8,9
+expect 64 "value on a bare flag"     --data "$WORK/good.h5" --profile=1
+expect 64 "unknown command"          frobnicate
+expect 73 "run directory is a file"  --data "$WORK/good.h5" $SMALL --out "$WORK/a-file"
+expect 66 "import: missing IDX"      import --train-images "$WORK/none.gz" --out "$WORK/i.h5"
+expect 73 "import: output exists"    import --out "$WORK/good.h5"
+
+# a finished run is never overwritten by a second one in the same directory
+run_mpi 2 60 "$VAE" --data "$WORK/good.h5" $SMALL --out "$WORK/run" >/dev/null 2>&1 || fail "first run"
+before=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" | cksum)
+expect 73 "run directory in use"     --data "$WORK/good.h5" $SMALL --out "$WORK/run"
+after=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" | cksum)
+[ "$before" = "$after" ] && pass "existing run untouched" || fail "existing run was modified"
+finish
