@@ -28,7 +28,7 @@
 #define NUM(t, f) t, OFF(f), 0
 
 const OptSpec train_options[] = {
-    {"data", STR(data), "", 0, 0, "FILE", "HDF5 data file (default: the imported Fashion-MNIST)"},
+    {"data", STR(data), "", 0, 0, "FILE", "HDF5 data file ($VAE_DIST_DATA or imported Fashion-MNIST)"},
     {"dataset", STR(dataset), "/train/images", 0, 0, "PATH", "training samples, shaped (N, ...)"},
     {"labels", STR(labels), "/train/labels", 0, 0, "PATH",
      "training labels (N); 'none' to skip; the default is used only if present"},
@@ -36,7 +36,7 @@ const OptSpec train_options[] = {
      "test samples for the per-epoch test ELBO; 'none' to skip; default used if present"},
     {"test-labels", STR(test_labels), "/test/labels", 0, 0, "PATH",
      "test labels; 'none' to skip; default used if present"},
-    {"out", STR(out), "", 0, 0, "DIR", "run directory (default: runs/<date>-<time>)"},
+    {"out", STR(out), "runs/%Y%m%d-%H%M%S", 0, 0, "DIR", "run directory (strftime % patterns expand)"},
     {"epochs", NUM(OPT_INT, epochs), "10", 1, 1e6, "N", "passes over the training data"},
     {"batch", NUM(OPT_I64, batch), "128", 1, 1e9, "G", "GLOBAL batch: samples per step, all ranks"},
     {"lr", NUM(OPT_F64, lr), "1e-3", 1e-12, 10, "X", "Adam learning rate"},
@@ -373,11 +373,18 @@ int train_main(int argc, char **argv, MPI_Comm comm)
         vd_fail(&err, VD_EX_SOFTWARE, "initial parameters differ across ranks");
 
     /* ---- run directory (rank 0) ---- */
-    if (cfg.out[0] == '\0' && rank == 0) {
+    if (strchr(cfg.out, '%') && rank == 0) { /* rank 0's clock names the run for all */
+        char pattern[sizeof cfg.out];
+        memcpy(pattern, cfg.out, sizeof pattern);
         time_t now = time(NULL);
         struct tm tm;
         localtime_r(&now, &tm);
-        strftime(cfg.out, sizeof cfg.out, "runs/%Y%m%d-%H%M%S", &tm);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral" /* the pattern is the user's, by design */
+        size_t len = strftime(cfg.out, sizeof cfg.out, pattern, &tm);
+#pragma GCC diagnostic pop
+        if (len == 0)
+            vd_fail(&err, VD_EX_USAGE, "--out: pattern '%s' expands to nothing", pattern);
     }
     MPI_Bcast(cfg.out, sizeof cfg.out, MPI_CHAR, 0, comm);
     int threads = vd_set_threads(cfg.threads, comm);
