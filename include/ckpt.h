@@ -3,15 +3,19 @@
  * Layout (format_version 1), readable with h5py:
  *   /                 attrs format ("vae-dist checkpoint"), format_version,
  *                     step (optimizer steps done), epoch (epochs completed),
- *                     params_checksum (vd_checksum_f32 of all parameters)
+ *                     state_checksum (vd_checksum of parameters, then Adam m,
+ *                     then Adam v), skipped_steps, and the logging interval
+ *                     and epoch in progress: interval_recon, interval_kl,
+ *                     interval_count, epoch_loss, epoch_count
  *   /config           one string attribute per training option, as typed on
  *                     the command line, plus n_ranks
- *   /model            attrs n_input, n_latent, hidden (array), input_shape
+ *   /model            attrs n_input, n_latent, hidden (array), input_shape,
+ *                     data_rows (training samples)
  *   /params/<name>    float32, e.g. /params/encoder.0.weight (400, 784)
  *   /adam/m/<name>    Adam first moments, same shapes
  *   /adam/v/<name>    Adam second moments
  * Random streams need no state: Philox draws are functions of (seed, step,
- * epoch), all stored above. */
+ * epoch), all stored above; the data order is recomputed from them. */
 #ifndef VD_CKPT_H
 #define VD_CKPT_H
 
@@ -24,24 +28,46 @@
 #define VD_CKPT_FORMAT "vae-dist checkpoint"
 #define VD_CKPT_VERSION 1
 
+/* Everything besides the tensors that a resumed run needs to continue as if
+ * never stopped. */
 typedef struct {
-    int64_t step;  /* optimizer steps taken */
-    int64_t epoch; /* epochs completed */
+    int64_t step;          /* optimizer steps taken */
+    int64_t epoch;         /* epochs completed */
+    int64_t skipped;       /* non-finite steps skipped so far (--max-skips) */
+    double ivl_recon, ivl_kl, ivl_count; /* logging interval in progress */
+    double ep_loss, ep_count;            /* epoch in progress */
 } TrainState;
 
 /* Rank 0 only. Writes path via "path.tmp", fsync and rename, so path is
  * either the old file or the complete new one. input_shape (n_dims values)
  * is the shape of one sample. VD_OK, VD_EX_CANTCREAT or VD_EX_IOERR. */
 int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_t *input_shape,
-              int n_dims, const OptSpec *table, const void *cfg, int n_ranks, VdError *err);
+              int n_dims, int64_t data_rows, const OptSpec *table, const void *cfg, int n_ranks,
+              VdError *err);
 
 /* Local. Reads the model shape stored in a checkpoint. VD_OK, VD_EX_NOINPUT
  * or VD_EX_DATAERR. */
 int ckpt_read_shape(const char *path, VaeShape *shape, VdError *err);
 
+/* Local. Reads /model's input_shape (up to max values; returns the count,
+ * or -1) and data_rows. */
+int ckpt_read_data_shape(const char *path, int64_t *input_shape, int max, int64_t *data_rows);
+
+/* Local. Reads the /config attribute name (an option as typed). 0 or -1. */
+int ckpt_read_config(const char *path, const char *name, char *buf, size_t n);
+
 /* Local. Loads parameters, Adam moments and state into m, whose shape must
- * equal the checkpoint's. Verifies params_checksum. VD_OK, VD_EX_NOINPUT or
- * VD_EX_DATAERR (naming what differs or is damaged). */
+ * equal the checkpoint's. Verifies state_checksum. VD_OK, VD_EX_NOINPUT,
+ * VD_EX_DATAERR (damaged: truncated, corrupt, checksum) or VD_EX_USAGE
+ * (another architecture, named in the message). */
 int ckpt_load(const char *path, Vae *m, TrainState *st, VdError *err);
+
+/* Local. The checkpoint files "ckpt-<step>.h5" in dir, newest (highest
+ * step) first: fills names (each of size 64) up to max; returns the count. */
+int ckpt_list(const char *dir, char (*names)[64], int max);
+
+/* Rank 0 only. Deletes all but the newest keep checkpoints in dir (keep 0
+ * keeps all). */
+void ckpt_prune(const char *dir, int keep);
 
 #endif

@@ -9,6 +9,8 @@
 #ifndef VD_METRICS_H
 #define VD_METRICS_H
 
+#include <stdint.h>
+
 #include "util.h"
 
 typedef struct {
@@ -23,5 +25,10 @@ typedef struct {
 int metrics_open(const char *dir, VdError *err);
 int metrics_train(const char *dir, const TrainRow *row, VdError *err);
 int metrics_epoch(const char *dir, const EpochRow *row, VdError *err);
+
+/* Drops the rows logged after step (from the CSV files and metrics.h5), so
+ * a run resumed from a checkpoint at that step logs each row once. Missing
+ * files are fine. VD_OK or VD_EX_IOERR. */
+int metrics_truncate(const char *dir, int64_t step, VdError *err);
 
 #endif

@@ -18,9 +18,9 @@
 
 #define VD_MAX_HIDDEN 8
 #define VD_MAX_TENSORS (4 * VD_MAX_HIDDEN + 8)
-#define VD_GRAD_EXTRA 4 /* recon sum, KL sum, sample count, spare */
+#define VD_GRAD_EXTRA 4 /* recon sum, KL sum, sample count, stop flag */
 
-enum { VD_EXTRA_RECON = 0, VD_EXTRA_KL = 1, VD_EXTRA_COUNT = 2 };
+enum { VD_EXTRA_RECON = 0, VD_EXTRA_KL = 1, VD_EXTRA_COUNT = 2, VD_EXTRA_STOP = 3 };
 
 typedef struct {
     int n_input;               /* D: values per sample */

@@ -29,6 +29,9 @@ typedef struct {
     int log_every;
     int threads;
     int ckpt_every;
+    int keep;
+    int fresh;
+    int max_skips;
     int64_t max_steps;
     int profile;
 } TrainConfig;
@@ -47,14 +50,20 @@ typedef struct {
     double forward, backward, allreduce, optimizer; /* seconds */
 } StepTimes;
 
+typedef struct {
+    int stop;         /* in: this rank was asked to stop; out: some rank was */
+    int poison;       /* in: test hook, put a NaN into this rank's gradient */
+    StepTimes times;  /* out */
+} StepIO;
+
 /* Collective. One optimizer step on rows [0, n) of w->x with noise w->eps:
  * local sum of per-sample gradients, one allreduce of the flat gradient
- * buffer (loss sums and sample count in its tail), Adam step t with the
- * gradient divided by the global sample count. Returns 1, or 0 without
- * touching the parameters if any reduced value is not finite (the same
- * verdict on every rank). tm may be NULL. */
+ * buffer (loss sums, sample count and the stop flag in its tail), Adam step
+ * t with the gradient divided by the global sample count. Returns 1, or 0
+ * without touching the parameters if any reduced value is not finite (the
+ * same verdict on every rank). io may be NULL. */
 int train_step(Vae *m, VaeWork *w, int n, const AdamConfig *adam, long t, MPI_Comm comm,
-               StepTimes *tm);
+               StepIO *io);
 
 /* Collective. Sets OpenBLAS threads per rank: threads > 0 as given; 0 means
  * $OPENBLAS_NUM_THREADS if set, else the cores this rank may use divided by

@@ -18,9 +18,11 @@ enum {
     VD_EX_USAGE = 64,    /* bad command line */
     VD_EX_DATAERR = 65,  /* input data malformed or unusable */
     VD_EX_NOINPUT = 66,  /* input file or dataset missing */
-    VD_EX_SOFTWARE = 70, /* internal error, or training diverged (non-finite) */
+    VD_EX_SOFTWARE = 70, /* internal error (replicas differ, ...) */
     VD_EX_CANTCREAT = 73,/* cannot create an output file or directory */
-    VD_EX_IOERR = 74     /* read or write failed part way */
+    VD_EX_IOERR = 74,    /* read or write failed part way */
+    VD_EX_TEMPFAIL = 75, /* stopped by a signal, checkpoint saved: requeue me */
+    VD_EX_DIVERGED = 76  /* non-finite loss or gradient; the step was not applied */
 };
 
 typedef struct {
@@ -54,8 +56,14 @@ void vd_free(void *p);
 double vd_now(void);
 
 /* Order-sensitive 64-bit checksum of a float buffer's bits (FNV-1a over
- * 32-bit words): equal buffers give equal sums, bit flips change it. */
-uint64_t vd_checksum_f32(const float *x, size_t n);
+ * 32-bit words): equal buffers give equal sums, bit flips change it.
+ * vd_checksum_more continues a checksum h over another buffer. */
+#define VD_CHECKSUM_INIT 1469598103934665603ULL
+uint64_t vd_checksum_more(uint64_t h, const float *x, size_t n);
+static inline uint64_t vd_checksum_f32(const float *x, size_t n)
+{
+    return vd_checksum_more(VD_CHECKSUM_INIT, x, n);
+}
 
 /* Creates dir and its parents (like mkdir -p); 0 or -1 with errno set. */
 int vd_mkdirs(const char *dir);

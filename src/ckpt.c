@@ -2,7 +2,9 @@
 #include "config.h"
 #include "ckpt.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
@@ -39,14 +41,48 @@ static int fsync_path(const char *path, int dir)
     return rc;
 }
 
+static uint64_t state_checksum(const Vae *m)
+{
+    uint64_t h = vd_checksum_f32(m->params, m->n_params);
+    h = vd_checksum_more(h, m->adam_m, m->n_params);
+    return vd_checksum_more(h, m->adam_v, m->n_params);
+}
+
+static int write_f64(hid_t obj, const char *name, double v)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(space);
+    return rc < 0 ? -1 : 0;
+}
+
+static int read_f64(hid_t obj, const char *name, double *v)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t space = H5Aget_space(a);
+    int ok = H5Sget_simple_extent_npoints(space) == 1 && H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0;
+    H5Sclose(space);
+    H5Aclose(a);
+    return ok ? 0 : -1;
+}
+
 int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_t *input_shape,
-              int n_dims, const OptSpec *table, const void *cfg, int n_ranks, VdError *err)
+              int n_dims, int64_t data_rows, const OptSpec *table, const void *cfg, int n_ranks,
+              VdError *err)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-    H5Pclose(fcpl);
+    /* 1.8 file format: object headers carry checksums, so damage to the
+     * metadata is caught on load, not only damage to the tensors */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (file < 0)
         return vd_fail(err, VD_EX_CANTCREAT, "cannot create checkpoint %s", tmp);
     const char *step_failed = NULL;
@@ -57,7 +93,13 @@ int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_
 
     if (h5_attr_str(file, "format", VD_CKPT_FORMAT) || h5_attr_i64(file, "format_version", &version, 1) ||
         h5_attr_i64(file, "step", &st->step, 1) || h5_attr_i64(file, "epoch", &st->epoch, 1) ||
-        h5_attr_u64(file, "params_checksum", vd_checksum_f32(m->params, m->n_params)) ||
+        h5_attr_i64(file, "skipped_steps", &st->skipped, 1) ||
+        h5_attr_u64(file, "state_checksum", state_checksum(m)) ||
+        write_f64(file, "interval_recon", st->ivl_recon) ||
+        write_f64(file, "interval_kl", st->ivl_kl) ||
+        write_f64(file, "interval_count", st->ivl_count) ||
+        write_f64(file, "epoch_loss", st->ep_loss) ||
+        write_f64(file, "epoch_count", st->ep_count) ||
         h5_attr_str(file, "created_by", PACKAGE_STRING)) {
         step_failed = "root attributes";
         goto fail;
@@ -71,6 +113,7 @@ int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_
         bad |= h5_attr_i64(g, "n_latent", &v, 1);
         bad |= h5_attr_i64(g, "hidden", hidden, s->n_hidden);
         bad |= h5_attr_i64(g, "input_shape", input_shape, n_dims);
+        bad |= h5_attr_i64(g, "data_rows", &data_rows, 1);
         H5Gclose(g);
     }
     if (bad) {
@@ -226,24 +269,105 @@ int ckpt_load(const char *path, Vae *m, TrainState *st, VdError *err)
         char have[128], want[128];
         shape_text(&shape, have, sizeof have);
         shape_text(s, want, sizeof want);
-        return vd_fail(err, VD_EX_DATAERR, "%s holds a %s model, this run is %s", path, have,
+        return vd_fail(err, VD_EX_USAGE, "%s holds a %s model, this run is %s", path, have,
                        want);
     }
     hid_t file = open_ckpt(path, err);
     if (file < 0)
         return err->code;
     uint64_t sum = 0;
+    memset(st, 0, sizeof *st);
     int ok = h5_attr_read_i64(file, "step", &st->step, 1) == 1 &&
              h5_attr_read_i64(file, "epoch", &st->epoch, 1) == 1 &&
-             h5_attr_read_u64(file, "params_checksum", &sum) == 0 &&
+             h5_attr_read_i64(file, "skipped_steps", &st->skipped, 1) == 1 &&
+             read_f64(file, "interval_recon", &st->ivl_recon) == 0 &&
+             read_f64(file, "interval_kl", &st->ivl_kl) == 0 &&
+             read_f64(file, "interval_count", &st->ivl_count) == 0 &&
+             read_f64(file, "epoch_loss", &st->ep_loss) == 0 &&
+             read_f64(file, "epoch_count", &st->ep_count) == 0 &&
+             h5_attr_read_u64(file, "state_checksum", &sum) == 0 &&
              read_group(file, "params", m, m->params) == 0 &&
              read_group(file, "adam/m", m, m->adam_m) == 0 &&
              read_group(file, "adam/v", m, m->adam_v) == 0;
     H5Fclose(file);
     if (!ok)
         return vd_fail(err, VD_EX_DATAERR, "%s: missing or damaged tensors or attributes", path);
-    if (vd_checksum_f32(m->params, m->n_params) != sum)
-        return vd_fail(err, VD_EX_DATAERR, "%s: parameter checksum mismatch (corrupt file)",
-                       path);
+    if (state_checksum(m) != sum)
+        return vd_fail(err, VD_EX_DATAERR, "%s: checksum mismatch (corrupt file)", path);
+    if (st->step < 0 || st->epoch < 0 || st->skipped < 0)
+        return vd_fail(err, VD_EX_DATAERR, "%s: negative step or epoch", path);
     return VD_OK;
+}
+
+int ckpt_read_data_shape(const char *path, int64_t *input_shape, int max, int64_t *data_rows)
+{
+    VdError err = {0};
+    hid_t file = open_ckpt(path, &err);
+    if (file < 0)
+        return -1;
+    hid_t g = H5Gopen2(file, "model", H5P_DEFAULT);
+    int n = -1;
+    if (g >= 0) {
+        n = h5_attr_read_i64(g, "input_shape", input_shape, max);
+        if (h5_attr_read_i64(g, "data_rows", data_rows, 1) != 1)
+            n = -1;
+        H5Gclose(g);
+    }
+    H5Fclose(file);
+    return n;
+}
+
+int ckpt_read_config(const char *path, const char *name, char *buf, size_t n)
+{
+    VdError err = {0};
+    hid_t file = open_ckpt(path, &err);
+    if (file < 0)
+        return -1;
+    hid_t g = H5Gopen2(file, "config", H5P_DEFAULT);
+    int rc = g < 0 ? -1 : h5_attr_read_str(g, name, buf, n);
+    if (g >= 0)
+        H5Gclose(g);
+    H5Fclose(file);
+    return rc;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    long long x = atoll((const char *)a + 5), y = atoll((const char *)b + 5);
+    return (x < y) - (x > y);
+}
+
+int ckpt_list(const char *dir, char (*names)[64], int max)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        size_t len = strlen(e->d_name);
+        /* ckpt-NNNNNNNN.h5 exactly: not the .tmp of a write in progress */
+        if (len < 64 && len > 8 && strncmp(e->d_name, "ckpt-", 5) == 0 &&
+            strcmp(e->d_name + len - 3, ".h5") == 0 &&
+            strspn(e->d_name + 5, "0123456789") == len - 8)
+            memcpy(names[n++], e->d_name, len + 1);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, 64, newest_first);
+    return n;
+}
+
+void ckpt_prune(const char *dir, int keep)
+{
+    enum { MAX = 4096 };
+    if (keep <= 0)
+        return;
+    char (*names)[64] = vd_calloc(MAX, 64);
+    int n = ckpt_list(dir, names, MAX);
+    for (int i = keep; i < n; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    vd_free(names);
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <hdf5.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -73,4 +74,80 @@ int metrics_epoch(const char *dir, const EpochRow *row, VdError *err)
     const double *v = &row->epoch;
     int rc = append_csv(dir, "epochs.csv", epoch_cols, v, err);
     return rc ? rc : append_h5(dir, "test", epoch_cols, v, err);
+}
+
+/* Keeps the header and the rows whose column col (0-based) is <= step. */
+static int truncate_csv(const char *dir, const char *file, int col, int64_t step, VdError *err)
+{
+    char path[4200], tmp[4300], line[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return VD_OK;
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return vd_fail(err, VD_EX_IOERR, "cannot rewrite %s: %s", path, strerror(errno));
+    }
+    for (int first = 1; fgets(line, sizeof line, in); first = 0) {
+        const char *p = line;
+        for (int c = 0; c < col && p; c++)
+            p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+        if (first || (p && strtod(p, NULL) <= (double)step))
+            fputs(line, out);
+    }
+    fclose(in);
+    if (fclose(out) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return vd_fail(err, VD_EX_IOERR, "rewriting %s failed: %s", path, strerror(errno));
+    }
+    return VD_OK;
+}
+
+/* Shrinks every column of group to the rows whose "step" is <= step. */
+static int truncate_h5_group(hid_t f, const char *group, const char **cols, int64_t step)
+{
+    if (H5Lexists(f, group, H5P_DEFAULT) <= 0)
+        return 0;
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    hid_t d = H5Dopen2(g, "step", H5P_DEFAULT);
+    if (g < 0 || d < 0)
+        return -1;
+    hid_t space = H5Dget_space(d);
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(space, &n, NULL);
+    H5Sclose(space);
+    double *v = vd_calloc(n ? n : 1, sizeof(double));
+    int rc = n ? (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0 ? -1 : 0) : 0;
+    H5Dclose(d);
+    hsize_t keep = 0;
+    while (keep < n && v[keep] <= (double)step)
+        keep++;
+    vd_free(v);
+    for (int i = 0; rc == 0 && i < NCOLS; i++) {
+        d = H5Dopen2(g, cols[i], H5P_DEFAULT);
+        rc = d < 0 || H5Dset_extent(d, &keep) < 0 ? -1 : 0;
+        if (d >= 0)
+            H5Dclose(d);
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+int metrics_truncate(const char *dir, int64_t step, VdError *err)
+{
+    if (truncate_csv(dir, "metrics.csv", 0, step, err) || truncate_csv(dir, "epochs.csv", 1, step, err))
+        return err->code;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.h5", dir);
+    if (access(path, F_OK) != 0)
+        return VD_OK;
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    int bad = f < 0 || truncate_h5_group(f, "train", train_cols, step) != 0 ||
+              truncate_h5_group(f, "test", epoch_cols, step) != 0;
+    if (f >= 0)
+        bad |= H5Fclose(f) < 0;
+    return bad ? vd_fail(err, VD_EX_IOERR, "cannot truncate %s to step %lld", path, (long long)step)
+               : VD_OK;
 }

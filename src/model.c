@@ -24,9 +24,9 @@ static void add_tensor(Vae *m, const char *name, int rows, int cols)
 static void add_linear(Vae *m, const char *prefix, int n_in, int n_out)
 {
     char name[32];
-    snprintf(name, sizeof name, "%s.weight", prefix);
+    snprintf(name, sizeof name, "%.20s.weight", prefix);
     add_tensor(m, name, n_out, n_in);
-    snprintf(name, sizeof name, "%s.bias", prefix);
+    snprintf(name, sizeof name, "%.20s.bias", prefix);
     add_tensor(m, name, n_out, 0);
 }
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,11 @@ const OptSpec train_options[] = {
      "OpenBLAS threads per rank (0: cores / ranks per node)"},
     {"ckpt-every", NUM(OPT_INT, ckpt_every), "1", 0, 1e6, "N",
      "checkpoint every N epochs (0: only at the end)"},
+    {"keep", NUM(OPT_INT, keep), "3", 0, 1e6, "N", "checkpoints kept in the run directory (0: all)"},
+    {"fresh", NUM(OPT_BOOL, fresh), "0", 0, 0, NULL,
+     "start over: move a previous run's files aside instead of resuming"},
+    {"max-skips", NUM(OPT_INT, max_skips), "0", 0, 1e9, "N",
+     "non-finite steps to skip before stopping (0: stop at the first)"},
     {"max-steps", NUM(OPT_I64, max_steps), "0", 0, 1e15, "N", "stop after N steps (0: no limit)"},
     {"profile", NUM(OPT_BOOL, profile), "0", 0, 0, NULL,
      "print a per-step time split at the end"},
@@ -103,7 +109,8 @@ int vd_set_threads(int threads, MPI_Comm comm)
 /* ---- helpers ---------------------------------------------------------- */
 
 typedef struct {
-    double data, forward, backward, allreduce, optimizer, eval, io;
+    double data, forward, backward, allreduce, optimizer, eval, io; /* seconds */
+    int64_t steps;
 } Profile;
 
 static void fmt_duration(char *buf, size_t n, double s)
@@ -229,7 +236,7 @@ static int open_optional(H5Rows *r, const char *file, const char *path, const ch
 }
 
 int train_step(Vae *m, VaeWork *w, int n, const AdamConfig *adam, long t, MPI_Comm comm,
-               StepTimes *tm)
+               StepIO *io)
 {
     size_t n_red = m->n_params + VD_GRAD_EXTRA;
     double t0 = vd_now();
@@ -246,6 +253,9 @@ int train_step(Vae *m, VaeWork *w, int n, const AdamConfig *adam, long t, MPI_Co
     extra[VD_EXTRA_RECON] = (float)rsum;
     extra[VD_EXTRA_KL] = (float)ksum;
     extra[VD_EXTRA_COUNT] = (float)n;
+    extra[VD_EXTRA_STOP] = io && io->stop ? 1.0f : 0.0f;
+    if (io && io->poison)
+        m->grads[0] = NAN;
     double t2 = vd_now();
     MPI_Allreduce(MPI_IN_PLACE, m->grads, (int)n_red, MPI_FLOAT, MPI_SUM, comm);
     double t3 = vd_now();
@@ -260,378 +270,610 @@ int train_step(Vae *m, VaeWork *w, int n, const AdamConfig *adam, long t, MPI_Co
         adam_step(adam, t, m->n_params, m->params, m->grads, m->adam_m, m->adam_v,
                   1.0f / extra[VD_EXTRA_COUNT]);
     double t4 = vd_now();
-    if (tm)
-        *tm = (StepTimes){t1 - t0, t2 - t1, t3 - t2, t4 - t3};
+    if (io) {
+        io->stop = extra[VD_EXTRA_STOP] > 0.0f;
+        io->times = (StepTimes){t1 - t0, t2 - t1, t3 - t2, t4 - t3};
+    }
     return finite;
+}
+
+/* ---- signals ---------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+/* SIGTERM, SIGUSR1 and SIGINT only set a flag; the ranks agree on stopping
+ * through the next step's allreduce. A second SIGINT kills (SA_RESETHAND). */
+static void install_signal_handlers(void)
+{
+    int sigs[3] = {SIGTERM, SIGUSR1, SIGINT};
+    for (int i = 0; i < 3; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = sigs[i] == SIGINT ? SA_RESETHAND : 0;
+        sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 /* ---- the driver ------------------------------------------------------- */
 
+#define VD_MAX_CKPTS 4096 /* checkpoint files considered in a run directory */
+
+/* Everything one training run holds; the functions below share it. */
+typedef struct {
+    TrainConfig cfg;
+    int rank, size, threads;
+    MPI_Comm comm;
+    H5Rows train_x, train_y, test_x, test_y;
+    int has_train_y, has_test, has_test_y;
+    Vae *m;
+    VaeWork *w;
+    Shard train, test;
+    int64_t *perm, *rows;
+    int64_t n_rows, steps_per_epoch, total_steps, test_begin, test_end;
+    int B, ih, iw;
+    TrainState st;
+    Profile prof;
+} Run;
+
+/* Rank 0: imports Fashion-MNIST to the default data path if it is missing. */
+static void import_default_data(const TrainConfig *cfg, VdError *err)
+{
+    char def_data[4096];
+    vd_default_data_path(def_data, sizeof def_data);
+    if (strcmp(cfg->data, def_data) != 0 || access(cfg->data, F_OK) == 0)
+        return;
+    ImportConfig ic = {.force = 0};
+    snprintf(ic.train_images, sizeof ic.train_images, "%s/train-images-idx3-ubyte.gz", VD_FASHION_MNIST_DIR);
+    snprintf(ic.train_labels, sizeof ic.train_labels, "%s/train-labels-idx1-ubyte.gz", VD_FASHION_MNIST_DIR);
+    snprintf(ic.test_images, sizeof ic.test_images, "%s/t10k-images-idx3-ubyte.gz", VD_FASHION_MNIST_DIR);
+    snprintf(ic.test_labels, sizeof ic.test_labels, "%s/t10k-labels-idx1-ubyte.gz", VD_FASHION_MNIST_DIR);
+    snprintf(ic.out, sizeof ic.out, "%s", cfg->data);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", cfg->data);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    if (access(ic.train_images, R_OK) != 0)
+        vd_fail(err, VD_EX_NOINPUT,
+                "no data: %s does not exist and Fashion-MNIST is not installed "
+                "(apt-get install dataset-fashion-mnist, or pass --data FILE)",
+                cfg->data);
+    else if (slash && vd_mkdirs(dir) != 0)
+        vd_fail(err, VD_EX_CANTCREAT, "cannot create %s: %s", dir, strerror(errno));
+    else {
+        printf("importing Fashion-MNIST from %s to %s\n", VD_FASHION_MNIST_DIR, cfg->data);
+        vd_import(&ic, err);
+    }
+}
+
+/* Local: opens the training and test datasets and checks they fit together. */
+static void open_data(Run *r, VdError *err)
+{
+    const TrainConfig *cfg = &r->cfg;
+    if (h5rows_open(&r->train_x, cfg->data, cfg->dataset, 0, err) != VD_OK)
+        return;
+    r->has_train_y = open_optional(&r->train_y, cfg->data, cfg->labels, "/train/labels", 1, err);
+    if (err->code == VD_OK)
+        r->has_test = open_optional(&r->test_x, cfg->data, cfg->test_dataset, "/test/images", 0, err);
+    if (err->code == VD_OK && r->has_test)
+        r->has_test_y = open_optional(&r->test_y, cfg->data, cfg->test_labels, "/test/labels", 1, err);
+    if (err->code != VD_OK)
+        return;
+    const H5Rows *x = &r->train_x, *y = &r->train_y, *tx = &r->test_x, *ty = &r->test_y;
+    if (r->has_train_y && y->n_rows != x->n_rows)
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", y->where,
+                (long long)y->n_rows, (long long)x->n_rows);
+    else if (r->has_test && tx->row_len != x->row_len)
+        vd_fail(err, VD_EX_DATAERR, "%s samples have %lld values, training samples %lld",
+                tx->where, (long long)tx->row_len, (long long)x->row_len);
+    else if (r->has_test_y && ty->n_rows != tx->n_rows)
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", ty->where,
+                (long long)ty->n_rows, (long long)tx->n_rows);
+    else if (x->n_rows < cfg->batch)
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than one global batch (%lld)",
+                x->where, (long long)x->n_rows, (long long)cfg->batch);
+    else if (r->has_test && tx->n_rows < r->size)
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than the %d ranks", tx->where,
+                (long long)tx->n_rows, r->size);
+    else if (x->row_len > (1 << 24))
+        vd_fail(err, VD_EX_DATAERR, "%s: samples of %lld values are too large", x->where,
+                (long long)x->row_len);
+}
+
+/* Rank 0: moves a previous run's files into DIR/replaced-<time>/ (--fresh). */
+static void set_aside_previous_run(const char *dir, VdError *err)
+{
+    static const char *files[] = {"latest", "metrics.csv", "epochs.csv", "metrics.h5",
+                                  "config.txt", "loss.png", "samples.png",
+                                  "reconstructions.png"};
+    char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64), aside[4200], from[4200], to[4400];
+    int n = ckpt_list(dir, names, VD_MAX_CKPTS), moved = 0;
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    size_t len = (size_t)snprintf(aside, sizeof aside, "%s/replaced-", dir);
+    strftime(aside + len, sizeof aside - len, "%Y%m%d-%H%M%S", &tm);
+    for (int i = 0; i < n + 8 && err->code == VD_OK; i++) {
+        const char *name = i < n ? names[i] : files[i - n];
+        snprintf(from, sizeof from, "%s/%s", dir, name);
+        if (access(from, F_OK) != 0)
+            continue;
+        if (!moved++ && vd_mkdirs(aside) != 0)
+            vd_fail(err, VD_EX_CANTCREAT, "cannot create %s: %s", aside, strerror(errno));
+        snprintf(to, sizeof to, "%s/%s", aside, name);
+        if (err->code == VD_OK && rename(from, to) != 0)
+            vd_fail(err, VD_EX_CANTCREAT, "cannot move %s aside: %s", from, strerror(errno));
+    }
+    if (moved && err->code == VD_OK)
+        printf("--fresh: the previous run's files are now in %s\n", aside);
+    vd_free(names);
+}
+
+/* Rank 0: why checkpoint path cannot continue this run (VD_EX_USAGE), or VD_OK. */
+static int check_resumable(const Run *r, const char *path, VdError *err)
+{
+    static const char *must_match[] = {"batch", "seed", "dataset"};
+    for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++) {
+        const OptSpec *o = train_options;
+        while (strcmp(o->name, must_match[i]) != 0)
+            o++;
+        char have[4200], want[4200];
+        opts_format(o, &r->cfg, want, sizeof want);
+        if (ckpt_read_config(path, o->name, have, sizeof have) == 0 && strcmp(have, want) != 0)
+            return vd_fail(err, VD_EX_USAGE,
+                           "%s was made with --%s %s, this run has --%s %s: use the same value, "
+                           "another --out, or --fresh",
+                           path, o->name, have, o->name, want);
+    }
+    int64_t shape[VD_MAX_DIMS], rows = 0;
+    int nd = ckpt_read_data_shape(path, shape, VD_MAX_DIMS, &rows);
+    int same = nd == r->train_x.n_dims - 1 && rows == r->n_rows;
+    for (int i = 0; same && i < nd; i++)
+        same = shape[i] == r->train_x.dims[i + 1];
+    if (nd >= 0 && !same) {
+        char have[128] = "", want[128] = "";
+        for (int i = 0; i < nd; i++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", i ? "x" : "",
+                     (long long)shape[i]);
+        for (int i = 1; i < r->train_x.n_dims; i++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i > 1 ? "x" : "",
+                     (long long)r->train_x.dims[i]);
+        return vd_fail(err, VD_EX_USAGE,
+                       "%s was trained on %lld samples of %s, %s has %lld of %s: use another "
+                       "--out, or --fresh",
+                       path, (long long)rows, have, r->train_x.where, (long long)r->n_rows, want);
+    }
+    return VD_OK;
+}
+
+/* Collective. Continues from the newest valid checkpoint in the run
+ * directory, if any: rank 0 loads it (falling back to older ones when it is
+ * damaged) and broadcasts the state. Returns 1 if resumed. */
+static int resume(Run *r, VdError *err)
+{
+    int resumed = 0;
+    if (r->rank == 0) {
+        char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64), path[4200];
+        int n = ckpt_list(r->cfg.out, names, VD_MAX_CKPTS);
+        VdError why = {0};
+        for (int i = 0; i < n && !resumed && err->code == VD_OK; i++) {
+            snprintf(path, sizeof path, "%s/%s", r->cfg.out, names[i]);
+            VdError e = {0};
+            if (check_resumable(r, path, err) != VD_OK)
+                break;
+            int rc = ckpt_load(path, r->m, &r->st, &e);
+            if (rc == VD_OK) {
+                resumed = 1;
+                printf("resuming from %s: step %lld, epoch %lld\n", path, (long long)r->st.step,
+                       (long long)r->st.epoch);
+                if (i > 0)
+                    fprintf(stderr, "vae-dist: warning: resumed from %s, an older checkpoint "
+                                    "(newer ones are damaged)\n", names[i]);
+            } else if (rc == VD_EX_USAGE) {
+                vd_fail(err, rc, "%s; use another --out, or --fresh", e.msg);
+            } else {
+                fprintf(stderr, "vae-dist: warning: %s; trying an older checkpoint\n", e.msg);
+                if (!why.code)
+                    why = e;
+            }
+        }
+        vd_free(names);
+        if (!resumed && err->code == VD_OK && why.code)
+            vd_fail(err, VD_EX_DATAERR,
+                    "no valid checkpoint in %s (newest: %s); pass --fresh to start over",
+                    r->cfg.out, why.msg);
+        if (resumed && r->st.step > 0)
+            metrics_truncate(r->cfg.out, r->st.step, err);
+        else if (!resumed && err->code == VD_OK)
+            metrics_truncate(r->cfg.out, 0, err); /* rows of a run that never checkpointed */
+    }
+    if (vd_error_agree(err, r->comm))
+        return 0;
+    MPI_Bcast(&resumed, 1, MPI_INT, 0, r->comm);
+    if (resumed) {
+        MPI_Bcast(&r->st, (int)sizeof r->st, MPI_BYTE, 0, r->comm);
+        MPI_Bcast(r->m->params, (int)r->m->n_params, MPI_FLOAT, 0, r->comm);
+        MPI_Bcast(r->m->adam_m, (int)r->m->n_params, MPI_FLOAT, 0, r->comm);
+        MPI_Bcast(r->m->adam_v, (int)r->m->n_params, MPI_FLOAT, 0, r->comm);
+    }
+    return resumed;
+}
+
+/* Rank 0: checkpoint, "latest", and pruning to --keep. */
+static int save_checkpoint(Run *r, VdError *err)
+{
+    char name[64], path[4200];
+    snprintf(name, sizeof name, "ckpt-%010lld.h5", (long long)r->st.step);
+    snprintf(path, sizeof path, "%s/%s", r->cfg.out, name);
+    int64_t in_shape[VD_MAX_DIMS];
+    for (int i = 1; i < r->train_x.n_dims; i++)
+        in_shape[i - 1] = r->train_x.dims[i];
+    if (ckpt_save(path, r->m, &r->st, in_shape, r->train_x.n_dims - 1, r->n_rows, train_options,
+                  &r->cfg, r->size, err) != VD_OK ||
+        write_latest(r->cfg.out, name, err) != VD_OK)
+        return err->code;
+    ckpt_prune(r->cfg.out, r->cfg.keep);
+    printf("checkpoint %s\n", path);
+    return VD_OK;
+}
+
+/* Collective: test ELBO, epoch metrics, checkpoint and figures at an epoch's end. */
+static void end_epoch(Run *r, int64_t epoch, double ep_start, int want_ckpt, VdError *err)
+{
+    double t0 = vd_now(), sums[3] = {0, 0, 0}, tot[3] = {0, 0, 0};
+    if (r->has_test)
+        evaluate(r->m, r->w, &r->test, r->test_begin, r->cfg.seed, epoch, sums);
+    MPI_Allreduce(sums, tot, 3, MPI_DOUBLE, MPI_SUM, r->comm);
+    double t1 = vd_now();
+    r->prof.eval += t1 - t0;
+    if (want_ckpt && !replicas_agree(r->m, r->comm))
+        vd_fail(err, VD_EX_SOFTWARE, "replicas diverged: parameter checksums differ at step %lld",
+                (long long)r->st.step);
+    if (r->rank == 0 && err->code == VD_OK) {
+        TrainState *st = &r->st;
+        EpochRow row = {(double)epoch + 1, (double)st->step,
+                        st->ep_count ? st->ep_loss / st->ep_count : NAN,
+                        r->has_test ? (tot[0] + tot[1]) / tot[2] : NAN,
+                        r->has_test ? tot[0] / tot[2] : NAN, r->has_test ? tot[1] / tot[2] : NAN,
+                        vd_now() - ep_start};
+        if (r->has_test)
+            printf("epoch %lld done: test loss %.2f = %.2f + %.2f nats (%lld samples), "
+                   "train loss %.2f, %.1f s\n",
+                   (long long)epoch + 1, row.test_loss, row.test_recon, row.test_kl,
+                   (long long)tot[2], row.train_loss, row.seconds);
+        else
+            printf("epoch %lld done: train loss %.2f, %.1f s\n", (long long)epoch + 1,
+                   row.train_loss, row.seconds);
+        st->ep_loss = st->ep_count = 0;
+        metrics_epoch(r->cfg.out, &row, err);
+        if (err->code == VD_OK && want_ckpt)
+            save_checkpoint(r, err);
+        if (err->code == VD_OK && r->ih > 0)
+            write_figures(r->cfg.out, r->m, r->w, r->has_test ? &r->test : NULL, r->cfg.seed,
+                          r->ih, r->iw, err);
+        fflush(stdout);
+    }
+    r->st.ep_loss = r->st.ep_count = 0;
+    r->prof.io += vd_now() - t1;
+}
+
+/* Rank 0: one progress line and metrics row for the interval that ends now. */
+static void log_interval(Run *r, int64_t epoch, int64_t s, double *ivl_start, double run_start,
+                         int64_t run_first_step, VdError *err)
+{
+    TrainState *st = &r->st;
+    if (st->ivl_count == 0) /* every step of the interval was skipped */
+        return;
+    double now = vd_now(), rate = st->ivl_count / (now - *ivl_start);
+    double eta = (now - run_start) / (double)(st->step - run_first_step) *
+                 (double)(r->total_steps - st->step);
+    TrainRow row = {(double)st->step, (double)epoch + 1,
+                    (st->ivl_recon + st->ivl_kl) / st->ivl_count, st->ivl_recon / st->ivl_count,
+                    st->ivl_kl / st->ivl_count, r->cfg.lr, rate};
+    if (r->rank == 0) {
+        char etab[32];
+        fmt_duration(etab, sizeof etab, eta);
+        printf("epoch %lld/%d  step %lld/%lld  loss %.2f = %.2f + %.2f  %.0f samples/s  ETA %s\n",
+               (long long)epoch + 1, r->cfg.epochs, (long long)(s + 1),
+               (long long)r->steps_per_epoch, row.loss, row.recon, row.kl, rate, etab);
+        fflush(stdout);
+        metrics_train(r->cfg.out, &row, err);
+    }
+    st->ivl_recon = st->ivl_kl = st->ivl_count = 0;
+    *ivl_start = vd_now();
+    r->prof.io += *ivl_start - now;
+}
+
+static void print_profile(const Run *r)
+{
+    const Profile *p = &r->prof;
+    double mine[7] = {p->data, p->forward, p->backward, p->allreduce, p->optimizer, p->eval, p->io};
+    double mx[7];
+    MPI_Reduce(mine, mx, 7, MPI_DOUBLE, MPI_MAX, 0, r->comm);
+    if (r->rank != 0)
+        return;
+    static const char *names[7] = {"data", "forward", "backward", "allreduce", "optimizer",
+                                   "eval", "io"};
+    double steps = p->steps ? (double)p->steps : 1, total = 0;
+    for (int i = 0; i < 5; i++)
+        total += mine[i];
+    printf("profile (rank 0; max over ranks), per step over %lld steps:\n", (long long)p->steps);
+    for (int i = 0; i < 7; i++)
+        printf("  %-10s %8.3f ms  max %8.3f ms  %5.1f%%%s\n", names[i], 1e3 * mine[i] / steps,
+               1e3 * mx[i] / steps, i < 5 ? 100.0 * mine[i] / total : 0.0,
+               i < 5 ? "" : " (outside steps)");
+    const VaeShape *s = &r->m->shape;
+    double flops = 6.0 * vae_forward_macs(s) - 2.0 * (double)s->n_input * s->hidden[0];
+    printf("  step %.3f ms, %.0f samples/s, %.2f GFLOP/s per rank\n", 1e3 * total / steps,
+           (double)r->cfg.batch * steps / total, flops * r->B * steps / total * 1e-9);
+}
+
+/* Collective. Trains from r->st to the end (or a stop); returns the exit code. */
+static int train_loop(Run *r, VdError *err)
+{
+    TrainConfig *cfg = &r->cfg;
+    TrainState *st = &r->st;
+    Rng order = rng_stream(cfg->seed, VD_STREAM_ORDER, 0);
+    Rng noise = rng_stream(cfg->seed, VD_STREAM_NOISE, (uint32_t)r->rank);
+    AdamConfig adam = {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps};
+    const char *nan_step = getenv("VAE_DIST_TEST_NAN_STEP"); /* test hook, see README */
+    int64_t poison_step = nan_step ? atoll(nan_step) : -1, first_step = st->step;
+    double run_start = vd_now(), ivl_start = run_start;
+    int stop = 0, code = VD_OK;
+
+    install_signal_handlers();
+    for (int64_t epoch = st->step / r->steps_per_epoch; epoch < cfg->epochs && !stop; epoch++) {
+        double t0 = vd_now(), ep_start = t0;
+        rng_permutation(&order, (uint32_t)epoch, r->perm, r->n_rows);
+        shard_epoch_rows(r->perm, r->steps_per_epoch, cfg->batch, r->rank, r->size, r->rows);
+        shard_load(&r->train, r->rows, r->steps_per_epoch * r->B, err);
+        if (vd_error_agree(err, r->comm))
+            return err->code;
+        r->prof.data += vd_now() - t0;
+        for (int64_t s = st->step % r->steps_per_epoch; s < r->steps_per_epoch; s++) {
+            double t1 = vd_now();
+            shard_batch(&r->train, s * r->B, r->B, r->w->x, NULL);
+            rng_normal_fill(&noise, (uint32_t)st->step, 0, (size_t)r->B * r->m->shape.n_latent,
+                            r->w->eps);
+            r->prof.data += vd_now() - t1;
+            StepIO io = {.stop = stop_signal != 0,
+                         .poison = st->step + 1 == poison_step && r->rank == r->size - 1};
+            int finite = train_step(r->m, r->w, r->B, &adam, st->step + 1, r->comm, &io);
+            r->prof.forward += io.times.forward;
+            r->prof.backward += io.times.backward;
+            r->prof.allreduce += io.times.allreduce;
+            r->prof.optimizer += io.times.optimizer;
+            r->prof.steps++;
+            if (!finite) { /* every rank sees the same reduced values: all decide alike */
+                if (st->skipped >= cfg->max_skips) {
+                    vd_fail(err, VD_EX_DIVERGED,
+                            "non-finite loss or gradient at step %lld; the step was not applied "
+                            "and training stopped (last checkpoint kept; lower --lr?)",
+                            (long long)st->step + 1);
+                    return vd_error_agree(err, r->comm);
+                }
+                st->skipped++;
+                if (r->rank == 0)
+                    fprintf(stderr, "vae-dist: warning: non-finite loss or gradient at step %lld; "
+                                    "step skipped (%lld of --max-skips %d)\n",
+                            (long long)st->step + 1, (long long)st->skipped, cfg->max_skips);
+            }
+            st->step++; /* a skipped step still consumes its batch and noise */
+            if (finite) {
+                const float *extra = r->m->grads + r->m->n_params;
+                st->ivl_recon += extra[VD_EXTRA_RECON];
+                st->ivl_kl += extra[VD_EXTRA_KL];
+                st->ivl_count += extra[VD_EXTRA_COUNT];
+                st->ep_loss += extra[VD_EXTRA_RECON] + extra[VD_EXTRA_KL];
+                st->ep_count += extra[VD_EXTRA_COUNT];
+            }
+            if (st->step % cfg->log_every == 0 || s + 1 == r->steps_per_epoch)
+                log_interval(r, epoch, s, &ivl_start, run_start, first_step, err);
+            if (io.stop || st->step == r->total_steps) {
+                stop = 1;
+                if (io.stop) {
+                    code = VD_EX_TEMPFAIL;
+                    if (r->rank == 0)
+                        printf("stop requested by a signal: checkpointing at step %lld\n",
+                               (long long)st->step);
+                }
+                break;
+            }
+        }
+        int complete = st->step == (epoch + 1) * r->steps_per_epoch;
+        if (complete) {
+            st->epoch = epoch + 1;
+            int want = stop || epoch + 1 == cfg->epochs ||
+                       (cfg->ckpt_every > 0 && (epoch + 1) % cfg->ckpt_every == 0);
+            end_epoch(r, epoch, ep_start, want, err);
+        } else { /* stopped inside the epoch: checkpoint without the epoch's end */
+            if (!replicas_agree(r->m, r->comm))
+                vd_fail(err, VD_EX_SOFTWARE, "replicas diverged at step %lld",
+                        (long long)st->step);
+            if (r->rank == 0 && err->code == VD_OK)
+                save_checkpoint(r, err);
+        }
+        if (vd_error_agree(err, r->comm))
+            return err->code;
+    }
+    if (r->rank == 0)
+        printf("%s: %lld steps in %.1f s; outputs in %s\n",
+               code == VD_EX_TEMPFAIL ? "preempted" : "done", (long long)(st->step - first_step),
+               vd_now() - run_start, cfg->out);
+    return code;
+}
+
 int train_main(int argc, char **argv, MPI_Comm comm)
 {
-    int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    TrainConfig cfg;
-    memset(&cfg, 0, sizeof cfg);
+    Run *r = vd_calloc(1, sizeof *r);
+    TrainConfig *cfg = &r->cfg;
     VdError err = {0};
-    int help = 0;
+    int help = 0, code = VD_OK;
+    r->comm = comm;
+    MPI_Comm_rank(comm, &r->rank);
+    MPI_Comm_size(comm, &r->size);
+    r->train_x = (H5Rows){.file = -1, .dset = -1};
+    r->train_y = r->test_x = r->test_y = r->train_x;
 
-    opts_defaults(train_options, &cfg);
-    vd_default_data_path(cfg.data, sizeof cfg.data);
-    opts_parse(train_options, &cfg, argc, argv, &help, &err);
+    opts_defaults(train_options, cfg);
+    vd_default_data_path(cfg->data, sizeof cfg->data);
+    opts_parse(train_options, cfg, argc, argv, &help, &err);
     if (help) {
-        if (rank == 0) {
+        if (r->rank == 0) {
             printf("usage: mpirun -np N vae-dist [train] [options]\n\nTrains a VAE, "
                    "data-parallel over the MPI ranks. Other commands: import, help.\n\n"
                    "options [defaults]:\n");
-            opts_help(stdout, train_options, &cfg);
+            opts_help(stdout, train_options, cfg);
         }
+        vd_free(r);
         return VD_OK;
     }
-    if (err.code == VD_OK && cfg.hidden.n > VD_MAX_HIDDEN)
+    if (err.code == VD_OK && cfg->hidden.n > VD_MAX_HIDDEN)
         vd_fail(&err, VD_EX_USAGE, "--hidden: at most %d layers", VD_MAX_HIDDEN);
-    if (err.code == VD_OK && cfg.batch < size)
+    if (err.code == VD_OK && cfg->batch < r->size)
         vd_fail(&err, VD_EX_USAGE,
                 "--batch %lld is smaller than the %d ranks: every rank needs a sample per step",
-                (long long)cfg.batch, size);
+                (long long)cfg->batch, r->size);
+    if (err.code == VD_OK && r->rank == 0)
+        import_default_data(cfg, &err);
     if (vd_error_agree(&err, comm))
-        return err.code;
+        goto done;
 
-    /* The default data file is imported from Debian's package on first use. */
-    char def_data[4096];
-    vd_default_data_path(def_data, sizeof def_data);
-    if (rank == 0 && strcmp(cfg.data, def_data) == 0 && access(cfg.data, F_OK) != 0) {
-        ImportConfig ic = {.force = 0};
-        snprintf(ic.train_images, sizeof ic.train_images, "%s/train-images-idx3-ubyte.gz", VD_FASHION_MNIST_DIR);
-        snprintf(ic.train_labels, sizeof ic.train_labels, "%s/train-labels-idx1-ubyte.gz", VD_FASHION_MNIST_DIR);
-        snprintf(ic.test_images, sizeof ic.test_images, "%s/t10k-images-idx3-ubyte.gz", VD_FASHION_MNIST_DIR);
-        snprintf(ic.test_labels, sizeof ic.test_labels, "%s/t10k-labels-idx1-ubyte.gz", VD_FASHION_MNIST_DIR);
-        snprintf(ic.out, sizeof ic.out, "%s", cfg.data);
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", cfg.data);
-        *strrchr(dir, '/') = '\0';
-        if (access(ic.train_images, R_OK) != 0)
-            vd_fail(&err, VD_EX_NOINPUT,
-                    "no data: %s does not exist and Fashion-MNIST is not installed "
-                    "(apt-get install dataset-fashion-mnist, or pass --data FILE)",
-                    cfg.data);
-        else if (vd_mkdirs(dir) != 0)
-            vd_fail(&err, VD_EX_CANTCREAT, "cannot create %s: %s", dir, strerror(errno));
-        else {
-            printf("importing Fashion-MNIST from %s to %s\n", VD_FASHION_MNIST_DIR, cfg.data);
-            vd_import(&ic, &err);
-        }
-    }
+    open_data(r, &err);
     if (vd_error_agree(&err, comm))
-        return err.code;
+        goto done;
 
-    /* ---- data ---- */
-    H5Rows train_x = {.file = -1, .dset = -1}, train_y = train_x, test_x = train_x, test_y = train_x;
-    h5rows_open(&train_x, cfg.data, cfg.dataset, 0, &err);
-    int has_train_y = 0, has_test = 0, has_test_y = 0;
-    if (err.code == VD_OK)
-        has_train_y = open_optional(&train_y, cfg.data, cfg.labels, "/train/labels", 1, &err);
-    if (err.code == VD_OK)
-        has_test = open_optional(&test_x, cfg.data, cfg.test_dataset, "/test/images", 0, &err);
-    if (err.code == VD_OK && has_test)
-        has_test_y = open_optional(&test_y, cfg.data, cfg.test_labels, "/test/labels", 1, &err);
-    if (err.code == VD_OK && has_train_y && train_y.n_rows != train_x.n_rows)
-        vd_fail(&err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", train_y.where,
-                (long long)train_y.n_rows, (long long)train_x.n_rows);
-    if (err.code == VD_OK && has_test && test_x.row_len != train_x.row_len)
-        vd_fail(&err, VD_EX_DATAERR, "%s samples have %lld values, training samples %lld",
-                test_x.where, (long long)test_x.row_len, (long long)train_x.row_len);
-    if (err.code == VD_OK && has_test_y && test_y.n_rows != test_x.n_rows)
-        vd_fail(&err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", test_y.where,
-                (long long)test_y.n_rows, (long long)test_x.n_rows);
-    if (err.code == VD_OK && train_x.n_rows < cfg.batch)
-        vd_fail(&err, VD_EX_DATAERR, "%s has %lld samples, fewer than one global batch (%lld)",
-                train_x.where, (long long)train_x.n_rows, (long long)cfg.batch);
-    if (err.code == VD_OK && has_test && test_x.n_rows < size)
-        vd_fail(&err, VD_EX_DATAERR, "%s has %lld samples, fewer than the %d ranks",
-                test_x.where, (long long)test_x.n_rows, size);
-    if (err.code == VD_OK && train_x.row_len > (1 << 24))
-        vd_fail(&err, VD_EX_DATAERR, "%s: samples of %lld values are too large", train_x.where,
-                (long long)train_x.row_len);
-    if (vd_error_agree(&err, comm))
-        goto close_data;
-
-    /* ---- model ---- */
-    VaeShape shape = {.n_input = (int)train_x.row_len, .n_latent = cfg.latent,
-                      .n_hidden = cfg.hidden.n};
-    memcpy(shape.hidden, cfg.hidden.v, sizeof(int) * (size_t)cfg.hidden.n);
+    VaeShape shape = {.n_input = (int)r->train_x.row_len, .n_latent = cfg->latent,
+                      .n_hidden = cfg->hidden.n};
+    memcpy(shape.hidden, cfg->hidden.v, sizeof(int) * (size_t)cfg->hidden.n);
     const char *why = NULL;
-    Vae *m = vae_create(&shape, &why);
-    if (!m) {
+    r->m = vae_create(&shape, &why);
+    if (!r->m)
         vd_fail(&err, VD_EX_USAGE, "invalid model: %s", why);
-        vd_error_agree(&err, comm);
-        goto close_data;
-    }
-    vae_init_params(m, cfg.seed);
-    if (!replicas_agree(m, comm))
-        vd_fail(&err, VD_EX_SOFTWARE, "initial parameters differ across ranks");
+    if (vd_error_agree(&err, comm))
+        goto done;
+    vae_init_params(r->m, cfg->seed);
 
-    /* ---- run directory (rank 0) ---- */
-    if (strchr(cfg.out, '%') && rank == 0) { /* rank 0's clock names the run for all */
-        char pattern[sizeof cfg.out];
-        memcpy(pattern, cfg.out, sizeof pattern);
+    /* run directory: rank 0 names (strftime patterns expand on its clock) and creates it */
+    if (r->rank == 0 && strchr(cfg->out, '%')) {
+        char pattern[sizeof cfg->out];
+        memcpy(pattern, cfg->out, sizeof pattern);
         time_t now = time(NULL);
         struct tm tm;
         localtime_r(&now, &tm);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral" /* the pattern is the user's, by design */
-        size_t len = strftime(cfg.out, sizeof cfg.out, pattern, &tm);
+        size_t len = strftime(cfg->out, sizeof cfg->out, pattern, &tm);
 #pragma GCC diagnostic pop
         if (len == 0)
             vd_fail(&err, VD_EX_USAGE, "--out: pattern '%s' expands to nothing", pattern);
     }
-    MPI_Bcast(cfg.out, sizeof cfg.out, MPI_CHAR, 0, comm);
-    int threads = vd_set_threads(cfg.threads, comm);
-    if (rank == 0 && err.code == VD_OK) {
-        char latest[4200];
-        snprintf(latest, sizeof latest, "%s/latest", cfg.out);
-        if (vd_mkdirs(cfg.out) != 0)
-            vd_fail(&err, VD_EX_CANTCREAT, "cannot create run directory %s: %s", cfg.out,
+    MPI_Bcast(cfg->out, sizeof cfg->out, MPI_CHAR, 0, comm);
+    r->threads = vd_set_threads(cfg->threads, comm);
+    if (r->rank == 0 && err.code == VD_OK) {
+        if (vd_mkdirs(cfg->out) != 0)
+            vd_fail(&err, VD_EX_CANTCREAT, "cannot create run directory %s: %s", cfg->out,
                     strerror(errno));
-        else if (access(latest, F_OK) == 0)
-            vd_fail(&err, VD_EX_CANTCREAT,
-                    "run directory %s already holds a run's checkpoints; choose another --out",
-                    cfg.out);
-        else if (metrics_open(cfg.out, &err) == VD_OK) {
+        else if (cfg->fresh)
+            set_aside_previous_run(cfg->out, &err);
+    }
+    if (vd_error_agree(&err, comm))
+        goto done;
+
+    r->n_rows = r->train_x.n_rows;
+    r->steps_per_epoch = shard_steps_per_epoch(r->n_rows, cfg->batch);
+    r->B = shard_local_batch(cfg->batch, r->rank, r->size);
+    int resumed = resume(r, &err);
+    if (err.code != VD_OK)
+        goto done;
+    if (!replicas_agree(r->m, comm))
+        vd_fail(&err, VD_EX_SOFTWARE, "initial parameters differ across ranks");
+    if (r->rank == 0 && err.code == VD_OK) {
+        if (metrics_open(cfg->out, &err) == VD_OK) {
             char path[4200];
-            snprintf(path, sizeof path, "%s/config.txt", cfg.out);
+            snprintf(path, sizeof path, "%s/config.txt", cfg->out);
             FILE *f = fopen(path, "w");
             if (!f)
                 vd_fail(&err, VD_EX_CANTCREAT, "cannot write %s: %s", path, strerror(errno));
             else {
-                fprintf(f, "# %s, %d ranks x %d threads\n", PACKAGE_STRING, size, threads);
-                opts_print(f, train_options, &cfg);
+                fprintf(f, "# %s, %d ranks x %d threads\n", PACKAGE_STRING, r->size, r->threads);
+                opts_print(f, train_options, cfg);
                 fclose(f);
             }
         }
     }
     if (vd_error_agree(&err, comm))
-        goto free_model;
+        goto done;
 
-    int64_t N = train_x.n_rows, G = cfg.batch;
-    int64_t steps_per_epoch = shard_steps_per_epoch(N, G);
-    int B = shard_local_batch(G, rank, size);
-    int64_t test_begin = 0, test_end = 0;
-    if (has_test)
-        shard_range(test_x.n_rows, rank, size, &test_begin, &test_end);
-    int64_t total_steps = steps_per_epoch * cfg.epochs;
-    if (cfg.max_steps > 0 && cfg.max_steps < total_steps)
-        total_steps = cfg.max_steps;
-    int ih, iw;
-    image_dims(&train_x, &ih, &iw);
-
-    if (rank == 0) {
-        printf("vae-dist %s: %d ranks x %d threads; model %d", PACKAGE_VERSION, size, threads,
-               shape.n_input);
+    if (r->has_test)
+        shard_range(r->test_x.n_rows, r->rank, r->size, &r->test_begin, &r->test_end);
+    r->total_steps = r->steps_per_epoch * cfg->epochs;
+    if (cfg->max_steps > 0 && cfg->max_steps < r->total_steps)
+        r->total_steps = cfg->max_steps;
+    image_dims(&r->train_x, &r->ih, &r->iw);
+    if (r->rank == 0) {
+        printf("vae-dist %s: %d ranks x %d threads; model %d", PACKAGE_VERSION, r->size,
+               r->threads, shape.n_input);
         for (int l = 0; l < shape.n_hidden; l++)
             printf("-%d", shape.hidden[l]);
-        printf("-%d (%zu parameters)\n", shape.n_latent, m->n_params);
+        printf("-%d (%zu parameters)\n", shape.n_latent, r->m->n_params);
         printf("data %s: %lld training samples of %lld values%s; %lld test samples\n",
-               train_x.where, (long long)N, (long long)train_x.row_len,
-               train_x.is_u8 ? " (uint8 / 255)" : "", has_test ? (long long)test_x.n_rows : 0LL);
+               r->train_x.where, (long long)r->n_rows, (long long)r->train_x.row_len,
+               r->train_x.is_u8 ? " (uint8 / 255)" : "",
+               r->has_test ? (long long)r->test_x.n_rows : 0LL);
         printf("%lld steps/epoch of %lld samples (%lld unused per epoch); run directory %s\n",
-               (long long)steps_per_epoch, (long long)G, (long long)(N - steps_per_epoch * G),
-               cfg.out);
+               (long long)r->steps_per_epoch, (long long)cfg->batch,
+               (long long)(r->n_rows - r->steps_per_epoch * cfg->batch), cfg->out);
         printf("configuration:\n");
-        opts_print(stdout, train_options, &cfg);
+        opts_print(stdout, train_options, cfg);
         fflush(stdout);
     }
+    if (r->st.step >= r->total_steps) {
+        if (r->rank == 0)
+            printf("nothing to do: the run is at step %lld of %lld%s\n", (long long)r->st.step,
+                   (long long)r->total_steps, resumed ? " (raise --epochs to continue)" : "");
+        goto done;
+    }
 
-    /* ---- buffers: everything the loop needs, allocated once ---- */
-    int work_rows = B > 256 ? B : 256;
-    VaeWork *w = vae_work_create(&shape, work_rows);
-    int64_t *perm = vd_calloc((size_t)N, sizeof(int64_t));
-    int64_t *rows = vd_calloc((size_t)(steps_per_epoch * B), sizeof(int64_t));
-    Shard train, test;
-    memset(&test, 0, sizeof test);
-    shard_init(&train, &train_x, has_train_y ? &train_y : NULL, steps_per_epoch * B, 1);
-    if (has_test) {
-        int64_t n_test = test_end - test_begin;
+    /* everything the loop needs, allocated once */
+    r->w = vae_work_create(&shape, r->B > 256 ? r->B : 256);
+    r->perm = vd_calloc((size_t)r->n_rows, sizeof(int64_t));
+    r->rows = vd_calloc((size_t)(r->steps_per_epoch * r->B), sizeof(int64_t));
+    shard_init(&r->train, &r->train_x, r->has_train_y ? &r->train_y : NULL,
+               r->steps_per_epoch * r->B, 1);
+    if (r->has_test) {
+        int64_t n_test = r->test_end - r->test_begin;
         int64_t *test_rows = vd_calloc((size_t)n_test, sizeof(int64_t));
         for (int64_t i = 0; i < n_test; i++)
-            test_rows[i] = test_begin + i;
-        shard_init(&test, &test_x, has_test_y ? &test_y : NULL, n_test, 1);
-        shard_load(&test, test_rows, n_test, &err);
+            test_rows[i] = r->test_begin + i;
+        shard_init(&r->test, &r->test_x, r->has_test_y ? &r->test_y : NULL, n_test, 1);
+        shard_load(&r->test, test_rows, n_test, &err);
         vd_free(test_rows);
     }
     if (vd_error_agree(&err, comm))
-        goto free_all;
+        goto done;
 
-    Rng order = rng_stream(cfg.seed, VD_STREAM_ORDER, 0);
-    Rng noise = rng_stream(cfg.seed, VD_STREAM_NOISE, (uint32_t)rank);
-    AdamConfig adam = {(float)cfg.lr, (float)cfg.beta1, (float)cfg.beta2, (float)cfg.adam_eps};
-    TrainState st = {0, 0};
-    Profile prof = {0};
-    double run_start = vd_now(), ivl_start = run_start;
-    double ivl_recon = 0, ivl_kl = 0, ivl_n = 0, ep_loss = 0, ep_n = 0;
-    int done = 0;
+    code = train_loop(r, &err);
+    if (cfg->profile && err.code == VD_OK)
+        print_profile(r);
 
-    for (int64_t epoch = 0; epoch < cfg.epochs && !done; epoch++) {
-        double t0 = vd_now(), ep_start = t0;
-        rng_permutation(&order, (uint32_t)epoch, perm, N);
-        shard_epoch_rows(perm, steps_per_epoch, G, rank, size, rows);
-        shard_load(&train, rows, steps_per_epoch * B, &err);
-        if (vd_error_agree(&err, comm))
-            break;
-        prof.data += vd_now() - t0;
-        ep_loss = ep_n = 0;
-        for (int64_t s = 0; s < steps_per_epoch; s++) {
-            double t1 = vd_now();
-            shard_batch(&train, s * B, B, w->x, NULL);
-            rng_normal_fill(&noise, (uint32_t)st.step, 0, (size_t)B * shape.n_latent, w->eps);
-            double t2 = vd_now();
-            StepTimes tm;
-            int finite = train_step(m, w, B, &adam, st.step + 1, comm, &tm);
-            const float *extra = m->grads + m->n_params;
-            if (!finite) { /* the reduced sums are the same on every rank: all stop together */
-                err.code = VD_EX_SOFTWARE;
-                if (rank == 0)
-                    fprintf(stderr,
-                            "vae-dist: non-finite loss or gradient at step %lld; the step was not "
-                            "applied and training stopped (lower --lr?)\n",
-                            (long long)st.step + 1);
-                done = 1;
-                break;
-            }
-            st.step++;
-            prof.data += t2 - t1;
-            prof.forward += tm.forward;
-            prof.backward += tm.backward;
-            prof.allreduce += tm.allreduce;
-            prof.optimizer += tm.optimizer;
-
-            ivl_recon += extra[VD_EXTRA_RECON];
-            ivl_kl += extra[VD_EXTRA_KL];
-            ivl_n += extra[VD_EXTRA_COUNT];
-            ep_loss += extra[VD_EXTRA_RECON] + extra[VD_EXTRA_KL];
-            ep_n += extra[VD_EXTRA_COUNT];
-            int last = st.step == total_steps || s + 1 == steps_per_epoch;
-            if (st.step % cfg.log_every == 0 || last) {
-                double now = vd_now(), rate = ivl_n / (now - ivl_start);
-                double eta = (now - run_start) / (double)st.step * (double)(total_steps - st.step);
-                TrainRow row = {(double)st.step, (double)epoch + 1, (ivl_recon + ivl_kl) / ivl_n,
-                                ivl_recon / ivl_n, ivl_kl / ivl_n, cfg.lr, rate};
-                if (rank == 0) {
-                    char etab[32];
-                    fmt_duration(etab, sizeof etab, eta);
-                    printf("epoch %lld/%d  step %lld/%lld  loss %.2f = %.2f + %.2f  "
-                           "%.0f samples/s  ETA %s\n",
-                           (long long)epoch + 1, cfg.epochs, (long long)(s + 1),
-                           (long long)steps_per_epoch, row.loss, row.recon, row.kl, rate, etab);
-                    fflush(stdout);
-                    metrics_train(cfg.out, &row, &err);
-                }
-                ivl_recon = ivl_kl = ivl_n = 0;
-                ivl_start = vd_now();
-                prof.io += ivl_start - now;
-            }
-            if (st.step == total_steps) {
-                done = cfg.max_steps > 0;
-                if (s + 1 < steps_per_epoch)
-                    break;
-            }
-        }
-        if (err.code != VD_OK)
-            break;
-        int epoch_complete = st.step == (epoch + 1) * steps_per_epoch;
-        if (epoch_complete)
-            st.epoch = epoch + 1;
-
-        /* ---- test ELBO ---- */
-        double t7 = vd_now(), sums[3] = {0, 0, 0}, tot[3] = {0, 0, 0};
-        if (has_test)
-            evaluate(m, w, &test, test_begin, cfg.seed, epoch, sums);
-        MPI_Allreduce(sums, tot, 3, MPI_DOUBLE, MPI_SUM, comm);
-        double t8 = vd_now();
-        prof.eval += t8 - t7;
-
-        /* ---- checkpoint, metrics and figures (rank 0) ---- */
-        int last_epoch = epoch + 1 == cfg.epochs || done;
-        int want_ckpt = last_epoch || (cfg.ckpt_every > 0 && (epoch + 1) % cfg.ckpt_every == 0);
-        if (want_ckpt && !replicas_agree(m, comm))
-            vd_fail(&err, VD_EX_SOFTWARE, "replicas diverged: parameter checksums differ at step %lld",
-                    (long long)st.step);
-        if (rank == 0 && err.code == VD_OK) {
-            EpochRow row = {(double)epoch + 1, (double)st.step, ep_n ? ep_loss / ep_n : NAN,
-                            has_test ? (tot[0] + tot[1]) / tot[2] : NAN,
-                            has_test ? tot[0] / tot[2] : NAN, has_test ? tot[1] / tot[2] : NAN,
-                            vd_now() - ep_start};
-            if (has_test)
-                printf("epoch %lld done: test loss %.2f = %.2f + %.2f nats (%lld samples), "
-                       "train loss %.2f, %.1f s\n",
-                       (long long)epoch + 1, row.test_loss, row.test_recon, row.test_kl,
-                       (long long)tot[2], row.train_loss, row.seconds);
-            else
-                printf("epoch %lld done: train loss %.2f, %.1f s\n", (long long)epoch + 1,
-                       row.train_loss, row.seconds);
-            metrics_epoch(cfg.out, &row, &err);
-            if (err.code == VD_OK && want_ckpt) {
-                char name[64], path[4200];
-                snprintf(name, sizeof name, "ckpt-%08lld.h5", (long long)st.step);
-                snprintf(path, sizeof path, "%s/%s", cfg.out, name);
-                int64_t in_shape[VD_MAX_DIMS];
-                for (int i = 1; i < train_x.n_dims; i++)
-                    in_shape[i - 1] = train_x.dims[i];
-                if (ckpt_save(path, m, &st, in_shape, train_x.n_dims - 1, train_options, &cfg,
-                              size, &err) == VD_OK &&
-                    write_latest(cfg.out, name, &err) == VD_OK)
-                    printf("checkpoint %s\n", path);
-            }
-            if (err.code == VD_OK && ih > 0)
-                write_figures(cfg.out, m, w, has_test ? &test : NULL, cfg.seed, ih, iw, &err);
-            fflush(stdout);
-        }
-        prof.io += vd_now() - t8;
-        if (vd_error_agree(&err, comm))
-            break;
-    }
-
-    if (cfg.profile && err.code == VD_OK) {
-        double mine[7] = {prof.data, prof.forward, prof.backward, prof.allreduce,
-                          prof.optimizer, prof.eval, prof.io}, mx[7];
-        MPI_Reduce(mine, mx, 7, MPI_DOUBLE, MPI_MAX, 0, comm);
-        if (rank == 0) {
-            static const char *names[7] = {"data", "forward", "backward", "allreduce",
-                                           "optimizer", "eval", "io"};
-            double steps = st.step ? (double)st.step : 1, total = 0;
-            for (int i = 0; i < 5; i++)
-                total += mine[i];
-            printf("profile (rank 0; max over ranks), per step over %lld steps:\n",
-                   (long long)st.step);
-            for (int i = 0; i < 7; i++)
-                printf("  %-10s %8.3f ms  max %8.3f ms  %5.1f%%%s\n", names[i],
-                       1e3 * mine[i] / steps, 1e3 * mx[i] / steps,
-                       i < 5 ? 100.0 * mine[i] / total : 0.0, i < 5 ? "" : " (outside steps)");
-            double macs = vae_forward_macs(&shape), flops = 2.0 * macs * 3.0 -
-                          2.0 * (double)shape.n_input * shape.hidden[0];
-            printf("  step %.3f ms, %.0f samples/s, %.2f GFLOP/s per rank\n",
-                   1e3 * total / steps, (double)G * steps / total,
-                   flops * B * steps / total * 1e-9);
-        }
-    }
-    if (rank == 0 && err.code == VD_OK)
-        printf("done: %lld steps in %.1f s; outputs in %s\n", (long long)st.step,
-               vd_now() - run_start, cfg.out);
-
-free_all:
-    shard_free(&train);
-    if (has_test)
-        shard_free(&test);
-    vd_free(perm);
-    vd_free(rows);
-    vae_work_free(w);
-free_model:
-    vae_free(m);
-close_data:
-    h5rows_close(&train_x);
-    h5rows_close(&train_y);
-    h5rows_close(&test_x);
-    h5rows_close(&test_y);
-    return err.code;
+done:
+    if (err.code != VD_OK)
+        code = err.code;
+    shard_free(&r->train);
+    shard_free(&r->test);
+    vd_free(r->perm);
+    vd_free(r->rows);
+    vae_work_free(r->w);
+    vae_free(r->m);
+    h5rows_close(&r->train_x);
+    h5rows_close(&r->train_y);
+    h5rows_close(&r->test_x);
+    h5rows_close(&r->test_y);
+    vd_free(r);
+    return code;
 }

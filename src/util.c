@@ -89,9 +89,8 @@ double vd_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-uint64_t vd_checksum_f32(const float *x, size_t n)
+uint64_t vd_checksum_more(uint64_t h, const float *x, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) {
         uint32_t w;
         memcpy(&w, &x[i], sizeof w);

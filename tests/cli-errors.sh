@@ -8,6 +8,7 @@
 for bad in nan range rank1 empty string labels-range labels-length; do
     "$GEN" "$WORK/$bad.h5" --n 400 --test 50 --type f32 --bad "$bad" || fail "gen_data --bad $bad"
 done
+"$GEN" "$WORK/other.h5" --n 300 --test 50 --type f32 || fail "gen_data other"
 echo "not an hdf5 file" >"$WORK/text.h5"
 head -c 3000 "$WORK/good.h5" >"$WORK/truncated.h5"
 touch "$WORK/a-file"
@@ -58,10 +59,14 @@ expect 73 "run directory is a file"  --data "$WORK/good.h5" $SMALL --out "$WORK/
 expect 66 "import: missing IDX"      import --train-images "$WORK/none.gz" --out "$WORK/i.h5"
 expect 73 "import: output exists"    import --out "$WORK/good.h5"
 
-# a finished run is never overwritten by a second one in the same directory
+# a run directory holding another configuration's checkpoints is refused,
+# and nothing in it changes
 run_mpi 2 60 "$VAE" --data "$WORK/good.h5" $SMALL --out "$WORK/run" >/dev/null 2>&1 || fail "first run"
-before=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" | cksum)
-expect 73 "run directory in use"     --data "$WORK/good.h5" $SMALL --out "$WORK/run"
-after=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" | cksum)
+before=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" "$WORK/run/epochs.csv" | cksum)
+expect 64 "resume: other architecture" --data "$WORK/good.h5" --epochs 2 --batch 20 --hidden 17 --latent 2 --out "$WORK/run"
+expect 64 "resume: other batch"        --data "$WORK/good.h5" --epochs 2 --batch 40 --hidden 16 --latent 2 --out "$WORK/run"
+expect 64 "resume: other seed"         --data "$WORK/good.h5" $SMALL --seed 9 --out "$WORK/run"
+expect 64 "resume: other data"         --data "$WORK/other.h5" $SMALL --out "$WORK/run"
+after=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" "$WORK/run/epochs.csv" | cksum)
 [ "$before" = "$after" ] && pass "existing run untouched" || fail "existing run was modified"
 finish

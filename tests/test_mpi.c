@@ -101,7 +101,8 @@ static void test_replicas_identical_after_steps(void **state)
     vae_free(m);
 }
 
-/* A NaN on one rank stops the step on every rank, parameters untouched. */
+/* A NaN on one rank (in its data, and in rank 0's gradient through the
+ * test hook) stops the step on every rank, parameters untouched. */
 static void test_nonfinite_agreed_by_all(void **state)
 {
     (void)state;
@@ -112,7 +113,8 @@ static void test_nonfinite_agreed_by_all(void **state)
     if (rank == size - 1)
         w->x[7] = NAN;
     uint64_t before = vd_checksum_f32(m->params, m->n_params);
-    int ok = train_step(m, w, LOCAL_B, &adam, 1, MPI_COMM_WORLD, NULL);
+    StepIO io = {.poison = rank == 0};
+    int ok = train_step(m, w, LOCAL_B, &adam, 1, MPI_COMM_WORLD, &io);
     assert_all(ok == 0);
     assert_all(vd_checksum_f32(m->params, m->n_params) == before);
     vae_work_free(w);
@@ -144,6 +146,24 @@ static void test_injected_failure(void **state)
     MPI_Barrier(MPI_COMM_WORLD);
 }
 
+/* A stop request on one rank reaches every rank through the step. */
+static void test_stop_flag_reaches_all(void **state)
+{
+    (void)state;
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
+    Vae *m = new_model();
+    VaeWork *w = vae_work_create(&shape, LOCAL_B);
+    fill_rank_batch(w, rank, 0, 0);
+    StepIO io = {.stop = rank == size - 1};
+    assert_all(train_step(m, w, LOCAL_B, &adam, 1, MPI_COMM_WORLD, &io));
+    assert_all(io.stop == 1);
+    io.stop = 0;
+    assert_all(train_step(m, w, LOCAL_B, &adam, 2, MPI_COMM_WORLD, &io));
+    assert_all(io.stop == 0);
+    vae_work_free(w);
+    vae_free(m);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -156,6 +176,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_replicas_identical_after_steps),
         cmocka_unit_test(test_nonfinite_agreed_by_all),
         cmocka_unit_test(test_error_agreement),
+        cmocka_unit_test(test_stop_flag_reaches_all),
         cmocka_unit_test(test_injected_failure),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
