@@ -23,9 +23,9 @@ for f in latest metrics.csv epochs.csv metrics.h5 config.txt reconstructions.png
     [ -s "$WORK/a/$f" ] && pass "run directory has $f" || fail "run directory lacks $f"
 done
 ckpt=$(cat "$WORK/a/latest")
-[ "$ckpt" = "ckpt-00000480.h5" ] && pass "latest names the final checkpoint" || fail "latest is '$ckpt'"
+[ "$ckpt" = "ckpt-0000000480.h5" ] && pass "latest names the final checkpoint" || fail "latest is '$ckpt'"
 nck=$(ls "$WORK/a"/ckpt-*.h5 | wc -l)
-[ "$nck" -eq 8 ] && pass "one checkpoint per epoch" || fail "$nck checkpoints"
+[ "$nck" -eq 3 ] && pass "the newest 3 checkpoints kept (--keep)" || fail "$nck checkpoints"
 
 # the loss goes down: test negative ELBO of the last epoch well below the first
 awk -F, 'NR==2 {first=$4} END {last=$4; exit !(last < first - 5)}' "$WORK/a/epochs.csv" &&
