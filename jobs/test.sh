@@ -4,6 +4,18 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh jobs/setup.sh
+# test-only packages: a real SLURM for tests/slurm-requeue.sh
+TEST_PACKAGES="slurm-wlm munge libpmix-dev"
+missing=""
+for p in $TEST_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    echo "== installing (tests only):$missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
 echo "== make check"
 status=0
 make -j"$(nproc)" check || status=$?
