@@ -382,6 +382,20 @@ static void open_data(Run *r, VdError *err)
     else if (x->row_len > (1 << 24))
         vd_fail(err, VD_EX_DATAERR, "%s: samples of %lld values are too large", x->where,
                 (long long)x->row_len);
+    if (err->code != VD_OK)
+        return;
+    /* What this rank will hold, checked before anything is allocated: a
+     * hostile or mistaken header must not become an out-of-memory abort. */
+    double esize = x->is_u8 ? 1 : 4, rows = (double)x->n_rows / r->size + 1;
+    double need = rows * ((double)x->row_len * esize + 40) + (double)x->n_rows * 8;
+    if (r->has_test)
+        need += ((double)tx->n_rows / r->size + 1) * ((double)tx->row_len * esize + 40);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > 0.8 * have / r->size)
+        vd_fail(err, VD_EX_DATAERR,
+                "%s: each of the %d ranks would hold %.1f GiB of samples, more than its share "
+                "of this machine's %.1f GiB: use more ranks (or nodes)",
+                x->where, r->size, need / (1 << 30), have / (1 << 30));
 }
 
 /* Rank 0: moves a previous run's files into DIR/replaced-<time>/ (--fresh). */

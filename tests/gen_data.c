@@ -6,7 +6,9 @@
  *
  *   gen_data OUT.h5 [--n N] [--test M] [--side S] [--type u8|f32|f64] [--be]
  *                   [--chunk ROWS] [--deflate LEVEL]
- *                   [--bad nan|range|rank1|empty|string|labels-range|labels-length] */
+ *                   [--bad nan|range|rank1|empty|string|labels-range|labels-length|huge]
+ * --bad huge makes /train/images claim 10^12 rows (chunked, so the file
+ * stays small: unwritten chunks take no space). */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,11 +52,14 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     int rank1 = bad && strcmp(bad, "rank1") == 0;
-    hsize_t dims[3] = {bad && strcmp(bad, "empty") == 0 ? 0 : (hsize_t)n, (hsize_t)side,
-                       (hsize_t)side};
+    int huge = bad && strcmp(bad, "huge") == 0;
+    hsize_t dims[3] = {bad && strcmp(bad, "empty") == 0 ? 0 : huge ? 1000000000000ULL : (hsize_t)n,
+                       (hsize_t)side, (hsize_t)side};
     hsize_t flat = (hsize_t)(n * D);
     hid_t space = rank1 ? H5Screate_simple(1, &flat, NULL) : H5Screate_simple(3, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (huge && chunk <= 0)
+        chunk = 64;
     if (chunk > 0 && !rank1 && dims[0] > 0) {
         hsize_t c[3] = {(hsize_t)(chunk < n ? chunk : n), (hsize_t)side, (hsize_t)side};
         H5Pset_chunk(dcpl, 3, c);
@@ -81,18 +86,38 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
             rc |= H5Dwrite(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, u) < 0;
             free(u);
         } else {
-            rc |= H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, img) < 0;
+            hid_t fs = H5Dget_space(d), ms = H5S_ALL;
+            if (huge) { /* write the first n rows only */
+                hsize_t start[3] = {0, 0, 0}, cnt[3] = {(hsize_t)n, (hsize_t)side, (hsize_t)side};
+                H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+                ms = H5Screate_simple(3, cnt, NULL);
+            }
+            rc |= H5Dwrite(d, H5T_NATIVE_DOUBLE, ms, huge ? fs : H5S_ALL, H5P_DEFAULT, img) < 0;
+            if (huge)
+                H5Sclose(ms);
+            H5Sclose(fs);
         }
         H5Dclose(d);
     }
     H5Sclose(space);
     H5Pclose(dcpl);
     hsize_t nl = (hsize_t)(bad && strcmp(bad, "labels-length") == 0 ? n - 1 : n);
+    if (huge)
+        nl = dims[0];
     space = H5Screate_simple(1, &nl, NULL);
     snprintf(name, sizeof name, "%s/labels", prefix);
-    hid_t d = H5Dcreate2(file, name, H5T_STD_I32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    rc |= H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) < 0;
+    hid_t lpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t lchunk = 1024, written = (hsize_t)n;
+    if (huge)
+        H5Pset_chunk(lpl, 1, &lchunk);
+    hid_t d = H5Dcreate2(file, name, H5T_STD_I32LE, space, lcpl, lpl, H5P_DEFAULT);
+    hid_t ms = H5Screate_simple(1, huge ? &written : &nl, NULL);
+    hsize_t zero = 0;
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, &zero, NULL, huge ? &written : &nl, NULL);
+    rc |= H5Dwrite(d, H5T_NATIVE_INT, ms, space, H5P_DEFAULT, lab) < 0;
+    H5Sclose(ms);
     H5Dclose(d);
+    H5Pclose(lpl);
     H5Sclose(space);
     H5Pclose(lcpl);
     free(img);
