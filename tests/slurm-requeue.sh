@@ -30,6 +30,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM # a timeout still stops the daemons (through the EXIT trap)
 
 cat >"$S/slurm.conf" <<CONF
 ClusterName=vdtest
@@ -99,10 +100,18 @@ preempt_and_resume() {
     done
     pass "$script: job $job stopped with a checkpoint and requeued itself"
     i=0
-    while :; do # skip the requeue delay, then wait for the end
+    # skip the requeue delay, then wait for the resumed run's last line and
+    # for the job to leave the queue (squeue can miss it while it requeues)
+    # (slurmd refuses a job restarted in the same second its credential was
+    # revoked by the requeue, hence the pause before StartTime=now)
+    pending=0
+    until grep -q "^done:" "$out" 2>/dev/null && [ -z "$(squeue -h -j "$job" -o %T 2>/dev/null)" ]; do
         state=$(squeue -h -j "$job" -o %T 2>/dev/null)
-        [ -z "$state" ] && break
-        [ "$state" = PENDING ] && scontrol update JobId="$job" StartTime=now >/dev/null 2>&1
+        [ "$state" = PENDING ] && pending=$((pending + 1))
+        [ "$state" = PENDING ] && [ $pending -eq 6 ] && scontrol update JobId="$job" StartTime=now >/dev/null 2>&1
+        if [ -z "$state" ] && scontrol show job "$job" 2>/dev/null | grep -qE "JobState=(FAILED|CANCELLED|NODE_FAIL)"; then
+            cat "$out"; fail "$script: job $job ended: $(scontrol show job "$job" | grep -o 'JobState=[A-Z_]* Reason=[^ ]*')"; return
+        fi
         i=$((i + 1)); [ $i -gt 600 ] && { cat "$out"; fail "$script: job $job did not finish"; scancel "$job"; return; }
         sleep 0.5
     done
