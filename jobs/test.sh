@@ -1,11 +1,15 @@
 #!/bin/sh
 # test.sh — the README's second command (and CI's): install the packages,
-# build, and run the whole test suite, multi-process tests included.
+# build, and run the whole test suite: `make check` (unit, multi-process,
+# end-to-end, fault and SLURM tests), the same suite again built with ASan
+# and UBSan, and a short fuzzing run of the data reader and checkpoint loader.
 set -eu
 cd "$(dirname "$0")/.."
 sh jobs/setup.sh
-# test-only packages: a real SLURM for tests/slurm-requeue.sh
-TEST_PACKAGES="slurm-wlm munge libpmix-dev"
+
+# test-only packages: a real SLURM for tests/slurm-requeue.sh, clang and
+# its runtime (libFuzzer) for tests/fuzz
+TEST_PACKAGES="slurm-wlm munge libpmix-dev clang libclang-rt-14-dev"
 missing=""
 for p in $TEST_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -16,14 +20,34 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
 fi
+
+# counts from an automake test-suite.log: "pass fail skip"
+counts() {
+    p=$(sed -n 's/^# PASS: *//p' "$1"); f=$(sed -n 's/^# FAIL: *//p' "$1")
+    s=$(sed -n 's/^# SKIP: *//p' "$1"); e=$(sed -n 's/^# ERROR: *//p' "$1")
+    echo "${p:-0} $(( ${f:-0} + ${e:-0} )) ${s:-0}"
+}
+status=0; pass=0; fail=0; skip=0
+add() { pass=$((pass + $1)); fail=$((fail + $2)); skip=$((skip + $3)); }
+
 echo "== make check"
-status=0
-make -j"$(nproc)" check || status=$?
-# one summary line from automake's counts
-if [ -f test-suite.log ]; then
-    pass=$(sed -n 's/^# PASS: *//p' test-suite.log); fail=$(sed -n 's/^# FAIL: *//p' test-suite.log)
-    skip=$(sed -n 's/^# SKIP: *//p' test-suite.log); err=$(sed -n 's/^# ERROR: *//p' test-suite.log)
-    echo "tests: ${pass:-0} passed, $(( ${fail:-0} + ${err:-0} )) failed, ${skip:-0} skipped"
-    [ "$status" -eq 0 ] || cat test-suite.log
-fi
+make -j"$(nproc)" check || status=1
+[ -f test-suite.log ] && add $(counts test-suite.log)
+[ $status -eq 0 ] || cat test-suite.log
+
+echo "== make check, built with ASan and UBSan (from the distribution tarball)"
+san=$(mktemp -d "${TMPDIR:-/tmp}/vd-san-XXXXXX")
+rm -f vae-dist-*.tar.gz
+if make dist >/dev/null && tar -xzf vae-dist-*.tar.gz -C "$san" &&
+    (cd "$san"/vae-dist-* && ./configure -q --enable-sanitizers && make -j"$(nproc)" >/dev/null &&
+     make -j"$(nproc)" check); then :; else status=1; fi
+log=$(ls "$san"/vae-dist-*/test-suite.log 2>/dev/null || true)
+if [ -n "$log" ]; then add $(counts "$log"); else add 0 1 0; fi
+[ $status -eq 0 ] || { [ -n "$log" ] && cat "$log"; }
+
+echo "== fuzz smoke (20 s per harness)"
+if sh tests/fuzz/run.sh 20 "$san/fuzz"; then add 2 0 0; else add 0 2 0; status=1; fi
+rm -rf "$san"
+
+echo "tests: $pass passed, $fail failed, $skip skipped"
 exit "$status"

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""The PyTorch peer of vae-dist, for side-by-side figures.
+
+The same model, loss and optimizer as vae-dist: MLP encoder (relu) to mu and
+logvar = log sigma^2, z = mu + exp(logvar/2) * eps, mirrored MLP decoder to
+Bernoulli logits, loss per sample = BCE-with-logits summed over pixels + the
+closed-form KL; Adam; uint8 pixels scaled to [0, 1]. Like vae-dist, each epoch
+takes floor(N / batch) batches of a fresh permutation (the remainder is
+dropped).
+
+Train and report the test negative ELBO per epoch:
+    OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_vae.py --epochs 10 --threads 1
+Throughput only (samples/s over --steps timed steps after --warmup):
+    /usr/bin/python3 bench/torch_vae.py --steps 200 --warmup 20 --hidden 1024,1024 --latent 64 --batch 512
+Data parallel (DistributedDataParallel over gloo), ranks started by hand
+since Debian's torchrun is broken on Python 3.11; --batch stays global:
+    for r in 0 1; do RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511 \\
+        /usr/bin/python3 bench/torch_vae.py --steps 200 & done; wait
+
+Needs Debian's python3-torch, python3-numpy and (for --data) python3-h5py.
+"""
+import argparse
+import gzip
+import os
+import struct
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def read_idx(path):
+    """An unsigned-byte IDX file (gzip or plain) as a numpy array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        zero, dtype, ndim = struct.unpack(">HBB", f.read(4))
+        if zero != 0 or dtype != 0x08:
+            raise ValueError(f"{path}: not an unsigned-byte IDX file")
+        dims = struct.unpack(">" + "I" * ndim, f.read(4 * ndim))
+        return np.frombuffer(f.read(), dtype=np.uint8).reshape(dims)
+
+
+def load(path):
+    """(train, test) as float32 tensors of shape (N, D) in [0, 1]."""
+    if path:
+        import h5py
+        with h5py.File(path, "r") as f:
+            train, test = f["/train/images"][...], f["/test/images"][...]
+    else:
+        train = read_idx(f"{FASHION}/train-images-idx3-ubyte.gz")
+        test = read_idx(f"{FASHION}/t10k-images-idx3-ubyte.gz")
+    flat = lambda a: torch.from_numpy(a.reshape(len(a), -1).astype(np.float32) / 255.0)
+    return flat(train), flat(test)
+
+
+class VAE(torch.nn.Module):
+    def __init__(self, n_input, hidden, latent):
+        super().__init__()
+        widths = [n_input] + hidden
+        self.encoder = torch.nn.ModuleList(
+            torch.nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.mu = torch.nn.Linear(hidden[-1], latent)
+        self.logvar = torch.nn.Linear(hidden[-1], latent)
+        back = [latent] + hidden[::-1]
+        self.decoder = torch.nn.ModuleList(
+            torch.nn.Linear(a, b) for a, b in zip(back[:-1], back[1:]))
+        self.out = torch.nn.Linear(hidden[0], n_input)
+
+    def forward(self, x):
+        """Summed reconstruction and KL terms (nats) over the batch."""
+        h = x
+        for layer in self.encoder:
+            h = F.relu(layer(h))
+        mu, logvar = self.mu(h), self.logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        for layer in self.decoder:
+            z = F.relu(layer(z))
+        logits = self.out(z)
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+        kl = 0.5 * torch.sum(mu * mu + torch.exp(logvar) - logvar - 1.0)
+        return recon, kl
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", help="HDF5 file with /train/images and /test/images (uint8)")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=128, help="global batch")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--hidden", default="400")
+    ap.add_argument("--latent", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=0, help="throughput mode: timed steps")
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--csv", help="append per-epoch rows to this file")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    train, test = load(args.data)
+    hidden = [int(h) for h in args.hidden.split(",")]
+    model = VAE(train.shape[1], hidden, args.latent)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    local = args.batch // world
+
+    def step(x):
+        opt.zero_grad()
+        recon, kl = net(x)
+        # mean over the global batch: DDP averages gradients over ranks
+        ((recon + kl) / local).backward()
+        opt.step()
+        return recon.item(), kl.item()
+
+    if args.steps:
+        gen = torch.Generator().manual_seed(args.seed + rank)
+        batches = [train[torch.randint(len(train), (local,), generator=gen)]
+                   for _ in range(16)]
+        for i in range(args.warmup):
+            step(batches[i % 16])
+        if world > 1:
+            torch.distributed.barrier()
+        t0 = time.perf_counter()
+        for i in range(args.steps):
+            step(batches[i % 16])
+        if world > 1:
+            torch.distributed.barrier()
+        dt = time.perf_counter() - t0
+        if rank == 0:
+            print(f"samples_per_s={args.steps * args.batch / dt:.1f}")
+        return
+
+    n_steps = len(train) // args.batch
+    for epoch in range(1, args.epochs + 1):
+        perm = torch.randperm(len(train))
+        t0, total, count = time.perf_counter(), 0.0, 0
+        for s in range(n_steps):
+            idx = perm[s * args.batch + rank * local: s * args.batch + (rank + 1) * local]
+            recon, kl = step(train[idx])
+            total, count = total + recon + kl, count + local
+        dt = time.perf_counter() - t0
+        with torch.no_grad():
+            recon, kl = 0.0, 0.0
+            for i in range(0, len(test), 1000):
+                r, k = model(test[i:i + 1000])
+                recon, kl = recon + r.item(), kl + k.item()
+        n = len(test)
+        if rank == 0:
+            row = (epoch, total / count, (recon + kl) / n, recon / n, kl / n,
+                   count * world / dt)
+            print("epoch %d train %.2f test %.2f = %.2f + %.2f  %.0f samples/s" % row,
+                  flush=True)
+            if args.csv:
+                with open(args.csv, "a") as f:
+                    f.write(",".join(str(v) for v in row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
