@@ -1,6 +1,8 @@
 /* h5util.c — HDF5 helpers. See h5util.h. */
 #include "h5util.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
@@ -20,9 +22,11 @@ static int write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, hid
 
 int h5_attr_str(hid_t obj, const char *name, const char *value)
 {
+    /* variable-length UTF-8: h5py reads it as str, not bytes */
     hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, strlen(value) + 1);
-    int rc = write_attr(obj, name, type, type, H5Screate(H5S_SCALAR), value);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    int rc = write_attr(obj, name, type, type, H5Screate(H5S_SCALAR), &value);
     H5Tclose(type);
     return rc;
 }
@@ -76,22 +80,32 @@ int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t n)
     if (H5Aexists(obj, name) <= 0)
         return -1;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t type = H5Aget_type(a);
+    hid_t type = H5Aget_type(a), space = H5Aget_space(a);
     int rc = -1;
-    if (H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)) {
-        size_t len = H5Tget_size(type);
-        char tmp[8192];
-        if (len <= sizeof tmp) {
-            hid_t mtype = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mtype, len);
-            if (H5Aread(a, mtype, tmp) >= 0) {
-                tmp[len - 1] = '\0';
+    if (H5Tget_class(type) == H5T_STRING && H5Sget_simple_extent_npoints(space) == 1) {
+        hid_t mtype = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(mtype, H5Tget_cset(type)); /* HDF5 converts no ASCII <-> UTF-8 */
+        if (H5Tis_variable_str(type) > 0) {
+            char *value = NULL;
+            H5Tset_size(mtype, H5T_VARIABLE);
+            if (H5Aread(a, mtype, &value) >= 0 && value) {
+                snprintf(buf, n, "%s", value);
+                rc = 0;
+            }
+            H5free_memory(value);
+        } else {
+            size_t len = H5Tget_size(type);
+            char *tmp = len > 0 && len < (1 << 20) ? calloc(1, len + 1) : NULL;
+            H5Tset_size(mtype, len + 1);
+            if (tmp && H5Aread(a, mtype, tmp) >= 0) {
                 snprintf(buf, n, "%s", tmp);
                 rc = 0;
             }
-            H5Tclose(mtype);
+            free(tmp);
         }
+        H5Tclose(mtype);
     }
+    H5Sclose(space);
     H5Tclose(type);
     H5Aclose(a);
     return rc;

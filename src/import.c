@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "h5util.h"
+
 #define IDX_MAX_BYTES (INT64_C(1) << 34)
 
 static int read_exact(gzFile f, void *buf, size_t n)
@@ -118,20 +120,6 @@ static int write_u8(hid_t file, const char *name, const IdxArray *a)
     return rc < 0 ? -1 : 0;
 }
 
-static int write_attr_str(hid_t obj, const char *name, const char *value)
-{
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, strlen(value) + 1);
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 ? -1 : H5Awrite(a, type, value);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(space);
-    H5Tclose(type);
-    return rc < 0 ? -1 : 0;
-}
-
 int vd_import(const ImportConfig *cfg, VdError *err)
 {
     const char *srcs[4] = {cfg->train_images, cfg->train_labels, cfg->test_images,
@@ -181,10 +169,10 @@ int vd_import(const ImportConfig *cfg, VdError *err)
     }
     char classes[16];
     snprintf(classes, sizeof classes, "%d", max_label + 1);
-    if (write_attr_str(file, "source_train_images", cfg->train_images) ||
-        write_attr_str(file, "source_test_images", cfg->test_images) ||
-        write_attr_str(file, "num_classes", classes) ||
-        write_attr_str(file, "created_by", PACKAGE_STRING)) {
+    if (h5_attr_str(file, "source_train_images", cfg->train_images) ||
+        h5_attr_str(file, "source_test_images", cfg->test_images) ||
+        h5_attr_str(file, "num_classes", classes) ||
+        h5_attr_str(file, "created_by", PACKAGE_STRING)) {
         rc = vd_fail(err, VD_EX_IOERR, "writing attributes to %s failed", tmp);
         goto fail;
     }
