@@ -249,21 +249,77 @@ static void relu_backward(float *dx, const float *out, size_t n)
         dx[i] = out[i] > 0.0f ? dx[i] : 0.0f;
 }
 
+/* exp(x) for x <= 0, relative error about 1e-7, flushing to 0 below -87.3;
+ * branch-free so that loops over it vectorize (libm's expf is a call).
+ * Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6
+ * polynomial for exp(r) (coefficients as in Cephes' expf, Moshier 1989). */
+static inline float exp_nonpos(float x)
+{
+    x = x > -87.3f ? x : -87.3f;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23}; /* 2^n, n >= -126 */
+    return p * scale.f;
+}
+
+/* log(u) for u in [1, 2], about 1 ulp: u = 2^k (1 + f) with 1 + f in
+ * [sqrt(1/2), sqrt(2)), then Cephes' logf polynomial in f. */
+static inline float log_1to2(float u)
+{
+    int big = u > 1.41421356f;
+    float f = big ? 0.5f * u - 1.0f : u - 1.0f, k = big ? 1.0f : 0.0f, z = f * f;
+    float p = 7.0376836292e-2f;
+    p = p * f - 1.1514610310e-1f;
+    p = p * f + 1.1676998740e-1f;
+    p = p * f - 1.2420140846e-1f;
+    p = p * f + 1.4249322787e-1f;
+    p = p * f - 1.6668057665e-1f;
+    p = p * f + 2.0000714765e-1f;
+    p = p * f - 2.4999993993e-1f;
+    p = p * f + 3.3333331174e-1f;
+    float y = f * z * p - 2.12194440e-4f * k - 0.5f * z;
+    return f + y + 0.693359375f * k;
+}
+
 void bernoulli_loss(double *recon, float *dlogits, const float *logits, const float *x, int B,
                     int D)
 {
+    enum { CHUNK = 256 };
+    float terms[CHUNK];
     for (int i = 0; i < B; i++) {
         const float *a = logits + (size_t)i * D, *xi = x + (size_t)i * D;
         float *da = dlogits ? dlogits + (size_t)i * D : NULL;
         double sum = 0.0;
-        for (int j = 0; j < D; j++) {
-            float aj = a[j], e = expf(-fabsf(aj));
-            /* softplus(a) - x a, from logits: never log(sigmoid) */
-            sum += fmaxf(aj, 0.0f) + log1pf(e) - xi[j] * aj;
+        for (int j0 = 0; j0 < D; j0 += CHUNK) {
+            int len = D - j0 < CHUNK ? D - j0 : CHUNK;
+            /* vectorized: softplus(a) - x a from logits (never log(sigmoid)),
+             * as (a > 0 ? (1 - x) a : -x a) + log1p(e), e = exp(-|a|), which
+             * does not cancel when x = 1 and a is large; log1p(e) =
+             * log(u) e / (u - 1), u = 1 + e, stays exact for tiny e */
             if (da) {
-                float sig = aj >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-                da[j] = sig - xi[j];
+                for (int j = 0; j < len; j++) {
+                    float aj = a[j0 + j], e = exp_nonpos(-fabsf(aj)), u = 1.0f + e;
+                    float log1p_e = u == 1.0f ? e : log_1to2(u) * (e / (u - 1.0f));
+                    terms[j] = (aj > 0.0f ? (1.0f - xi[j0 + j]) * aj : -xi[j0 + j] * aj) + log1p_e;
+                    /* sigmoid(a) - x; may overwrite a[j] in place */
+                    da[j0 + j] = (aj >= 0.0f ? 1.0f : e) / u - xi[j0 + j];
+                }
+            } else {
+                for (int j = 0; j < len; j++) {
+                    float aj = a[j0 + j], e = exp_nonpos(-fabsf(aj)), u = 1.0f + e;
+                    float log1p_e = u == 1.0f ? e : log_1to2(u) * (e / (u - 1.0f));
+                    terms[j] = (aj > 0.0f ? (1.0f - xi[j0 + j]) * aj : -xi[j0 + j] * aj) + log1p_e;
+                }
             }
+            for (int j = 0; j < len; j++)
+                sum += terms[j];
         }
         recon[i] = sum;
     }

@@ -111,6 +111,38 @@ static void test_bernoulli_loss_and_gradient(void **state)
     assert_memory_equal(a2, da, sizeof da);
 }
 
+/* The loss kernel's own exp and log (vectorizable, not libm's) over the
+ * whole float range of logits, against double precision: the per-element
+ * loss to 1e-6 relative (plus 1e-12 absolute) and the gradient to 1e-6. */
+static void test_bernoulli_accuracy_sweep(void **state)
+{
+    (void)state;
+    enum { N = 20001 };
+    float *a = malloc(sizeof(float) * N), *x = malloc(sizeof(float) * N), *da = malloc(sizeof(float) * N);
+    double worst_loss = 0, worst_grad = 0;
+    for (int i = 0; i < N; i++) {
+        a[i] = -100.0f + 200.0f * (float)i / (N - 1);
+        x[i] = (float)(i % 3) * 0.5f;
+    }
+    for (int i = 0; i < N; i++) {
+        double recon;
+        bernoulli_loss(&recon, &da[i], &a[i], &x[i], 1, 1);
+        double want = bernoulli_ref(a[i], x[i]);
+        double err = fabs(recon - want) / (fabs(want) + 1e-12 / 1e-6);
+        worst_loss = err > worst_loss ? err : worst_loss;
+        double sig = 1.0 / (1.0 + exp(-(double)a[i]));
+        double gerr = fabs(da[i] - (sig - x[i]));
+        worst_grad = gerr > worst_grad ? gerr : worst_grad;
+    }
+    if (worst_loss >= 1e-6 || worst_grad >= 1e-6)
+        print_error("worst loss error %g, gradient error %g\n", worst_loss, worst_grad);
+    assert_true(worst_loss < 1e-6);
+    assert_true(worst_grad < 1e-6);
+    free(a);
+    free(x);
+    free(da);
+}
+
 /* KL closed form against a Monte Carlo estimate of E_q[log q(z) - log p(z)]:
  * this pins the log-variance convention (lv = log sigma^2). */
 static void test_kl_matches_monte_carlo(void **state)
@@ -320,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_linear_forward_matches_reference),
         cmocka_unit_test(test_linear_backward_finite_differences),
         cmocka_unit_test(test_bernoulli_loss_and_gradient),
+        cmocka_unit_test(test_bernoulli_accuracy_sweep),
         cmocka_unit_test(test_kl_matches_monte_carlo),
         cmocka_unit_test(test_reparam_gradients),
         cmocka_unit_test(test_gradcheck_one_hidden_layer),
