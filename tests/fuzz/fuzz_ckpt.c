@@ -2,40 +2,27 @@
  * written to a file, its model shape read, and (for shapes of modest size)
  * a model of that shape created and loaded from it. Built and run by
  * tests/fuzz/run.sh. */
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ckpt.h"
-#include "h5util.h"
-
-static char path[256];
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_input.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    h5_quiet();
-    const char *tmp = getenv("TMPDIR");
-    snprintf(path, sizeof path, "%s/fuzz-ckpt-%ld.h5", tmp && *tmp ? tmp : "/tmp", (long)getpid());
+    fuzz_setup("ckpt");
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
+    if (fuzz_write(data, size) != 0)
         return 0;
-    fwrite(data, 1, size, f);
-    fclose(f);
     VaeShape shape;
     VdError err = {0};
-    if (ckpt_read_shape(path, &shape, &err) == VD_OK) {
+    if (ckpt_read_shape(fuzz_path, &shape, &err) == VD_OK) {
         double n = (double)shape.n_input * shape.hidden[0] * 2 + 4.0 * shape.n_latent * 1024;
         for (int l = 1; l < shape.n_hidden; l++)
             n += 2.0 * shape.hidden[l] * shape.hidden[l - 1];
@@ -43,14 +30,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         Vae *m = n < 1e6 ? vae_create(&shape, &why) : NULL;
         if (m) {
             TrainState st;
-            ckpt_load(path, m, &st, &err);
+            ckpt_load(fuzz_path, m, &st, &err);
             int64_t dims[8], rows;
-            ckpt_read_data_shape(path, dims, 8, &rows);
+            ckpt_read_data_shape(fuzz_path, dims, 8, &rows);
             char buf[64];
-            ckpt_read_config(path, "batch", buf, sizeof buf);
+            ckpt_read_config(fuzz_path, "batch", buf, sizeof buf);
             vae_free(m);
         }
     }
-    unlink(path);
+    unlink(fuzz_path);
     return 0;
 }

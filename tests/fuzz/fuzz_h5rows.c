@@ -2,27 +2,17 @@
  * written to a file and opened as a training set (samples and labels), then
  * a few rows are read and loaded into a shard, as training would. Built and
  * run by tests/fuzz/run.sh. */
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "data.h"
-#include "h5util.h"
-
-static char path[256];
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_input.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    h5_quiet();
-    const char *tmp = getenv("TMPDIR");
-    snprintf(path, sizeof path, "%s/fuzz-h5rows-%ld.h5", tmp && *tmp ? tmp : "/tmp", (long)getpid());
+    fuzz_setup("h5rows");
     return 0;
 }
 
@@ -30,7 +20,7 @@ static void try_dataset(const char *dset, int is_label)
 {
     H5Rows r;
     VdError err = {0};
-    if (h5rows_open(&r, path, dset, is_label, &err) == VD_OK) {
+    if (h5rows_open(&r, fuzz_path, dset, is_label, &err) == VD_OK) {
         int64_t n = r.n_rows, rows[3] = {0, n / 2, n - 1};
         int k = n >= 3 ? 3 : (int)n;
         if (n == 2)
@@ -59,14 +49,11 @@ static void try_dataset(const char *dset, int is_label)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
+    if (fuzz_write(data, size) != 0)
         return 0;
-    fwrite(data, 1, size, f);
-    fclose(f);
     try_dataset("/train/images", 0);
     try_dataset("/train/labels", 1);
     try_dataset("/x", 0);
-    unlink(path);
+    unlink(fuzz_path);
     return 0;
 }
