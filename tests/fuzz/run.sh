@@ -30,7 +30,7 @@ $CC $cflags -o "$out/fuzz_ckpt" "$here/fuzz_ckpt.c" "$src/ckpt.c" "$src/model.c"
 status=0
 # allocator_may_return_null: a damaged file can make HDF5 ask for exabytes;
 # like glibc without ASan, answer NULL (HDF5 then fails cleanly)
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1:suppressions=$here/asan.supp}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 for h in h5rows ckpt; do
