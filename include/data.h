@@ -18,6 +18,8 @@
 #include "util.h"
 
 #define VD_MAX_DIMS 8
+#define VD_MAX_ROW_LEN (1 << 24)          /* values per sample */
+#define VD_MAX_CHUNK_BYTES (256 << 20)    /* largest HDF5 chunk we let HDF5 decode */
 
 /* An open (N, ...) dataset. Owns its HDF5 handles. */
 typedef struct {
@@ -34,7 +36,8 @@ typedef struct {
 } H5Rows;
 
 /* Local. Opens path:dset for reading. Returns VD_OK, or VD_EX_NOINPUT
- * (missing file or dataset), VD_EX_DATAERR (not HDF5, bad shape or type).
+ * (missing file or dataset), VD_EX_DATAERR (not HDF5, bad shape or type,
+ * samples over VD_MAX_ROW_LEN values, chunks over VD_MAX_CHUNK_BYTES).
  * With is_label the dataset must be integer (N) or (N, 1). */
 int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdError *err);
 void h5rows_close(H5Rows *r);

@@ -81,10 +81,24 @@ int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdE
     r->n_rows = r->dims[0];
     if (r->n_rows < 1)
         return vd_fail(err, VD_EX_DATAERR, "%s has no rows", r->where);
+    if (r->row_len > VD_MAX_ROW_LEN)
+        return vd_fail(err, VD_EX_DATAERR, "%s: samples of %lld values are too large (max %d)",
+                       r->where, (long long)r->row_len, VD_MAX_ROW_LEN);
 
     hid_t dcpl = H5Dget_create_plist(r->dset);
     hsize_t chunk[H5S_MAX_RANK];
-    if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, nd, chunk) == nd) {
+    int chunked = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, nd, chunk) == nd;
+    double chunk_bytes = 8;
+    for (int i = 0; chunked && i < nd; i++)
+        chunk_bytes *= (double)chunk[i];
+    if (chunked && chunk_bytes > VD_MAX_CHUNK_BYTES) {
+        /* HDF5 decodes whole chunks: a damaged header must not make it
+         * allocate gigabytes */
+        H5Pclose(dcpl);
+        return vd_fail(err, VD_EX_DATAERR, "%s: chunks of %.0f MiB are too large to read (max %d MiB)",
+                       r->where, chunk_bytes / (1 << 20), VD_MAX_CHUNK_BYTES >> 20);
+    }
+    if (chunked) {
         int whole_rows = 1;
         for (int i = 1; i < nd; i++)
             whole_rows &= chunk[i] == dims[i];

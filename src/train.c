@@ -380,9 +380,6 @@ static void open_data(Run *r, VdError *err)
     else if (r->has_test && tx->n_rows < r->size)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than the %d ranks", tx->where,
                 (long long)tx->n_rows, r->size);
-    else if (x->row_len > (1 << 24))
-        vd_fail(err, VD_EX_DATAERR, "%s: samples of %lld values are too large", x->where,
-                (long long)x->row_len);
     if (err->code != VD_OK)
         return;
     /* What this rank will hold, checked before anything is allocated: a
@@ -640,7 +637,6 @@ static int train_loop(Run *r, VdError *err)
     double run_start = vd_now(), ivl_start = run_start;
     int stop = 0, code = VD_OK;
 
-    install_signal_handlers();
     for (int64_t epoch = st->step / r->steps_per_epoch; epoch < cfg->epochs && !stop; epoch++) {
         double t0 = vd_now(), ep_start = t0;
         rng_permutation(&order, (uint32_t)epoch, r->perm, r->n_rows);
@@ -734,6 +730,7 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     r->train_x = (H5Rows){.file = -1, .dset = -1};
     r->train_y = r->test_x = r->test_y = r->train_x;
 
+    install_signal_handlers(); /* a stop asked for during setup is honoured at step 1 */
     opts_defaults(train_options, cfg);
     vd_default_data_path(cfg->data, sizeof cfg->data);
     opts_parse(train_options, cfg, argc, argv, &help, &err);

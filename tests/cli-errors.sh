@@ -5,7 +5,7 @@
 . "$top_srcdir/tests/lib.sh"
 
 "$GEN" "$WORK/good.h5" --n 400 --test 50 --type f32 --chunk 32 || { fail gen_data; finish; }
-for bad in nan range rank1 empty string labels-range labels-length huge; do
+for bad in nan range rank1 empty string labels-range labels-length huge bigchunk; do
     "$GEN" "$WORK/$bad.h5" --n 400 --test 50 --type f32 --bad "$bad" || fail "gen_data --bad $bad"
 done
 "$GEN" "$WORK/other.h5" --n 300 --test 50 --type f32 || fail "gen_data other"
@@ -58,6 +58,7 @@ expect 64 "unknown command"          frobnicate
 expect 73 "run directory is a file"  --data "$WORK/good.h5" $SMALL --out "$WORK/a-file"
 expect 73 "unwritable run directory" --data "$WORK/good.h5" $SMALL --out /proc/vae-dist-run
 expect 65 "header claims 10^12 rows" --data "$WORK/huge.h5" $SMALL --out "$WORK/r"
+expect 65 "1 GiB chunks"             --data "$WORK/bigchunk.h5" $SMALL --out "$WORK/r"
 expect 66 "import: missing IDX"      import --train-images "$WORK/none.gz" --out "$WORK/i.h5"
 expect 73 "import: output exists"    import --out "$WORK/good.h5"
 

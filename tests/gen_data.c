@@ -6,9 +6,9 @@
  *
  *   gen_data OUT.h5 [--n N] [--test M] [--side S] [--type u8|f32|f64] [--be]
  *                   [--chunk ROWS] [--deflate LEVEL]
- *                   [--bad nan|range|rank1|empty|string|labels-range|labels-length|huge]
- * --bad huge makes /train/images claim 10^12 rows (chunked, so the file
- * stays small: unwritten chunks take no space). */
+ *                   [--bad nan|range|rank1|empty|string|labels-range|labels-length|huge|bigchunk]
+ * --bad huge makes /train/images claim 10^12 rows, and --bad bigchunk gives
+ * it 1 GiB chunks; both stay small files (unwritten chunks take no space). */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +28,12 @@ static hid_t file_type(const char *type, int be)
 static int write_set(hid_t file, const char *prefix, long n, int side, const char *type, int be,
                      long chunk, int deflate, const char *bad, uint32_t stream_row)
 {
+    int bigchunk = bad && strcmp(bad, "bigchunk") == 0;
+    if (bigchunk) { /* 1 GiB chunks of float64 (8192, 128, 128), one row generated */
+        side = 128;
+        chunk = 8192;
+        n = 1;
+    }
     long D = (long)side * side;
     double *img = calloc((size_t)(n * D), sizeof(double));
     int *lab = calloc((size_t)n, sizeof(int));
@@ -53,7 +59,10 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
     H5Pset_create_intermediate_group(lcpl, 1);
     int rank1 = bad && strcmp(bad, "rank1") == 0;
     int huge = bad && strcmp(bad, "huge") == 0;
-    hsize_t dims[3] = {bad && strcmp(bad, "empty") == 0 ? 0 : huge ? 1000000000000ULL : (hsize_t)n,
+    hsize_t dims[3] = {bad && strcmp(bad, "empty") == 0 ? 0
+                       : huge                          ? 1000000000000ULL
+                       : bigchunk                      ? 8192
+                                                       : (hsize_t)n,
                        (hsize_t)side, (hsize_t)side};
     hsize_t flat = (hsize_t)(n * D);
     hid_t space = rank1 ? H5Screate_simple(1, &flat, NULL) : H5Screate_simple(3, dims, NULL);
@@ -61,7 +70,8 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
     if (huge && chunk <= 0)
         chunk = 64;
     if (chunk > 0 && !rank1 && dims[0] > 0) {
-        hsize_t c[3] = {(hsize_t)(chunk < n ? chunk : n), (hsize_t)side, (hsize_t)side};
+        hsize_t c[3] = {(hsize_t)(chunk < (long)dims[0] ? chunk : (long)dims[0]), (hsize_t)side,
+                        (hsize_t)side};
         H5Pset_chunk(dcpl, 3, c);
         if (deflate > 0)
             H5Pset_deflate(dcpl, (unsigned)deflate);
@@ -78,8 +88,11 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
         H5Tclose(st);
         free(txt);
     } else {
-        hid_t d = H5Dcreate2(file, name, file_type(type, be), space, lcpl, dcpl, H5P_DEFAULT);
-        if (strcmp(type, "u8") == 0) {
+        hid_t d = H5Dcreate2(file, name, bigchunk ? H5T_IEEE_F64LE : file_type(type, be), space,
+                             lcpl, dcpl, H5P_DEFAULT);
+        if (bigchunk) {
+            /* nothing written */
+        } else if (strcmp(type, "u8") == 0) {
             unsigned char *u = malloc((size_t)(n * D));
             for (long i = 0; i < n * D; i++)
                 u[i] = (unsigned char)(img[i] * 255.0 + 0.5);

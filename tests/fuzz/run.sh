@@ -1,16 +1,18 @@
 #!/bin/sh
-# run.sh [SECONDS] [BUILD_DIR] — builds the libFuzzer harnesses for the data
+# run.sh [SECONDS] [BUILD_DIR] [HARNESS...] — builds the libFuzzer harnesses for the data
 # reader and the checkpoint loader with clang, ASan and UBSan, and runs each
 # for SECONDS (default 20) on a copy of its seed corpus. Fails on any crash,
 # leak or sanitizer report in our code. HDF5 itself is not instrumented.
 # Needs: clang libclang-rt-14-dev (and the project's build dependencies).
 #   sh tests/fuzz/run.sh 20            # the smoke run CI does
 #   sh tests/fuzz/run.sh 3600          # a longer campaign
+#   sh tests/fuzz/run.sh 600 /tmp/f ckpt   # one harness (h5rows or ckpt)
 set -eu
 SECS=${1:-20}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=${2:-${TMPDIR:-/tmp}/vd-fuzz}
+[ $# -gt 2 ] && shift 2 && harnesses="$*" || harnesses="h5rows ckpt"
 mkdir -p "$out"
 CC=${CLANG:-clang}
 command -v "$CC" >/dev/null || { echo "run.sh: $CC not found (apt-get install clang libclang-rt-14-dev)"; exit 2; }
@@ -33,7 +35,7 @@ status=0
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1:suppressions=$here/asan.supp}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-for h in h5rows ckpt; do
+for h in $harnesses; do
     corpus="$out/corpus-$h"
     rm -rf "$corpus"; mkdir -p "$corpus"
     cp "$here/corpus-$h"/* "$corpus"/
