@@ -65,6 +65,19 @@ static inline uint64_t vd_checksum_f32(const float *x, size_t n)
     return vd_checksum_more(VD_CHECKSUM_INIT, x, n);
 }
 
+/* Local. A guard around calls into HDF5 on user files: HDF5 is not
+ * hardened against damaged files, and a crafted one can make it crash
+ * (seen: a NULL memcpy in H5F__accum_read). While armed, SIGSEGV, SIGBUS,
+ * SIGFPE or SIGILL end the process with one line from rank 0, "HDF5
+ * crashed reading FILE ...", and exit code VD_EX_DATAERR, instead of a
+ * core dump; outside the guard they reach the previous handler. Nests. */
+void vd_guard_arm(const char *file);
+void vd_guard_disarm(void);
+/* For the fuzz harnesses: jump to env (siglongjmp) instead of exiting, and
+ * forget the nesting. NULL restores exiting. */
+#include <setjmp.h>
+void vd_guard_jump_to(sigjmp_buf *env);
+
 /* Creates dir and its parents (like mkdir -p); 0 or -1 with errno set. */
 int vd_mkdirs(const char *dir);
 

@@ -195,7 +195,7 @@ static hid_t open_ckpt(const char *path, VdError *err)
     return file;
 }
 
-int ckpt_read_shape(const char *path, VaeShape *shape, VdError *err)
+static int read_shape(const char *path, VaeShape *shape, VdError *err)
 {
     hid_t file = open_ckpt(path, err);
     if (file < 0)
@@ -256,10 +256,10 @@ static int read_group(hid_t file, const char *group, const Vae *m, float *buf)
     return 0;
 }
 
-int ckpt_load(const char *path, Vae *m, TrainState *st, VdError *err)
+static int load(const char *path, Vae *m, TrainState *st, VdError *err)
 {
     VaeShape shape;
-    int rc = ckpt_read_shape(path, &shape, err);
+    int rc = read_shape(path, &shape, err);
     if (rc != VD_OK)
         return rc;
     const VaeShape *s = &m->shape;
@@ -299,7 +299,7 @@ int ckpt_load(const char *path, Vae *m, TrainState *st, VdError *err)
     return VD_OK;
 }
 
-int ckpt_read_data_shape(const char *path, int64_t *input_shape, int max, int64_t *data_rows)
+static int read_data_shape(const char *path, int64_t *input_shape, int max, int64_t *data_rows)
 {
     VdError err = {0};
     hid_t file = open_ckpt(path, &err);
@@ -317,7 +317,7 @@ int ckpt_read_data_shape(const char *path, int64_t *input_shape, int max, int64_
     return n;
 }
 
-int ckpt_read_config(const char *path, const char *name, char *buf, size_t n)
+static int read_config(const char *path, const char *name, char *buf, size_t n)
 {
     VdError err = {0};
     hid_t file = open_ckpt(path, &err);
@@ -328,6 +328,40 @@ int ckpt_read_config(const char *path, const char *name, char *buf, size_t n)
     if (g >= 0)
         H5Gclose(g);
     H5Fclose(file);
+    return rc;
+}
+
+/* The readers run under the crash guard (util.h): a damaged checkpoint must
+ * not crash HDF5 into a core dump. */
+int ckpt_read_shape(const char *path, VaeShape *shape, VdError *err)
+{
+    vd_guard_arm(path);
+    int rc = read_shape(path, shape, err);
+    vd_guard_disarm();
+    return rc;
+}
+
+int ckpt_load(const char *path, Vae *m, TrainState *st, VdError *err)
+{
+    vd_guard_arm(path);
+    int rc = load(path, m, st, err);
+    vd_guard_disarm();
+    return rc;
+}
+
+int ckpt_read_data_shape(const char *path, int64_t *input_shape, int max, int64_t *data_rows)
+{
+    vd_guard_arm(path);
+    int rc = read_data_shape(path, input_shape, max, data_rows);
+    vd_guard_disarm();
+    return rc;
+}
+
+int ckpt_read_config(const char *path, const char *name, char *buf, size_t n)
+{
+    vd_guard_arm(path);
+    int rc = read_config(path, name, buf, n);
+    vd_guard_disarm();
     return rc;
 }
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int h5_has_path(const char *file, const char *path)
+static int has_path(const char *file, const char *path)
 {
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
@@ -31,7 +31,7 @@ int h5_has_path(const char *file, const char *path)
     return ok;
 }
 
-int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdError *err)
+static int open_rows(H5Rows *r, const char *path, const char *dset, int is_label, VdError *err)
 {
     memset(r, 0, sizeof *r);
     r->file = r->dset = H5I_INVALID_HID;
@@ -44,7 +44,7 @@ int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdE
     r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (r->file < 0)
         return vd_fail(err, VD_EX_DATAERR, "cannot open %s as HDF5 (truncated or corrupt?)", path);
-    if (dset[0] != '/' || !h5_has_path(path, dset))
+    if (dset[0] != '/' || !has_path(path, dset))
         return vd_fail(err, VD_EX_NOINPUT, "%s has no dataset %s", path, dset);
     H5O_info_t info;
     if (H5Oget_info_by_name(r->file, dset, &info, H5P_DEFAULT) < 0 || info.type != H5O_TYPE_DATASET)
@@ -156,7 +156,7 @@ static int read_block(H5Rows *r, hid_t fspace, hid_t mtype, int64_t first, int64
     return rc < 0 ? -1 : 0;
 }
 
-int h5rows_read(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdError *err)
+static int read_rows(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdError *err)
 {
     hid_t mtype = r->is_label ? H5T_NATIVE_INT32 : r->is_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
     size_t esize = r->is_label ? 4 : r->is_u8 ? 1 : 4, row_bytes = (size_t)r->row_len * esize;
@@ -194,6 +194,32 @@ int h5rows_read(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdError *e
         i = j;
     }
     H5Sclose(fspace);
+    return rc;
+}
+
+/* The public entry points run under the crash guard (util.h): HDF5 is not
+ * hardened against damaged files. */
+int h5_has_path(const char *file, const char *path)
+{
+    vd_guard_arm(file);
+    int rc = has_path(file, path);
+    vd_guard_disarm();
+    return rc;
+}
+
+int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdError *err)
+{
+    vd_guard_arm(path);
+    int rc = open_rows(r, path, dset, is_label, err);
+    vd_guard_disarm();
+    return rc;
+}
+
+int h5rows_read(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdError *err)
+{
+    vd_guard_arm(r->where);
+    int rc = read_rows(r, rows, n, out, err);
+    vd_guard_disarm();
     return rc;
 }
 

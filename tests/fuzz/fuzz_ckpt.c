@@ -18,7 +18,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fuzz_write(data, size) != 0)
+    if (fuzz_write(data, size) != 0 || FUZZ_HDF5_CRASHED())
         return 0;
     VaeShape shape;
     VdError err = {0};

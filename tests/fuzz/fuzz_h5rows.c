@@ -49,7 +49,7 @@ static void try_dataset(const char *dset, int is_label)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fuzz_write(data, size) != 0)
+    if (fuzz_write(data, size) != 0 || FUZZ_HDF5_CRASHED())
         return 0;
     try_dataset("/train/images", 0);
     try_dataset("/train/labels", 1);

@@ -39,6 +39,7 @@ for h in $harnesses; do
     corpus="$out/corpus-$h"
     rm -rf "$corpus"; mkdir -p "$corpus"
     cp "$here/corpus-$h"/* "$corpus"/
+    [ $h = h5rows ] && cp "$here/regress"/* "$corpus"/ # files that once crashed HDF5
     echo "== fuzz_$h for ${SECS}s"
     if "$out/fuzz_$h" -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$out/crash-$h-" -print_final_stats=1 "$corpus" >"$out/fuzz_$h.log" 2>&1; then
