@@ -102,6 +102,12 @@ double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad);
  * of recon + beta*KL. Needs the preceding vae_forward(..., want_grad=1). */
 void vae_backward(Vae *m, VaeWork *w, int n, float beta);
 
+/* The two halves of vae_forward. Encoder and heads: w->head = [mu | logvar]
+ * for rows [0, n) of w->x. Decoder: w->logits (n, D) for latent rows z (n, d),
+ * which may be w->z. */
+void vae_encode(const Vae *m, VaeWork *w, int n);
+void vae_decode_logits(const Vae *m, VaeWork *w, const float *z, int n);
+
 /* Decodes n latent rows z (n, d) to probabilities out (n, D). */
 void vae_decode(const Vae *m, VaeWork *w, const float *z, int n, float *out);
 

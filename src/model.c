@@ -357,8 +357,7 @@ void reparam_kl_backward(float *dhead, const float *dz, const float *head, const
 
 /* ---- whole model ------------------------------------------------------ */
 
-/* Encoder and heads: w->head = [mu | logvar] for w->x. */
-static void encode(const Vae *m, VaeWork *w, int n)
+void vae_encode(const Vae *m, VaeWork *w, int n)
 {
     const VaeShape *s = &m->shape;
     const float *in = w->x;
@@ -370,8 +369,7 @@ static void encode(const Vae *m, VaeWork *w, int n)
     linear_forward(w->head, in, &m->p.head, n);
 }
 
-/* Decoder: w->logits for latent rows z. */
-static void decode(const Vae *m, VaeWork *w, const float *z, int n)
+void vae_decode_logits(const Vae *m, VaeWork *w, const float *z, int n)
 {
     const VaeShape *s = &m->shape;
     int L = s->n_hidden;
@@ -387,9 +385,9 @@ static void decode(const Vae *m, VaeWork *w, const float *z, int n)
 double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad)
 {
     const VaeShape *s = &m->shape;
-    encode(m, w, n);
+    vae_encode(m, w, n);
     reparam_kl_forward(w->z, w->kl, w->head, w->eps, n, s->n_latent);
-    decode(m, w, w->z, n);
+    vae_decode_logits(m, w, w->z, n);
     bernoulli_loss(w->recon, want_grad ? w->logits : NULL, w->logits, w->x, n, s->n_input);
     double total = 0.0;
     for (int i = 0; i < n; i++)
@@ -431,7 +429,7 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta)
 
 void vae_decode(const Vae *m, VaeWork *w, const float *z, int n, float *out)
 {
-    decode(m, w, z, n);
+    vae_decode_logits(m, w, z, n);
     size_t total = (size_t)n * m->shape.n_input;
     for (size_t i = 0; i < total; i++)
         out[i] = 1.0f / (1.0f + expf(-w->logits[i]));
