@@ -9,6 +9,7 @@
 int h5_attr_str(hid_t obj, const char *name, const char *value);
 int h5_attr_i64(hid_t obj, const char *name, const int64_t *v, int n);
 int h5_attr_u64(hid_t obj, const char *name, uint64_t v);
+int h5_attr_f64(hid_t obj, const char *name, double v);
 /* Reads an integer attribute array of at most max values; returns the count or -1. */
 int h5_attr_read_i64(hid_t obj, const char *name, int64_t *v, int max);
 int h5_attr_read_u64(hid_t obj, const char *name, uint64_t *v);

@@ -16,7 +16,14 @@
  *                    a = global step, b = (local sample * d + dim) / 4.
  *   VD_STREAM_EVAL   eps for test-set evaluation, rank field 0, so the test
  *                    figure does not depend on the rank count; a = epoch,
- *                    b = (test row * d + dim) / 4. */
+ *                    b = (test row * d + dim) / 4; a = 2^32 - 1 draws the
+ *                    prior samples of the figures.
+ *   VD_STREAM_IWAE   eps for `vae-dist eval`'s importance samples, rank
+ *                    field 0; a = 0, b = ((row * K + k) * d + dim) / 4, so
+ *                    the estimate does not depend on the rank count.
+ *   VD_STREAM_BINARIZE  uniforms for dynamic binarization (--binarize), rank
+ *                    field 0; a = epoch in training (0 in eval), b = (row * D
+ *                    + value) / 4 for the row's index in its dataset. */
 #ifndef VD_RNG_H
 #define VD_RNG_H
 
@@ -27,7 +34,9 @@ typedef enum {
     VD_STREAM_INIT = 1,
     VD_STREAM_ORDER = 2,
     VD_STREAM_NOISE = 3,
-    VD_STREAM_EVAL = 4
+    VD_STREAM_EVAL = 4,
+    VD_STREAM_IWAE = 5,
+    VD_STREAM_BINARIZE = 6
 } VdStream;
 
 typedef struct {

@@ -34,6 +34,7 @@ typedef struct {
     int max_skips;
     int64_t max_steps;
     int profile;
+    int binarize;
 } TrainConfig;
 
 extern const OptSpec train_options[];

@@ -43,6 +43,11 @@ int h5_attr_u64(hid_t obj, const char *name, uint64_t v)
     return write_attr(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, H5Screate(H5S_SCALAR), &v);
 }
 
+int h5_attr_f64(hid_t obj, const char *name, double v)
+{
+    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, H5Screate(H5S_SCALAR), &v);
+}
+
 int h5_attr_read_i64(hid_t obj, const char *name, int64_t *v, int max)
 {
     if (H5Aexists(obj, name) <= 0)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "eval.h"
 #include "h5util.h"
 #include "import.h"
 #include "opts.h"
@@ -36,9 +37,13 @@ static void usage(FILE *f)
             "commands:\n"
             "  train     train a VAE, data-parallel over the MPI ranks (the default)\n"
             "  import    convert IDX files (MNIST, Fashion-MNIST) to one HDF5 file\n"
+            "  eval      negative ELBO and importance-weighted log-likelihood of a data set\n"
+            "  sample    draw from the prior through a trained decoder (PNG grid, HDF5)\n"
+            "  reconstruct  data rows above their reconstructions (PNG grid)\n"
             "  help      this text; `vae-dist COMMAND --help` lists a command's options\n\n"
-            "exit codes: 0 ok, 64 usage, 65 bad data, 66 missing input, 70 internal error or\n"
-            "non-finite loss, 73 cannot create output, 74 I/O error\n");
+            "exit codes: 0 ok, 64 usage, 65 bad data, 66 missing input, 70 internal error,\n"
+            "73 cannot create output, 74 I/O error, 75 stopped by a signal (checkpoint saved),\n"
+            "76 non-finite loss or gradient\n");
 }
 
 /* Collective: rank 0 imports, the others wait for its verdict. */
@@ -105,6 +110,12 @@ int main(int argc, char **argv)
         rc = train_main(argc - skip, argv + skip, MPI_COMM_WORLD);
     } else if (strcmp(cmd, "import") == 0) {
         rc = import_main(argc - skip, argv + skip, MPI_COMM_WORLD);
+    } else if (strcmp(cmd, "eval") == 0) {
+        rc = eval_main(argc - skip, argv + skip, MPI_COMM_WORLD);
+    } else if (strcmp(cmd, "sample") == 0) {
+        rc = sample_main(argc - skip, argv + skip, MPI_COMM_WORLD);
+    } else if (strcmp(cmd, "reconstruct") == 0) {
+        rc = reconstruct_main(argc - skip, argv + skip, MPI_COMM_WORLD);
     } else {
         if (rank == 0)
             fprintf(stderr, "vae-dist: unknown command '%s' (try: vae-dist help)\n", cmd);

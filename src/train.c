@@ -15,6 +15,7 @@
 
 #include "ckpt.h"
 #include "data.h"
+#include "eval.h"
 #include "h5util.h"
 #include "image.h"
 #include "import.h"
@@ -62,6 +63,8 @@ const OptSpec train_options[] = {
     {"max-steps", NUM(OPT_I64, max_steps), "0", 0, 1e15, "N", "stop after N steps (0: no limit)"},
     {"profile", NUM(OPT_BOOL, profile), "0", 0, 0, NULL,
      "print a per-step time split at the end"},
+    {"binarize", NUM(OPT_BOOL, binarize), "0", 0, 0, NULL,
+     "dynamic binarization: each value becomes 1 with its probability, redrawn every epoch"},
     OPT_END};
 
 void vd_default_data_path(char *buf, size_t n)
@@ -140,15 +143,17 @@ static void image_dims(const H5Rows *r, int *ih, int *iw)
 /* Sums of (recon, KL, count) over this rank's test rows, with eps from the
  * eval stream indexed by global row, so the figure does not depend on size. */
 static void evaluate(const Vae *m, VaeWork *w, Shard *test, int64_t first_row, uint64_t seed,
-                     int64_t epoch, double sums[3])
+                     int64_t epoch, int binarize, double sums[3])
 {
-    Rng eval = rng_stream(seed, VD_STREAM_EVAL, 0);
+    Rng eval = rng_stream(seed, VD_STREAM_EVAL, 0), bin = rng_stream(seed, VD_STREAM_BINARIZE, 0);
     int d = m->shape.n_latent;
     sums[0] = sums[1] = 0.0;
     sums[2] = (double)test->n;
     for (int64_t i = 0; i < test->n; i += w->max_batch) {
         int n = (int)(test->n - i < w->max_batch ? test->n - i : w->max_batch);
         shard_batch(test, i, n, w->x, NULL);
+        if (binarize) /* one fixed draw, as `vae-dist eval --binarize` makes */
+            vd_binarize(w->x, n, m->shape.n_input, &bin, 0, first_row + i);
         rng_normal_fill(&eval, (uint32_t)epoch, (uint64_t)(first_row + i) * (uint64_t)d,
                         (size_t)n * (size_t)d, w->eps);
         vae_forward(m, w, n, 1.0f, 0);
@@ -538,7 +543,7 @@ static void end_epoch(Run *r, int64_t epoch, double ep_start, int want_ckpt, VdE
 {
     double t0 = vd_now(), sums[3] = {0, 0, 0}, tot[3] = {0, 0, 0};
     if (r->has_test)
-        evaluate(r->m, r->w, &r->test, r->test_begin, r->cfg.seed, epoch, sums);
+        evaluate(r->m, r->w, &r->test, r->test_begin, r->cfg.seed, epoch, r->cfg.binarize, sums);
     MPI_Allreduce(sums, tot, 3, MPI_DOUBLE, MPI_SUM, r->comm);
     double t1 = vd_now();
     r->prof.eval += t1 - t0;
@@ -631,6 +636,8 @@ static int train_loop(Run *r, VdError *err)
     TrainState *st = &r->st;
     Rng order = rng_stream(cfg->seed, VD_STREAM_ORDER, 0);
     Rng noise = rng_stream(cfg->seed, VD_STREAM_NOISE, (uint32_t)r->rank);
+    Rng bin = rng_stream(cfg->seed, VD_STREAM_BINARIZE, 0);
+    int D = r->m->shape.n_input;
     AdamConfig adam = {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps};
     const char *nan_step = getenv("VAE_DIST_TEST_NAN_STEP"); /* test hook, see README */
     int64_t poison_step = nan_step ? atoll(nan_step) : -1, first_step = st->step;
@@ -648,6 +655,10 @@ static int train_loop(Run *r, VdError *err)
         for (int64_t s = st->step % r->steps_per_epoch; s < r->steps_per_epoch; s++) {
             double t1 = vd_now();
             shard_batch(&r->train, s * r->B, r->B, r->w->x, NULL);
+            if (cfg->binarize) /* by (epoch, row): independent of the rank count */
+                for (int i = 0; i < r->B; i++)
+                    vd_binarize(r->w->x + (size_t)i * D, 1, D, &bin, (uint32_t)epoch,
+                                r->rows[s * r->B + i]);
             rng_normal_fill(&noise, (uint32_t)st->step, 0, (size_t)r->B * r->m->shape.n_latent,
                             r->w->eps);
             r->prof.data += vd_now() - t1;

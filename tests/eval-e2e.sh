@@ -1,0 +1,85 @@
+#!/bin/sh
+# End to end for eval, sample and reconstruct on a small trained run: the
+# estimate does not depend on the rank count; it lies below the negative
+# ELBO and tightens with K; the ELBO agrees with training's test figure;
+# sample and reconstruct reproduce the run's own figures bitwise; bad input
+# gives one line and its exit code.
+. "$top_srcdir/tests/lib.sh"
+
+"$GEN" "$WORK/bars.h5" --n 1200 --test 300 --side 8 --type f32 --chunk 64 --deflate 4 ||
+    { fail "gen_data"; finish; }
+"$GEN" "$WORK/small.h5" --n 100 --test 50 --side 6 --type u8 || fail "gen_data small"
+run_mpi 2 120 "$VAE" --data "$WORK/bars.h5" --epochs 4 --batch 20 --hidden 64 --latent 4 \
+    --lr 3e-3 --seed 7 --out "$WORK/run" >"$WORK/train.log" 2>&1 ||
+    { cat "$WORK/train.log"; fail "training"; finish; }
+
+# json_val FILE KEY, csv_val FILE COLUMN
+json_val() { sed -n "s/.*\"$2\": \([-0-9.e+]*\).*/\1/p" "$1"; }
+csv_val() { awk -F, -v k="$2" 'NR==1 {for (i = 1; i <= NF; i++) if ($i == k) c = i} NR==2 {print $c}' "$1"; }
+close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN {d = a - b; if (d < 0) d = -d; s = a < 0 ? -a : a; exit !(a != "" && d <= t * s)}'; }
+
+run_mpi 1 300 "$VAE" eval --ckpt "$WORK/run" --samples 200 --out "$WORK/e1.json" >"$WORK/e1.log" 2>&1 ||
+    { cat "$WORK/e1.log"; fail "eval on 1 rank"; }
+run_mpi 2 300 "$VAE" eval --ckpt "$WORK/run" --samples 200 --out "$WORK/e2.csv" >"$WORK/e2.log" 2>&1 ||
+    { cat "$WORK/e2.log"; fail "eval on 2 ranks"; }
+nll1=$(json_val "$WORK/e1.json" nll); nll2=$(csv_val "$WORK/e2.csv" nll)
+elbo1=$(json_val "$WORK/e1.json" neg_elbo); elbo2=$(csv_val "$WORK/e2.csv" neg_elbo)
+close "$nll1" "$nll2" 1e-7 && close "$elbo1" "$elbo2" 1e-7 &&
+    pass "1 and 2 ranks agree: -log p(x) $nll1 / $nll2, -ELBO $elbo1 / $elbo2" ||
+    fail "rank counts disagree: -log p(x) $nll1 / $nll2, -ELBO $elbo1 / $elbo2"
+[ "$(json_val "$WORK/e1.json" rows)" = 300 ] && pass "all 300 test rows" || fail "rows: $(cat "$WORK/e1.json")"
+awk -v n="$nll1" -v e="$elbo1" 'BEGIN {exit !(n < e)}' && pass "-log p(x) $nll1 < -ELBO $elbo1" ||
+    fail "the estimate $nll1 is not below the negative ELBO $elbo1"
+
+# training's last test figure (one z per row) against eval's (K z per row)
+test_loss=$(tail -n 1 "$WORK/run/epochs.csv" | cut -d, -f4)
+close "$elbo1" "$test_loss" 0.03 && pass "-ELBO $elbo1 matches training's test loss $test_loss" ||
+    fail "-ELBO $elbo1 far from training's test loss $test_loss"
+
+# fewer samples, a looser estimate
+run_mpi 2 120 "$VAE" eval --ckpt "$WORK/run" --samples 1 --out "$WORK/k1.json" >"$WORK/k1.log" 2>&1 ||
+    fail "eval K=1"
+nllk1=$(json_val "$WORK/k1.json" nll)
+awk -v a="$nllk1" -v b="$nll1" 'BEGIN {exit !(a > b + 0.1)}' && pass "K=1 gives $nllk1 > K=200 $nll1" ||
+    fail "K=1 gives $nllk1, not above K=200 $nll1"
+
+# dynamic binarization changes the data, and the figure
+run_mpi 2 120 "$VAE" eval --ckpt "$WORK/run" --samples 20 --binarize --out "$WORK/b.h5" \
+    >"$WORK/b.log" 2>&1 && grep -q "dynamically binarized" "$WORK/b.log" &&
+    h5dump -a /binarized "$WORK/b.h5" 2>/dev/null | grep -q "(0): 1" &&
+    pass "--binarize, results as HDF5" || { cat "$WORK/b.log"; fail "--binarize or .h5 results"; }
+
+# the run's own figures, reproduced from its checkpoint
+run_mpi 1 60 "$VAE" sample --ckpt "$WORK/run" --seed 7 --out "$WORK/s" >"$WORK/s.log" 2>&1 ||
+    { cat "$WORK/s.log"; fail "sample"; }
+cmp -s "$WORK/s.png" "$WORK/run/samples.png" && pass "sample --seed 7 reproduces samples.png" ||
+    fail "sample differs from the run's samples.png"
+h5dump -H "$WORK/s.h5" 2>/dev/null | grep -q "( 64, 8, 8 )" && pass "samples.h5 holds (64, 8, 8)" ||
+    fail "samples.h5 shape"
+run_mpi 2 60 "$VAE" reconstruct --ckpt "$WORK/run" --n 16 --out "$WORK/r.png" >"$WORK/r.log" 2>&1 ||
+    { cat "$WORK/r.log"; fail "reconstruct"; }
+cmp -s "$WORK/r.png" "$WORK/run/reconstructions.png" &&
+    pass "reconstruct reproduces reconstructions.png" || fail "reconstruct differs"
+run_mpi 1 60 "$VAE" sample --ckpt "$WORK/run" --seed 8 --out "$WORK/s8" >/dev/null 2>&1
+cmp -s "$WORK/s8.png" "$WORK/s.png" && fail "another seed drew the same samples" ||
+    pass "another seed, other samples"
+
+# bad input: exit code and exactly one line, on 2 ranks
+bad() {
+    want=$1; what=$2; shift 2
+    run_mpi 2 60 "$VAE" "$@" >"$WORK/bad.out" 2>"$WORK/bad.err"; rc=$?
+    lines=$(grep -c '^vae-dist:' "$WORK/bad.err")
+    if [ "$rc" -eq "$want" ] && [ "$lines" -eq 1 ]; then pass "$what: exit $rc, $(cat "$WORK/bad.err")"
+    else cat "$WORK/bad.err"; fail "$what: exit $rc (want $want), $lines lines"; fi
+}
+bad 66 "missing checkpoint" eval --ckpt "$WORK/nothing"
+bad 66 "run directory without checkpoints" eval --ckpt "$WORK"
+bad 64 "results file of unknown kind" eval --ckpt "$WORK/run" --out "$WORK/x.txt"
+bad 65 "data of another shape" eval --ckpt "$WORK/run" --data "$WORK/small.h5"
+bad 66 "missing dataset" reconstruct --ckpt "$WORK/run" --dataset /nope
+bad 64 "rows past the end" reconstruct --ckpt "$WORK/run" --first 290 --n 16
+ck=$(cat "$WORK/run/latest")
+head -c 3000 "$WORK/run/$ck" >"$WORK/trunc.h5"
+bad 65 "truncated checkpoint" sample --ckpt "$WORK/trunc.h5" --out "$WORK/t"
+[ ! -e "$WORK/t.png" ] && pass "nothing written for a bad checkpoint" || fail "wrote t.png"
+finish

@@ -1,0 +1,229 @@
+/* test_eval.c — the importance-weighted estimate against log p(x) computed
+ * by quadrature over a 2-D latent; the bound tightening with K; dynamic
+ * binarization; finding a run directory's checkpoint. */
+#include "testutil.h"
+
+#include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "eval.h"
+#include "rng.h"
+
+enum { D = 12, LATENT = 2 };
+
+/* A small model with weights large enough that the likelihood is peaked
+ * and q(z|x) (an untrained encoder) is far from the true posterior. */
+static Vae *tiny_model(void)
+{
+    VaeShape s = {.n_input = D, .n_latent = LATENT, .n_hidden = 1, .hidden = {7}};
+    const char *why;
+    Vae *m = vae_create(&s, &why);
+    assert_non_null(m);
+    vae_init_params(m, 5);
+    for (size_t i = 0; i < m->n_params; i++)
+        m->params[i] *= 1.5f;
+    return m;
+}
+
+/* n binary rows from a fixed stream. */
+static void binary_rows(float *x, int n)
+{
+    Rng r = rng_stream(77, VD_STREAM_ORDER, 3);
+    for (int i = 0; i < n * D; i++)
+        x[i] = rng_below(&r, 9, (uint64_t)i, 2) ? 1.0f : 0.0f;
+}
+
+/* log p(x) = log of the integral of p(x|z) N(z; 0, I) over a grid on
+ * [-8, 8]^2 (midpoint rule), in double, with the model's own decoder. */
+static double log_px_quadrature(const Vae *m, VaeWork *w, const float *x)
+{
+    const int G = 800;
+    const double h = 16.0 / G;
+    double top = -INFINITY, sum = 0.0;
+    for (int a = 0; a < G; a++) {
+        for (int b = 0; b < G; b += w->max_batch) {
+            int c = G - b < w->max_batch ? G - b : w->max_batch;
+            for (int k = 0; k < c; k++) {
+                w->z[2 * k] = (float)(-8.0 + (a + 0.5) * h);
+                w->z[2 * k + 1] = (float)(-8.0 + (b + k + 0.5) * h);
+            }
+            vae_decode_logits(m, w, w->z, c);
+            for (int k = 0; k < c; k++) {
+                double z0 = w->z[2 * k], z1 = w->z[2 * k + 1], lp = 0.0;
+                for (int j = 0; j < D; j++) {
+                    double l = w->logits[(size_t)k * D + j];
+                    lp -= fmax(l, 0.0) + log1p(exp(-fabs(l))) - x[j] * l;
+                }
+                lp += -0.5 * (z0 * z0 + z1 * z1) - log(2.0 * M_PI) + 2.0 * log(h);
+                if (lp > top) {
+                    sum = sum * exp(top - lp) + 1.0;
+                    top = lp;
+                } else {
+                    sum += exp(lp - top);
+                }
+            }
+        }
+    }
+    return top + log(sum);
+}
+
+static void test_iwae_converges_to_log_px(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    Vae *m = tiny_model();
+    VaeWork *w = vae_work_create(&m->shape, 512);
+    float x[N * D];
+    binary_rows(x, N);
+    Rng rng = rng_stream(3, VD_STREAM_IWAE, 0);
+    IwRow big[N], one[N];
+    vae_importance(m, w, x, N, 100000, &rng, 0, big);
+    vae_importance(m, w, x, N, 1, &rng, 100, one);
+    for (int i = 0; i < N; i++) {
+        double truth = log_px_quadrature(m, w, x + i * D);
+        double elbo = -(big[i].recon + big[i].kl);
+        print_message("row %d: log p(x) %.4f by quadrature, %.4f IWAE K=100000, ELBO %.4f\n", i,
+                      truth, big[i].log_px, elbo);
+        assert_true(fabs(big[i].log_px - truth) < 0.02);
+        /* the ELBO is a lower bound, here a loose one */
+        assert_true(elbo < truth - 0.05);
+        assert_true(isfinite(one[i].log_px));
+    }
+    vae_work_free(w);
+    vae_free(m);
+}
+
+/* E[log p_K] rises with K toward log p(x) (Burda et al. 2016, Theorem 1);
+ * K = 1 is an unbiased estimate of the ELBO. */
+static void test_iwae_tightens_with_k(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    Vae *m = tiny_model();
+    VaeWork *w = vae_work_create(&m->shape, 256);
+    float *x = calloc(N * D, sizeof(float));
+    binary_rows(x, N);
+    Rng rng = rng_stream(4, VD_STREAM_IWAE, 0);
+    IwRow *r = calloc(N, sizeof(IwRow));
+    int ks[4] = {1, 10, 100, 1000};
+    double mean[4], elbo = 0.0, *one = calloc(N, sizeof(double)), diff = 0.0, var = 0.0;
+    for (int t = 0; t < 4; t++) {
+        mean[t] = 0.0;
+        for (int i = 0; i < N; i += 50)
+            vae_importance(m, w, x + i * D, 50, ks[t], &rng, i, r + i);
+        for (int i = 0; i < N; i++) {
+            mean[t] += r[i].log_px / N;
+            if (t == 0)
+                one[i] = r[i].log_px;
+        }
+    }
+    /* the ELBO per row from the K = 1000 run's mean reconstruction term */
+    for (int i = 0; i < N; i++) {
+        double e = -(r[i].recon + r[i].kl);
+        elbo += e / N;
+        diff += (one[i] - e) / N;
+        var += (one[i] - e) * (one[i] - e) / N;
+    }
+    double se = sqrt((var - diff * diff) / (N - 1));
+    print_message("mean log p_K: K=1 %.4f, 10 %.4f, 100 %.4f, 1000 %.4f; ELBO %.4f; "
+                  "K=1 minus ELBO %.4f (standard error %.4f)\n",
+                  mean[0], mean[1], mean[2], mean[3], elbo, diff, se);
+    assert_true(fabs(diff) < 4.0 * se + 0.01);
+    assert_true(mean[1] > mean[0] + 0.05);
+    assert_true(mean[2] > mean[1]);
+    assert_true(mean[3] > mean[2]);
+    /* the same counters give the same draws: rows do not depend on batching */
+    IwRow a[3], b;
+    vae_importance(m, w, x, 3, 37, &rng, 0, a);
+    vae_importance(m, w, x + 2 * D, 1, 37, &rng, 2, &b);
+    assert_true(a[2].log_px == b.log_px && a[2].recon == b.recon);
+    free(one);
+    free(r);
+    free(x);
+    vae_work_free(w);
+    vae_free(m);
+}
+
+static void test_binarize(void **state)
+{
+    (void)state;
+    enum { N = 100, W = 1000 };
+    float *x = calloc(N * W, sizeof(float)), *y = calloc(N * W, sizeof(float));
+    for (int i = 0; i < N * W; i++)
+        x[i] = i % W < 400 ? 0.3f : i % W < 500 ? 0.0f : i % W < 600 ? 1.0f : 0.9f;
+    memcpy(y, x, sizeof(float) * N * W);
+    Rng r = rng_stream(1, VD_STREAM_BINARIZE, 0);
+    vd_binarize(x, N, W, &r, 0, 10);
+    double ones[4] = {0};
+    for (int i = 0; i < N * W; i++) {
+        int c = i % W;
+        assert_true(x[i] == 0.0f || x[i] == 1.0f);
+        ones[c < 400 ? 0 : c < 500 ? 1 : c < 600 ? 2 : 3] += x[i];
+    }
+    /* 40,000 draws at 0.3: standard deviation 0.0023 */
+    assert_true(fabs(ones[0] / (N * 400) - 0.3) < 0.012);
+    assert_true(ones[1] == 0.0 && ones[2] == N * 100.0);
+    assert_true(fabs(ones[3] / (N * 400) - 0.9) < 0.008);
+    /* a pure function of (row, value): rows 11.. alone give the same bits */
+    float *z = calloc(N * W, sizeof(float));
+    memcpy(z, y + W, sizeof(float) * (N - 1) * W);
+    vd_binarize(z, N - 1, W, &r, 0, 11);
+    assert_memory_equal(z, x + W, sizeof(float) * (N - 1) * W);
+    /* another epoch, other draws */
+    vd_binarize(y, N, W, &r, 1, 10);
+    assert_true(memcmp(x, y, sizeof(float) * N * W) != 0);
+    free(x);
+    free(y);
+    free(z);
+}
+
+static void touch(const char *dir, const char *name, const char *text)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_find_checkpoint(void **state)
+{
+    (void)state;
+    char dir[600], path[700];
+    VdError err = {0};
+    snprintf(dir, sizeof dir, "%s/run", test_tmpdir());
+    mkdir(dir, 0755);
+    assert_int_equal(vd_find_checkpoint(dir, path, sizeof path, &err), VD_EX_NOINPUT);
+    assert_non_null(strstr(err.msg, "no checkpoint"));
+    touch(dir, "ckpt-0000000010.h5", "");
+    touch(dir, "ckpt-0000000200.h5", "");
+    touch(dir, "ckpt-0000000300.h5.tmp", ""); /* a write in progress */
+    err = (VdError){0};
+    assert_int_equal(vd_find_checkpoint(dir, path, sizeof path, &err), VD_OK);
+    assert_non_null(strstr(path, "/run/ckpt-0000000200.h5"));
+    touch(dir, "latest", "ckpt-0000000010.h5\n"); /* latest wins */
+    assert_int_equal(vd_find_checkpoint(dir, path, sizeof path, &err), VD_OK);
+    assert_non_null(strstr(path, "/run/ckpt-0000000010.h5"));
+    snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/ckpt-0000000200.h5");
+    assert_int_equal(vd_find_checkpoint(dir, path, sizeof path, &err), VD_OK);
+    assert_string_equal(path, dir);
+    strcat(dir, "x");
+    assert_int_equal(vd_find_checkpoint(dir, path, sizeof path, &err), VD_EX_NOINPUT);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_iwae_converges_to_log_px),
+        cmocka_unit_test(test_iwae_tightens_with_k),
+        cmocka_unit_test(test_binarize),
+        cmocka_unit_test(test_find_checkpoint),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    MPI_Finalize();
+    return rc;
+}
