@@ -99,6 +99,22 @@ static int open_rows(H5Rows *r, const char *path, const char *dset, int is_label
                        r->where, chunk_bytes / (1 << 20), VD_MAX_CHUNK_BYTES >> 20);
     }
     if (chunked) {
+        /* Chunks much larger than the data they cover (say, 9475 rows per
+         * chunk for 7 rows, tiled 5548 times along a row) make HDF5 decode
+         * or fill gigabytes to read kilobytes: a fuzzed file took minutes. */
+        double n_chunks = 1, data_bytes = 8.0 * (double)r->n_rows * (double)r->row_len;
+        for (int i = 0; i < nd; i++)
+            n_chunks *= ceil((double)dims[i] / (double)(chunk[i] ? chunk[i] : 1));
+        if (n_chunks * chunk_bytes > 8 * data_bytes + 64.0 * (1 << 20)) {
+            H5Pclose(dcpl);
+            return vd_fail(err, VD_EX_DATAERR,
+                           "%s: its chunks cover %.0f times the data's size; reading it would "
+                           "decode %.1f GiB (rechunk it, e.g. with h5repack -l)",
+                           r->where, n_chunks * chunk_bytes / data_bytes,
+                           n_chunks * chunk_bytes / (1 << 30));
+        }
+    }
+    if (chunked) {
         int whole_rows = 1;
         for (int i = 1; i < nd; i++)
             whole_rows &= chunk[i] == dims[i];
