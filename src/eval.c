@@ -183,7 +183,7 @@ static int parse_or_help(const OptSpec *table, void *cfg, int argc, char **argv,
     int help = 0;
     opts_parse(table, cfg, argc, argv, &help, err);
     if (help && rank == 0) {
-        printf("%s\noptions [defaults]:\n", usage);
+        printf("%s\n\noptions [defaults]:\n", usage);
         opts_help(stdout, table, cfg);
     }
     return help;
