@@ -138,12 +138,18 @@ static Vae *load_model(const char *arg, char *path, size_t n, VdError *err)
     return m;
 }
 
-/* Local: the data file a command defaults to: the one the checkpoint's run
- * trained on, else the default data file. */
-static void default_data(const char *ckpt, char *buf, size_t n)
+/* Local: opens file:dataset for the model in ckpt, after defaulting an
+ * empty file (size n) to the one the run trained on, else the default data
+ * file. Its samples must have the model's size. */
+static int open_model_data(char *file, size_t n, const char *dataset, const char *ckpt,
+                           const Vae *m, H5Rows *x, VdError *err)
 {
-    if (ckpt_read_config(ckpt, "data", buf, n) != 0 || !buf[0])
-        vd_default_data_path(buf, n);
+    if (!file[0] && (ckpt_read_config(ckpt, "data", file, n) != 0 || !file[0]))
+        vd_default_data_path(file, n);
+    if (h5rows_open(x, file, dataset, 0, err) == VD_OK && x->row_len != m->shape.n_input)
+        vd_fail(err, VD_EX_DATAERR, "%s samples have %lld values, the model in %s takes %d",
+                x->where, (long long)x->row_len, ckpt, m->shape.n_input);
+    return err->code;
 }
 
 /* Image height and width of one of the model's samples; VD_EX_DATAERR when
@@ -177,10 +183,14 @@ static void out_path(char *buf, size_t n, const char *name, const char *ext)
     snprintf(buf, n, "%.*s%s", (int)len, name, ext);
 }
 
-static int parse_or_help(const OptSpec *table, void *cfg, int argc, char **argv, int rank,
-                         const char *usage, VdError *err)
+/* Sets cfg (size bytes) to table's defaults and parses argv into it;
+ * prints usage and the options on rank 0 and returns 1 for --help. */
+static int command_options(const OptSpec *table, void *cfg, size_t size, int argc, char **argv,
+                           int rank, const char *usage, VdError *err)
 {
     int help = 0;
+    memset(cfg, 0, size);
+    opts_defaults(table, cfg);
     opts_parse(table, cfg, argc, argv, &help, err);
     if (help && rank == 0) {
         printf("%s\n\noptions [defaults]:\n", usage);
@@ -309,10 +319,8 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
     EvalConfig cfg;
-    memset(&cfg, 0, sizeof cfg);
-    opts_defaults(eval_options, &cfg);
     VdError err = {0};
-    if (parse_or_help(eval_options, &cfg, argc, argv, rank,
+    if (command_options(eval_options, &cfg, sizeof cfg, argc, argv, rank,
                       "usage: mpirun -np N vae-dist eval [options]\n\n"
                       "The negative ELBO of a data set under a trained model, and the importance-\n"
                       "weighted estimate of its negative log-likelihood, spread across the ranks.",
@@ -328,14 +336,8 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
     VaeWork *w = NULL;
     float *xb = NULL;
     IwRow *rows = NULL;
-    if (err.code == VD_OK) {
-        if (!cfg.data[0])
-            default_data(ckpt, cfg.data, sizeof cfg.data);
-        if (h5rows_open(&x, cfg.data, cfg.dataset, 0, &err) == VD_OK &&
-            x.row_len != m->shape.n_input)
-            vd_fail(&err, VD_EX_DATAERR, "%s samples have %lld values, the model in %s takes %d",
-                    x.where, (long long)x.row_len, ckpt, m->shape.n_input);
-    }
+    if (err.code == VD_OK)
+        open_model_data(cfg.data, sizeof cfg.data, cfg.dataset, ckpt, m, &x, &err);
     if (vd_error_agree(&err, comm))
         goto done;
     int threads = vd_set_threads(cfg.threads, comm);
@@ -454,10 +456,8 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
     int rank;
     MPI_Comm_rank(comm, &rank);
     SampleConfig cfg;
-    memset(&cfg, 0, sizeof cfg);
-    opts_defaults(sample_options, &cfg);
     VdError err = {0};
-    if (parse_or_help(sample_options, &cfg, argc, argv, rank,
+    if (command_options(sample_options, &cfg, sizeof cfg, argc, argv, rank,
                       "usage: vae-dist sample [options]\n\n"
                       "Draws z ~ N(0, I) and decodes them: a PNG grid of the decoder's means\n"
                       "and an HDF5 file with the images and their latent draws.",
@@ -549,10 +549,8 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
     int rank;
     MPI_Comm_rank(comm, &rank);
     ReconConfig cfg;
-    memset(&cfg, 0, sizeof cfg);
-    opts_defaults(recon_options, &cfg);
     VdError err = {0};
-    if (parse_or_help(recon_options, &cfg, argc, argv, rank,
+    if (command_options(recon_options, &cfg, sizeof cfg, argc, argv, rank,
                       "usage: vae-dist reconstruct [options]\n\n"
                       "A PNG grid of data rows (odd grid rows) above their reconstructions, the\n"
                       "decoder's mean for z = mu (or a draw, with --sample).",
@@ -563,18 +561,11 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
     Vae *m = NULL;
     H5Rows x = {0};
     if (rank == 0 && err.code == VD_OK && (m = load_model(cfg.ckpt, ckpt, sizeof ckpt, &err)) &&
-        model_image_dims(ckpt, m->shape.n_input, &ih, &iw, &err) == VD_OK) {
-        if (!cfg.data[0])
-            default_data(ckpt, cfg.data, sizeof cfg.data);
-        if (h5rows_open(&x, cfg.data, cfg.dataset, 0, &err) == VD_OK) {
-            if (x.row_len != m->shape.n_input)
-                vd_fail(&err, VD_EX_DATAERR, "%s samples have %lld values, the model in %s takes %d",
-                        x.where, (long long)x.row_len, ckpt, m->shape.n_input);
-            else if (cfg.first + cfg.n > x.n_rows)
-                vd_fail(&err, VD_EX_USAGE, "--first %lld --n %d: %s has %lld rows",
-                        (long long)cfg.first, cfg.n, x.where, (long long)x.n_rows);
-        }
-    }
+        model_image_dims(ckpt, m->shape.n_input, &ih, &iw, &err) == VD_OK &&
+        open_model_data(cfg.data, sizeof cfg.data, cfg.dataset, ckpt, m, &x, &err) == VD_OK &&
+        cfg.first + cfg.n > x.n_rows)
+        vd_fail(&err, VD_EX_USAGE, "--first %lld --n %d: %s has %lld rows", (long long)cfg.first,
+                cfg.n, x.where, (long long)x.n_rows);
     if (rank == 0 && err.code == VD_OK) {
         int D = m->shape.n_input, d = m->shape.n_latent, n = cfg.n, cols = cfg.cols < n ? cfg.cols : n;
         VaeWork *w = vae_work_create(&m->shape, n);
