@@ -78,6 +78,7 @@ typedef struct {
     H5Rows *images, *labels;  /* labels may be NULL */
     int64_t capacity, n;
     int check_unit;           /* float data must lie in [0, 1] (Bernoulli) */
+    int n_classes;            /* > 0: labels must lie in [0, n_classes) */
     void *raw;                /* (capacity, row_len) uint8 or float, file order */
     int32_t *lab;             /* (capacity) */
     int64_t *slot;            /* (capacity) training position -> row of raw */
@@ -89,8 +90,9 @@ void shard_init(Shard *s, H5Rows *images, H5Rows *labels, int64_t capacity, int 
 void shard_free(Shard *s);
 
 /* Local. Loads the n rows listed in training order (any order, distinct).
- * Returns VD_OK, VD_EX_IOERR, or VD_EX_DATAERR for values outside [0, 1] or
- * non-finite, and labels below 0. */
+ * Returns VD_OK, VD_EX_IOERR, or VD_EX_DATAERR for values outside [0, 1]
+ * (with check_unit) or non-finite, and labels below 0 or not below
+ * n_classes (when set; set it after shard_init). */
 int shard_load(Shard *s, const int64_t *rows, int64_t n, VdError *err);
 
 /* Copies training positions [first, first + n) as floats into x (n,

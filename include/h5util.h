@@ -13,10 +13,14 @@ int h5_attr_f64(hid_t obj, const char *name, double v);
 /* Reads an integer attribute array of at most max values; returns the count or -1. */
 int h5_attr_read_i64(hid_t obj, const char *name, int64_t *v, int max);
 int h5_attr_read_u64(hid_t obj, const char *name, uint64_t *v);
+/* Reads a scalar numeric attribute as double. */
+int h5_attr_read_f64(hid_t obj, const char *name, double *v);
 /* Reads a string attribute into buf (truncated to n - 1). */
 int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t n);
 /* Creates a float32 dataset of rank 1 or 2 (cols == 0: rank 1), written from data. */
 int h5_write_f32(hid_t loc, const char *name, const float *data, int64_t rows, int64_t cols);
+/* Creates a 1-D int32 dataset written from data. */
+int h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n);
 /* Appends one double to a 1-D extendible dataset, creating it if needed. */
 int h5_append_f64(hid_t loc, const char *name, double v);
 /* Silences HDF5's own error stack printing: vae-dist reports errors itself. */

@@ -1,6 +1,15 @@
 /* model.h — the VAE: MLP encoder with mu/logvar heads, reparameterized
- * sample, MLP decoder to Bernoulli logits; closed-form KL. The math is
- * ../shared/design/vae-math.md; shapes are (rows, cols), row-major.
+ * sample, MLP decoder to the parameters of p(x|z); closed-form KL. The math
+ * is ../shared/design/vae-math.md; shapes are (rows, cols), row-major.
+ *
+ * Options, all part of VaeShape (and so of a checkpoint):
+ *  - hidden activation relu or tanh;
+ *  - likelihood Bernoulli (the decoder's outputs are logits, the mean is
+ *    their sigmoid) or Gaussian with variance s^2 (the outputs are the mean;
+ *    log s^2 fixed, or the learned scalar "likelihood.logvar");
+ *  - n_classes > 0: the conditional VAE of vae-math.md, whose prior for a
+ *    sample of class y is N(m_y, I) with the learned table "prior.mean"
+ *    (C, d); the encoder and decoder do not see y.
  *
  * Parameters, gradients and Adam moments are four flat buffers of n_params
  * floats. Layer structs and the tensor table are views into them, so zeroing
@@ -22,11 +31,19 @@
 
 enum { VD_EXTRA_RECON = 0, VD_EXTRA_KL = 1, VD_EXTRA_COUNT = 2, VD_EXTRA_STOP = 3 };
 
+typedef enum { VD_ACT_RELU = 0, VD_ACT_TANH = 1 } VdActivation;
+typedef enum { VD_LIK_BERNOULLI = 0, VD_LIK_GAUSSIAN = 1 } VdLikelihood;
+
 typedef struct {
     int n_input;               /* D: values per sample */
     int n_latent;              /* d */
     int n_hidden;              /* hidden layers in the encoder; the decoder mirrors them */
     int hidden[VD_MAX_HIDDEN]; /* encoder widths, input side first */
+    int activation;            /* VdActivation of every hidden layer */
+    int likelihood;            /* VdLikelihood */
+    int learn_var;             /* Gaussian: log s^2 is a parameter, initialized to obs_logvar */
+    float obs_logvar;          /* Gaussian: log s^2 */
+    int n_classes;             /* 0, or C: conditional, with a learned prior mean per class */
 } VaeShape;
 
 typedef struct {
@@ -40,6 +57,8 @@ typedef struct {
     Linear enc[VD_MAX_HIDDEN];     /* enc[l]: hidden[l-1] (or D) -> hidden[l] */
     Linear head;                   /* hidden[L-1] -> 2d: rows [0,d) mu, [d,2d) logvar */
     Linear dec[VD_MAX_HIDDEN + 1]; /* dec[0]: d -> hidden[L-1], ..., dec[L]: hidden[0] -> D */
+    float *prior_mean;             /* (C, d) "prior.mean", or NULL */
+    float *obs_logvar;             /* (1) "likelihood.logvar", or NULL */
 } VaeLayers;
 
 typedef struct {
@@ -68,23 +87,32 @@ typedef struct {
     int max_batch;
     float *x;                     /* (B, D) input, filled by the caller */
     float *eps;                   /* (B, d) noise, filled by the caller */
+    int32_t *y;                   /* (B) labels in [0, C), filled by the caller if conditional */
     float *enc[VD_MAX_HIDDEN];    /* (B, hidden[l]) after relu */
     float *head;                  /* (B, 2d): mu | logvar per row */
     float *z;                     /* (B, d) */
     float *dec[VD_MAX_HIDDEN];    /* (B, width) after relu */
-    float *logits;                /* (B, D); holds dR/dlogits after a training forward */
+    float *logits;                /* (B, D) decoder outputs; dR/doutputs after a training forward */
     float *dact[2];               /* (B, widest layer) ping-pong activation gradients */
     float *dhead;                 /* (B, 2d) */
     double *recon;                /* (B) per-sample reconstruction term, nats */
     double *kl;                   /* (B) per-sample KL, nats */
 } VaeWork;
 
+/* "784-400-20", then ", tanh", ", gaussian s^2 0.1" or ", gaussian learned s^2",
+ * ", 10 classes" for options away from the defaults. */
+void vae_shape_text(const VaeShape *s, char *buf, size_t n);
+
+/* Do a and b describe the same model? */
+int vae_shape_equal(const VaeShape *a, const VaeShape *b);
+
 /* A model with zeroed buffers, or NULL (with *why set) if the shape is invalid. */
 Vae *vae_create(const VaeShape *shape, const char **why);
 void vae_free(Vae *m);
 
 /* Parameters from the VD_STREAM_INIT stream: weights and biases
- * U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Same on every rank for the same seed. */
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in)); prior means 0; the learned log s^2
+ * shape.obs_logvar. Same on every rank for the same seed. */
 void vae_init_params(Vae *m, uint64_t seed);
 
 /* The tensor named name, or NULL. */
@@ -93,9 +121,10 @@ const VaeTensor *vae_tensor(const Vae *m, const char *name);
 VaeWork *vae_work_create(const VaeShape *shape, int max_batch);
 void vae_work_free(VaeWork *w);
 
-/* Forward pass on rows [0, n) of w->x with noise w->eps: fills activations
- * and w->recon, w->kl. With want_grad, also turns w->logits into dR/dlogits
- * (fused with the loss) for vae_backward. Returns sum(recon) + beta*sum(kl). */
+/* Forward pass on rows [0, n) of w->x with noise w->eps (and labels w->y
+ * if conditional): fills activations and w->recon, w->kl. With want_grad,
+ * also turns w->logits into dR/dlogits (fused with the loss) for
+ * vae_backward. Returns sum(recon) + beta*sum(kl). */
 double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad);
 
 /* Accumulates (+=) into m->grads the gradient of the SUM over the n samples
@@ -108,8 +137,19 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta);
 void vae_encode(const Vae *m, VaeWork *w, int n);
 void vae_decode_logits(const Vae *m, VaeWork *w, const float *z, int n);
 
-/* Decodes n latent rows z (n, d) to probabilities out (n, D). */
+/* Decodes n latent rows z (n, d) to the means of p(x|z), out (n, D). */
 void vae_decode(const Vae *m, VaeWork *w, const float *z, int n, float *out);
+
+/* out (n, D) = the means of p(x|z) for decoder outputs (n, D): sigmoid of
+ * Bernoulli logits, Gaussian means as they are. out may alias outputs. */
+void vae_output_mean(const Vae *m, const float *outputs, int n, float *out);
+
+/* w->recon[i] = R(x_i, outputs_i) for rows [0, n) of targets w->x and
+ * decoder outputs w->logits, under m's likelihood. */
+void vae_recon(const Vae *m, VaeWork *w, int n);
+
+/* log s^2 of the Gaussian likelihood: the learned parameter or the fixed value. */
+float vae_obs_logvar(const Vae *m);
 
 /* Kernels, exposed for the per-layer tests. Shapes in comments. */
 /* out (B, n_out) = in (B, n_in) W^T + b */
@@ -124,17 +164,26 @@ void linear_forward_ref(double *out, const double *in, const double *w, const do
  * unless NULL (may alias logits). (B, D) */
 void bernoulli_loss(double *recon, float *dlogits, const float *logits, const float *x, int B,
                     int D);
-/* z = mu + exp(lv/2) eps; kl[i] = 0.5 sum (mu^2 + exp(lv) - lv - 1). head (B, 2d) */
-void reparam_kl_forward(float *z, double *kl, const float *head, const float *eps, int B, int d);
-/* dhead = [dz + beta mu | dz 0.5 sigma eps + beta 0.5 (exp(lv) - 1)] */
-void reparam_kl_backward(float *dhead, const float *dz, const float *head, const float *eps,
-                         float beta, int B, int d);
+/* recon[i] = sum_j (x - a)^2 / (2 s^2) + 0.5 log(2 pi s^2) over row i, with
+ * log s^2 = logvar; da = (a - x) / s^2 unless NULL (may alias a). (B, D) */
+void gaussian_loss(double *recon, float *da, const float *a, const float *x, float logvar, int B,
+                   int D);
+/* z = mu + exp(lv/2) eps; kl[i] = 0.5 sum ((mu - m)^2 + exp(lv) - lv - 1),
+ * m = means row y[i] (C, d), or 0 when means is NULL. head (B, 2d) */
+void reparam_kl_forward(float *z, double *kl, const float *head, const float *eps,
+                        const float *means, const int32_t *y, int B, int d);
+/* dhead = [dz + beta (mu - m) | dz 0.5 sigma eps + beta 0.5 (exp(lv) - 1)];
+ * dmeans row y[i] += -beta (mu - m) when means is not NULL. */
+void reparam_kl_backward(float *dhead, float *dmeans, const float *dz, const float *head,
+                         const float *eps, const float *means, const int32_t *y, float beta, int B,
+                         int d);
 
 /* The whole model's loss, sum over n samples of recon + beta*KL, computed
- * naively in double from params laid out as m's flat buffer. A test oracle
- * for finite differences; recon_sum and kl_sum may be NULL. */
-double vae_loss_ref(const Vae *m, const double *params, const double *x, const double *eps, int n,
-                    double beta, double *recon_sum, double *kl_sum);
+ * naively in double from params laid out as m's flat buffer (labels y when
+ * conditional, else NULL). A test oracle for finite differences; recon_sum
+ * and kl_sum may be NULL. */
+double vae_loss_ref(const Vae *m, const double *params, const double *x, const double *eps,
+                    const int32_t *y, int n, double beta, double *recon_sum, double *kl_sum);
 
 /* Multiply-adds of one sample's forward pass (for FLOP accounting). */
 double vae_forward_macs(const VaeShape *s);

@@ -15,7 +15,8 @@ typedef enum {
     OPT_U64,  /* uint64_t */
     OPT_F64,  /* double */
     OPT_LIST, /* OptList: comma-separated positive ints */
-    OPT_BOOL  /* int, set by the bare flag */
+    OPT_BOOL, /* int, set by the bare flag */
+    OPT_CHOICE /* int: the index of the value among metavar's "a|b|c" */
 } OptType;
 
 #define VD_LIST_MAX 8

@@ -35,6 +35,12 @@ typedef struct {
     int64_t max_steps;
     int profile;
     int binarize;
+    double beta;      /* KL weight */
+    int64_t warmup;   /* steps over which the KL weight rises linearly from 0 to beta */
+    int activation;   /* VdActivation */
+    int likelihood;   /* VdLikelihood */
+    char variance[32]; /* Gaussian s^2: a number, or "learned" */
+    int classes;      /* > 0: conditional VAE with that many classes */
 } TrainConfig;
 
 extern const OptSpec train_options[];
@@ -57,14 +63,18 @@ typedef struct {
     StepTimes times;  /* out */
 } StepIO;
 
-/* Collective. One optimizer step on rows [0, n) of w->x with noise w->eps:
- * local sum of per-sample gradients, one allreduce of the flat gradient
+/* Collective. One optimizer step on rows [0, n) of w->x with noise w->eps
+ * (labels w->y if conditional), KL weight beta: local sum of per-sample
+ * gradients, one allreduce of the flat gradient
  * buffer (loss sums, sample count and the stop flag in its tail), Adam step
  * t with the gradient divided by the global sample count. Returns 1, or 0
  * without touching the parameters if any reduced value is not finite (the
  * same verdict on every rank). io may be NULL. */
-int train_step(Vae *m, VaeWork *w, int n, const AdamConfig *adam, long t, MPI_Comm comm,
-               StepIO *io);
+int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, long t,
+               MPI_Comm comm, StepIO *io);
+
+/* The KL weight at optimizer step t (from 1): beta * min(1, t / warmup). */
+double vd_kl_weight(double beta, int64_t warmup, int64_t t);
 
 /* Collective. Sets OpenBLAS threads per rank: threads > 0 as given; 0 means
  * $OPENBLAS_NUM_THREADS if set, else the cores this rank may use divided by

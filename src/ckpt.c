@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,29 +49,6 @@ static uint64_t state_checksum(const Vae *m)
     return vd_checksum_more(h, m->adam_v, m->n_params);
 }
 
-static int write_f64(hid_t obj, const char *name, double v)
-{
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(space);
-    return rc < 0 ? -1 : 0;
-}
-
-static int read_f64(hid_t obj, const char *name, double *v)
-{
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t space = H5Aget_space(a);
-    int ok = H5Sget_simple_extent_npoints(space) == 1 && H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0;
-    H5Sclose(space);
-    H5Aclose(a);
-    return ok ? 0 : -1;
-}
-
 int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_t *input_shape,
               int n_dims, int64_t data_rows, const OptSpec *table, const void *cfg, int n_ranks,
               VdError *err)
@@ -95,11 +73,11 @@ int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_
         h5_attr_i64(file, "step", &st->step, 1) || h5_attr_i64(file, "epoch", &st->epoch, 1) ||
         h5_attr_i64(file, "skipped_steps", &st->skipped, 1) ||
         h5_attr_u64(file, "state_checksum", state_checksum(m)) ||
-        write_f64(file, "interval_recon", st->ivl_recon) ||
-        write_f64(file, "interval_kl", st->ivl_kl) ||
-        write_f64(file, "interval_count", st->ivl_count) ||
-        write_f64(file, "epoch_loss", st->ep_loss) ||
-        write_f64(file, "epoch_count", st->ep_count) ||
+        h5_attr_f64(file, "interval_recon", st->ivl_recon) ||
+        h5_attr_f64(file, "interval_kl", st->ivl_kl) ||
+        h5_attr_f64(file, "interval_count", st->ivl_count) ||
+        h5_attr_f64(file, "epoch_loss", st->ep_loss) ||
+        h5_attr_f64(file, "epoch_count", st->ep_count) ||
         h5_attr_str(file, "created_by", PACKAGE_STRING)) {
         step_failed = "root attributes";
         goto fail;
@@ -112,6 +90,14 @@ int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_
         v = s->n_latent;
         bad |= h5_attr_i64(g, "n_latent", &v, 1);
         bad |= h5_attr_i64(g, "hidden", hidden, s->n_hidden);
+        bad |= h5_attr_str(g, "activation", s->activation == VD_ACT_TANH ? "tanh" : "relu");
+        bad |= h5_attr_str(g, "likelihood",
+                           s->likelihood == VD_LIK_GAUSSIAN ? "gaussian" : "bernoulli");
+        bad |= h5_attr_f64(g, "obs_logvar", (double)s->obs_logvar);
+        v = s->learn_var;
+        bad |= h5_attr_i64(g, "learn_var", &v, 1);
+        v = s->n_classes;
+        bad |= h5_attr_i64(g, "n_classes", &v, 1);
         bad |= h5_attr_i64(g, "input_shape", input_shape, n_dims);
         bad |= h5_attr_i64(g, "data_rows", &data_rows, 1);
         H5Gclose(g);
@@ -216,21 +202,34 @@ static int read_shape(const char *path, VaeShape *shape, VdError *err)
             shape->hidden[l] = (int)hidden[l];
         }
         shape->n_hidden = n;
+        /* options added after format_version 1's first files: absent means
+         * the defaults (relu, Bernoulli, unconditional) */
+        char text[32];
+        if (ok && H5Aexists(g, "activation") > 0) {
+            ok = h5_attr_read_str(g, "activation", text, sizeof text) == 0 &&
+                 (!strcmp(text, "relu") || !strcmp(text, "tanh"));
+            shape->activation = strcmp(text, "tanh") == 0 ? VD_ACT_TANH : VD_ACT_RELU;
+        }
+        if (ok && H5Aexists(g, "likelihood") > 0) {
+            double lv = 0;
+            ok = h5_attr_read_str(g, "likelihood", text, sizeof text) == 0 &&
+                 (!strcmp(text, "bernoulli") || !strcmp(text, "gaussian")) &&
+                 h5_attr_read_f64(g, "obs_logvar", &lv) == 0 && isfinite(lv) && fabs(lv) <= 50 &&
+                 h5_attr_read_i64(g, "learn_var", &v, 1) == 1 && (v == 0 || v == 1);
+            shape->likelihood = strcmp(text, "gaussian") == 0 ? VD_LIK_GAUSSIAN : VD_LIK_BERNOULLI;
+            shape->obs_logvar = (float)lv;
+            shape->learn_var = (int)v;
+        }
+        if (ok && H5Aexists(g, "n_classes") > 0) {
+            ok = h5_attr_read_i64(g, "n_classes", &v, 1) == 1 && v >= 0 && v <= 1 << 20;
+            shape->n_classes = (int)v;
+        }
         H5Gclose(g);
     }
     H5Fclose(file);
     if (!ok)
         return vd_fail(err, VD_EX_DATAERR, "%s: /model attributes missing or invalid", path);
     return VD_OK;
-}
-
-static void shape_text(const VaeShape *s, char *buf, size_t n)
-{
-    size_t used = (size_t)snprintf(buf, n, "%d", s->n_input);
-    for (int l = 0; l < s->n_hidden && used < n; l++)
-        used += (size_t)snprintf(buf + used, n - used, "-%d", s->hidden[l]);
-    if (used < n)
-        snprintf(buf + used, n - used, "-%d", s->n_latent);
 }
 
 static int read_group(hid_t file, const char *group, const Vae *m, float *buf)
@@ -263,12 +262,10 @@ static int load(const char *path, Vae *m, TrainState *st, VdError *err)
     if (rc != VD_OK)
         return rc;
     const VaeShape *s = &m->shape;
-    if (shape.n_input != s->n_input || shape.n_latent != s->n_latent ||
-        shape.n_hidden != s->n_hidden ||
-        memcmp(shape.hidden, s->hidden, sizeof(int) * (size_t)s->n_hidden) != 0) {
-        char have[128], want[128];
-        shape_text(&shape, have, sizeof have);
-        shape_text(s, want, sizeof want);
+    if (!vae_shape_equal(&shape, s)) {
+        char have[160], want[160];
+        vae_shape_text(&shape, have, sizeof have);
+        vae_shape_text(s, want, sizeof want);
         return vd_fail(err, VD_EX_USAGE, "%s holds a %s model, this run is %s", path, have,
                        want);
     }
@@ -280,11 +277,11 @@ static int load(const char *path, Vae *m, TrainState *st, VdError *err)
     int ok = h5_attr_read_i64(file, "step", &st->step, 1) == 1 &&
              h5_attr_read_i64(file, "epoch", &st->epoch, 1) == 1 &&
              h5_attr_read_i64(file, "skipped_steps", &st->skipped, 1) == 1 &&
-             read_f64(file, "interval_recon", &st->ivl_recon) == 0 &&
-             read_f64(file, "interval_kl", &st->ivl_kl) == 0 &&
-             read_f64(file, "interval_count", &st->ivl_count) == 0 &&
-             read_f64(file, "epoch_loss", &st->ep_loss) == 0 &&
-             read_f64(file, "epoch_count", &st->ep_count) == 0 &&
+             h5_attr_read_f64(file, "interval_recon", &st->ivl_recon) == 0 &&
+             h5_attr_read_f64(file, "interval_kl", &st->ivl_kl) == 0 &&
+             h5_attr_read_f64(file, "interval_count", &st->ivl_count) == 0 &&
+             h5_attr_read_f64(file, "epoch_loss", &st->ep_loss) == 0 &&
+             h5_attr_read_f64(file, "epoch_count", &st->ep_count) == 0 &&
              h5_attr_read_u64(file, "state_checksum", &sum) == 0 &&
              read_group(file, "params", m, m->params) == 0 &&
              read_group(file, "adam/m", m, m->adam_m) == 0 &&

@@ -327,9 +327,11 @@ int shard_load(Shard *s, const int64_t *rows, int64_t n, VdError *err)
         return rc;
     if (s->labels)
         for (int64_t i = 0; i < n; i++)
-            if (s->lab[i] < 0)
-                return vd_fail(err, VD_EX_DATAERR, "%s: negative label %d at row %lld",
-                               s->labels->where, s->lab[i], (long long)s->sorted[i]);
+            if (s->lab[i] < 0 || (s->n_classes > 0 && s->lab[i] >= s->n_classes))
+                return vd_fail(err, VD_EX_DATAERR, "%s: label %d at row %lld is outside 0..%d%s",
+                               s->labels->where, s->lab[i], (long long)s->sorted[i],
+                               s->n_classes > 0 ? s->n_classes - 1 : INT32_MAX,
+                               s->n_classes > 0 ? " (the model's classes)" : "");
     if (!s->images->is_u8) {
         const float *v = s->raw;
         int64_t len = s->images->row_len;
@@ -340,7 +342,7 @@ int shard_load(Shard *s, const int64_t *rows, int64_t n, VdError *err)
             if (s->check_unit && (v[i] < 0.0f || v[i] > 1.0f))
                 return vd_fail(err, VD_EX_DATAERR,
                                "%s: value %g in row %lld is outside [0, 1], which the "
-                               "Bernoulli likelihood needs",
+                               "Bernoulli likelihood needs (--likelihood gaussian?)",
                                s->images->where, v[i], (long long)s->sorted[i / len]);
         }
     }

@@ -19,8 +19,8 @@
 
 /* ---- kernels ---------------------------------------------------------- */
 
-void vae_importance(const Vae *m, VaeWork *w, const float *x, int n, int K, const Rng *rng,
-                    int64_t row0, IwRow *out)
+void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, int n, int K,
+                    const Rng *rng, int64_t row0, IwRow *out)
 {
     int D = m->shape.n_input, d = m->shape.n_latent;
     int chunk = K < w->max_batch ? K : w->max_batch;
@@ -29,9 +29,11 @@ void vae_importance(const Vae *m, VaeWork *w, const float *x, int n, int K, cons
     vae_encode(m, w, n);
     for (int i = 0; i < n; i++) {
         const float *mu = w->head + (size_t)i * 2 * d, *lv = mu + d;
+        const float *prior = m->p.prior_mean ? m->p.prior_mean + (size_t)y[i] * d : NULL;
         double kl = 0.0, half_lv = 0.0;
         for (int j = 0; j < d; j++) {
-            kl += 0.5 * ((double)mu[j] * mu[j] + exp((double)lv[j]) - lv[j] - 1.0);
+            double c = prior ? (double)mu[j] - prior[j] : mu[j];
+            kl += 0.5 * (c * c + exp((double)lv[j]) - lv[j] - 1.0);
             half_lv += 0.5 * lv[j];
         }
         /* the decoder's target: chunk copies of row i (w->x is free after encoding) */
@@ -48,12 +50,13 @@ void vae_importance(const Vae *m, VaeWork *w, const float *x, int n, int K, cons
                 double t = 0.0;
                 for (int j = 0; j < d; j++) {
                     z[j] = mu[j] + expf(0.5f * lv[j]) * e[j];
-                    t += (double)e[j] * e[j] - (double)z[j] * z[j];
+                    double zc = prior ? (double)z[j] - prior[j] : z[j];
+                    t += (double)e[j] * e[j] - zc * zc;
                 }
                 lw[k] = 0.5 * t + half_lv;
             }
             vae_decode_logits(m, w, w->z, c);
-            bernoulli_loss(w->recon, NULL, w->logits, w->x, c, D);
+            vae_recon(m, w, c);
             for (int k = 0; k < c; k++) {
                 double v = lw[k] - w->recon[k];
                 recon += w->recon[k];
@@ -82,6 +85,19 @@ void vd_binarize(float *x, int n, int D, const Rng *rng, uint32_t a, int64_t row
             rng_block(rng, a, e / 4, block);
         float u = (float)(block[e % 4] >> 8) * 0x1p-24f; /* [0, 1) */
         x[i] = u < x[i] ? 1.0f : 0.0f;
+    }
+}
+
+void vd_prior_draws(const Vae *m, uint64_t seed, int n, int cols, int cls, float *z, int32_t *y)
+{
+    int d = m->shape.n_latent, C = m->shape.n_classes;
+    Rng prior = rng_stream(seed, VD_STREAM_EVAL, 0);
+    rng_normal_fill(&prior, UINT32_MAX, 0, (size_t)n * d, z);
+    for (int k = 0; k < n; k++) {
+        y[k] = C == 0 ? 0 : cls >= 0 ? cls : k / cols % C;
+        if (C > 0)
+            for (int j = 0; j < d; j++)
+                z[(size_t)k * d + j] += m->p.prior_mean[(size_t)y[k] * d + j];
     }
 }
 
@@ -152,6 +168,19 @@ static int open_model_data(char *file, size_t n, const char *dataset, const char
     return err->code;
 }
 
+/* Local: opens file:path, the labels of x, for a conditional model. */
+static int open_model_labels(const char *file, const char *path, const H5Rows *x, H5Rows *y,
+                             VdError *err)
+{
+    if (h5rows_open(y, file, path, 1, err) == VD_OK && y->n_rows != x->n_rows)
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", y->where,
+                (long long)y->n_rows, (long long)x->n_rows);
+    else if (err->code != VD_OK)
+        snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                 " (the model is conditional: --labels PATH)");
+    return err->code;
+}
+
 /* Image height and width of one of the model's samples; VD_EX_DATAERR when
  * its shape (from the checkpoint) is not a picture. */
 static int model_image_dims(const char *ckpt, int D, int *ih, int *iw, VdError *err)
@@ -202,7 +231,7 @@ static int command_options(const OptSpec *table, void *cfg, size_t size, int arg
 /* ---- eval ------------------------------------------------------------- */
 
 typedef struct {
-    char ckpt[4096], data[4096], dataset[256], out[4096];
+    char ckpt[4096], data[4096], dataset[256], labels[256], out[4096];
     int samples;
     int64_t max_rows;
     uint64_t seed;
@@ -216,6 +245,8 @@ static const OptSpec eval_options[] = {
      "checkpoint file, or run directory (its newest checkpoint)"},
     {"data", ESTR(data), "", 0, 0, "FILE", "HDF5 data file (default: the one the run trained on)"},
     {"dataset", ESTR(dataset), "/test/images", 0, 0, "PATH", "samples to evaluate, shaped (N, ...)"},
+    {"labels", ESTR(labels), "/test/labels", 0, 0, "PATH",
+     "their labels, for a conditional model (it estimates log p(x | y))"},
     {"samples", OPT_INT, EOFF(samples), 0, "5000", 1, 1e7, "K",
      "importance samples per row (5000 as in the literature; fewer for a quick figure)"},
     {"max-rows", OPT_I64, EOFF(max_rows), 0, "0", 0, 1e15, "N", "evaluate the first N rows (0: all)"},
@@ -331,13 +362,19 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
         vd_fail(&err, VD_EX_USAGE, "--out %s: the name must end in .json, .csv or .h5", cfg.out);
     char ckpt[4200];
     Vae *m = err.code == VD_OK ? load_model(cfg.ckpt, ckpt, sizeof ckpt, &err) : NULL;
-    H5Rows x = {0};
+    H5Rows x = {.file = -1, .dset = -1}, y = x;
     Shard sh = {0};
     VaeWork *w = NULL;
     float *xb = NULL;
+    int32_t *yb = NULL;
     IwRow *rows = NULL;
     if (err.code == VD_OK)
         open_model_data(cfg.data, sizeof cfg.data, cfg.dataset, ckpt, m, &x, &err);
+    int cond = err.code == VD_OK && m->shape.n_classes > 0;
+    if (cond)
+        open_model_labels(cfg.data, cfg.labels, &x, &y, &err);
+    if (err.code == VD_OK && cfg.binarize && m->shape.likelihood != VD_LIK_BERNOULLI)
+        vd_fail(&err, VD_EX_USAGE, "--binarize: the model in %s is not Bernoulli", ckpt);
     if (vd_error_agree(&err, comm))
         goto done;
     int threads = vd_set_threads(cfg.threads, comm);
@@ -354,7 +391,8 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
         int64_t *list = vd_calloc((size_t)(mine > 0 ? mine : 1), sizeof(int64_t));
         for (int64_t i = 0; i < mine; i++)
             list[i] = begin + i;
-        shard_init(&sh, &x, NULL, mine, 1);
+        shard_init(&sh, &x, cond ? &y : NULL, mine, m->shape.likelihood == VD_LIK_BERNOULLI);
+        sh.n_classes = m->shape.n_classes;
         shard_load(&sh, list, mine, &err);
         vd_free(list);
     }
@@ -365,21 +403,23 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
     int D = m->shape.n_input, K = cfg.samples;
     w = vae_work_create(&m->shape, K < 512 ? (K > GROUP ? K : GROUP) : 512);
     xb = vd_calloc((size_t)GROUP * D, sizeof(float));
+    yb = vd_calloc(GROUP, sizeof(int32_t));
     rows = vd_calloc(GROUP, sizeof(IwRow));
     Rng iw = rng_stream(cfg.seed, VD_STREAM_IWAE, 0), bin = rng_stream(cfg.seed, VD_STREAM_BINARIZE, 0);
     if (rank == 0) {
-        printf("eval %s on %s: %lld rows, K=%d importance samples, %d ranks x %d threads%s\n",
+        printf("eval %s on %s: %lld rows, K=%d importance samples, %d ranks x %d threads%s%s\n",
                ckpt, x.where, (long long)n_rows, K, size, threads,
-               cfg.binarize ? ", dynamically binarized" : "");
+               cfg.binarize ? ", dynamically binarized" : "",
+               cond ? ", conditional on the labels" : "");
         fflush(stdout);
     }
     double s[S_COUNT] = {0}, t0 = vd_now(), shown = t0;
     for (int64_t i = 0; i < mine; i += GROUP) {
         int g = (int)(mine - i < GROUP ? mine - i : GROUP);
-        shard_batch(&sh, i, g, xb, NULL);
+        shard_batch(&sh, i, g, xb, yb);
         if (cfg.binarize)
             vd_binarize(xb, g, D, &bin, 0, begin + i);
-        vae_importance(m, w, xb, g, K, &iw, begin + i, rows);
+        vae_importance(m, w, xb, cond ? yb : NULL, g, K, &iw, begin + i, rows);
         for (int k = 0; k < g; k++) {
             double e = rows[k].recon + rows[k].kl, l = -rows[k].log_px;
             s[S_N] += 1;
@@ -408,9 +448,11 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
 done:
     vd_free(rows);
     vd_free(xb);
+    vd_free(yb);
     vae_work_free(w);
     shard_free(&sh);
     h5rows_close(&x);
+    h5rows_close(&y);
     vae_free(m);
     return err.code;
 }
@@ -419,7 +461,7 @@ done:
 
 typedef struct {
     char ckpt[4096], out[4096];
-    int n, cols;
+    int n, cols, cls;
     uint64_t seed;
 } SampleConfig;
 
@@ -427,8 +469,11 @@ typedef struct {
 static const OptSpec sample_options[] = {
     {"ckpt", OPT_STR, SOFF(ckpt), sizeof(((SampleConfig *)0)->ckpt), "runs/default", 0, 0, "PATH",
      "checkpoint file, or run directory (its newest checkpoint)"},
-    {"n", OPT_INT, SOFF(n), 0, "64", 1, 65536, "N", "draws from the prior"},
+    {"n", OPT_INT, SOFF(n), 0, "0", 0, 65536, "N",
+     "draws from the prior (0: 64, or --cols per class for a conditional model)"},
     {"cols", OPT_INT, SOFF(cols), 0, "8", 1, 1024, "N", "images per row of the grid"},
+    {"class", OPT_INT, SOFF(cls), 0, "-1", -1, 1 << 20, "C",
+     "conditional model: draw from class C's prior N(m_C, I) (-1: grid row r is class r mod C)"},
     {"seed", OPT_U64, SOFF(seed), 0, "1", 0, 0, "N",
      "seed of the draws (the run's seed gives its samples.png)"},
     {"out", OPT_STR, SOFF(out), sizeof(((SampleConfig *)0)->out), "samples", 0, 0, "NAME",
@@ -459,29 +504,36 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
     VdError err = {0};
     if (command_options(sample_options, &cfg, sizeof cfg, argc, argv, rank,
                       "usage: vae-dist sample [options]\n\n"
-                      "Draws z ~ N(0, I) and decodes them: a PNG grid of the decoder's means\n"
-                      "and an HDF5 file with the images and their latent draws.",
+                      "Draws z from the prior, N(0, I) (or a class's N(m_c, I)), and decodes\n"
+                      "them: a PNG grid of the decoder's means and an HDF5 file with the\n"
+                      "images, their latent draws and their classes.",
                       &err))
         return VD_OK;
     char ckpt[4200], path[4200];
     int ih = 0, iw = 0;
     Vae *m = NULL;
-    if (rank == 0 && err.code == VD_OK && (m = load_model(cfg.ckpt, ckpt, sizeof ckpt, &err)))
-        model_image_dims(ckpt, m->shape.n_input, &ih, &iw, &err);
+    if (rank == 0 && err.code == VD_OK && (m = load_model(cfg.ckpt, ckpt, sizeof ckpt, &err)) &&
+        model_image_dims(ckpt, m->shape.n_input, &ih, &iw, &err) == VD_OK && cfg.cls >= 0 &&
+        cfg.cls >= m->shape.n_classes)
+        vd_fail(&err, VD_EX_USAGE, "--class %d: the model in %s %s", cfg.cls, ckpt,
+                m->shape.n_classes ? "has fewer classes" : "is not conditional");
     if (rank == 0 && err.code == VD_OK) {
+        int C = m->shape.n_classes;
+        if (cfg.n == 0)
+            cfg.n = C > 0 && cfg.cls < 0 ? (cfg.cols * C < 4096 ? cfg.cols * C : 4096) : 64;
         int D = m->shape.n_input, d = m->shape.n_latent, B = cfg.n < 256 ? cfg.n : 256;
         VaeWork *w = vae_work_create(&m->shape, B);
         float *pics = vd_calloc((size_t)cfg.n * D, sizeof(float));
         float *z = vd_calloc((size_t)cfg.n * d, sizeof(float));
-        /* the stream and counter row of training's samples.png */
-        Rng prior = rng_stream(cfg.seed, VD_STREAM_EVAL, 0);
-        rng_normal_fill(&prior, UINT32_MAX, 0, (size_t)cfg.n * d, z);
+        int32_t *cls = vd_calloc((size_t)cfg.n, sizeof(int32_t));
+        int cols = cfg.cols < cfg.n ? cfg.cols : cfg.n;
+        vd_prior_draws(m, cfg.seed, cfg.n, cols, cfg.cls, z, cls);
         for (int k = 0; k < cfg.n; k += B) {
             int c = cfg.n - k < B ? cfg.n - k : B;
             vae_decode(m, w, z + (size_t)k * d, c, pics + (size_t)k * D);
         }
         out_path(path, sizeof path, cfg.out, ".png");
-        if (write_grid(path, pics, cfg.n, ih, iw, cfg.cols, &err) == VD_OK) {
+        if (write_grid(path, pics, cfg.n, ih, iw, cols, &err) == VD_OK) {
             char tmp[4300];
             out_path(path, sizeof path, cfg.out, ".h5");
             snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -496,6 +548,8 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
                 if (ds >= 0)
                     H5Dclose(ds);
                 H5Sclose(space);
+                if (!bad && m->shape.n_classes > 0)
+                    bad = h5_write_i32(f, "classes", cls, cfg.n) != 0;
                 bad = bad || h5_write_f32(f, "z", z, cfg.n, d) != 0 ||
                       h5_attr_str(f, "checkpoint", ckpt) != 0 || h5_attr_u64(f, "seed", cfg.seed) != 0;
                 if (H5Fclose(f) < 0)
@@ -510,6 +564,7 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
             }
         }
         vd_free(z);
+        vd_free(cls);
         vd_free(pics);
         vae_work_free(w);
     }
@@ -573,7 +628,7 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
         for (int i = 0; i < n; i++)
             list[i] = cfg.first + i;
         Shard sh;
-        shard_init(&sh, &x, NULL, n, 1);
+        shard_init(&sh, &x, NULL, n, m->shape.likelihood == VD_LIK_BERNOULLI);
         if (shard_load(&sh, list, n, &err) == VD_OK) {
             shard_batch(&sh, 0, n, w->x, NULL);
             if (cfg.binarize) {
@@ -594,8 +649,7 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
                 float *orig = pics + ((size_t)(i / cols) * 2 * cols + i % cols) * D;
                 float *rec = orig + (size_t)cols * D;
                 memcpy(orig, w->x + (size_t)i * D, sizeof(float) * (size_t)D);
-                for (int j = 0; j < D; j++)
-                    rec[j] = 1.0f / (1.0f + expf(-w->logits[(size_t)i * D + j]));
+                vae_output_mean(m, w->logits + (size_t)i * D, 1, rec);
             }
             out_path(path, sizeof path, cfg.out, ".png");
             write_grid(path, pics, groups * 2 * cols, ih, iw, cols, &err);

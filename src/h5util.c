@@ -80,6 +80,18 @@ int h5_attr_read_u64(hid_t obj, const char *name, uint64_t *v)
     return rc;
 }
 
+int h5_attr_read_f64(hid_t obj, const char *name, double *v)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t space = H5Aget_space(a);
+    int ok = H5Sget_simple_extent_npoints(space) == 1 && H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0;
+    H5Sclose(space);
+    H5Aclose(a);
+    return ok ? 0 : -1;
+}
+
 int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t n)
 {
     if (H5Aexists(obj, name) <= 0)
@@ -116,19 +128,31 @@ int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t n)
     return rc;
 }
 
-int h5_write_f32(hid_t loc, const char *name, const float *data, int64_t rows, int64_t cols)
+/* A dataset of rank 1 or 2 of file type ftype, written from data of memory type mtype. */
+static int write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *data,
+                         int64_t rows, int64_t cols)
 {
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
     hid_t space = H5Screate_simple(cols ? 2 : 1, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_obj_track_times(dcpl, 0); /* same content, same bytes */
-    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    int rc = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    hid_t d = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    int rc = d < 0 ? -1 : H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     if (d >= 0)
         H5Dclose(d);
     H5Pclose(dcpl);
     H5Sclose(space);
     return rc < 0 ? -1 : 0;
+}
+
+int h5_write_f32(hid_t loc, const char *name, const float *data, int64_t rows, int64_t cols)
+{
+    return write_dataset(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, rows, cols);
+}
+
+int h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n)
+{
+    return write_dataset(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT32, data, n, 0);
 }
 
 int h5_append_f64(hid_t loc, const char *name, double v)

@@ -43,10 +43,43 @@ static void bind_views(const Vae *m, float *base, VaeLayers *v)
     v->head = (Linear){base + m->tensors[t].offset, base + m->tensors[t + 2].offset,
                        s->hidden[L - 1], 2 * d};
     t += 4;
+    v->prior_mean = s->n_classes > 0 ? base + m->tensors[t++].offset : NULL;
     for (int l = 0; l <= L; l++, t += 2) {
         v->dec[l] = (Linear){base + m->tensors[t].offset, base + m->tensors[t + 1].offset,
                              m->tensors[t].cols, m->tensors[t].rows};
     }
+    v->obs_logvar = s->likelihood == VD_LIK_GAUSSIAN && s->learn_var ? base + m->tensors[t].offset
+                                                                     : NULL;
+}
+
+void vae_shape_text(const VaeShape *s, char *buf, size_t n)
+{
+    size_t used = (size_t)snprintf(buf, n, "%d", s->n_input);
+#define ADD(...) (used += used < n ? (size_t)snprintf(buf + used, n - used, __VA_ARGS__) : 0)
+    for (int l = 0; l < s->n_hidden; l++)
+        ADD("-%d", s->hidden[l]);
+    ADD("-%d", s->n_latent);
+    if (s->activation == VD_ACT_TANH)
+        ADD(", tanh");
+    if (s->likelihood == VD_LIK_GAUSSIAN && s->learn_var)
+        ADD(", gaussian learned s^2");
+    else if (s->likelihood == VD_LIK_GAUSSIAN)
+        ADD(", gaussian s^2 %g", exp((double)s->obs_logvar));
+    if (s->n_classes > 0)
+        ADD(", %d classes", s->n_classes);
+#undef ADD
+}
+
+int vae_shape_equal(const VaeShape *a, const VaeShape *b)
+{
+    int same = a->n_input == b->n_input && a->n_latent == b->n_latent &&
+               a->n_hidden == b->n_hidden && a->activation == b->activation &&
+               a->likelihood == b->likelihood && a->n_classes == b->n_classes;
+    for (int l = 0; same && l < a->n_hidden; l++)
+        same = a->hidden[l] == b->hidden[l];
+    if (same && a->likelihood == VD_LIK_GAUSSIAN) /* the fixed variance is part of the model */
+        same = a->learn_var == b->learn_var && (a->learn_var || a->obs_logvar == b->obs_logvar);
+    return same;
 }
 
 Vae *vae_create(const VaeShape *shape, const char **why)
@@ -66,6 +99,16 @@ Vae *vae_create(const VaeShape *shape, const char **why)
             return NULL;
         }
     }
+    if ((s->activation != VD_ACT_RELU && s->activation != VD_ACT_TANH) ||
+        (s->likelihood != VD_LIK_BERNOULLI && s->likelihood != VD_LIK_GAUSSIAN)) {
+        *why = "unknown activation or likelihood";
+        return NULL;
+    }
+    if (s->n_classes < 0 || s->n_classes > 1 << 20 || !isfinite(s->obs_logvar) ||
+        fabsf(s->obs_logvar) > 50.0f) {
+        *why = "class count or variance out of range";
+        return NULL;
+    }
     Vae *m = vd_calloc(1, sizeof *m);
     m->shape = *s;
     int L = s->n_hidden, d = s->n_latent;
@@ -78,12 +121,16 @@ Vae *vae_create(const VaeShape *shape, const char **why)
     add_tensor(m, "logvar.weight", d, s->hidden[L - 1]);
     add_tensor(m, "mu.bias", d, 0);
     add_tensor(m, "logvar.bias", d, 0);
+    if (s->n_classes > 0)
+        add_tensor(m, "prior.mean", s->n_classes, d);
     for (int l = 0; l <= L; l++) {
         int n_in = l ? s->hidden[L - l] : d;
         int n_out = l < L ? s->hidden[L - 1 - l] : s->n_input;
         snprintf(name, sizeof name, "decoder.%d", l);
         add_linear(m, name, n_in, n_out);
     }
+    if (s->likelihood == VD_LIK_GAUSSIAN && s->learn_var)
+        add_tensor(m, "likelihood.logvar", 1, 0);
     m->params = vd_calloc(m->n_params, sizeof(float));
     m->grads = vd_calloc(m->n_params + VD_GRAD_EXTRA, sizeof(float));
     m->adam_m = vd_calloc(m->n_params, sizeof(float));
@@ -117,6 +164,14 @@ void vae_init_params(Vae *m, uint64_t seed)
     Rng r = rng_stream(seed, VD_STREAM_INIT, 0);
     for (int t = 0; t < m->n_tensors; t++) {
         const VaeTensor *ten = &m->tensors[t];
+        if (strcmp(ten->name, "prior.mean") == 0) {
+            memset(m->params + ten->offset, 0, sizeof(float) * (size_t)ten->rows * ten->cols);
+            continue;
+        }
+        if (strcmp(ten->name, "likelihood.logvar") == 0) {
+            m->params[ten->offset] = m->shape.obs_logvar;
+            continue;
+        }
         /* fan_in of a weight is its cols; a bias shares its weight's. */
         int fan_in = ten->cols;
         if (!fan_in) {
@@ -157,6 +212,7 @@ VaeWork *vae_work_create(const VaeShape *s, int max_batch)
     w->max_batch = max_batch;
     w->x = vd_calloc(B * s->n_input, sizeof(float));
     w->eps = vd_calloc(B * d, sizeof(float));
+    w->y = vd_calloc(B, sizeof(int32_t));
     for (int l = 0; l < L; l++) {
         w->enc[l] = vd_calloc(B * s->hidden[l], sizeof(float));
         w->dec[l] = vd_calloc(B * s->hidden[L - 1 - l], sizeof(float));
@@ -180,6 +236,7 @@ void vae_work_free(VaeWork *w)
         return;
     vd_free(w->x);
     vd_free(w->eps);
+    vd_free(w->y);
     for (int l = 0; l < VD_MAX_HIDDEN; l++) {
         vd_free(w->enc[l]);
         vd_free(w->dec[l]);
@@ -235,18 +292,26 @@ void linear_forward_ref(double *out, const double *in, const double *w, const do
         }
 }
 
-/* x (n) = max(x, 0) */
-static void relu_forward(float *x, size_t n)
+/* x (n) = act(x) */
+static void act_forward(int act, float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    if (act == VD_ACT_TANH)
+        for (size_t i = 0; i < n; i++)
+            x[i] = tanhf(x[i]);
+    else
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-/* dx (n) *= [out > 0] */
-static void relu_backward(float *dx, const float *out, size_t n)
+/* dx (n) *= act'(.), from the activation's output out */
+static void act_backward(int act, float *dx, const float *out, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        dx[i] = out[i] > 0.0f ? dx[i] : 0.0f;
+    if (act == VD_ACT_TANH)
+        for (size_t i = 0; i < n; i++)
+            dx[i] *= 1.0f - out[i] * out[i];
+    else
+        for (size_t i = 0; i < n; i++)
+            dx[i] = out[i] > 0.0f ? dx[i] : 0.0f;
 }
 
 /* exp(x) for x <= 0, relative error about 1e-7, flushing to 0 below -87.3;
@@ -325,37 +390,73 @@ void bernoulli_loss(double *recon, float *dlogits, const float *logits, const fl
     }
 }
 
-void reparam_kl_forward(float *z, double *kl, const float *head, const float *eps, int B, int d)
+void gaussian_loss(double *recon, float *da, const float *a, const float *x, float logvar, int B,
+                   int D)
+{
+    double norm = 0.5 * D * (log(2.0 * M_PI) + (double)logvar);
+    float inv = expf(-logvar);
+    for (int i = 0; i < B; i++) {
+        const float *ai = a + (size_t)i * D, *xi = x + (size_t)i * D;
+        float *di = da ? da + (size_t)i * D : NULL;
+        double sum = 0.0;
+        for (int j0 = 0; j0 < D; j0 += 256) { /* float sums of 256, carried in double */
+            int end = D - j0 < 256 ? D : j0 + 256;
+            float sq = 0.0f;
+            for (int j = j0; j < end; j++) {
+                float r = ai[j] - xi[j];
+                sq += r * r;
+                if (di)
+                    di[j] = r * inv; /* after reading ai[j]: di may alias a */
+            }
+            sum += sq;
+        }
+        recon[i] = 0.5 * sum * (double)inv + norm;
+    }
+}
+
+void reparam_kl_forward(float *z, double *kl, const float *head, const float *eps,
+                        const float *means, const int32_t *y, int B, int d)
 {
     for (int i = 0; i < B; i++) {
         const float *mu = head + (size_t)i * 2 * d, *lv = mu + d, *e = eps + (size_t)i * d;
+        const float *mi = means ? means + (size_t)y[i] * d : NULL;
         float *zi = z + (size_t)i * d;
         double sum = 0.0;
         for (int j = 0; j < d; j++) {
-            float var = expf(lv[j]);
+            float var = expf(lv[j]), c = mi ? mu[j] - mi[j] : mu[j];
             zi[j] = mu[j] + sqrtf(var) * e[j];
-            sum += 0.5 * ((double)mu[j] * mu[j] + var - lv[j] - 1.0);
+            sum += 0.5 * ((double)c * c + var - lv[j] - 1.0);
         }
         kl[i] = sum;
     }
 }
 
-void reparam_kl_backward(float *dhead, const float *dz, const float *head, const float *eps,
-                         float beta, int B, int d)
+void reparam_kl_backward(float *dhead, float *dmeans, const float *dz, const float *head,
+                         const float *eps, const float *means, const int32_t *y, float beta, int B,
+                         int d)
 {
     for (int i = 0; i < B; i++) {
         const float *mu = head + (size_t)i * 2 * d, *lv = mu + d;
         const float *dzi = dz + (size_t)i * d, *e = eps + (size_t)i * d;
+        const float *mi = means ? means + (size_t)y[i] * d : NULL;
+        float *dmi = means ? dmeans + (size_t)y[i] * d : NULL;
         float *dmu = dhead + (size_t)i * 2 * d, *dlv = dmu + d;
         for (int j = 0; j < d; j++) {
-            float var = expf(lv[j]);
-            dmu[j] = dzi[j] + beta * mu[j];
+            float var = expf(lv[j]), c = mi ? mu[j] - mi[j] : mu[j];
+            dmu[j] = dzi[j] + beta * c;
             dlv[j] = dzi[j] * 0.5f * sqrtf(var) * e[j] + beta * 0.5f * (var - 1.0f);
+            if (dmi)
+                dmi[j] -= beta * c;
         }
     }
 }
 
 /* ---- whole model ------------------------------------------------------ */
+
+float vae_obs_logvar(const Vae *m)
+{
+    return m->p.obs_logvar ? *m->p.obs_logvar : m->shape.obs_logvar;
+}
 
 void vae_encode(const Vae *m, VaeWork *w, int n)
 {
@@ -363,7 +464,7 @@ void vae_encode(const Vae *m, VaeWork *w, int n)
     const float *in = w->x;
     for (int l = 0; l < s->n_hidden; l++) {
         linear_forward(w->enc[l], in, &m->p.enc[l], n);
-        relu_forward(w->enc[l], (size_t)n * s->hidden[l]);
+        act_forward(s->activation, w->enc[l], (size_t)n * s->hidden[l]);
         in = w->enc[l];
     }
     linear_forward(w->head, in, &m->p.head, n);
@@ -376,19 +477,32 @@ void vae_decode_logits(const Vae *m, VaeWork *w, const float *z, int n)
     const float *in = z;
     for (int l = 0; l < L; l++) {
         linear_forward(w->dec[l], in, &m->p.dec[l], n);
-        relu_forward(w->dec[l], (size_t)n * s->hidden[L - 1 - l]);
+        act_forward(s->activation, w->dec[l], (size_t)n * s->hidden[L - 1 - l]);
         in = w->dec[l];
     }
     linear_forward(w->logits, in, &m->p.dec[L], n);
 }
 
+/* w->recon for rows [0, n); with want_grad, w->logits becomes dR/doutputs. */
+static void recon_loss(const Vae *m, VaeWork *w, int n, int want_grad)
+{
+    int D = m->shape.n_input;
+    float *grad = want_grad ? w->logits : NULL;
+    if (m->shape.likelihood == VD_LIK_GAUSSIAN)
+        gaussian_loss(w->recon, grad, w->logits, w->x, vae_obs_logvar(m), n, D);
+    else
+        bernoulli_loss(w->recon, grad, w->logits, w->x, n, D);
+}
+
+void vae_recon(const Vae *m, VaeWork *w, int n) { recon_loss(m, w, n, 0); }
+
 double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad)
 {
     const VaeShape *s = &m->shape;
     vae_encode(m, w, n);
-    reparam_kl_forward(w->z, w->kl, w->head, w->eps, n, s->n_latent);
+    reparam_kl_forward(w->z, w->kl, w->head, w->eps, m->p.prior_mean, w->y, n, s->n_latent);
     vae_decode_logits(m, w, w->z, n);
-    bernoulli_loss(w->recon, want_grad ? w->logits : NULL, w->logits, w->x, n, s->n_input);
+    recon_loss(m, w, n, want_grad);
     double total = 0.0;
     for (int i = 0; i < n; i++)
         total += w->recon[i] + (double)beta * w->kl[i];
@@ -399,7 +513,16 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta)
 {
     const VaeShape *s = &m->shape;
     int L = s->n_hidden, d = s->n_latent;
-    /* decoder: w->logits already holds dR/dlogits */
+    if (m->g.obs_logvar) {
+        /* R = Q / s^2 + 0.5 D log(2 pi s^2), Q the half squared error, so
+         * dR/dlog s^2 = 0.5 D - Q / s^2 = 0.5 D - (R - 0.5 D log(2 pi s^2)) */
+        double half_d = 0.5 * s->n_input, norm = half_d * (log(2.0 * M_PI) + *m->p.obs_logvar);
+        double g = 0.0;
+        for (int i = 0; i < n; i++)
+            g += half_d - (w->recon[i] - norm);
+        *m->g.obs_logvar += (float)g;
+    }
+    /* decoder: w->logits already holds dR/doutputs */
     const float *dout = w->logits;
     int cur = 0;
     for (int l = L; l >= 0; l--) {
@@ -407,12 +530,13 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta)
         float *din = w->dact[cur];
         linear_backward(din, &m->g.dec[l], dout, in, &m->p.dec[l], n);
         if (l)
-            relu_backward(din, w->dec[l - 1], (size_t)n * s->hidden[L - l]);
+            act_backward(s->activation, din, w->dec[l - 1], (size_t)n * s->hidden[L - l]);
         dout = din;
         cur ^= 1;
     }
     /* dout is now dR/dz (n, d) */
-    reparam_kl_backward(w->dhead, dout, w->head, w->eps, beta, n, d);
+    reparam_kl_backward(w->dhead, m->g.prior_mean, dout, w->head, w->eps, m->p.prior_mean, w->y,
+                        beta, n, d);
     dout = w->dhead;
     for (int l = L; l >= 0; l--) {
         const float *in = l ? w->enc[l - 1] : w->x;
@@ -421,31 +545,43 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta)
         float *din = l ? w->dact[cur] : NULL;
         linear_backward(din, gl, dout, in, pl, n);
         if (l)
-            relu_backward(din, w->enc[l - 1], (size_t)n * s->hidden[l - 1]);
+            act_backward(s->activation, din, w->enc[l - 1], (size_t)n * s->hidden[l - 1]);
         dout = din;
         cur ^= 1;
     }
 }
 
+void vae_output_mean(const Vae *m, const float *outputs, int n, float *out)
+{
+    size_t total = (size_t)n * m->shape.n_input;
+    if (m->shape.likelihood == VD_LIK_GAUSSIAN) {
+        if (out != outputs)
+            memcpy(out, outputs, sizeof(float) * total);
+        return;
+    }
+    for (size_t i = 0; i < total; i++)
+        out[i] = 1.0f / (1.0f + expf(-outputs[i]));
+}
+
 void vae_decode(const Vae *m, VaeWork *w, const float *z, int n, float *out)
 {
     vae_decode_logits(m, w, z, n);
-    size_t total = (size_t)n * m->shape.n_input;
-    for (size_t i = 0; i < total; i++)
-        out[i] = 1.0f / (1.0f + expf(-w->logits[i]));
+    vae_output_mean(m, w->logits, n, out);
 }
 
 /* ---- double-precision oracle ------------------------------------------ */
 
-static void relu_ref(double *x, size_t n)
+static void act_ref(int act, double *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        x[i] = x[i] > 0.0 ? x[i] : 0.0;
+        x[i] = act == VD_ACT_TANH ? tanh(x[i]) : x[i] > 0.0 ? x[i] : 0.0;
 }
 
-double vae_loss_ref(const Vae *m, const double *params, const double *x, const double *eps, int n,
-                    double beta, double *recon_sum, double *kl_sum)
+double vae_loss_ref(const Vae *m, const double *params, const double *x, const double *eps,
+                    const int32_t *y, int n, double beta, double *recon_sum, double *kl_sum)
 {
+    const VaeTensor *pm = vae_tensor(m, "prior.mean"), *plv = vae_tensor(m, "likelihood.logvar");
+    double logvar = plv ? params[plv->offset] : (double)m->shape.obs_logvar;
     const VaeShape *s = &m->shape;
     int L = s->n_hidden, d = s->n_latent, D = s->n_input, widest = D > 2 * d ? D : 2 * d;
     for (int l = 0; l < L; l++)
@@ -462,7 +598,7 @@ double vae_loss_ref(const Vae *m, const double *params, const double *x, const d
             linear_forward_ref(b, a, params + m->tensors[t].offset,
                                params + m->tensors[t + 1].offset, 1, width, s->hidden[l]);
             width = s->hidden[l];
-            relu_ref(b, (size_t)width);
+            act_ref(s->activation, b, (size_t)width);
             memcpy(a, b, sizeof(double) * (size_t)width);
         }
         double mu[256], lv[256], z[256];
@@ -472,10 +608,11 @@ double vae_loss_ref(const Vae *m, const double *params, const double *x, const d
                            params + m->tensors[t + 2].offset, 1, width, d);
         linear_forward_ref(lv, a, params + m->tensors[t + 1].offset,
                            params + m->tensors[t + 3].offset, 1, width, d);
-        t += 4;
+        t += pm ? 5 : 4;
         for (int j = 0; j < d; j++) {
+            double c = pm ? mu[j] - params[pm->offset + (size_t)y[i] * d + j] : mu[j];
             z[j] = mu[j] + exp(0.5 * lv[j]) * eps[(size_t)i * d + j];
-            ksum += 0.5 * (mu[j] * mu[j] + exp(lv[j]) - lv[j] - 1.0);
+            ksum += 0.5 * (c * c + exp(lv[j]) - lv[j] - 1.0);
         }
         /* decoder */
         memcpy(a, z, sizeof(double) * (size_t)d);
@@ -486,12 +623,16 @@ double vae_loss_ref(const Vae *m, const double *params, const double *x, const d
                                params + m->tensors[t + 1].offset, 1, width, n_out);
             width = n_out;
             if (l < L)
-                relu_ref(b, (size_t)width);
+                act_ref(s->activation, b, (size_t)width);
             memcpy(a, b, sizeof(double) * (size_t)width);
         }
         for (int j = 0; j < D; j++) {
-            double lg = a[j];
-            rsum += fmax(lg, 0.0) + log1p(exp(-fabs(lg))) - x[(size_t)i * D + j] * lg;
+            double lg = a[j], xj = x[(size_t)i * D + j];
+            if (s->likelihood == VD_LIK_GAUSSIAN)
+                rsum += (xj - lg) * (xj - lg) / (2.0 * exp(logvar)) +
+                        0.5 * (log(2.0 * M_PI) + logvar);
+            else
+                rsum += fmax(lg, 0.0) + log1p(exp(-fabs(lg))) - xj * lg;
         }
     }
     vd_free(a);

@@ -59,6 +59,20 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
         *(double *)field = v;
         return 0;
     }
+    case OPT_CHOICE: {
+        const char *c = o->metavar;
+        size_t len = strlen(text);
+        for (int k = 0; *c; k++) {
+            size_t tok = strcspn(c, "|");
+            if (tok == len && strncmp(c, text, len) == 0) {
+                *(int *)field = k;
+                return 0;
+            }
+            c += tok + (c[tok] == '|');
+        }
+        return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not one of %s", o->name, text,
+                       o->metavar);
+    }
     case OPT_LIST: {
         OptList list = {0};
         const char *p = text;
@@ -146,6 +160,13 @@ void opts_format(const OptSpec *o, const void *cfg, char *buf, size_t n)
     case OPT_I64: snprintf(buf, n, "%" PRId64, *(const int64_t *)field); break;
     case OPT_U64: snprintf(buf, n, "%" PRIu64, *(const uint64_t *)field); break;
     case OPT_F64: snprintf(buf, n, "%.17g", *(const double *)field); break;
+    case OPT_CHOICE: {
+        const char *c = o->metavar;
+        for (int k = *(const int *)field; k > 0 && strchr(c, '|'); k--)
+            c = strchr(c, '|') + 1;
+        snprintf(buf, n, "%.*s", (int)strcspn(c, "|"), c);
+        break;
+    }
     case OPT_LIST: {
         const OptList *l = (const OptList *)field;
         size_t used = 0;

@@ -65,6 +65,18 @@ const OptSpec train_options[] = {
      "print a per-step time split at the end"},
     {"binarize", NUM(OPT_BOOL, binarize), "0", 0, 0, NULL,
      "dynamic binarization: each value becomes 1 with its probability, redrawn every epoch"},
+    {"beta", NUM(OPT_F64, beta), "1", 0, 1e6, "X",
+     "weight of the KL term in the training loss (the reported ELBO is unweighted)"},
+    {"warmup", NUM(OPT_I64, warmup), "0", 0, 1e15, "N",
+     "KL warm-up: the weight rises linearly from 0 to --beta over N steps"},
+    {"activation", NUM(OPT_CHOICE, activation), "relu", 0, 0, "relu|tanh",
+     "activation of the hidden layers"},
+    {"likelihood", NUM(OPT_CHOICE, likelihood), "bernoulli", 0, 0, "bernoulli|gaussian",
+     "p(x|z): Bernoulli (data in [0, 1]) or Gaussian (continuous data)"},
+    {"variance", STR(variance), "learned", 0, 0, "S2|learned",
+     "the Gaussian's variance s^2: fixed at S2, or learned (one scalar)"},
+    {"classes", NUM(OPT_INT, classes), "0", 0, 1 << 20, "C",
+     "conditional VAE: a learned prior mean per class 0..C-1, from the labels (0: off)"},
     OPT_END};
 
 void vd_default_data_path(char *buf, size_t n)
@@ -151,7 +163,7 @@ static void evaluate(const Vae *m, VaeWork *w, Shard *test, int64_t first_row, u
     sums[2] = (double)test->n;
     for (int64_t i = 0; i < test->n; i += w->max_batch) {
         int n = (int)(test->n - i < w->max_batch ? test->n - i : w->max_batch);
-        shard_batch(test, i, n, w->x, NULL);
+        shard_batch(test, i, n, w->x, w->y);
         if (binarize) /* one fixed draw, as `vae-dist eval --binarize` makes */
             vd_binarize(w->x, n, m->shape.n_input, &bin, 0, first_row + i);
         rng_normal_fill(&eval, (uint32_t)epoch, (uint64_t)(first_row + i) * (uint64_t)d,
@@ -164,45 +176,49 @@ static void evaluate(const Vae *m, VaeWork *w, Shard *test, int64_t first_row, u
     }
 }
 
-/* Rank 0 only: reconstructions of the first test rows and prior samples. */
+/* Rank 0 only: reconstructions of the first test rows and prior samples
+ * (for a conditional model, one grid row per class). */
 static int write_figures(const char *dir, const Vae *m, VaeWork *w, const Shard *test,
                          uint64_t seed, int ih, int iw, VdError *err)
 {
-    enum { COLS = 8, NSAMPLES = 64 };
-    int D = m->shape.n_input, d = m->shape.n_latent;
-    float *pics = vd_calloc((size_t)NSAMPLES * D, sizeof(float));
-    uint8_t *grid = vd_calloc((size_t)(COLS * (iw + 1) + 1) * (8 * (ih + 1) + 1), 1);
+    enum { COLS = 8 };
+    int D = m->shape.n_input, d = m->shape.n_latent, C = m->shape.n_classes;
+    int nsamples = C > 0 ? (C < 32 ? C : 32) * COLS : 64, nrows = (nsamples > 32 ? nsamples : 32) / COLS;
+    float *pics = vd_calloc((size_t)nsamples * D, sizeof(float));
+    float *z = vd_calloc((size_t)nsamples * d, sizeof(float));
+    int32_t *cls = vd_calloc((size_t)nsamples, sizeof(int32_t));
+    uint8_t *grid = vd_calloc((size_t)(COLS * (iw + 1) + 1) * (nrows * (ih + 1) + 1), 1);
     char path[4200];
     int gw, gh, rc = VD_OK;
     if (test && test->n >= 2 * COLS) {
         /* two rows of originals above their reconstructions (z = mu) */
         int n = 2 * COLS;
-        shard_batch(test, 0, n, w->x, NULL);
+        shard_batch(test, 0, n, w->x, w->y);
         memset(w->eps, 0, sizeof(float) * (size_t)n * d);
         vae_forward(m, w, n, 1.0f, 0);
         for (int r = 0; r < 2; r++) {
             memcpy(pics + (size_t)(2 * r) * COLS * D, w->x + (size_t)r * COLS * D,
                    sizeof(float) * COLS * D);
-            for (int k = 0; k < COLS * D; k++)
-                pics[(size_t)(2 * r + 1) * COLS * D + k] =
-                    1.0f / (1.0f + expf(-w->logits[(size_t)r * COLS * D + k]));
+            vae_output_mean(m, w->logits + (size_t)r * COLS * D, COLS,
+                            pics + (size_t)(2 * r + 1) * COLS * D);
         }
         image_grid(grid, &gw, &gh, pics, 4 * COLS, ih, iw, COLS);
         snprintf(path, sizeof path, "%s/reconstructions.png", dir);
         rc = png_write_gray(path, grid, gw, gh, err);
     }
     if (rc == VD_OK) {
-        Rng prior = rng_stream(seed, VD_STREAM_EVAL, 0);
-        for (int k = 0; k < NSAMPLES; k += w->max_batch) {
-            int n = NSAMPLES - k < w->max_batch ? NSAMPLES - k : w->max_batch;
-            rng_normal_fill(&prior, UINT32_MAX, (uint64_t)k * d, (size_t)n * d, w->z);
-            vae_decode(m, w, w->z, n, pics + (size_t)k * D);
+        vd_prior_draws(m, seed, nsamples, COLS, -1, z, cls);
+        for (int k = 0; k < nsamples; k += w->max_batch) {
+            int n = nsamples - k < w->max_batch ? nsamples - k : w->max_batch;
+            vae_decode(m, w, z + (size_t)k * d, n, pics + (size_t)k * D);
         }
-        image_grid(grid, &gw, &gh, pics, NSAMPLES, ih, iw, COLS);
+        image_grid(grid, &gw, &gh, pics, nsamples, ih, iw, COLS);
         snprintf(path, sizeof path, "%s/samples.png", dir);
         rc = png_write_gray(path, grid, gw, gh, err);
     }
     vd_free(pics);
+    vd_free(z);
+    vd_free(cls);
     vd_free(grid);
     return rc;
 }
@@ -241,15 +257,33 @@ static int open_optional(H5Rows *r, const char *file, const char *path, const ch
     return h5rows_open(r, file, path, is_label, err) == VD_OK;
 }
 
-int train_step(Vae *m, VaeWork *w, int n, const AdamConfig *adam, long t, MPI_Comm comm,
-               StepIO *io)
+/* --variance: 1 for "learned" (*s2 = 1, the initial value), 0 for a fixed
+ * number (in *s2), -1 if neither. */
+static int parse_variance(const char *text, double *s2)
+{
+    char *end = NULL;
+    if (strcmp(text, "learned") == 0) {
+        *s2 = 1.0;
+        return 1;
+    }
+    *s2 = strtod(text, &end);
+    return *text && !*end && *s2 >= 1e-12 && *s2 <= 1e12 ? 0 : -1;
+}
+
+double vd_kl_weight(double beta, int64_t warmup, int64_t t)
+{
+    return warmup > 0 && t < warmup ? beta * (double)t / (double)warmup : beta;
+}
+
+int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, long t,
+               MPI_Comm comm, StepIO *io)
 {
     size_t n_red = m->n_params + VD_GRAD_EXTRA;
     double t0 = vd_now();
     memset(m->grads, 0, sizeof(float) * n_red);
-    vae_forward(m, w, n, 1.0f, 1);
+    vae_forward(m, w, n, beta, 1);
     double t1 = vd_now();
-    vae_backward(m, w, n, 1.0f);
+    vae_backward(m, w, n, beta);
     double rsum = 0, ksum = 0;
     for (int i = 0; i < n; i++) {
         rsum += w->recon[i];
@@ -379,6 +413,13 @@ static void open_data(Run *r, VdError *err)
     else if (r->has_test_y && ty->n_rows != tx->n_rows)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", ty->where,
                 (long long)ty->n_rows, (long long)tx->n_rows);
+    else if (cfg->classes > 0 && !r->has_train_y)
+        vd_fail(err, VD_EX_USAGE, "--classes %d needs training labels (--labels PATH)",
+                cfg->classes);
+    else if (cfg->classes > 0 && r->has_test && !r->has_test_y)
+        vd_fail(err, VD_EX_USAGE,
+                "--classes %d needs test labels (--test-labels PATH, or --test-dataset none)",
+                cfg->classes);
     else if (x->n_rows < cfg->batch)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than one global batch (%lld)",
                 x->where, (long long)x->n_rows, (long long)cfg->batch);
@@ -654,7 +695,7 @@ static int train_loop(Run *r, VdError *err)
         r->prof.data += vd_now() - t0;
         for (int64_t s = st->step % r->steps_per_epoch; s < r->steps_per_epoch; s++) {
             double t1 = vd_now();
-            shard_batch(&r->train, s * r->B, r->B, r->w->x, NULL);
+            shard_batch(&r->train, s * r->B, r->B, r->w->x, r->w->y);
             if (cfg->binarize) /* by (epoch, row): independent of the rank count */
                 for (int i = 0; i < r->B; i++)
                     vd_binarize(r->w->x + (size_t)i * D, 1, D, &bin, (uint32_t)epoch,
@@ -664,7 +705,8 @@ static int train_loop(Run *r, VdError *err)
             r->prof.data += vd_now() - t1;
             StepIO io = {.stop = stop_signal != 0,
                          .poison = st->step + 1 == poison_step && r->rank == r->size - 1};
-            int finite = train_step(r->m, r->w, r->B, &adam, st->step + 1, r->comm, &io);
+            float beta = (float)vd_kl_weight(cfg->beta, cfg->warmup, st->step + 1);
+            int finite = train_step(r->m, r->w, r->B, beta, &adam, st->step + 1, r->comm, &io);
             r->prof.forward += io.times.forward;
             r->prof.backward += io.times.backward;
             r->prof.allreduce += io.times.allreduce;
@@ -757,6 +799,12 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     }
     if (err.code == VD_OK && cfg->hidden.n > VD_MAX_HIDDEN)
         vd_fail(&err, VD_EX_USAGE, "--hidden: at most %d layers", VD_MAX_HIDDEN);
+    double s2 = 0;
+    if (err.code == VD_OK && parse_variance(cfg->variance, &s2) < 0)
+        vd_fail(&err, VD_EX_USAGE, "--variance: '%s' is neither 'learned' nor a number in "
+                "[1e-12, 1e12]", cfg->variance);
+    if (err.code == VD_OK && cfg->binarize && cfg->likelihood != VD_LIK_BERNOULLI)
+        vd_fail(&err, VD_EX_USAGE, "--binarize makes binary data for --likelihood bernoulli");
     if (err.code == VD_OK && cfg->batch < r->size)
         vd_fail(&err, VD_EX_USAGE,
                 "--batch %lld is smaller than the %d ranks: every rank needs a sample per step",
@@ -771,8 +819,13 @@ int train_main(int argc, char **argv, MPI_Comm comm)
         goto done;
 
     VaeShape shape = {.n_input = (int)r->train_x.row_len, .n_latent = cfg->latent,
-                      .n_hidden = cfg->hidden.n};
+                      .n_hidden = cfg->hidden.n, .activation = cfg->activation,
+                      .likelihood = cfg->likelihood, .n_classes = cfg->classes};
     memcpy(shape.hidden, cfg->hidden.v, sizeof(int) * (size_t)cfg->hidden.n);
+    if (cfg->likelihood == VD_LIK_GAUSSIAN) {
+        shape.learn_var = parse_variance(cfg->variance, &s2);
+        shape.obs_logvar = (float)log(s2);
+    }
     const char *why = NULL;
     r->m = vae_create(&shape, &why);
     if (!r->m)
@@ -839,11 +892,10 @@ int train_main(int argc, char **argv, MPI_Comm comm)
         r->total_steps = cfg->max_steps;
     image_dims(&r->train_x, &r->ih, &r->iw);
     if (r->rank == 0) {
-        printf("vae-dist %s: %d ranks x %d threads; model %d", PACKAGE_VERSION, r->size,
-               r->threads, shape.n_input);
-        for (int l = 0; l < shape.n_hidden; l++)
-            printf("-%d", shape.hidden[l]);
-        printf("-%d (%zu parameters)\n", shape.n_latent, r->m->n_params);
+        char desc[160];
+        vae_shape_text(&shape, desc, sizeof desc);
+        printf("vae-dist %s: %d ranks x %d threads; model %s (%zu parameters)\n",
+               PACKAGE_VERSION, r->size, r->threads, desc, r->m->n_params);
         printf("data %s: %lld training samples of %lld values%s; %lld test samples\n",
                r->train_x.where, (long long)r->n_rows, (long long)r->train_x.row_len,
                r->train_x.is_u8 ? " (uint8 / 255)" : "",
@@ -866,14 +918,17 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     r->w = vae_work_create(&shape, r->B > 256 ? r->B : 256);
     r->perm = vd_calloc((size_t)r->n_rows, sizeof(int64_t));
     r->rows = vd_calloc((size_t)(r->steps_per_epoch * r->B), sizeof(int64_t));
+    int unit = cfg->likelihood == VD_LIK_BERNOULLI;
     shard_init(&r->train, &r->train_x, r->has_train_y ? &r->train_y : NULL,
-               r->steps_per_epoch * r->B, 1);
+               r->steps_per_epoch * r->B, unit);
+    r->train.n_classes = cfg->classes;
     if (r->has_test) {
         int64_t n_test = r->test_end - r->test_begin;
         int64_t *test_rows = vd_calloc((size_t)n_test, sizeof(int64_t));
         for (int64_t i = 0; i < n_test; i++)
             test_rows[i] = r->test_begin + i;
-        shard_init(&r->test, &r->test_x, r->has_test_y ? &r->test_y : NULL, n_test, 1);
+        shard_init(&r->test, &r->test_x, r->has_test_y ? &r->test_y : NULL, n_test, unit);
+        r->test.n_classes = cfg->classes;
         shard_load(&r->test, test_rows, n_test, &err);
         vd_free(test_rows);
     }

@@ -79,8 +79,8 @@ static void test_iwae_converges_to_log_px(void **state)
     binary_rows(x, N);
     Rng rng = rng_stream(3, VD_STREAM_IWAE, 0);
     IwRow big[N], one[N];
-    vae_importance(m, w, x, N, 100000, &rng, 0, big);
-    vae_importance(m, w, x, N, 1, &rng, 100, one);
+    vae_importance(m, w, x, NULL, N, 100000, &rng, 0, big);
+    vae_importance(m, w, x, NULL, N, 1, &rng, 100, one);
     for (int i = 0; i < N; i++) {
         double truth = log_px_quadrature(m, w, x + i * D);
         double elbo = -(big[i].recon + big[i].kl);
@@ -112,7 +112,7 @@ static void test_iwae_tightens_with_k(void **state)
     for (int t = 0; t < 4; t++) {
         mean[t] = 0.0;
         for (int i = 0; i < N; i += 50)
-            vae_importance(m, w, x + i * D, 50, ks[t], &rng, i, r + i);
+            vae_importance(m, w, x + i * D, NULL, 50, ks[t], &rng, i, r + i);
         for (int i = 0; i < N; i++) {
             mean[t] += r[i].log_px / N;
             if (t == 0)
@@ -136,8 +136,8 @@ static void test_iwae_tightens_with_k(void **state)
     assert_true(mean[3] > mean[2]);
     /* the same counters give the same draws: rows do not depend on batching */
     IwRow a[3], b;
-    vae_importance(m, w, x, 3, 37, &rng, 0, a);
-    vae_importance(m, w, x + 2 * D, 1, 37, &rng, 2, &b);
+    vae_importance(m, w, x, NULL, 3, 37, &rng, 0, a);
+    vae_importance(m, w, x + 2 * D, NULL, 1, 37, &rng, 2, &b);
     assert_true(a[2].log_px == b.log_px && a[2].recon == b.recon);
     free(one);
     free(r);

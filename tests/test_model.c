@@ -152,13 +152,13 @@ static void test_kl_matches_monte_carlo(void **state)
     float head[2 * d] = {0.5f, -1.0f, 0.0f, /* mu */ -1.5f, 0.7f, 0.0f /* logvar */};
     float eps[d], z[d];
     double kl;
-    reparam_kl_forward(z, &kl, head, (float[d]){0}, 1, d);
+    reparam_kl_forward(z, &kl, head, (float[d]){0}, NULL, NULL, 1, d);
     Rng r = rng_stream(11, VD_STREAM_NOISE, 0);
     double sum = 0, sum2 = 0;
     for (int k = 0; k < N; k++) {
         rng_normal_fill(&r, 0, (uint64_t)k * d, d, eps);
         double kl_k;
-        reparam_kl_forward(z, &kl_k, head, eps, 1, d);
+        reparam_kl_forward(z, &kl_k, head, eps, NULL, NULL, 1, d);
         double lq = 0, lp = 0;
         for (int j = 0; j < d; j++) {
             double lv = head[d + j];
@@ -189,7 +189,7 @@ static void test_reparam_gradients(void **state)
     fill_uniform(eps, B * d, 13, -2, 2);
     fill_uniform(r, B * d, 14, -1, 1);
     const double beta = 0.7, h = 1e-6;
-    reparam_kl_backward(dhead, r, head, eps, (float)beta, B, d);
+    reparam_kl_backward(dhead, NULL, r, head, eps, NULL, NULL, (float)beta, B, d);
     for (int i = 0; i < B; i++)
         for (int j = 0; j < d; j++) {
             double mu = head[i * 2 * d + j], lv = head[i * 2 * d + d + j], e = eps[i * d + j],
@@ -206,18 +206,22 @@ static void test_reparam_gradients(void **state)
 /* The whole model: analytic float gradients of every parameter against
  * central differences of the double-precision reference loss, per tensor,
  * plus a directional check along a random vector. */
-static void check_model(const VaeShape *shape, int n)
+static void check_model(const VaeShape *shape, int n, float beta)
 {
     const char *why = NULL;
     Vae *m = vae_create(shape, &why);
     assert_non_null(m);
     vae_init_params(m, 2024);
-    int D = shape->n_input, d = shape->n_latent;
+    int D = shape->n_input, d = shape->n_latent, C = shape->n_classes;
     VaeWork *w = vae_work_create(shape, n);
     fill_uniform(w->x, (size_t)n * D, 20, 0, 1);
     Rng r = rng_stream(99, VD_STREAM_NOISE, 0);
     rng_normal_fill(&r, 0, 0, (size_t)n * d, w->eps);
-    const float beta = 1.0f;
+    int32_t *y = C > 0 ? w->y : NULL;
+    for (int i = 0; y && i < n; i++)
+        y[i] = (i * 7 + 3) % C; /* several rows share a class: gradients accumulate */
+    if (C > 0) /* away from their zero init, so (mu - m_y) is not just mu */
+        fill_uniform(m->p.prior_mean, (size_t)C * d, 22, -1, 1);
 
     memset(m->grads, 0, sizeof(float) * m->n_params);
     double loss = vae_forward(m, w, n, beta, 1);
@@ -228,7 +232,7 @@ static void check_model(const VaeShape *shape, int n)
     for (size_t i = 0; i < m->n_params; i++) p[i] = m->params[i];
     for (int i = 0; i < n * D; i++) x[i] = w->x[i];
     for (int i = 0; i < n * d; i++) e[i] = w->eps[i];
-    double ref = vae_loss_ref(m, p, x, e, n, beta, NULL, NULL);
+    double ref = vae_loss_ref(m, p, x, e, y, n, beta, NULL, NULL);
     assert_true(rel_err(loss, ref, 1e-6) < 1e-5); /* float forward = double forward */
 
     const double h = 1e-5;
@@ -240,9 +244,9 @@ static void check_model(const VaeShape *shape, int n)
             size_t i = ten->offset + k;
             double keep = p[i];
             p[i] = keep + h;
-            double lp = vae_loss_ref(m, p, x, e, n, beta, NULL, NULL);
+            double lp = vae_loss_ref(m, p, x, e, y, n, beta, NULL, NULL);
             p[i] = keep - h;
-            double lm = vae_loss_ref(m, p, x, e, n, beta, NULL, NULL);
+            double lm = vae_loss_ref(m, p, x, e, y, n, beta, NULL, NULL);
             p[i] = keep;
             double err = rel_err((lp - lm) / (2 * h), m->grads[i], 1e-2);
             worst = err > worst ? err : worst;
@@ -261,8 +265,8 @@ static void check_model(const VaeShape *shape, int n)
         pp[i] = p[i] + h * v[i];
         pm[i] = p[i] - h * v[i];
     }
-    double numeric = (vae_loss_ref(m, pp, x, e, n, beta, NULL, NULL) -
-                      vae_loss_ref(m, pm, x, e, n, beta, NULL, NULL)) / (2 * h);
+    double numeric = (vae_loss_ref(m, pp, x, e, y, n, beta, NULL, NULL) -
+                      vae_loss_ref(m, pm, x, e, y, n, beta, NULL, NULL)) / (2 * h);
     assert_true(rel_err(numeric, analytic, 1e-3) < 1e-3);
 
     free(v); free(pp); free(pm); free(p); free(x); free(e);
@@ -274,14 +278,114 @@ static void test_gradcheck_one_hidden_layer(void **state)
 {
     (void)state;
     VaeShape s = {.n_input = 16, .n_latent = 3, .n_hidden = 1, .hidden = {10}};
-    check_model(&s, 5);
+    check_model(&s, 5, 1.0f);
 }
 
 static void test_gradcheck_two_hidden_layers(void **state)
 {
     (void)state;
     VaeShape s = {.n_input = 12, .n_latent = 5, .n_hidden = 2, .hidden = {9, 6}};
-    check_model(&s, 4);
+    check_model(&s, 4, 1.0f);
+}
+
+static void test_gradcheck_tanh_and_beta(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 12, .n_latent = 3, .n_hidden = 2, .hidden = {9, 6},
+                  .activation = VD_ACT_TANH};
+    check_model(&s, 4, 0.3f);
+}
+
+static void test_gradcheck_gaussian_fixed_variance(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 10, .n_latent = 3, .n_hidden = 1, .hidden = {8},
+                  .likelihood = VD_LIK_GAUSSIAN, .obs_logvar = -1.5f};
+    check_model(&s, 4, 1.0f);
+}
+
+/* The learned log s^2 is a parameter like any other: its gradient is
+ * checked with the rest, here away from its init at 0. */
+static void test_gradcheck_gaussian_learned_variance(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 10, .n_latent = 3, .n_hidden = 1, .hidden = {8},
+                  .likelihood = VD_LIK_GAUSSIAN, .learn_var = 1, .obs_logvar = -0.7f};
+    check_model(&s, 4, 1.0f);
+}
+
+/* Conditional VAE: the class means' gradients -beta (mu - m_y), summed over
+ * the rows of each class, against finite differences. */
+static void test_gradcheck_conditional(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 12, .n_latent = 4, .n_hidden = 1, .hidden = {7}, .n_classes = 3};
+    check_model(&s, 6, 0.8f);
+}
+
+/* The Gaussian term against its formula, and its sum staying exact where a
+ * float accumulation over D values would drift. */
+static void test_gaussian_loss_formula(void **state)
+{
+    (void)state;
+    enum { D = 1000 };
+    float *a = malloc(sizeof(float) * D), *x = malloc(sizeof(float) * D), *da = malloc(sizeof(float) * D);
+    fill_uniform(a, D, 40, -0.5f, 1.5f);
+    fill_uniform(x, D, 41, 0, 1);
+    const float lv = -2.0f;
+    double recon, want = 0;
+    gaussian_loss(&recon, da, a, x, lv, 1, D);
+    for (int j = 0; j < D; j++) {
+        double r = (double)a[j] - x[j];
+        want += r * r / (2 * exp((double)lv)) + 0.5 * (log(2 * M_PI) + lv);
+        assert_true(rel_err(da[j], r / exp((double)lv), 1e-6) < 1e-5);
+    }
+    assert_true(rel_err(recon, want, 1e-6) < 1e-6);
+    /* at a == x only the normalizer is left */
+    gaussian_loss(&recon, NULL, x, x, lv, 1, D);
+    assert_true(rel_err(recon, 0.5 * D * (log(2 * M_PI) + lv), 1e-9) < 1e-9);
+    free(a);
+    free(x);
+    free(da);
+}
+
+/* Tensors the options add, and what the shape text says. */
+static void test_options_layout(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 20, .n_latent = 2, .n_hidden = 1, .hidden = {5},
+                  .likelihood = VD_LIK_GAUSSIAN, .learn_var = 1, .obs_logvar = 0.5f,
+                  .n_classes = 10, .activation = VD_ACT_TANH};
+    const char *why = NULL;
+    Vae *m = vae_create(&s, &why);
+    assert_non_null(m);
+    const VaeTensor *pm = vae_tensor(m, "prior.mean"), *lv = vae_tensor(m, "likelihood.logvar");
+    assert_non_null(pm);
+    assert_non_null(lv);
+    assert_int_equal(pm->rows, 10);
+    assert_int_equal(pm->cols, 2);
+    assert_int_equal(lv->offset, m->n_params - 1); /* last: its gradient is ready first */
+    assert_ptr_equal(m->p.prior_mean, m->params + pm->offset);
+    vae_init_params(m, 3);
+    for (int i = 0; i < 20; i++)
+        assert_true(m->p.prior_mean[i] == 0.0f);
+    assert_true(vae_obs_logvar(m) == 0.5f);
+    char text[160];
+    vae_shape_text(&s, text, sizeof text);
+    assert_string_equal(text, "20-5-2, tanh, gaussian learned s^2, 10 classes");
+    VaeShape t = s;
+    assert_true(vae_shape_equal(&s, &t));
+    t.n_classes = 9;
+    assert_false(vae_shape_equal(&s, &t));
+    t = s;
+    t.learn_var = 0;
+    assert_false(vae_shape_equal(&s, &t));
+    vae_free(m);
+    VaeShape plain = {.n_input = 20, .n_latent = 2, .n_hidden = 1, .hidden = {5}};
+    m = vae_create(&plain, &why);
+    assert_null(vae_tensor(m, "prior.mean"));
+    assert_null(m->p.obs_logvar);
+    vae_free(m);
 }
 
 /* A wrong gradient must be caught: the check is not vacuous. */
@@ -305,9 +409,9 @@ static void test_gradcheck_detects_a_wrong_gradient(void **state)
     size_t i = vae_tensor(m, "decoder.1.bias")->offset;
     double h = 1e-5, keep = p[i];
     p[i] = keep + h;
-    double lp = vae_loss_ref(m, p, x, e, 2, 1.0, NULL, NULL);
+    double lp = vae_loss_ref(m, p, x, e, NULL, 2, 1.0, NULL, NULL);
     p[i] = keep - h;
-    double lm = vae_loss_ref(m, p, x, e, 2, 1.0, NULL, NULL);
+    double lm = vae_loss_ref(m, p, x, e, NULL, 2, 1.0, NULL, NULL);
     double fd = (lp - lm) / (2 * h);
     assert_true(rel_err(fd, m->grads[i], 1e-2) < 2e-3);
     assert_true(rel_err(fd, m->grads[i] * 1.01, 1e-2) > 2e-3);
@@ -358,6 +462,12 @@ int main(void)
         cmocka_unit_test(test_gradcheck_one_hidden_layer),
         cmocka_unit_test(test_gradcheck_two_hidden_layers),
         cmocka_unit_test(test_gradcheck_detects_a_wrong_gradient),
+        cmocka_unit_test(test_gradcheck_tanh_and_beta),
+        cmocka_unit_test(test_gradcheck_gaussian_fixed_variance),
+        cmocka_unit_test(test_gradcheck_gaussian_learned_variance),
+        cmocka_unit_test(test_gradcheck_conditional),
+        cmocka_unit_test(test_gaussian_loss_formula),
+        cmocka_unit_test(test_options_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,8 +52,8 @@ static void test_allreduce_equals_serial_sum(void **state)
     fill_rank_batch(wd, rank, 0, 0);
     for (int r = 0; r < size; r++)
         fill_rank_batch(ws, r, 0, r * LOCAL_B);
-    assert_all(train_step(dist, wd, LOCAL_B, &adam, 1, MPI_COMM_WORLD, NULL));
-    assert_all(train_step(serial, ws, LOCAL_B * size, &adam, 1, MPI_COMM_SELF, NULL));
+    assert_all(train_step(dist, wd, LOCAL_B, 1.0f, &adam, 1, MPI_COMM_WORLD, NULL));
+    assert_all(train_step(serial, ws, LOCAL_B * size, 1.0f, &adam, 1, MPI_COMM_SELF, NULL));
     float gmax = 0;
     for (size_t i = 0; i < serial->n_params; i++)
         gmax = fmaxf(gmax, fabsf(serial->grads[i]));
@@ -80,7 +80,7 @@ static void test_replicas_identical_after_steps(void **state)
     double first = 0, last = 0;
     for (int t = 1; t <= 30; t++) {
         fill_rank_batch(w, rank, t % 3, 0); /* three batches, seen in turn */
-        assert_all(train_step(m, w, LOCAL_B, &adam, t, MPI_COMM_WORLD, NULL));
+        assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, t, MPI_COMM_WORLD, NULL));
         double loss = m->grads[m->n_params + VD_EXTRA_RECON] + m->grads[m->n_params + VD_EXTRA_KL];
         if (t <= 3)
             first += loss;
@@ -114,7 +114,7 @@ static void test_nonfinite_agreed_by_all(void **state)
         w->x[7] = NAN;
     uint64_t before = vd_checksum_f32(m->params, m->n_params);
     StepIO io = {.poison = rank == 0};
-    int ok = train_step(m, w, LOCAL_B, &adam, 1, MPI_COMM_WORLD, &io);
+    int ok = train_step(m, w, LOCAL_B, 1.0f, &adam, 1, MPI_COMM_WORLD, &io);
     assert_all(ok == 0);
     assert_all(vd_checksum_f32(m->params, m->n_params) == before);
     vae_work_free(w);
@@ -155,10 +155,10 @@ static void test_stop_flag_reaches_all(void **state)
     VaeWork *w = vae_work_create(&shape, LOCAL_B);
     fill_rank_batch(w, rank, 0, 0);
     StepIO io = {.stop = rank == size - 1};
-    assert_all(train_step(m, w, LOCAL_B, &adam, 1, MPI_COMM_WORLD, &io));
+    assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, MPI_COMM_WORLD, &io));
     assert_all(io.stop == 1);
     io.stop = 0;
-    assert_all(train_step(m, w, LOCAL_B, &adam, 2, MPI_COMM_WORLD, &io));
+    assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 2, MPI_COMM_WORLD, &io));
     assert_all(io.stop == 0);
     vae_work_free(w);
     vae_free(m);
