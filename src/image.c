@@ -8,7 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
-int png_write_gray(const char *path, const uint8_t *pixels, int w, int h, VdError *err)
+/* Writes 8-bit rows of channels bytes per pixel (1 gray, 3 RGB) to
+ * path.tmp, then flushes, fsyncs and renames it over path, so a reader (or
+ * a crash) never sees a partial PNG. */
+static int png_write(const char *path, const uint8_t *pixels, int w, int h, int channels,
+                     VdError *err)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -24,28 +28,53 @@ int png_write_gray(const char *path, const uint8_t *pixels, int w, int h, VdErro
         return vd_fail(err, VD_EX_IOERR, "writing %s failed", path);
     }
     png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
+                 channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
+    size_t stride = (size_t)w * (size_t)channels;
     for (int y = 0; y < h; y++)
-        png_write_row(png, (png_const_bytep)(pixels + (size_t)y * w));
+        png_write_row(png, (png_const_bytep)(pixels + (size_t)y * stride));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+    const char *step = fflush(f) != 0 ? "flush" : fsync(fileno(f)) != 0 ? "fsync" : NULL;
+    int e = errno; /* of the step that failed, not of a later one */
+    if (fclose(f) != 0 && !step) {
+        step = "close";
+        e = errno;
+    }
+    if (!step && rename(tmp, path) != 0) {
+        step = "rename";
+        e = errno;
+    }
+    if (step) {
         unlink(tmp);
-        return vd_fail(err, VD_EX_IOERR, "writing %s failed: %s", path, strerror(errno));
+        return vd_fail(err, VD_EX_IOERR, "writing %s failed (%s): %s", path, step, strerror(e));
     }
     return VD_OK;
 }
 
-int png_read_gray(const char *path, uint8_t **pixels, int *w, int *h, VdError *err)
+int png_write_gray(const char *path, const uint8_t *pixels, int w, int h, VdError *err)
+{
+    return png_write(path, pixels, w, h, 1, err);
+}
+
+int png_write_rgb(const char *path, const uint8_t *rgb, int w, int h, VdError *err)
+{
+    return png_write(path, rgb, w, h, 3, err);
+}
+
+/* Decodes any PNG into a malloc'd buffer in format (PNG_FORMAT_GRAY, _RGB):
+ * libpng's simplified API converts color type and bit depth. */
+static int png_read(const char *path, png_uint_32 format, uint8_t **pixels, int *w, int *h,
+                    VdError *err)
 {
     png_image img;
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_file(&img, path))
         return vd_fail(err, VD_EX_NOINPUT, "cannot read PNG %s: %s", path, img.message);
-    img.format = PNG_FORMAT_GRAY;
+    img.format = format;
     *pixels = malloc(PNG_IMAGE_SIZE(img));
     if (!*pixels || !png_image_finish_read(&img, NULL, *pixels, 0, NULL)) {
         free(*pixels);
@@ -56,6 +85,16 @@ int png_read_gray(const char *path, uint8_t **pixels, int *w, int *h, VdError *e
     *w = (int)img.width;
     *h = (int)img.height;
     return VD_OK;
+}
+
+int png_read_gray(const char *path, uint8_t **pixels, int *w, int *h, VdError *err)
+{
+    return png_read(path, PNG_FORMAT_GRAY, pixels, w, h, err);
+}
+
+int png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, VdError *err)
+{
+    return png_read(path, PNG_FORMAT_RGB, rgb, w, h, err);
 }
 
 void image_grid(uint8_t *out, int *grid_w, int *grid_h, const float *images, int n, int ih, int iw,
