@@ -22,5 +22,4 @@ if [ -e "$RUN/latest" ]; then
 fi
 echo "== training on 2 ranks; run directory $RUN"
 OPENBLAS_NUM_THREADS=1 mpirun -q -np 2 vae-dist --out "$RUN" --epochs "${EPOCHS:-10}"
-sh jobs/plot-loss.sh "$RUN"
 echo "== done: see $RUN (loss.png, samples.png, reconstructions.png, epochs.csv, ckpt-*.h5)"

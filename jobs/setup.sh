@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential autoconf automake libtool pkg-config
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libopenblas-dev
-  libcmocka-dev zlib1g-dev libpng-dev dataset-fashion-mnist gnuplot-nox"
+  libcmocka-dev zlib1g-dev libpng-dev dataset-fashion-mnist"
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo

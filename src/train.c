@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
+#include "plot.h"
 #include "rng.h"
 #include "util.h"
 
@@ -153,9 +154,10 @@ static void image_dims(const H5Rows *r, int *ih, int *iw)
 }
 
 /* Sums of (recon, KL, count) over this rank's test rows, with eps from the
- * eval stream indexed by global row, so the figure does not depend on size. */
+ * eval stream indexed by global row, so the figure does not depend on size.
+ * With mu not NULL, also each row's latent mean (test->n, d) and label. */
 static void evaluate(const Vae *m, VaeWork *w, Shard *test, int64_t first_row, uint64_t seed,
-                     int64_t epoch, int binarize, double sums[3])
+                     int64_t epoch, int binarize, double sums[3], float *mu, int32_t *lab)
 {
     Rng eval = rng_stream(seed, VD_STREAM_EVAL, 0), bin = rng_stream(seed, VD_STREAM_BINARIZE, 0);
     int d = m->shape.n_latent;
@@ -172,6 +174,10 @@ static void evaluate(const Vae *m, VaeWork *w, Shard *test, int64_t first_row, u
         for (int k = 0; k < n; k++) {
             sums[0] += w->recon[k];
             sums[1] += w->kl[k];
+            if (mu) {
+                memcpy(mu + (size_t)(i + k) * d, w->head + (size_t)k * 2 * d, sizeof(float) * d);
+                lab[i + k] = w->y[k];
+            }
         }
     }
 }
@@ -355,9 +361,44 @@ typedef struct {
     int64_t *perm, *rows;
     int64_t n_rows, steps_per_epoch, total_steps, test_begin, test_end;
     int B, ih, iw;
+    float *test_mu, *all_mu;     /* latent means of the test rows: 2-D latent with labels */
+    int32_t *test_lab, *all_lab; /* (this rank's; all on rank 0) */
     TrainState st;
     Profile prof;
 } Run;
+
+/* Collective: rank 0 writes latent.png, the test set's latent means (2-D)
+ * coloured by label, from every rank's rows. */
+static void write_latent_scatter(Run *r, int64_t epoch, VdError *err)
+{
+    int64_t n_test = r->test_x.n_rows, mine = r->test_end - r->test_begin;
+    int *counts = vd_calloc((size_t)r->size, sizeof(int)), *displs = vd_calloc((size_t)r->size, sizeof(int));
+    for (int k = 0; k < r->size; k++) {
+        int64_t b, e;
+        shard_range(n_test, k, r->size, &b, &e);
+        counts[k] = (int)(e - b);
+        displs[k] = (int)b;
+    }
+    MPI_Gatherv(r->test_lab, (int)mine, MPI_INT32_T, r->all_lab, counts, displs, MPI_INT32_T, 0,
+                r->comm);
+    for (int k = 0; k < r->size; k++) {
+        counts[k] *= 2;
+        displs[k] *= 2;
+    }
+    MPI_Gatherv(r->test_mu, (int)(2 * mine), MPI_FLOAT, r->all_mu, counts, displs, MPI_FLOAT, 0,
+                r->comm);
+    if (r->rank == 0 && err->code == VD_OK) {
+        char path[4200], title[64];
+        snprintf(path, sizeof path, "%s/latent.png", r->cfg.out);
+        snprintf(title, sizeof title, "LATENT MEANS, EPOCH %lld", (long long)epoch + 1);
+        int classes = 0;
+        for (int64_t i = 0; i < n_test; i++)
+            classes = r->all_lab[i] >= classes ? r->all_lab[i] + 1 : classes;
+        plot_scatter_png(path, r->all_mu, r->all_lab, (int)n_test, classes, title, err);
+    }
+    vd_free(counts);
+    vd_free(displs);
+}
 
 /* Rank 0: imports Fashion-MNIST to the default data path if it is missing. */
 static void import_default_data(const TrainConfig *cfg, VdError *err)
@@ -447,7 +488,7 @@ static void set_aside_previous_run(const char *dir, VdError *err)
 {
     static const char *files[] = {"latest", "metrics.csv", "epochs.csv", "metrics.h5",
                                   "config.txt", "loss.png", "samples.png",
-                                  "reconstructions.png"};
+                                  "reconstructions.png", "latent.png"};
     char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64), aside[4200], from[4200], to[4400];
     int n = ckpt_list(dir, names, VD_MAX_CKPTS), moved = 0;
     time_t now = time(NULL);
@@ -455,7 +496,8 @@ static void set_aside_previous_run(const char *dir, VdError *err)
     localtime_r(&now, &tm);
     size_t len = (size_t)snprintf(aside, sizeof aside, "%s/replaced-", dir);
     strftime(aside + len, sizeof aside - len, "%Y%m%d-%H%M%S", &tm);
-    for (int i = 0; i < n + 8 && err->code == VD_OK; i++) {
+    int n_files = (int)(sizeof files / sizeof *files);
+    for (int i = 0; i < n + n_files && err->code == VD_OK; i++) {
         const char *name = i < n ? names[i] : files[i - n];
         snprintf(from, sizeof from, "%s/%s", dir, name);
         if (access(from, F_OK) != 0)
@@ -584,7 +626,8 @@ static void end_epoch(Run *r, int64_t epoch, double ep_start, int want_ckpt, VdE
 {
     double t0 = vd_now(), sums[3] = {0, 0, 0}, tot[3] = {0, 0, 0};
     if (r->has_test)
-        evaluate(r->m, r->w, &r->test, r->test_begin, r->cfg.seed, epoch, r->cfg.binarize, sums);
+        evaluate(r->m, r->w, &r->test, r->test_begin, r->cfg.seed, epoch, r->cfg.binarize, sums,
+                 r->test_mu, r->test_lab);
     MPI_Allreduce(sums, tot, 3, MPI_DOUBLE, MPI_SUM, r->comm);
     double t1 = vd_now();
     r->prof.eval += t1 - t0;
@@ -613,8 +656,12 @@ static void end_epoch(Run *r, int64_t epoch, double ep_start, int want_ckpt, VdE
         if (err->code == VD_OK && r->ih > 0)
             write_figures(r->cfg.out, r->m, r->w, r->has_test ? &r->test : NULL, r->cfg.seed,
                           r->ih, r->iw, err);
+        if (err->code == VD_OK) /* redrawn every epoch, from the metrics files */
+            plot_run_losses(r->cfg.out, (double)r->steps_per_epoch, err);
         fflush(stdout);
     }
+    if (r->test_mu)
+        write_latent_scatter(r, epoch, err);
     r->st.ep_loss = r->st.ep_count = 0;
     r->prof.io += vd_now() - t1;
 }
@@ -931,6 +978,14 @@ int train_main(int argc, char **argv, MPI_Comm comm)
         r->test.n_classes = cfg->classes;
         shard_load(&r->test, test_rows, n_test, &err);
         vd_free(test_rows);
+        if (shape.n_latent == 2 && r->has_test_y) {
+            r->test_mu = vd_calloc((size_t)(2 * n_test), sizeof(float));
+            r->test_lab = vd_calloc((size_t)n_test, sizeof(int32_t));
+            if (r->rank == 0) {
+                r->all_mu = vd_calloc((size_t)(2 * r->test_x.n_rows), sizeof(float));
+                r->all_lab = vd_calloc((size_t)r->test_x.n_rows, sizeof(int32_t));
+            }
+        }
     }
     if (vd_error_agree(&err, comm))
         goto done;
@@ -946,6 +1001,10 @@ done:
     shard_free(&r->test);
     vd_free(r->perm);
     vd_free(r->rows);
+    vd_free(r->test_mu);
+    vd_free(r->test_lab);
+    vd_free(r->all_mu);
+    vd_free(r->all_lab);
     vae_work_free(r->w);
     vae_free(r->m);
     h5rows_close(&r->train_x);

@@ -19,13 +19,14 @@ if grep -q '^\[1,1\]<stdout>' "$WORK/a.log"; then fail "rank 1 printed to stdout
 grep -q '^\[1,0\]<stdout>:epoch 8/8' "$WORK/a.log" && pass "progress lines" || fail "no progress lines"
 
 # outputs
-for f in latest metrics.csv epochs.csv metrics.h5 config.txt reconstructions.png samples.png; do
+for f in latest metrics.csv epochs.csv metrics.h5 config.txt reconstructions.png samples.png loss.png; do
     [ -s "$WORK/a/$f" ] && pass "run directory has $f" || fail "run directory lacks $f"
 done
 ckpt=$(cat "$WORK/a/latest")
 [ "$ckpt" = "ckpt-0000000480.h5" ] && pass "latest names the final checkpoint" || fail "latest is '$ckpt'"
 nck=$(ls "$WORK/a"/ckpt-*.h5 | wc -l)
 [ "$nck" -eq 3 ] && pass "the newest 3 checkpoints kept (--keep)" || fail "$nck checkpoints"
+[ ! -e "$WORK/a/latent.png" ] && pass "no latent.png for a 4-D latent" || fail "latent.png for a 4-D latent"
 
 # the loss goes down: test negative ELBO of the last epoch well below the first
 awk -F, 'NR==2 {first=$4} END {last=$4; exit !(last < first - 5)}' "$WORK/a/epochs.csv" &&
