@@ -65,6 +65,11 @@ expect 65 "file that crashes HDF5"   --data "$top_srcdir/tests/fuzz/regress/hdf5
 # found by fuzzing: chunks tiled far past a 7-row dataset, so that reading
 # one row made HDF5 fill gigabytes (minutes); refused when opened
 expect 65 "chunks 1000x the data"    --data "$top_srcdir/tests/fuzz/regress/chunks-cover-1000x-data.h5" $SMALL --out "$WORK/r"
+expect 64 "unknown activation"       --data "$WORK/good.h5" --activation sigmoid
+expect 64 "malformed variance"       --data "$WORK/good.h5" --likelihood gaussian --variance 0
+expect 64 "binarize with Gaussian"   --data "$WORK/good.h5" --likelihood gaussian --binarize $SMALL --out "$WORK/r"
+expect 64 "classes without labels"   --data "$WORK/good.h5" --labels none --classes 16 $SMALL --out "$WORK/r"
+expect 65 "label past --classes"     --data "$WORK/good.h5" --classes 4 $SMALL --out "$WORK/r"
 expect 66 "import: missing IDX"      import --train-images "$WORK/none.gz" --out "$WORK/i.h5"
 expect 73 "import: output exists"    import --out "$WORK/good.h5"
 
@@ -76,6 +81,7 @@ expect 64 "resume: other architecture" --data "$WORK/good.h5" --epochs 2 --batch
 expect 64 "resume: other batch"        --data "$WORK/good.h5" --epochs 2 --batch 40 --hidden 16 --latent 2 --out "$WORK/run"
 expect 64 "resume: other seed"         --data "$WORK/good.h5" $SMALL --seed 9 --out "$WORK/run"
 expect 64 "resume: other data"         --data "$WORK/other.h5" $SMALL --out "$WORK/run"
+expect 64 "resume: other likelihood"   --data "$WORK/good.h5" $SMALL --likelihood gaussian --out "$WORK/run"
 after=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" "$WORK/run/epochs.csv" | cksum)
 [ "$before" = "$after" ] && pass "existing run untouched" || fail "existing run was modified"
 finish

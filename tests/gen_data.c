@@ -1,11 +1,12 @@
 /* gen_data.c — writes small synthetic HDF5 data sets for the shell tests:
  * side x side images of one bright bar (horizontal or vertical, at a random
- * position), labelled by orientation and position. A VAE learns them in a
+ * position), labelled by orientation and position (vertical * side + position,
+ * so 2 * side classes). --gray V makes the bars V instead of 1 (non-binary data). A VAE learns them in a
  * few hundred steps. Flags choose the storage (type, byte order, chunking,
  * compression) and can plant one defect for the bad-input tests.
  *
  *   gen_data OUT.h5 [--n N] [--test M] [--side S] [--type u8|f32|f64] [--be]
- *                   [--chunk ROWS] [--deflate LEVEL]
+ *                   [--chunk ROWS] [--deflate LEVEL] [--gray V]
  *                   [--bad nan|range|rank1|empty|string|labels-range|labels-length|huge|bigchunk]
  * --bad huge makes /train/images claim 10^12 rows, and --bad bigchunk gives
  * it 1 GiB chunks; both stay small files (unwritten chunks take no space). */
@@ -26,7 +27,7 @@ static hid_t file_type(const char *type, int be)
 }
 
 static int write_set(hid_t file, const char *prefix, long n, int side, const char *type, int be,
-                     long chunk, int deflate, const char *bad, uint32_t stream_row)
+                     long chunk, int deflate, const char *bad, uint32_t stream_row, double gray)
 {
     int bigchunk = bad && strcmp(bad, "bigchunk") == 0;
     if (bigchunk) { /* 1 GiB chunks of float64 (8192, 128, 128), one row generated */
@@ -44,7 +45,7 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
         lab[i] = vertical * side + pos;
         for (int k = 0; k < side; k++) {
             int y = vertical ? k : pos, x = vertical ? pos : k;
-            img[i * D + y * side + x] = 1.0;
+            img[i * D + y * side + x] = gray;
         }
     }
     if (bad && strcmp(bad, "nan") == 0)
@@ -146,6 +147,7 @@ int main(int argc, char **argv)
     }
     long n = 1000, test = 200, chunk = 0;
     int side = 8, be = 0, deflate = 0;
+    double gray = 1.0;
     const char *type = "u8", *bad = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -161,6 +163,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--chunk") == 0) chunk = atol(v);
         else if (strcmp(a, "--deflate") == 0) deflate = atoi(v);
         else if (strcmp(a, "--bad") == 0) bad = v;
+        else if (strcmp(a, "--gray") == 0) gray = atof(v);
         else {
             fprintf(stderr, "gen_data: unknown option %s\n", a);
             return 64;
@@ -169,9 +172,9 @@ int main(int argc, char **argv)
     hid_t f = H5Fcreate(argv[1], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0)
         return 73;
-    int rc = write_set(f, "/train", n, side, type, be, chunk, deflate, bad, 0);
+    int rc = write_set(f, "/train", n, side, type, be, chunk, deflate, bad, 0, gray);
     if (test > 0)
-        rc |= write_set(f, "/test", test, side, type, be, chunk, deflate, NULL, 1);
+        rc |= write_set(f, "/test", test, side, type, be, chunk, deflate, NULL, 1, gray);
     rc |= H5Fclose(f) < 0;
     return rc ? 74 : 0;
 }

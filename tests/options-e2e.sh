@@ -1,0 +1,91 @@
+#!/bin/sh
+# End to end for the model options on the bars data (tests/gen_data.c, whose
+# label is vertical * 8 + position): a conditional VAE generates the class
+# it is asked for; the Gaussian likelihood learns its variance and takes data
+# outside [0, 1]; --binarize changes training on gray data and is a no-op on
+# binary data; beta and warm-up change the objective; the checkpoint carries
+# every option, so eval and sample need no flags.
+. "$top_srcdir/tests/lib.sh"
+
+"$GEN" "$WORK/bars.h5" --n 1200 --test 200 --side 8 --type f32 || { fail "gen_data"; finish; }
+"$GEN" "$WORK/gray.h5" --n 400 --test 100 --side 8 --type f32 --gray 0.6 || fail "gen_data gray"
+"$GEN" "$WORK/range.h5" --n 400 --test 100 --side 8 --type f32 --bad range || fail "gen_data range"
+
+# values of an HDF5 dataset, one per line
+h5values() { h5dump -y -w 0 -d "$2" "$1" 2>/dev/null | sed -n '/DATA {/,/}/p' | tr ',' '\n' |
+    sed -n 's/^ *\(-*[0-9][-0-9.e+]*\) *$/\1/p'; }
+train() { out=$1; shift; run_mpi 2 180 "$VAE" --batch 20 --hidden 64 --latent 4 --lr 3e-3 --seed 7 \
+    --log-every 1000 --out "$WORK/$out" "$@" >"$WORK/$out.log" 2>&1 || { cat "$WORK/$out.log"; fail "training $out"; }; }
+
+# ---- conditional VAE: class 3 is a horizontal bar in row 3, class 13 a vertical bar in column 5
+train cvae --data "$WORK/bars.h5" --epochs 20 --classes 16
+grep -q "16 classes" "$WORK/cvae.log" && pass "the run reports a 16-class model" || fail "no class count"
+for c in 3 13; do
+    run_mpi 1 60 "$VAE" sample --ckpt "$WORK/cvae" --class "$c" --n 20 --out "$WORK/c$c" \
+        >"$WORK/c$c.log" 2>&1 || { cat "$WORK/c$c.log"; fail "sample --class $c"; continue; }
+    # per draw, the brightest row (class < 8) or column (class >= 8) must be the class's
+    hits=$(h5values "$WORK/c$c.h5" /samples | awk -v c="$c" '
+        { k = int((NR - 1) / 64); p = (NR - 1) % 64; line = c < 8 ? int(p / 8) : p % 8; s[k, line] += $1 }
+        END { for (k = 0; k < 20; k++) { best = 0; for (l = 1; l < 8; l++) if (s[k, l] > s[k, best]) best = l;
+              if (best == c % 8) h++ } print h + 0 }')
+    [ "$hits" -ge 18 ] && pass "sample --class $c: $hits of 20 draws show that class" ||
+        fail "sample --class $c: only $hits of 20 draws show the class"
+    h5values "$WORK/c$c.h5" /classes | sort -u | grep -qx "$c" && pass "/classes holds $c" ||
+        fail "/classes of class $c"
+done
+# the prior means the classes learned differ: draws from the same eps, other class, other images
+cmp -s "$WORK/c3.png" "$WORK/c13.png" && fail "classes 3 and 13 drew the same images" ||
+    pass "classes 3 and 13 draw different images"
+run_mpi 2 120 "$VAE" eval --ckpt "$WORK/cvae" --samples 50 --out "$WORK/cvae.json" >"$WORK/ce.log" 2>&1 &&
+    grep -q "conditional on the labels" "$WORK/ce.log" && pass "eval of a conditional model uses the labels" ||
+    { cat "$WORK/ce.log"; fail "eval of the conditional model"; }
+run_mpi 2 60 "$VAE" eval --ckpt "$WORK/cvae" --labels /nope --samples 5 >/dev/null 2>"$WORK/ce.err"
+[ $? -eq 66 ] && grep -q "conditional" "$WORK/ce.err" && pass "missing labels: exit 66, $(cat "$WORK/ce.err")" ||
+    fail "missing labels for a conditional model: $(cat "$WORK/ce.err")"
+run_mpi 1 60 "$VAE" sample --ckpt "$WORK/cvae" --class 16 --out "$WORK/c16" >/dev/null 2>"$WORK/c16.err"
+[ $? -eq 64 ] && pass "--class past the classes: exit 64" || fail "--class 16: $(cat "$WORK/c16.err")"
+
+# ---- Gaussian likelihood, learned variance: s^2 falls from its start at 1
+train gauss --data "$WORK/bars.h5" --epochs 4 --likelihood gaussian --activation tanh
+ck=$(cat "$WORK/gauss/latest")
+lv=$(h5values "$WORK/gauss/$ck" /params/likelihood.logvar)
+awk -v v="$lv" 'BEGIN {exit !(v != "" && v < -0.5)}' && pass "learned log s^2 is $lv" ||
+    fail "learned log s^2 is '$lv', not below -0.5"
+run_mpi 1 120 "$VAE" eval --ckpt "$WORK/gauss" --samples 20 --out "$WORK/g1.json" >/dev/null 2>&1 &&
+    run_mpi 2 120 "$VAE" eval --ckpt "$WORK/gauss" --samples 20 --out "$WORK/g2.json" >/dev/null 2>&1
+nll() { sed -n 's/.*"nll": \([-0-9.e+]*\).*/\1/p' "$1"; }
+awk -v a="$(nll "$WORK/g1.json")" -v b="$(nll "$WORK/g2.json")" \
+    'BEGIN {d = a - b; if (d < 0) d = -d; s = a < 0 ? -a : a; exit !(a != "" && d <= 1e-7 * s)}' &&
+    pass "Gaussian eval, -log p(x) on 1 and 2 ranks: $(nll "$WORK/g1.json") / $(nll "$WORK/g2.json")" ||
+    fail "Gaussian eval on 1 and 2 ranks: '$(nll "$WORK/g1.json")' / '$(nll "$WORK/g2.json")'"
+train grange --data "$WORK/range.h5" --epochs 1 --likelihood gaussian --variance 0.1
+[ -s "$WORK/grange/latest" ] && pass "Gaussian trains on a value outside [0, 1]" || fail "Gaussian on range data"
+run_mpi 2 60 "$VAE" --data "$WORK/range.h5" --epochs 1 --batch 20 --out "$WORK/brange" >/dev/null 2>"$WORK/br.err"
+[ $? -eq 65 ] && grep -q "gaussian" "$WORK/br.err" && pass "Bernoulli refuses it: $(cat "$WORK/br.err")" ||
+    fail "Bernoulli on range data: $(cat "$WORK/br.err")"
+
+# ---- --binarize: a no-op on binary data, a change on gray data
+train bin0 --data "$WORK/bars.h5" --epochs 1
+train bin1 --data "$WORK/bars.h5" --epochs 1 --binarize
+"$H5DIFF" -q "$WORK/bin0/$(cat "$WORK/bin0/latest")" "$WORK/bin1/$(cat "$WORK/bin1/latest")" /params /params &&
+    pass "--binarize leaves binary data as it is" || fail "--binarize changed training on binary data"
+train gray0 --data "$WORK/gray.h5" --epochs 1
+train gray1 --data "$WORK/gray.h5" --epochs 1 --binarize
+"$H5DIFF" -q "$WORK/gray0/$(cat "$WORK/gray0/latest")" "$WORK/gray1/$(cat "$WORK/gray1/latest")" /params /params &&
+    fail "--binarize did not change training on gray data" || pass "--binarize changes training on gray data"
+l0=$(sed -n 2p "$WORK/gray0/epochs.csv" | cut -d, -f3); l1=$(sed -n 2p "$WORK/gray1/epochs.csv" | cut -d, -f3)
+[ "$l0" != "$l1" ] && pass "train loss $l0 without, $l1 with --binarize" || fail "same train loss $l0"
+
+# ---- a 2-D latent: latent.png, the test means coloured by label (its pixels: tests/test_plot.c)
+train lat2 --data "$WORK/bars.h5" --epochs 1 --latent 2
+[ "$(head -c 8 "$WORK/lat2/latent.png" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] &&
+    pass "a 2-D latent gives latent.png" || fail "no latent.png for a 2-D latent"
+
+# ---- beta and warm-up: the weighted objective changes the model; the logged ELBO stays unweighted
+train beta --data "$WORK/bars.h5" --epochs 1 --beta 4
+train warm --data "$WORK/bars.h5" --epochs 1 --warmup 200
+kl() { sed -n 2p "$WORK/$1/epochs.csv" | cut -d, -f6; }
+awk -v b="$(kl beta)" -v a="$(kl bin0)" -v w="$(kl warm)" 'BEGIN {exit !(b < a && w > a)}' &&
+    pass "test KL: beta 4 $(kl beta) < beta 1 $(kl bin0) < warm-up $(kl warm)" ||
+    fail "test KL: beta 4 $(kl beta), beta 1 $(kl bin0), warm-up $(kl warm)"
+finish
