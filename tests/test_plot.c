@@ -71,6 +71,43 @@ static void test_png_rgb_round_trip(void **state)
     assert_int_equal(png_write_rgb("/nonexistent-dir/x.png", rgb, W, H, &err), VD_EX_CANTCREAT);
 }
 
+/* The figures' image grid, through a PNG and back: tiles of non-square
+ * images in row-major order, pixel (y, x) of image k where it belongs, values
+ * scaled to 0..255 and clamped, so a transposed, mis-ordered or mis-scaled
+ * grid fails. */
+static void test_image_grid_layout(void **state)
+{
+    (void)state;
+    enum { N = 5, IH = 3, IW = 4, COLS = 2 };
+    float img[N * IH * IW];
+    for (int k = 0; k < N; k++)
+        for (int y = 0; y < IH; y++)
+            for (int x = 0; x < IW; x++) /* distinct per (k, y, x); some outside [0, 1] */
+                img[(k * IH + y) * IW + x] = (float)(k * 12 + y * 4 + x) / 50.0f - 0.1f;
+    int gw, gh, w, h;
+    uint8_t grid[(COLS * (IW + 1) + 1) * (3 * (IH + 1) + 1)], *back;
+    image_grid(grid, &gw, &gh, img, N, IH, IW, COLS);
+    assert_int_equal(gw, COLS * (IW + 1) + 1);
+    assert_int_equal(gh, 3 * (IH + 1) + 1);
+    char path[600];
+    snprintf(path, sizeof path, "%s/grid.png", test_tmpdir());
+    VdError err = {0};
+    assert_int_equal(png_write_gray(path, grid, gw, gh, &err), VD_OK);
+    assert_int_equal(png_read_gray(path, &back, &w, &h, &err), VD_OK);
+    assert_int_equal(w, gw);
+    assert_int_equal(h, gh);
+    for (int k = 0; k < N; k++)
+        for (int y = 0; y < IH; y++)
+            for (int x = 0; x < IW; x++) {
+                float v = img[(k * IH + y) * IW + x];
+                v = v < 0 ? 0 : v > 1 ? 1 : v;
+                int px = 1 + (k % COLS) * (IW + 1) + x, py = 1 + (k / COLS) * (IH + 1) + y;
+                assert_int_equal(back[py * w + px], (int)(v * 255.0f + 0.5f));
+            }
+    assert_int_equal(back[0], 32); /* the gap colour */
+    free(back);
+}
+
 static void test_text(void **state)
 {
     (void)state;
@@ -343,6 +380,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png_rgb_round_trip),
+        cmocka_unit_test(test_image_grid_layout),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_line_clipping),
         cmocka_unit_test(test_scatter_clusters),
