@@ -477,7 +477,7 @@ static const OptSpec sample_options[] = {
     {"seed", OPT_U64, SOFF(seed), 0, "1", 0, 0, "N",
      "seed of the draws (the run's seed gives its samples.png)"},
     {"out", OPT_STR, SOFF(out), sizeof(((SampleConfig *)0)->out), "samples", 0, 0, "NAME",
-     "writes NAME.png (the grid) and NAME.h5 (/samples, /z)"},
+     "writes NAME.png (the grid) and NAME.h5 (/samples, /z; /classes if conditional)"},
     OPT_END};
 
 /* Rank 0: the grid of n images as a PNG. */
