@@ -1,6 +1,7 @@
 /* ckpt.h — HDF5 checkpoints. Rank 0 only: other ranks hold the same replica.
  *
- * Layout (format_version 1), readable with h5py:
+ * Layout (format_version 2; version 1 lacks the model options), readable
+ * with h5py:
  *   /                 attrs format ("vae-dist checkpoint"), format_version,
  *                     step (optimizer steps done), epoch (epochs completed),
  *                     state_checksum (vd_checksum of parameters, then Adam m,
@@ -10,7 +11,9 @@
  *   /config           one string attribute per training option, as typed on
  *                     the command line, plus n_ranks
  *   /model            attrs n_input, n_latent, hidden (array), input_shape,
- *                     data_rows (training samples)
+ *                     data_rows (training samples), and the options:
+ *                     activation, likelihood (strings), obs_logvar,
+ *                     learn_var, n_classes
  *   /params/<name>    float32, e.g. /params/encoder.0.weight (400, 784)
  *   /adam/m/<name>    Adam first moments, same shapes
  *   /adam/v/<name>    Adam second moments
@@ -26,7 +29,7 @@
 #include "util.h"
 
 #define VD_CKPT_FORMAT "vae-dist checkpoint"
-#define VD_CKPT_VERSION 1
+#define VD_CKPT_VERSION 2
 
 /* Everything besides the tensors that a resumed run needs to continue as if
  * never stopped. */

@@ -171,10 +171,10 @@ static hid_t open_ckpt(const char *path, VdError *err)
                 path);
         return H5I_INVALID_HID;
     }
-    if (h5_attr_read_i64(file, "format_version", &version, 1) != 1 ||
-        version != VD_CKPT_VERSION) {
+    if (h5_attr_read_i64(file, "format_version", &version, 1) != 1 || version < 1 ||
+        version > VD_CKPT_VERSION) {
         H5Fclose(file);
-        vd_fail(err, VD_EX_DATAERR, "%s: checkpoint format version %lld, this build reads %d",
+        vd_fail(err, VD_EX_DATAERR, "%s: checkpoint format version %lld, this build reads 1 to %d",
                 path, (long long)version, VD_CKPT_VERSION);
         return H5I_INVALID_HID;
     }
@@ -186,6 +186,8 @@ static int read_shape(const char *path, VaeShape *shape, VdError *err)
     hid_t file = open_ckpt(path, err);
     if (file < 0)
         return err->code;
+    int64_t version = 1;
+    h5_attr_read_i64(file, "format_version", &version, 1); /* checked by open_ckpt */
     memset(shape, 0, sizeof *shape);
     int64_t v, hidden[VD_MAX_HIDDEN];
     int n = -1, ok = 0;
@@ -202,9 +204,12 @@ static int read_shape(const char *path, VaeShape *shape, VdError *err)
             shape->hidden[l] = (int)hidden[l];
         }
         shape->n_hidden = n;
-        /* options added after format_version 1's first files: absent means
-         * the defaults (relu, Bernoulli, unconditional) */
-        char text[32];
+        /* the model options of version 2; a version 1 file has none and
+         * means the defaults (relu, Bernoulli, unconditional) */
+        char text[32] = "";
+        if (ok && version >= 2)
+            ok = H5Aexists(g, "activation") > 0 && H5Aexists(g, "likelihood") > 0 &&
+                 H5Aexists(g, "n_classes") > 0;
         if (ok && H5Aexists(g, "activation") > 0) {
             ok = h5_attr_read_str(g, "activation", text, sizeof text) == 0 &&
                  (!strcmp(text, "relu") || !strcmp(text, "tanh"));

@@ -246,7 +246,8 @@ static const OptSpec eval_options[] = {
     {"data", ESTR(data), "", 0, 0, "FILE", "HDF5 data file (default: the one the run trained on)"},
     {"dataset", ESTR(dataset), "/test/images", 0, 0, "PATH", "samples to evaluate, shaped (N, ...)"},
     {"labels", ESTR(labels), "/test/labels", 0, 0, "PATH",
-     "their labels, for a conditional model (it estimates log p(x | y))"},
+     "their labels, for a conditional model (it estimates log p(x | y)); default: the "
+     "dataset's group's labels"},
     {"samples", OPT_INT, EOFF(samples), 0, "5000", 1, 1e7, "K",
      "importance samples per row (5000 as in the literature; fewer for a quick figure)"},
     {"max-rows", OPT_I64, EOFF(max_rows), 0, "0", 0, 1e15, "N", "evaluate the first N rows (0: all)"},
@@ -279,19 +280,21 @@ static void json_str(FILE *f, const char *s)
 }
 
 static int write_eval_results(const EvalConfig *cfg, const char *ckpt, const char *where,
-                              const double *s, VdError *err)
+                              int cond, const double *s, VdError *err)
 {
     double n = s[S_N], elbo = s[S_ELBO] / n, nll = s[S_NLL] / n;
     double se_elbo = n > 1 ? sqrt(fmax(s[S_ELBO2] / n - elbo * elbo, 0) / (n - 1)) : 0;
     double se_nll = n > 1 ? sqrt(fmax(s[S_NLL2] / n - nll * nll, 0) / (n - 1)) : 0;
+    /* nll is -log p(x), or -log p(x | y) for a conditional model */
     const char *names[] = {"rows", "samples", "neg_elbo", "recon", "kl", "nll", "neg_elbo_se",
-                           "nll_se", "binarized"};
+                           "nll_se", "binarized", "conditional"};
     double v[] = {n, cfg->samples, elbo, s[S_RECON] / n, s[S_KL] / n, nll, se_elbo, se_nll,
-                  cfg->binarize};
+                  cfg->binarize, cond};
     int nv = (int)(sizeof v / sizeof *v);
-    printf("negative ELBO %.2f = %.2f + %.2f nats (+- %.2f); -log p(x) %.2f nats (+- %.2f, "
+    printf("negative ELBO %.2f = %.2f + %.2f nats (+- %.2f); %s %.2f nats (+- %.2f, "
            "K=%d); gap %.2f\n",
-           elbo, v[3], v[4], se_elbo, nll, se_nll, cfg->samples, elbo - nll);
+           elbo, v[3], v[4], se_elbo, cond ? "-log p(x|y)" : "-log p(x)", nll, se_nll,
+           cfg->samples, elbo - nll);
     if (!cfg->out[0])
         return VD_OK;
     char tmp[4200];
@@ -371,7 +374,16 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
     if (err.code == VD_OK)
         open_model_data(cfg.data, sizeof cfg.data, cfg.dataset, ckpt, m, &x, &err);
     int cond = err.code == VD_OK && m->shape.n_classes > 0;
-    if (cond)
+    if (cond && strcmp(cfg.labels, "/test/labels") == 0 && strcmp(cfg.dataset, "/test/images") != 0) {
+        /* the default labels go with the default samples: G/images -> G/labels */
+        size_t len = strlen(cfg.dataset);
+        if (len > 7 && strcmp(cfg.dataset + len - 7, "/images") == 0)
+            snprintf(cfg.labels, sizeof cfg.labels, "%.*s/labels", (int)(len - 7), cfg.dataset);
+        else
+            vd_fail(&err, VD_EX_USAGE, "the model in %s is conditional: name the labels of %s "
+                    "with --labels PATH", ckpt, cfg.dataset);
+    }
+    if (cond && err.code == VD_OK)
         open_model_labels(cfg.data, cfg.labels, &x, &y, &err);
     if (err.code == VD_OK && cfg.binarize && m->shape.likelihood != VD_LIK_BERNOULLI)
         vd_fail(&err, VD_EX_USAGE, "--binarize: the model in %s is not Bernoulli", ckpt);
@@ -442,7 +454,7 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
     }
     MPI_Allreduce(MPI_IN_PLACE, s, S_COUNT, MPI_DOUBLE, MPI_SUM, comm);
     if (rank == 0)
-        write_eval_results(&cfg, ckpt, x.where, s, &err);
+        write_eval_results(&cfg, ckpt, x.where, cond, s, &err);
     vd_error_agree(&err, comm);
 
 done:
@@ -616,6 +628,9 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
     Vae *m = NULL;
     H5Rows x = {0};
     if (rank == 0 && err.code == VD_OK && (m = load_model(cfg.ckpt, ckpt, sizeof ckpt, &err)) &&
+        cfg.binarize && m->shape.likelihood != VD_LIK_BERNOULLI)
+        vd_fail(&err, VD_EX_USAGE, "--binarize: the model in %s is not Bernoulli", ckpt);
+    if (rank == 0 && err.code == VD_OK &&
         model_image_dims(ckpt, m->shape.n_input, &ih, &iw, &err) == VD_OK &&
         open_model_data(cfg.data, sizeof cfg.data, cfg.dataset, ckpt, m, &x, &err) == VD_OK &&
         cfg.first + cfg.n > x.n_rows)
@@ -641,7 +656,14 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
             } else {
                 memset(w->eps, 0, sizeof(float) * (size_t)n * d);
             }
-            vae_forward(m, w, n, 1.0f, 0);
+            vae_encode(m, w, n); /* z = mu + sigma eps, then the decoder */
+            for (int i = 0; i < n; i++) {
+                const float *h = w->head + (size_t)i * 2 * d, *e = w->eps + (size_t)i * d;
+                float *z = w->z + (size_t)i * d;
+                for (int j = 0; j < d; j++)
+                    z[j] = h[j] + sqrtf(expf(h[d + j])) * e[j];
+            }
+            vae_decode_logits(m, w, w->z, n);
             /* grid rows alternate: cols originals, then their reconstructions */
             int groups = (n + cols - 1) / cols;
             float *pics = vd_calloc((size_t)groups * 2 * cols * D, sizeof(float));

@@ -109,6 +109,16 @@ Vae *vae_create(const VaeShape *shape, const char **why)
         *why = "class count or variance out of range";
         return NULL;
     }
+    /* a bound on the parameter count, so a hostile checkpoint header is an
+     * error and not an allocation of terabytes: 2^31 floats (8 GiB) */
+    double count = (double)s->n_classes * s->n_latent + 4.0 * s->n_input * s->hidden[0];
+    for (int l = 1; l < s->n_hidden; l++)
+        count += 2.0 * s->hidden[l] * s->hidden[l - 1];
+    count += 4.0 * s->hidden[s->n_hidden - 1] * s->n_latent;
+    if (count > 2147483648.0) {
+        *why = "more than 2^31 parameters";
+        return NULL;
+    }
     Vae *m = vd_calloc(1, sizeof *m);
     m->shape = *s;
     int L = s->n_hidden, d = s->n_latent;
@@ -439,7 +449,7 @@ void reparam_kl_backward(float *dhead, float *dmeans, const float *dz, const flo
         const float *mu = head + (size_t)i * 2 * d, *lv = mu + d;
         const float *dzi = dz + (size_t)i * d, *e = eps + (size_t)i * d;
         const float *mi = means ? means + (size_t)y[i] * d : NULL;
-        float *dmi = means ? dmeans + (size_t)y[i] * d : NULL;
+        float *dmi = dmeans ? dmeans + (size_t)y[i] * d : NULL;
         float *dmu = dhead + (size_t)i * 2 * d, *dlv = dmu + d;
         for (int j = 0; j < d; j++) {
             float var = expf(lv[j]), c = mi ? mu[j] - mi[j] : mu[j];

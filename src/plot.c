@@ -206,6 +206,11 @@ static void range_fix(double *lo, double *hi, double margin)
 static double tick_step(double lo, double hi, double *first, int *count)
 {
     static const double mant[3] = {1.0, 2.0, 5.0};
+    if (!(isfinite(hi - lo) && hi > lo)) { /* values near DBL_MAX: no ticks */
+        *first = 0;
+        *count = 0;
+        return 1.0;
+    }
     double best = 1.0, mag = pow(10.0, floor(log10((hi - lo) / 4.0)) - 1.0);
     *count = -100;
     for (int e = 0; e < 3; e++, mag *= 10.0)
@@ -485,6 +490,8 @@ static int csv_read(const char *path, const char *const *names, int n, double **
         line[strcspn(line, "\r\n")] = '\0';
         if (*rows >= 0 && !*line)
             continue;
+        if (*rows >= lines - 1) /* the file grew since it was counted */
+            break;
         char *rest = line, *field;
         for (int j = 0; *rows >= 0 && j < n; j++)
             col[j][*rows] = NAN;

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -180,6 +181,13 @@ static void evaluate(const Vae *m, VaeWork *w, Shard *test, int64_t first_row, u
             }
         }
     }
+}
+
+/* Rank 0: a figure that cannot be written is worth a warning, not the run. */
+static void figure_warning(const VdError *e)
+{
+    if (e->code != VD_OK)
+        fprintf(stderr, "vae-dist: warning: %s (training goes on)\n", e->msg);
 }
 
 /* Rank 0 only: reconstructions of the first test rows and prior samples
@@ -391,10 +399,13 @@ static void write_latent_scatter(Run *r, int64_t epoch, VdError *err)
         char path[4200], title[64];
         snprintf(path, sizeof path, "%s/latent.png", r->cfg.out);
         snprintf(title, sizeof title, "LATENT MEANS, EPOCH %lld", (long long)epoch + 1);
-        int classes = 0;
-        for (int64_t i = 0; i < n_test; i++)
-            classes = r->all_lab[i] >= classes ? r->all_lab[i] + 1 : classes;
-        plot_scatter_png(path, r->all_mu, r->all_lab, (int)n_test, classes, title, err);
+        int64_t classes = r->m->shape.n_classes;
+        for (int64_t i = 0; i < n_test && !r->m->shape.n_classes; i++)
+            classes = r->all_lab[i] >= classes ? (int64_t)r->all_lab[i] + 1 : classes;
+        VdError fig = {0};
+        plot_scatter_png(path, r->all_mu, r->all_lab, (int)n_test,
+                         classes < 1 << 20 ? (int)classes : 1 << 20, title, &fig);
+        figure_warning(&fig);
     }
     vd_free(counts);
     vd_free(displs);
@@ -431,6 +442,31 @@ static void import_default_data(const TrainConfig *cfg, VdError *err)
     }
 }
 
+/* Every label in [0, classes), read in blocks: a bad one fails the run now,
+ * not in whichever epoch first draws its row. */
+static int check_label_range(H5Rows *y, int classes, VdError *err)
+{
+    enum { BLOCK = 1 << 16 };
+    int64_t *rows = vd_calloc(BLOCK, sizeof *rows);
+    int32_t *lab = vd_calloc(BLOCK, sizeof *lab);
+    for (int64_t b = 0; b < y->n_rows && err->code == VD_OK; b += BLOCK) {
+        int64_t n = y->n_rows - b < BLOCK ? y->n_rows - b : BLOCK;
+        for (int64_t i = 0; i < n; i++)
+            rows[i] = b + i;
+        if (h5rows_read(y, rows, n, lab, err) != VD_OK)
+            break;
+        for (int64_t i = 0; i < n; i++)
+            if (lab[i] < 0 || lab[i] >= classes) {
+                vd_fail(err, VD_EX_DATAERR, "%s: label %d at row %lld is outside 0..%d (--classes %d)",
+                        y->where, lab[i], (long long)(b + i), classes - 1, classes);
+                break;
+            }
+    }
+    vd_free(rows);
+    vd_free(lab);
+    return err->code;
+}
+
 /* Local: opens the training and test datasets and checks they fit together. */
 static void open_data(Run *r, VdError *err)
 {
@@ -461,7 +497,12 @@ static void open_data(Run *r, VdError *err)
         vd_fail(err, VD_EX_USAGE,
                 "--classes %d needs test labels (--test-labels PATH, or --test-dataset none)",
                 cfg->classes);
-    else if (x->n_rows < cfg->batch)
+    else if (cfg->classes > 0 && r->rank == 0 &&
+             check_label_range(&r->train_y, cfg->classes, err) == VD_OK && r->has_test_y)
+        check_label_range(&r->test_y, cfg->classes, err);
+    if (err->code != VD_OK)
+        return;
+    if (x->n_rows < cfg->batch)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than one global batch (%lld)",
                 x->where, (long long)x->n_rows, (long long)cfg->batch);
     else if (r->has_test && tx->n_rows < r->size)
@@ -550,6 +591,23 @@ static int check_resumable(const Run *r, const char *path, VdError *err)
     return VD_OK;
 }
 
+/* Rank 0: the options a resumed run may change (the optimizer's and the
+ * objective's), said out loud when they differ from the checkpoint's. */
+static void note_changed_options(const Run *r, const char *path)
+{
+    static const char *may_change[] = {"lr", "beta1", "beta2", "adam-eps", "beta", "warmup",
+                                       "binarize"};
+    for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++) {
+        const OptSpec *o = train_options;
+        while (strcmp(o->name, may_change[i]) != 0)
+            o++;
+        char have[64], want[64];
+        opts_format(o, &r->cfg, want, sizeof want);
+        if (ckpt_read_config(path, o->name, have, sizeof have) == 0 && strcmp(have, want) != 0)
+            printf("note: continuing with --%s %s; the run so far had %s\n", o->name, want, have);
+    }
+}
+
 /* Collective. Continues from the newest valid checkpoint in the run
  * directory, if any: rank 0 loads it (falling back to older ones when it is
  * damaged) and broadcasts the state. Returns 1 if resumed. */
@@ -570,6 +628,7 @@ static int resume(Run *r, VdError *err)
                 resumed = 1;
                 printf("resuming from %s: step %lld, epoch %lld\n", path, (long long)r->st.step,
                        (long long)r->st.epoch);
+                note_changed_options(r, path);
                 if (i > 0)
                     fprintf(stderr, "vae-dist: warning: resumed from %s, an older checkpoint "
                                     "(newer ones are damaged)\n", names[i]);
@@ -653,11 +712,14 @@ static void end_epoch(Run *r, int64_t epoch, double ep_start, int want_ckpt, VdE
         metrics_epoch(r->cfg.out, &row, err);
         if (err->code == VD_OK && want_ckpt)
             save_checkpoint(r, err);
+        VdError fig = {0}, plot = {0};
         if (err->code == VD_OK && r->ih > 0)
             write_figures(r->cfg.out, r->m, r->w, r->has_test ? &r->test : NULL, r->cfg.seed,
-                          r->ih, r->iw, err);
+                          r->ih, r->iw, &fig);
         if (err->code == VD_OK) /* redrawn every epoch, from the metrics files */
-            plot_run_losses(r->cfg.out, (double)r->steps_per_epoch, err);
+            plot_run_losses(r->cfg.out, (double)r->steps_per_epoch, &plot);
+        figure_warning(&fig);
+        figure_warning(&plot);
         fflush(stdout);
     }
     if (r->test_mu)
@@ -696,9 +758,12 @@ static void log_interval(Run *r, int64_t epoch, int64_t s, double *ivl_start, do
 static void print_profile(const Run *r)
 {
     const Profile *p = &r->prof;
-    double mine[7] = {p->data, p->forward, p->backward, p->allreduce, p->optimizer, p->eval, p->io};
-    double mx[7];
-    MPI_Reduce(mine, mx, 7, MPI_DOUBLE, MPI_MAX, 0, r->comm);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double mine[8] = {p->data, p->forward, p->backward, p->allreduce, p->optimizer, p->eval, p->io,
+                      (double)ru.ru_maxrss / 1024.0}; /* Linux: KiB */
+    double mx[8];
+    MPI_Reduce(mine, mx, 8, MPI_DOUBLE, MPI_MAX, 0, r->comm);
     if (r->rank != 0)
         return;
     static const char *names[7] = {"data", "forward", "backward", "allreduce", "optimizer",
@@ -715,6 +780,7 @@ static void print_profile(const Run *r)
     double flops = 6.0 * vae_forward_macs(s) - 2.0 * (double)s->n_input * s->hidden[0];
     printf("  step %.3f ms, %.0f samples/s, %.2f GFLOP/s per rank\n", 1e3 * total / steps,
            (double)r->cfg.batch * steps / total, flops * r->B * steps / total * 1e-9);
+    printf("  peak resident memory %.1f MiB (rank 0), %.1f MiB (max over ranks)\n", mine[7], mx[7]);
 }
 
 /* Collective. Trains from r->st to the end (or a stop); returns the exit code. */

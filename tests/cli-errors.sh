@@ -65,8 +65,8 @@ expect 65 "file that crashes HDF5"   --data "$top_srcdir/tests/fuzz/regress/hdf5
 # found by fuzzing: chunks tiled far past a 7-row dataset, so that reading
 # one row made HDF5 fill gigabytes (minutes); refused when opened
 expect 65 "chunks 1000x the data"    --data "$top_srcdir/tests/fuzz/regress/chunks-cover-1000x-data.h5" $SMALL --out "$WORK/r"
-expect 64 "unknown activation"       --data "$WORK/good.h5" --activation sigmoid
-expect 64 "malformed variance"       --data "$WORK/good.h5" --likelihood gaussian --variance 0
+expect 64 "unknown activation"       --data "$WORK/good.h5" --activation sigmoid $SMALL --out "$WORK/r"
+expect 64 "malformed variance"       --data "$WORK/good.h5" --likelihood gaussian --variance 0 $SMALL --out "$WORK/r"
 expect 64 "binarize with Gaussian"   --data "$WORK/good.h5" --likelihood gaussian --binarize $SMALL --out "$WORK/r"
 expect 64 "classes without labels"   --data "$WORK/good.h5" --labels none --classes 16 $SMALL --out "$WORK/r"
 expect 65 "label past --classes"     --data "$WORK/good.h5" --classes 4 $SMALL --out "$WORK/r"

@@ -144,6 +144,81 @@ static void test_list_and_prune(void **state)
     assert_int_equal(access(path, F_OK), 0); /* only checkpoints are pruned */
 }
 
+/* Edits one /model attribute of path: deletes it (value NULL), or replaces
+ * it with a string or an integer. */
+static void set_model_attr(const char *path, const char *name, const char *str, int64_t num)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), g = H5Gopen2(f, "model", H5P_DEFAULT);
+    assert_true(f >= 0 && g >= 0);
+    if (H5Aexists(g, name) > 0)
+        assert_true(H5Adelete(g, name) >= 0);
+    if (str)
+        assert_int_equal(h5_attr_str(g, name, str), 0);
+    else if (num != INT64_MIN)
+        assert_int_equal(h5_attr_i64(g, name, &num, 1), 0);
+    H5Gclose(g);
+    H5Fclose(f);
+}
+
+/* The model options: written and read back; a version 1 file (no option
+ * attributes) reads as relu, Bernoulli, unconditional; a version 2 file
+ * must have them, with valid values. */
+static void test_model_options(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/opt.h5", test_tmpdir());
+    VaeShape s = {.n_input = 30, .n_latent = 4, .n_hidden = 1, .hidden = {16},
+                  .activation = VD_ACT_TANH, .likelihood = VD_LIK_GAUSSIAN, .learn_var = 1,
+                  .obs_logvar = -0.25f, .n_classes = 7};
+    const char *why;
+    Vae *m = vae_create(&s, &why);
+    fill(m->params, m->n_params, 4);
+    TrainState st = {.step = 1}, got;
+    save(path, m, &st);
+    VaeShape back;
+    VdError err = {0};
+    assert_int_equal(ckpt_read_shape(path, &back, &err), VD_OK);
+    assert_true(vae_shape_equal(&s, &back));
+    assert_true(back.obs_logvar == -0.25f);
+    Vae *m2 = vae_create(&back, &why);
+    assert_int_equal(ckpt_load(path, m2, &got, &err), VD_OK);
+    assert_memory_equal(m->params, m2->params, sizeof(float) * m->n_params);
+    vae_free(m2);
+    vae_free(m);
+
+    /* what an older build wrote: version 1, no option attributes */
+    Vae *plain = make_model(8);
+    save(path, plain, &st);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    int64_t one = 1;
+    H5Adelete(f, "format_version");
+    assert_int_equal(h5_attr_i64(f, "format_version", &one, 1), 0);
+    H5Fclose(f);
+    static const char *opts[] = {"activation", "likelihood", "obs_logvar", "learn_var", "n_classes"};
+    for (int i = 0; i < 5; i++)
+        set_model_attr(path, opts[i], NULL, INT64_MIN);
+    err = (VdError){0};
+    assert_int_equal(ckpt_read_shape(path, &back, &err), VD_OK);
+    assert_true(vae_shape_equal(&plain->shape, &back));
+    assert_int_equal(ckpt_load(path, plain, &got, &err), VD_OK);
+    vae_free(plain);
+
+    /* version 2 without them, or with bad values, is damaged */
+    struct { const char *name, *str; int64_t num; } bad[] = {
+        {"activation", NULL, INT64_MIN}, {"activation", "sigmoid", 0}, {"likelihood", "poisson", 0},
+        {"learn_var", NULL, 2}, {"n_classes", NULL, -1}, {"activation", NULL, 3}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        Vae *p = make_model(8);
+        save(path, p, &st);
+        set_model_attr(path, bad[i].name, bad[i].str, bad[i].num);
+        err = (VdError){0};
+        assert_int_equal(ckpt_read_shape(path, &back, &err), VD_EX_DATAERR);
+        assert_non_null(strstr(err.msg, "/model"));
+        vae_free(p);
+    }
+}
+
 int main(void)
 {
     h5_quiet();
@@ -151,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_is_bitwise),
         cmocka_unit_test(test_refuses_other_architecture),
         cmocka_unit_test(test_refuses_corrupt_files),
+        cmocka_unit_test(test_model_options),
         cmocka_unit_test(test_list_and_prune),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

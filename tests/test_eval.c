@@ -14,18 +14,24 @@
 enum { D = 12, LATENT = 2 };
 
 /* A small model with weights large enough that the likelihood is peaked
- * and q(z|x) (an untrained encoder) is far from the true posterior. */
-static Vae *tiny_model(void)
+ * and q(z|x) (an untrained encoder) is far from the true posterior; with
+ * classes, a conditional one whose class means are (1.5, -1) and (-0.5, 2). */
+static Vae *tiny_model_classes(int classes)
 {
-    VaeShape s = {.n_input = D, .n_latent = LATENT, .n_hidden = 1, .hidden = {7}};
+    VaeShape s = {.n_input = D, .n_latent = LATENT, .n_hidden = 1, .hidden = {7},
+                  .n_classes = classes};
     const char *why;
     Vae *m = vae_create(&s, &why);
     assert_non_null(m);
     vae_init_params(m, 5);
     for (size_t i = 0; i < m->n_params; i++)
         m->params[i] *= 1.5f;
+    if (classes == 2)
+        memcpy(m->p.prior_mean, (float[4]){1.5f, -1.0f, -0.5f, 2.0f}, sizeof(float[4]));
     return m;
 }
+
+static Vae *tiny_model(void) { return tiny_model_classes(0); }
 
 /* n binary rows from a fixed stream. */
 static void binary_rows(float *x, int n)
@@ -35,9 +41,9 @@ static void binary_rows(float *x, int n)
         x[i] = rng_below(&r, 9, (uint64_t)i, 2) ? 1.0f : 0.0f;
 }
 
-/* log p(x) = log of the integral of p(x|z) N(z; 0, I) over a grid on
+/* log p(x) = log of the integral of p(x|z) N(z; mean, I) over a grid on
  * [-8, 8]^2 (midpoint rule), in double, with the model's own decoder. */
-static double log_px_quadrature(const Vae *m, VaeWork *w, const float *x)
+static double log_px_quadrature(const Vae *m, VaeWork *w, const float *x, const float *mean)
 {
     const int G = 800;
     const double h = 16.0 / G;
@@ -56,6 +62,8 @@ static double log_px_quadrature(const Vae *m, VaeWork *w, const float *x)
                     double l = w->logits[(size_t)k * D + j];
                     lp -= fmax(l, 0.0) + log1p(exp(-fabs(l))) - x[j] * l;
                 }
+                z0 -= mean[0];
+                z1 -= mean[1];
                 lp += -0.5 * (z0 * z0 + z1 * z1) - log(2.0 * M_PI) + 2.0 * log(h);
                 if (lp > top) {
                     sum = sum * exp(top - lp) + 1.0;
@@ -82,7 +90,7 @@ static void test_iwae_converges_to_log_px(void **state)
     vae_importance(m, w, x, NULL, N, 100000, &rng, 0, big);
     vae_importance(m, w, x, NULL, N, 1, &rng, 100, one);
     for (int i = 0; i < N; i++) {
-        double truth = log_px_quadrature(m, w, x + i * D);
+        double truth = log_px_quadrature(m, w, x + i * D, (float[2]){0, 0});
         double elbo = -(big[i].recon + big[i].kl);
         print_message("row %d: log p(x) %.4f by quadrature, %.4f IWAE K=100000, ELBO %.4f\n", i,
                       truth, big[i].log_px, elbo);
@@ -90,6 +98,36 @@ static void test_iwae_converges_to_log_px(void **state)
         /* the ELBO is a lower bound, here a loose one */
         assert_true(elbo < truth - 0.05);
         assert_true(isfinite(one[i].log_px));
+    }
+    vae_work_free(w);
+    vae_free(m);
+}
+
+/* The conditional model: the estimate of log p(x | y), whose prior is
+ * N(m_y, I), against quadrature with that prior, for both classes; and far
+ * from the figure the other class's prior gives. */
+static void test_iwae_conditional_prior(void **state)
+{
+    (void)state;
+    enum { N = 2 };
+    Vae *m = tiny_model_classes(2);
+    VaeWork *w = vae_work_create(&m->shape, 512);
+    float x[N * D];
+    binary_rows(x, N);
+    Rng rng = rng_stream(3, VD_STREAM_IWAE, 0);
+    for (int32_t c = 0; c < 2; c++) {
+        IwRow est[N];
+        int32_t y[N] = {c, c};
+        vae_importance(m, w, x, y, N, 100000, &rng, 0, est);
+        for (int i = 0; i < N; i++) {
+            double truth = log_px_quadrature(m, w, x + i * D, m->p.prior_mean + 2 * c);
+            double other = log_px_quadrature(m, w, x + i * D, m->p.prior_mean + 2 * (1 - c));
+            print_message("class %d row %d: log p(x|y) %.4f by quadrature, %.4f IWAE; other "
+                          "class %.4f\n", c, i, truth, est[i].log_px, other);
+            assert_true(fabs(est[i].log_px - truth) < 0.02);
+            assert_true(fabs(other - truth) > 0.1);
+            assert_true(-(est[i].recon + est[i].kl) < truth);
+        }
     }
     vae_work_free(w);
     vae_free(m);
@@ -219,6 +257,7 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iwae_converges_to_log_px),
+        cmocka_unit_test(test_iwae_conditional_prior),
         cmocka_unit_test(test_iwae_tightens_with_k),
         cmocka_unit_test(test_binarize),
         cmocka_unit_test(test_find_checkpoint),

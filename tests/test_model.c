@@ -179,6 +179,37 @@ static void test_kl_matches_monte_carlo(void **state)
     assert_true(fabs(wrong - kl) > 10 * se);
 }
 
+/* The conditional model's KL to N(m_y, I) against a Monte Carlo estimate
+ * of E_q[log q(z) - log N(z; m_y, I)]; the KL to N(0, I) is far off. */
+static void test_kl_class_mean_monte_carlo(void **state)
+{
+    (void)state;
+    enum { d = 3, N = 400000 };
+    float head[2 * d] = {0.5f, -1.0f, 0.0f, -1.5f, 0.7f, 0.0f};
+    float means[2 * d] = {9, 9, 9, /* class 1: */ 1.0f, -0.5f, 0.8f}, eps[d], z[d];
+    int32_t y = 1;
+    double kl, kl0;
+    reparam_kl_forward(z, &kl, head, (float[d]){0}, means, &y, 1, d);
+    reparam_kl_forward(z, &kl0, head, (float[d]){0}, NULL, NULL, 1, d);
+    Rng r = rng_stream(12, VD_STREAM_NOISE, 0);
+    double sum = 0, sum2 = 0;
+    for (int k = 0; k < N; k++) {
+        rng_normal_fill(&r, 0, (uint64_t)k * d, d, eps);
+        double kl_k, lq = 0, lp = 0;
+        reparam_kl_forward(z, &kl_k, head, eps, means, &y, 1, d);
+        for (int j = 0; j < d; j++) {
+            double c = z[j] - means[d + j];
+            lq += -0.5 * (log(2 * M_PI) + head[d + j] + (double)eps[j] * eps[j]);
+            lp += -0.5 * (log(2 * M_PI) + c * c);
+        }
+        sum += lq - lp;
+        sum2 += (lq - lp) * (lq - lp);
+    }
+    double mean = sum / N, se = sqrt((sum2 / N - mean * mean) / N);
+    assert_true(fabs(mean - kl) < 4 * se);
+    assert_true(fabs(mean - kl0) > 10 * se);
+}
+
 /* dL/dmu and dL/dlv through z = mu + exp(lv/2) eps, with L = sum(r z) + beta KL. */
 static void test_reparam_gradients(void **state)
 {
@@ -323,8 +354,7 @@ static void test_gradcheck_conditional(void **state)
     check_model(&s, 6, 0.8f);
 }
 
-/* The Gaussian term against its formula, and its sum staying exact where a
- * float accumulation over D values would drift. */
+/* The Gaussian term and its gradient against the formula, in double. */
 static void test_gaussian_loss_formula(void **state)
 {
     (void)state;
@@ -458,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_bernoulli_loss_and_gradient),
         cmocka_unit_test(test_bernoulli_accuracy_sweep),
         cmocka_unit_test(test_kl_matches_monte_carlo),
+        cmocka_unit_test(test_kl_class_mean_monte_carlo),
         cmocka_unit_test(test_reparam_gradients),
         cmocka_unit_test(test_gradcheck_one_hidden_layer),
         cmocka_unit_test(test_gradcheck_two_hidden_layers),

@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     VaeShape shape;
     VdError err = {0};
     if (ckpt_read_shape(fuzz_path, &shape, &err) == VD_OK) {
-        double n = (double)shape.n_input * shape.hidden[0] * 2 + 4.0 * shape.n_latent * 1024;
+        double n = (double)shape.n_input * shape.hidden[0] * 2 + 4.0 * shape.n_latent * 1024 +
+                   (double)shape.n_classes * shape.n_latent;
         for (int l = 1; l < shape.n_hidden; l++)
             n += 2.0 * shape.hidden[l] * shape.hidden[l - 1];
         const char *why;
