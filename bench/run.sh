@@ -1,0 +1,126 @@
+#!/bin/sh
+# run.sh — the benchmark (`make bench`). In one run on this machine, for the
+# reference model 784-400-20 at global batch 128 and a larger 784-1024-1024-64
+# at batch 512, measures:
+#   - the sgemm ceiling: OpenBLAS alone on the step's matrix products (bench/sgemm);
+#   - vae-dist at np=1 (one OpenBLAS thread): samples/s, GFLOP/s, the step's
+#     time split from --profile, peak resident memory per rank;
+#   - PyTorch (python3-torch, CPU, one thread, same model and batch), if present;
+#   - vae-dist at np=2, 4 and 8 (oversubscribed past the cores) and the
+#     scaling efficiency against np=1.
+# Each figure is the median of REPS runs (default 3), and only ratios taken
+# in this one run are compared. Writes bench/results.md and bench/results.csv.
+#
+#   make bench                       # or: sh bench/run.sh
+#   REPS=5 DATA=/path/fm.h5 sh bench/run.sh
+set -eu
+cd "$(dirname "$0")/.."
+REPS=${REPS:-3}
+VAE=${VAE:-./vae-dist}
+SGEMM=${SGEMM:-bench/sgemm}
+[ -x "$VAE" ] && [ -x "$SGEMM" ] || { echo "run.sh: build first (make bench builds both)" >&2; exit 69; }
+DATA=${DATA:-${VAE_DIST_DATA:-${XDG_DATA_HOME:-$HOME/.local/share}/vae-dist/fashion-mnist.h5}}
+[ -f "$DATA" ] || "$VAE" import --out "$DATA"
+[ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/vd-bench-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+PY=""
+for p in python3 /usr/bin/python3; do
+    if "$p" -c 'import torch, h5py' 2>/dev/null; then PY=$p; break; fi
+done
+
+median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# field NAME FILE: the number after "NAME" on vae-dist's --profile lines
+prof() {
+    case $1 in
+    samples) sed -n 's/.*ms, \([0-9.]*\) samples\/s.*/\1/p' "$2" ;;
+    gflops) sed -n 's/.* \([0-9.]*\) GFLOP\/s per rank.*/\1/p' "$2" ;;
+    step) sed -n 's/^  step \([0-9.]*\) ms.*/\1/p' "$2" ;;
+    rss) sed -n 's/.*MiB (rank 0), \([0-9.]*\) MiB (max over ranks).*/\1/p' "$2" ;;
+    *) sed -n "s/^  $1 *\([0-9.]*\) ms .*/\1/p" "$2" ;;
+    esac
+}
+# vae NP HIDDEN LATENT BATCH STEPS: one profiled run; its log is $TMP/log
+vae() {
+    rm -rf "$TMP/run"
+    timeout 900 mpirun --oversubscribe -np "$1" "$VAE" --data "$DATA" --hidden "$2" --latent "$3" \
+        --batch "$4" --max-steps "$5" --profile --ckpt-every 0 --log-every 100000 \
+        --test-dataset none --out "$TMP/run" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; return 1; }
+}
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cores=$(getconf _NPROCESSORS_ONLN)  # not nproc: it obeys OMP_NUM_THREADS
+ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
+ompi=$(ver openmpi-bin); blas=$(ver libopenblas0-pthread); hdf5=$(ver libhdf5-openmpi-103-1)
+torchv=$([ -n "$PY" ] && "$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo "absent")
+
+csv=bench/results.csv md=bench/results.md
+echo "model,batch,metric,value" >"$csv.tmp"
+row() { echo "$1,$2,$3,$4" >>"$csv.tmp"; }
+{
+    echo "# vae-dist benchmark"
+    echo
+    echo "$(date -u +%Y-%m-%d), $cpu, $cores cores; Open MPI $ompi, OpenBLAS $blas, HDF5 $hdf5,"
+    echo "PyTorch $torchv; one OpenBLAS (or torch) thread per rank; medians of $REPS runs."
+    echo "Reproduce: \`make bench\` (or \`sh bench/run.sh\`)."
+} >"$md.tmp"
+
+for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"; do
+    set -- $spec
+    name=$1 hidden=$2 latent=$3 batch=$4 steps=$5
+    echo "== $name, batch $batch"
+    ceil=$(for i in $(seq "$REPS"); do "$SGEMM" --hidden "$hidden" --latent "$latent" --batch "$batch" |
+        sed -n 's/sgemm_gflops=\([0-9.]*\).*/\1/p'; done | median)
+    for i in $(seq "$REPS"); do vae 1 "$hidden" "$latent" "$batch" "$steps"; cp "$TMP/log" "$TMP/np1.$i"; done
+    m1() { for i in $(seq "$REPS"); do prof "$1" "$TMP/np1.$i"; done | median; }
+    s1=$(m1 samples) g1=$(m1 gflops) st1=$(m1 step) rss1=$(m1 rss)
+    split=""
+    for part in data forward backward allreduce optimizer; do split="$split $(m1 $part)"; done
+    tps="absent"
+    if [ -n "$PY" ]; then
+        tps=$(for i in $(seq "$REPS"); do "$PY" bench/torch_vae.py --data "$DATA" --steps "$steps" \
+            --warmup 20 --hidden "$hidden" --latent "$latent" --batch "$batch" --threads 1 |
+            sed -n 's/^samples_per_s=//p'; done | median)
+    fi
+    row "$name" "$batch" sgemm_ceiling_gflops "$ceil"
+    row "$name" "$batch" np1_samples_per_s "$s1"
+    row "$name" "$batch" np1_gflops "$g1"
+    row "$name" "$batch" np1_peak_rss_mib "$rss1"
+    row "$name" "$batch" torch_1thread_samples_per_s "$tps"
+    {
+        echo
+        echo "## $name, global batch $batch"
+        echo
+        echo "| measure | value |"
+        echo "| --- | --- |"
+        echo "| sgemm ceiling (the step's products alone) | $ceil GFLOP/s |"
+        echo "| vae-dist np=1 | $s1 samples/s, $g1 GFLOP/s, $(awk -v a="$g1" -v b="$ceil" 'BEGIN {printf "%.2f", a / b}') of the ceiling |"
+        if [ "$tps" = absent ]; then echo "| PyTorch, 1 thread | absent (no python3-torch) |"
+        else echo "| PyTorch, 1 thread | $tps samples/s; vae-dist np=1 is $(awk -v a="$s1" -v b="$tps" 'BEGIN {printf "%.2fx", a / b}') |"; fi
+        echo "| peak resident memory, np=1 | $rss1 MiB |"
+        set -- $split
+        echo "| step split at np=1 (ms) | data $1, forward $2, backward $3, allreduce $4, optimizer $5 (total $st1) |"
+        echo
+        echo "| ranks | samples/s (global) | vs np=1 | efficiency | step ms | allreduce ms | peak RSS per rank MiB |"
+        echo "| --- | --- | --- | --- | --- | --- | --- |"
+        echo "| 1 | $s1 | 1.00 | 1.00 | $st1 | $4 | $rss1 |"
+    } >>"$md.tmp"
+    for np in 2 4 8; do
+        for i in $(seq "$REPS"); do vae "$np" "$hidden" "$latent" "$batch" "$steps"; cp "$TMP/log" "$TMP/np$np.$i"; done
+        mn() { for i in $(seq "$REPS"); do prof "$1" "$TMP/np$np.$i"; done | median; }
+        s=$(mn samples) st=$(mn step) ar=$(mn allreduce) rss=$(mn rss)
+        row "$name" "$batch" "np${np}_samples_per_s" "$s"
+        row "$name" "$batch" "np${np}_allreduce_ms" "$ar"
+        echo "| $np | $s | $(awk -v a="$s" -v b="$s1" 'BEGIN {printf "%.2f", a / b}') | $(awk -v a="$s" -v b="$s1" -v n="$np" 'BEGIN {printf "%.2f", a / b / n}') | $st | $ar | $rss |" >>"$md.tmp"
+    done
+done
+{
+    echo
+    echo "np=4 and np=8 run $cores cores oversubscribed: they show per-rank overheads, not scaling."
+    echo "The step split comes from vae-dist's --profile (rank 0); the data time includes each"
+    echo "epoch's read of the shard."
+} >>"$md.tmp"
+mv "$csv.tmp" "$csv"
+mv "$md.tmp" "$md"
+cat "$md"
