@@ -374,7 +374,8 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
     if (err.code == VD_OK)
         open_model_data(cfg.data, sizeof cfg.data, cfg.dataset, ckpt, m, &x, &err);
     int cond = err.code == VD_OK && m->shape.n_classes > 0;
-    if (cond && strcmp(cfg.labels, "/test/labels") == 0 && strcmp(cfg.dataset, "/test/images") != 0) {
+    if (cond && strcmp(cfg.labels, "/test/labels") == 0 &&
+        strcmp(cfg.dataset, "/test/images") != 0) {
         /* the default labels go with the default samples: G/images -> G/labels */
         size_t len = strlen(cfg.dataset);
         if (len > 7 && strcmp(cfg.dataset + len - 7, "/images") == 0)

@@ -197,7 +197,8 @@ static int write_figures(const char *dir, const Vae *m, VaeWork *w, const Shard 
 {
     enum { COLS = 8 };
     int D = m->shape.n_input, d = m->shape.n_latent, C = m->shape.n_classes;
-    int nsamples = C > 0 ? (C < 32 ? C : 32) * COLS : 64, nrows = (nsamples > 32 ? nsamples : 32) / COLS;
+    int nsamples = C > 0 ? (C < 32 ? C : 32) * COLS : 64;
+    int nrows = (nsamples > 32 ? nsamples : 32) / COLS; /* 4 for the reconstructions */
     float *pics = vd_calloc((size_t)nsamples * D, sizeof(float));
     float *z = vd_calloc((size_t)nsamples * d, sizeof(float));
     int32_t *cls = vd_calloc((size_t)nsamples, sizeof(int32_t));
@@ -380,7 +381,8 @@ typedef struct {
 static void write_latent_scatter(Run *r, int64_t epoch, VdError *err)
 {
     int64_t n_test = r->test_x.n_rows, mine = r->test_end - r->test_begin;
-    int *counts = vd_calloc((size_t)r->size, sizeof(int)), *displs = vd_calloc((size_t)r->size, sizeof(int));
+    int *counts = vd_calloc((size_t)r->size, sizeof(int));
+    int *displs = vd_calloc((size_t)r->size, sizeof(int));
     for (int k = 0; k < r->size; k++) {
         int64_t b, e;
         shard_range(n_test, k, r->size, &b, &e);
@@ -457,8 +459,9 @@ static int check_label_range(H5Rows *y, int classes, VdError *err)
             break;
         for (int64_t i = 0; i < n; i++)
             if (lab[i] < 0 || lab[i] >= classes) {
-                vd_fail(err, VD_EX_DATAERR, "%s: label %d at row %lld is outside 0..%d (--classes %d)",
-                        y->where, lab[i], (long long)(b + i), classes - 1, classes);
+                vd_fail(err, VD_EX_DATAERR,
+                        "%s: label %d at row %lld is outside 0..%d (--classes %d)", y->where,
+                        lab[i], (long long)(b + i), classes - 1, classes);
                 break;
             }
     }

@@ -1,8 +1,8 @@
 /* gen_data.c — writes small synthetic HDF5 data sets for the shell tests:
  * side x side images of one bright bar (horizontal or vertical, at a random
  * position), labelled by orientation and position (vertical * side + position,
- * so 2 * side classes). --gray V makes the bars V instead of 1 (non-binary data). A VAE learns them in a
- * few hundred steps. Flags choose the storage (type, byte order, chunking,
+ * so 2 * side classes). A VAE learns them in a few hundred steps. --gray V
+ * makes the bars V instead of 1 (non-binary data). Flags choose the storage (type, byte order, chunking,
  * compression) and can plant one defect for the bad-input tests.
  *
  *   gen_data OUT.h5 [--n N] [--test M] [--side S] [--type u8|f32|f64] [--be]

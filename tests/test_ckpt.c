@@ -195,7 +195,8 @@ static void test_model_options(void **state)
     H5Adelete(f, "format_version");
     assert_int_equal(h5_attr_i64(f, "format_version", &one, 1), 0);
     H5Fclose(f);
-    static const char *opts[] = {"activation", "likelihood", "obs_logvar", "learn_var", "n_classes"};
+    static const char *opts[] = {"activation", "likelihood", "obs_logvar", "learn_var",
+                                 "n_classes"};
     for (int i = 0; i < 5; i++)
         set_model_attr(path, opts[i], NULL, INT64_MIN);
     err = (VdError){0};

@@ -359,7 +359,8 @@ static void test_gaussian_loss_formula(void **state)
 {
     (void)state;
     enum { D = 1000 };
-    float *a = malloc(sizeof(float) * D), *x = malloc(sizeof(float) * D), *da = malloc(sizeof(float) * D);
+    float *a = malloc(sizeof(float) * D), *x = malloc(sizeof(float) * D);
+    float *da = malloc(sizeof(float) * D);
     fill_uniform(a, D, 40, -0.5f, 1.5f);
     fill_uniform(x, D, 41, 0, 1);
     const float lv = -2.0f;
