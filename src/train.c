@@ -557,29 +557,36 @@ static void set_aside_previous_run(const char *dir, VdError *err)
     vd_free(names);
 }
 
+/* Does option name (as typed) differ between this run and checkpoint path?
+ * Fills have (the checkpoint's) and want (this run's), each of size n. */
+static int option_differs(const Run *r, const char *path, const char *name, char *have,
+                          char *want, size_t n)
+{
+    const OptSpec *o = train_options;
+    while (strcmp(o->name, name) != 0)
+        o++;
+    opts_format(o, &r->cfg, want, n);
+    return ckpt_read_config(path, name, have, n) == 0 && strcmp(have, want) != 0;
+}
+
 /* Rank 0: why checkpoint path cannot continue this run (VD_EX_USAGE), or VD_OK. */
 static int check_resumable(const Run *r, const char *path, VdError *err)
 {
     static const char *must_match[] = {"batch", "seed", "dataset"};
-    for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++) {
-        const OptSpec *o = train_options;
-        while (strcmp(o->name, must_match[i]) != 0)
-            o++;
-        char have[4200], want[4200];
-        opts_format(o, &r->cfg, want, sizeof want);
-        if (ckpt_read_config(path, o->name, have, sizeof have) == 0 && strcmp(have, want) != 0)
+    char have[4200], want[4200];
+    for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++)
+        if (option_differs(r, path, must_match[i], have, want, sizeof have))
             return vd_fail(err, VD_EX_USAGE,
                            "%s was made with --%s %s, this run has --%s %s: use the same value, "
                            "another --out, or --fresh",
-                           path, o->name, have, o->name, want);
-    }
+                           path, must_match[i], have, must_match[i], want);
     int64_t shape[VD_MAX_DIMS], rows = 0;
     int nd = ckpt_read_data_shape(path, shape, VD_MAX_DIMS, &rows);
     int same = nd == r->train_x.n_dims - 1 && rows == r->n_rows;
     for (int i = 0; same && i < nd; i++)
         same = shape[i] == r->train_x.dims[i + 1];
     if (nd >= 0 && !same) {
-        char have[128] = "", want[128] = "";
+        have[0] = want[0] = '\0';
         for (int i = 0; i < nd; i++)
             snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", i ? "x" : "",
                      (long long)shape[i]);
@@ -600,15 +607,11 @@ static void note_changed_options(const Run *r, const char *path)
 {
     static const char *may_change[] = {"lr", "beta1", "beta2", "adam-eps", "beta", "warmup",
                                        "binarize"};
-    for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++) {
-        const OptSpec *o = train_options;
-        while (strcmp(o->name, may_change[i]) != 0)
-            o++;
-        char have[64], want[64];
-        opts_format(o, &r->cfg, want, sizeof want);
-        if (ckpt_read_config(path, o->name, have, sizeof have) == 0 && strcmp(have, want) != 0)
-            printf("note: continuing with --%s %s; the run so far had %s\n", o->name, want, have);
-    }
+    char have[64], want[64];
+    for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++)
+        if (option_differs(r, path, may_change[i], have, want, sizeof have))
+            printf("note: continuing with --%s %s; the run so far had %s\n", may_change[i], want,
+                   have);
 }
 
 /* Collective. Continues from the newest valid checkpoint in the run
