@@ -8,8 +8,8 @@
  * vae-dist's --profile counts them) over their best-of-5 time per step. A
  * step's products, for each linear layer (n_in -> n_out) of the encoder,
  * the heads and the decoder, at B rows:
- *   forward   out (B, n_out) = in (B, n_in) W^T          2 B n_in n_out
- *   backward  dW (n_out, n_in) += dout^T in              2 B n_in n_out
+ *   forward   out (B, n_out) = bias + in (B, n_in) W^T   2 B n_in n_out
+ *   backward  dW (n_out, n_in) = dout^T in               2 B n_in n_out
  *             din (B, n_in) = dout W (not for layer 1)   2 B n_in n_out */
 #include <cblas.h>
 #include <stdio.h>
@@ -99,12 +99,12 @@ int main(int argc, char **argv)
             for (int l = 0; l < L; l++) {
                 int ni = layer[l].n_in, no = layer[l].n_out;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, no, ni, 1.0f, in, ni,
-                            w[l], ni, 0.0f, out, no);
+                            w[l], ni, 1.0f, out, no);
             }
             for (int l = L - 1; l >= 0; l--) {
                 int ni = layer[l].n_in, no = layer[l].n_out;
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, no, ni, batch, 1.0f, out, no,
-                            in, ni, 1.0f, dw[l], ni);
+                            in, ni, 0.0f, dw[l], ni);
                 if (l > 0)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, ni, no, 1.0f,
                                 out, no, w[l], ni, 0.0f, din, ni);

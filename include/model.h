@@ -127,8 +127,9 @@ void vae_work_free(VaeWork *w);
  * vae_backward. Returns sum(recon) + beta*sum(kl). */
 double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad);
 
-/* Accumulates (+=) into m->grads the gradient of the SUM over the n samples
- * of recon + beta*KL. Needs the preceding vae_forward(..., want_grad=1). */
+/* Writes into m->grads (over what it held) the gradient of the SUM over
+ * the n samples of recon + beta*KL. Needs the preceding
+ * vae_forward(..., want_grad=1). */
 void vae_backward(Vae *m, VaeWork *w, int n, float beta);
 
 /* The two halves of vae_forward. Encoder and heads: w->head = [mu | logvar]
@@ -154,7 +155,7 @@ float vae_obs_logvar(const Vae *m);
 /* Kernels, exposed for the per-layer tests. Shapes in comments. */
 /* out (B, n_out) = in (B, n_in) W^T + b */
 void linear_forward(float *out, const float *in, const Linear *l, int B);
-/* dW += dout^T in; db += colsum(dout); din (B, n_in) = dout W unless NULL */
+/* dW = dout^T in; db = colsum(dout); din (B, n_in) = dout W unless NULL */
 void linear_backward(float *din, Linear *dl, const float *dout, const float *in, const Linear *l,
                      int B);
 /* Naive triple loop of linear_forward, in double: the BLAS path's test oracle. */

@@ -48,6 +48,16 @@ void vd_error_print(const VdError *err, int rank);
 _Noreturn void vd_abort_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Marks a hot elementwise loop for an AVX2 clone, picked when the program
+ * loads (x86-64, GCC or clang), beside the baseline one. The build's -std=c11
+ * keeps a*b+c unfused and float sums in order, so both clones give bitwise
+ * the same results: replicas on nodes with different CPUs stay identical. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(VD_NO_CLONES)
+#define VD_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VD_VECTOR_CLONES
+#endif
+
 /* Zeroed, 64-byte aligned allocation; aborts the job if memory runs out. */
 void *vd_calloc(size_t n, size_t size);
 void vd_free(void *p);

@@ -276,10 +276,12 @@ void linear_forward(float *out, const float *in, const Linear *l, int B)
 void linear_backward(float *din, Linear *dl, const float *dout, const float *in, const Linear *l,
                      int B)
 {
-    /* dW (n_out, n_in) += dout^T (n_out, B) in (B, n_in) */
+    /* dW (n_out, n_in) = dout^T (n_out, B) in (B, n_in): beta 0 writes over
+     * whatever the buffer held, so no pass zeroes it first */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->n_out, l->n_in, B, 1.0f, dout,
-                l->n_out, in, l->n_in, 1.0f, dl->w, l->n_in);
-    for (int i = 0; i < B; i++) {
+                l->n_out, in, l->n_in, 0.0f, dl->w, l->n_in);
+    memcpy(dl->b, dout, sizeof(float) * (size_t)l->n_out);
+    for (int i = 1; i < B; i++) {
         const float *row = dout + (size_t)i * l->n_out;
         for (int j = 0; j < l->n_out; j++)
             dl->b[j] += row[j];
@@ -303,7 +305,7 @@ void linear_forward_ref(double *out, const double *in, const double *w, const do
 }
 
 /* x (n) = act(x) */
-static void act_forward(int act, float *x, size_t n)
+VD_VECTOR_CLONES static void act_forward(int act, float *x, size_t n)
 {
     if (act == VD_ACT_TANH)
         for (size_t i = 0; i < n; i++)
@@ -314,7 +316,7 @@ static void act_forward(int act, float *x, size_t n)
 }
 
 /* dx (n) *= act'(.), from the activation's output out */
-static void act_backward(int act, float *dx, const float *out, size_t n)
+VD_VECTOR_CLONES static void act_backward(int act, float *dx, const float *out, size_t n)
 {
     if (act == VD_ACT_TANH)
         for (size_t i = 0; i < n; i++)
@@ -363,6 +365,7 @@ static inline float log_1to2(float u)
     return f + y + 0.693359375f * k;
 }
 
+VD_VECTOR_CLONES
 void bernoulli_loss(double *recon, float *dlogits, const float *logits, const float *x, int B,
                     int D)
 {
@@ -376,22 +379,16 @@ void bernoulli_loss(double *recon, float *dlogits, const float *logits, const fl
             int len = D - j0 < CHUNK ? D - j0 : CHUNK;
             /* vectorized: softplus(a) - x a from logits (never log(sigmoid)),
              * as (a > 0 ? (1 - x) a : -x a) + log1p(e), e = exp(-|a|), which
-             * does not cancel when x = 1 and a is large; log1p(e) =
-             * log(u) e / (u - 1), u = 1 + e, stays exact for tiny e */
-            if (da) {
-                for (int j = 0; j < len; j++) {
-                    float aj = a[j0 + j], e = exp_nonpos(-fabsf(aj)), u = 1.0f + e;
-                    float log1p_e = u == 1.0f ? e : log_1to2(u) * (e / (u - 1.0f));
-                    terms[j] = (aj > 0.0f ? (1.0f - xi[j0 + j]) * aj : -xi[j0 + j] * aj) + log1p_e;
-                    /* sigmoid(a) - x; may overwrite a[j] in place */
-                    da[j0 + j] = (aj >= 0.0f ? 1.0f : e) / u - xi[j0 + j];
-                }
-            } else {
-                for (int j = 0; j < len; j++) {
-                    float aj = a[j0 + j], e = exp_nonpos(-fabsf(aj)), u = 1.0f + e;
-                    float log1p_e = u == 1.0f ? e : log_1to2(u) * (e / (u - 1.0f));
-                    terms[j] = (aj > 0.0f ? (1.0f - xi[j0 + j]) * aj : -xi[j0 + j] * aj) + log1p_e;
-                }
+             * does not cancel when x = 1 and a is large. log1p(e) = log(u) +
+             * (e - (u - 1)) / u, u = 1 + e rounded: the second term restores
+             * what rounding u lost, so tiny e stays exact; 1/u also gives the
+             * sigmoid, one division per value. */
+            for (int j = 0; j < len; j++) {
+                float aj = a[j0 + j], e = exp_nonpos(-fabsf(aj)), u = 1.0f + e, r = 1.0f / u;
+                float log1p_e = log_1to2(u) + (e - (u - 1.0f)) * r;
+                terms[j] = (aj > 0.0f ? (1.0f - xi[j0 + j]) * aj : -xi[j0 + j] * aj) + log1p_e;
+                if (da) /* sigmoid(a) - x; may overwrite a[j] in place */
+                    da[j0 + j] = (aj >= 0.0f ? 1.0f : e) * r - xi[j0 + j];
             }
             for (int j = 0; j < len; j++)
                 sum += terms[j];
@@ -400,6 +397,7 @@ void bernoulli_loss(double *recon, float *dlogits, const float *logits, const fl
     }
 }
 
+VD_VECTOR_CLONES
 void gaussian_loss(double *recon, float *da, const float *a, const float *x, float logvar, int B,
                    int D)
 {
@@ -530,7 +528,7 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta)
         double g = 0.0;
         for (int i = 0; i < n; i++)
             g += half_d - (w->recon[i] - norm);
-        *m->g.obs_logvar += (float)g;
+        *m->g.obs_logvar = (float)g;
     }
     /* decoder: w->logits already holds dR/doutputs */
     const float *dout = w->logits;
@@ -544,7 +542,9 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta)
         dout = din;
         cur ^= 1;
     }
-    /* dout is now dR/dz (n, d) */
+    /* dout is now dR/dz (n, d); the prior means' gradient sums over rows */
+    if (m->g.prior_mean)
+        memset(m->g.prior_mean, 0, sizeof(float) * (size_t)s->n_classes * d);
     reparam_kl_backward(w->dhead, m->g.prior_mean, dout, w->head, w->eps, m->p.prior_mean, w->y,
                         beta, n, d);
     dout = w->dhead;

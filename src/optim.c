@@ -3,6 +3,9 @@
 
 #include <math.h>
 
+#include "util.h"
+
+VD_VECTOR_CLONES
 void adam_step(const AdamConfig *c, long t, size_t n, float *params, const float *grads,
                float *m, float *v, float grad_scale)
 {

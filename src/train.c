@@ -295,7 +295,6 @@ int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, lo
 {
     size_t n_red = m->n_params + VD_GRAD_EXTRA;
     double t0 = vd_now();
-    memset(m->grads, 0, sizeof(float) * n_red);
     vae_forward(m, w, n, beta, 1);
     double t1 = vd_now();
     vae_backward(m, w, n, beta);

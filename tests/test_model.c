@@ -76,10 +76,15 @@ static void test_linear_backward_finite_differences(void **state)
     CHECK(xd, B * IN, dx);
 #undef CHECK
 #undef LOSS
-    /* backward accumulates: a second call doubles dW */
-    float dw1 = dw[3];
+    /* backward writes over what the buffers held */
+    float dw1 = dw[3], db1 = db[2];
+    for (int i = 0; i < OUT * IN; i++)
+        dw[i] = 7.0f;
+    for (int i = 0; i < OUT; i++)
+        db[i] = -7.0f;
     linear_backward(NULL, &dl, r, x, &l, B);
-    assert_float_equal(dw[3], 2 * dw1, 1e-5);
+    assert_float_equal(dw[3], dw1, 0.0f);
+    assert_float_equal(db[2], db1, 0.0f);
 }
 
 static double bernoulli_ref(double a, double x) { return fmax(a, 0) + log1p(exp(-fabs(a))) - x * a; }
@@ -254,7 +259,8 @@ static void check_model(const VaeShape *shape, int n, float beta)
     if (C > 0) /* away from their zero init, so (mu - m_y) is not just mu */
         fill_uniform(m->p.prior_mean, (size_t)C * d, 22, -1, 1);
 
-    memset(m->grads, 0, sizeof(float) * m->n_params);
+    for (size_t i = 0; i < m->n_params; i++) /* backward must write every gradient */
+        m->grads[i] = NAN;
     double loss = vae_forward(m, w, n, beta, 1);
     vae_backward(m, w, n, beta);
 
