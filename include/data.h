@@ -95,6 +95,16 @@ void shard_free(Shard *s);
  * n_classes (when set; set it after shard_init). */
 int shard_load(Shard *s, const int64_t *rows, int64_t n, VdError *err);
 
+/* Local. Checks n rows read into raw (n, row_len) and lab (when labels):
+ * labels in range, float values finite (and in [0, 1] with check_unit).
+ * row_ids name the rows in messages. VD_OK or VD_EX_DATAERR. */
+int rows_check(const H5Rows *images, const H5Rows *labels, int check_unit, int n_classes,
+               const void *raw, const int32_t *lab, const int64_t *row_ids, int64_t n,
+               VdError *err);
+
+/* One row as stored (uint8 or float) to floats, uint8 scaled by 1/255. */
+void row_to_float(const H5Rows *images, const void *src, float *dst);
+
 /* Copies training positions [first, first + n) as floats into x (n,
  * row_len) and, if y is not NULL, their labels. */
 void shard_batch(const Shard *s, int64_t first, int n, float *x, int32_t *y);

@@ -27,9 +27,10 @@
 
 #define VD_MAX_HIDDEN 8
 #define VD_MAX_TENSORS (4 * VD_MAX_HIDDEN + 8)
-#define VD_GRAD_EXTRA 4 /* recon sum, KL sum, sample count, stop flag */
+#define VD_GRAD_EXTRA 5 /* recon sum, KL sum, sample count, stop flag, data failed */
 
-enum { VD_EXTRA_RECON = 0, VD_EXTRA_KL = 1, VD_EXTRA_COUNT = 2, VD_EXTRA_STOP = 3 };
+enum { VD_EXTRA_RECON = 0, VD_EXTRA_KL = 1, VD_EXTRA_COUNT = 2, VD_EXTRA_STOP = 3,
+       VD_EXTRA_FAIL = 4 };
 
 typedef enum { VD_ACT_RELU = 0, VD_ACT_TANH = 1 } VdActivation;
 typedef enum { VD_LIK_BERNOULLI = 0, VD_LIK_GAUSSIAN = 1 } VdLikelihood;
@@ -131,6 +132,11 @@ double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad);
  * the n samples of recon + beta*KL. Needs the preceding
  * vae_forward(..., want_grad=1). */
 void vae_backward(Vae *m, VaeWork *w, int n, float beta);
+/* The same, calling ready(ctx, offset) as soon as m->grads[offset ..
+ * n_params) are final: backward completes the flat buffer from its end
+ * (likelihood, decoder, prior means, heads, encoder), so offsets fall. */
+void vae_backward_hook(Vae *m, VaeWork *w, int n, float beta, void (*ready)(void *, size_t),
+                       void *ctx);
 
 /* The two halves of vae_forward. Encoder and heads: w->head = [mu | logvar]
  * for rows [0, n) of w->x. Decoder: w->logits (n, D) for latent rows z (n, d),

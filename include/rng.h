@@ -23,7 +23,11 @@
  *                    the estimate does not depend on the rank count.
  *   VD_STREAM_BINARIZE  uniforms for dynamic binarization (--binarize), rank
  *                    field 0; a = epoch in training (0 in eval), b = (row * D
- *                    + value) / 4 for the row's index in its dataset. */
+ *                    + value) / 4 for the row's index in its dataset.
+ *   VD_STREAM_UNITS  the order of the units read by --data-mode stream, rank
+ *                    field 0; a = epoch, b = Fisher-Yates position.
+ *   VD_STREAM_WINDOW the draws from each rank's shuffle window in stream
+ *                    mode, one stream per rank; a = epoch, b = draw index. */
 #ifndef VD_RNG_H
 #define VD_RNG_H
 
@@ -36,7 +40,9 @@ typedef enum {
     VD_STREAM_NOISE = 3,
     VD_STREAM_EVAL = 4,
     VD_STREAM_IWAE = 5,
-    VD_STREAM_BINARIZE = 6
+    VD_STREAM_BINARIZE = 6,
+    VD_STREAM_UNITS = 7,
+    VD_STREAM_WINDOW = 8
 } VdStream;
 
 typedef struct {

@@ -41,6 +41,10 @@ typedef struct {
     int likelihood;   /* VdLikelihood */
     char variance[32]; /* Gaussian s^2: a number, or "learned" */
     int classes;      /* > 0: conditional VAE with that many classes */
+    int data_mode;    /* VD_FEED_AUTO, _RESIDENT, _STREAM */
+    double data_budget; /* MiB of training rows per rank; 0: a quarter of the node's memory */
+    int parallel_io;  /* resident blocks read with MPI-IO collective reads */
+    double bucket_mib; /* allreduce bucket, MiB; 0: one blocking allreduce */
 } TrainConfig;
 
 extern const OptSpec train_options[];
@@ -59,14 +63,18 @@ typedef struct {
 
 typedef struct {
     int stop;         /* in: this rank was asked to stop; out: some rank was */
-    int poison;       /* in: test hook, put a NaN into this rank's gradient */
+    int poison;       /* in: test hook, make this rank's reduced values non-finite */
+    int failed;       /* in: this rank's batch is missing; out: some rank's was (not applied) */
+    size_t bucket;    /* in: floats per allreduce bucket, overlapped with backward; 0: one
+                       * blocking allreduce after backward */
     StepTimes times;  /* out */
 } StepIO;
 
 /* Collective. One optimizer step on rows [0, n) of w->x with noise w->eps
  * (labels w->y if conditional), KL weight beta: local sum of per-sample
- * gradients, one allreduce of the flat gradient
- * buffer (loss sums, sample count and the stop flag in its tail), Adam step
+ * gradients, an allreduce of the flat gradient buffer (loss sums, sample
+ * count and the stop and failure flags in its tail; in buckets posted during
+ * backward when io->bucket > 0, else in one call after it), Adam step
  * t with the gradient divided by the global sample count. Returns 1, or 0
  * without touching the parameters if any reduced value is not finite (the
  * same verdict on every rank). io may be NULL. */

@@ -115,6 +115,23 @@ static int open_rows(H5Rows *r, const char *path, const char *dset, int is_label
         }
     }
     if (chunked) {
+        /* A chunk never written reads as the fill value: a header claiming
+         * far more rows than the file holds would train on zeros (and,
+         * streamed, for ever). */
+        double n_chunks = 1;
+        for (int i = 0; i < nd; i++)
+            n_chunks *= ceil((double)dims[i] / (double)(chunk[i] ? chunk[i] : 1));
+        hsize_t written = 0;
+        hid_t all = H5Dget_space(r->dset);
+        herr_t got = H5Dget_num_chunks(r->dset, all, &written);
+        H5Sclose(all);
+        if (got >= 0 && (double)written < n_chunks) {
+            H5Pclose(dcpl);
+            return vd_fail(err, VD_EX_DATAERR,
+                           "%s: only %llu of its %.0f chunks were ever written, so most of its "
+                           "%lld rows are fill values (an incomplete or damaged file)",
+                           r->where, (unsigned long long)written, n_chunks, (long long)r->n_rows);
+        }
         int whole_rows = 1;
         for (int i = 1; i < nd; i++)
             whole_rows &= chunk[i] == dims[i];
@@ -325,43 +342,56 @@ int shard_load(Shard *s, const int64_t *rows, int64_t n, VdError *err)
         rc = h5rows_read(s->labels, s->sorted, n, s->lab, err);
     if (rc != VD_OK)
         return rc;
-    if (s->labels)
+    return rows_check(s->images, s->labels, s->check_unit, s->n_classes, s->raw, s->lab,
+                      s->sorted, n, err);
+}
+
+int rows_check(const H5Rows *images, const H5Rows *labels, int check_unit, int n_classes,
+               const void *raw, const int32_t *lab, const int64_t *row_ids, int64_t n,
+               VdError *err)
+{
+    if (labels)
         for (int64_t i = 0; i < n; i++)
-            if (s->lab[i] < 0 || (s->n_classes > 0 && s->lab[i] >= s->n_classes))
+            if (lab[i] < 0 || (n_classes > 0 && lab[i] >= n_classes))
                 return vd_fail(err, VD_EX_DATAERR, "%s: label %d at row %lld is outside 0..%d%s",
-                               s->labels->where, s->lab[i], (long long)s->sorted[i],
-                               s->n_classes > 0 ? s->n_classes - 1 : INT32_MAX,
-                               s->n_classes > 0 ? " (the model's classes)" : "");
-    if (!s->images->is_u8) {
-        const float *v = s->raw;
-        int64_t len = s->images->row_len;
+                               labels->where, lab[i], (long long)row_ids[i],
+                               n_classes > 0 ? n_classes - 1 : INT32_MAX,
+                               n_classes > 0 ? " (the model's classes)" : "");
+    if (!images->is_u8) {
+        const float *v = raw;
+        int64_t len = images->row_len;
         for (int64_t i = 0; i < n * len; i++) {
             if (!isfinite(v[i]))
                 return vd_fail(err, VD_EX_DATAERR, "%s: non-finite value in row %lld",
-                               s->images->where, (long long)s->sorted[i / len]);
-            if (s->check_unit && (v[i] < 0.0f || v[i] > 1.0f))
+                               images->where, (long long)row_ids[i / len]);
+            if (check_unit && (v[i] < 0.0f || v[i] > 1.0f))
                 return vd_fail(err, VD_EX_DATAERR,
                                "%s: value %g in row %lld is outside [0, 1], which the "
                                "Bernoulli likelihood needs (--likelihood gaussian?)",
-                               s->images->where, v[i], (long long)s->sorted[i / len]);
+                               images->where, v[i], (long long)row_ids[i / len]);
         }
     }
     return VD_OK;
 }
 
+void row_to_float(const H5Rows *images, const void *src, float *dst)
+{
+    size_t len = (size_t)images->row_len;
+    if (images->is_u8) {
+        const uint8_t *u = src;
+        for (size_t j = 0; j < len; j++)
+            dst[j] = (float)u[j] * (1.0f / 255.0f);
+    } else {
+        memcpy(dst, src, len * sizeof(float));
+    }
+}
+
 void shard_batch(const Shard *s, int64_t first, int n, float *x, int32_t *y)
 {
-    size_t len = (size_t)s->images->row_len;
+    size_t len = (size_t)s->images->row_len, esize = s->images->is_u8 ? 1 : sizeof(float);
     for (int i = 0; i < n; i++) {
         int64_t slot = s->slot[first + i];
-        float *dst = x + (size_t)i * len;
-        if (s->images->is_u8) {
-            const uint8_t *src = (const uint8_t *)s->raw + (size_t)slot * len;
-            for (size_t j = 0; j < len; j++)
-                dst[j] = (float)src[j] * (1.0f / 255.0f);
-        } else {
-            memcpy(dst, (const float *)s->raw + (size_t)slot * len, len * sizeof(float));
-        }
+        row_to_float(s->images, (const char *)s->raw + (size_t)slot * len * esize, x + (size_t)i * len);
         if (y)
             y[i] = s->lab[slot];
     }

@@ -1,6 +1,7 @@
 /* main.c — vae-dist's entry point: MPI setup and subcommand dispatch. */
 #include "config.h"
 
+#include <malloc.h>
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -84,6 +85,11 @@ static int import_main(int argc, char **argv, MPI_Comm comm)
 
 int main(int argc, char **argv)
 {
+    /* Open MPI's non-blocking allreduce mallocs and frees a bucket-sized
+     * buffer each call: keep freed memory in the heap instead of returning
+     * it to the kernel and faulting it back in every step. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     MPI_Init(&argc, &argv);
     h5_quiet();
     int rank, rc = VD_OK;

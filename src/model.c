@@ -517,7 +517,20 @@ double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad)
     return total;
 }
 
+/* The flat offset where l's gradient starts (its weight or bias, the lower). */
+static size_t grad_start(const Vae *m, const Linear *l)
+{
+    const float *p = l->w < l->b ? l->w : l->b;
+    return (size_t)(p - m->grads);
+}
+
 void vae_backward(Vae *m, VaeWork *w, int n, float beta)
+{
+    vae_backward_hook(m, w, n, beta, NULL, NULL);
+}
+
+void vae_backward_hook(Vae *m, VaeWork *w, int n, float beta, void (*ready)(void *, size_t),
+                       void *ctx)
 {
     const VaeShape *s = &m->shape;
     int L = s->n_hidden, d = s->n_latent;
@@ -529,6 +542,8 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta)
         for (int i = 0; i < n; i++)
             g += half_d - (w->recon[i] - norm);
         *m->g.obs_logvar = (float)g;
+        if (ready)
+            ready(ctx, (size_t)(m->g.obs_logvar - m->grads));
     }
     /* decoder: w->logits already holds dR/doutputs */
     const float *dout = w->logits;
@@ -537,6 +552,8 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta)
         const float *in = l ? w->dec[l - 1] : w->z;
         float *din = w->dact[cur];
         linear_backward(din, &m->g.dec[l], dout, in, &m->p.dec[l], n);
+        if (ready)
+            ready(ctx, grad_start(m, &m->g.dec[l]));
         if (l)
             act_backward(s->activation, din, w->dec[l - 1], (size_t)n * s->hidden[L - l]);
         dout = din;
@@ -547,6 +564,8 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta)
         memset(m->g.prior_mean, 0, sizeof(float) * (size_t)s->n_classes * d);
     reparam_kl_backward(w->dhead, m->g.prior_mean, dout, w->head, w->eps, m->p.prior_mean, w->y,
                         beta, n, d);
+    if (ready && m->g.prior_mean)
+        ready(ctx, (size_t)(m->g.prior_mean - m->grads));
     dout = w->dhead;
     for (int l = L; l >= 0; l--) {
         const float *in = l ? w->enc[l - 1] : w->x;
@@ -554,6 +573,8 @@ void vae_backward(Vae *m, VaeWork *w, int n, float beta)
         const Linear *pl = l == L ? &m->p.head : &m->p.enc[l];
         float *din = l ? w->dact[cur] : NULL;
         linear_backward(din, gl, dout, in, pl, n);
+        if (ready)
+            ready(ctx, grad_start(m, gl));
         if (l)
             act_backward(s->activation, din, w->enc[l - 1], (size_t)n * s->hidden[l - 1]);
         dout = din;

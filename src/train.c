@@ -17,6 +17,7 @@
 #include "ckpt.h"
 #include "data.h"
 #include "eval.h"
+#include "feed.h"
 #include "h5util.h"
 #include "image.h"
 #include "import.h"
@@ -79,6 +80,15 @@ const OptSpec train_options[] = {
      "the Gaussian's variance s^2: fixed at S2, or learned (one scalar)"},
     {"classes", NUM(OPT_INT, classes), "0", 0, 1 << 20, "C",
      "conditional VAE: a learned prior mean per class 0..C-1, from the labels (0: off)"},
+    {"data-mode", NUM(OPT_CHOICE, data_mode), "auto", 0, 0, "auto|resident|stream",
+     "resident: each rank holds its block of rows; stream: reads them in a window "
+     "(see README); auto: resident if it fits --data-budget"},
+    {"data-budget", NUM(OPT_F64, data_budget), "0", 0, 1e9, "MIB",
+     "MiB of training rows each rank may hold (0: a quarter of the node's memory over its ranks)"},
+    {"parallel-io", NUM(OPT_BOOL, parallel_io), "0", 0, 0, NULL,
+     "read the resident blocks with MPI-IO collective reads (parallel HDF5)"},
+    {"bucket", NUM(OPT_F64, bucket_mib), "1", 0, 1024, "MIB",
+     "gradient allreduce buckets of MIB, overlapped with backward (0: one allreduce after it)"},
     OPT_END};
 
 void vd_default_data_path(char *buf, size_t n)
@@ -290,6 +300,37 @@ double vd_kl_weight(double beta, int64_t warmup, int64_t t)
     return warmup > 0 && t < warmup ? beta * (double)t / (double)warmup : beta;
 }
 
+/* The gradient's allreduce in buckets, each posted as soon as backward has
+ * finished its slice of the flat buffer, and moved on between layers. */
+typedef struct {
+    float *grads;
+    size_t sent;   /* grads[sent ..) are posted */
+    size_t bucket; /* floats per bucket; 0: one allreduce after backward */
+    int n_req;
+    MPI_Request req[VD_MAX_TENSORS + 1];
+    MPI_Comm comm;
+} Buckets;
+
+static void bucket_post(Buckets *b, size_t from)
+{
+    if (b->n_req == VD_MAX_TENSORS + 1)
+        VD_ABORT("more gradient buckets than tensors");
+    MPI_Iallreduce(MPI_IN_PLACE, b->grads + from, (int)(b->sent - from), MPI_FLOAT, MPI_SUM, b->comm,
+                   &b->req[b->n_req++]);
+    b->sent = from;
+}
+
+static void bucket_ready(void *ctx, size_t offset)
+{
+    Buckets *b = ctx;
+    if (b->bucket == 0)
+        return;
+    if (b->sent - offset >= b->bucket)
+        bucket_post(b, offset);
+    int done; /* Open MPI moves non-blocking collectives on inside MPI calls */
+    MPI_Testall(b->n_req, b->req, &done, MPI_STATUSES_IGNORE);
+}
+
 int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, long t,
                MPI_Comm comm, StepIO *io)
 {
@@ -297,7 +338,6 @@ int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, lo
     double t0 = vd_now();
     vae_forward(m, w, n, beta, 1);
     double t1 = vd_now();
-    vae_backward(m, w, n, beta);
     double rsum = 0, ksum = 0;
     for (int i = 0; i < n; i++) {
         rsum += w->recon[i];
@@ -308,10 +348,16 @@ int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, lo
     extra[VD_EXTRA_KL] = (float)ksum;
     extra[VD_EXTRA_COUNT] = (float)n;
     extra[VD_EXTRA_STOP] = io && io->stop ? 1.0f : 0.0f;
-    if (io && io->poison)
-        m->grads[0] = NAN;
+    extra[VD_EXTRA_FAIL] = io && io->failed ? 1.0f : 0.0f;
+    if (io && io->poison) /* the reduced buffer becomes non-finite, as a bad gradient would */
+        extra[VD_EXTRA_RECON] = NAN;
+    /* the extras, after the parameters, travel with the first bucket */
+    Buckets b = {m->grads, n_red, io ? io->bucket : 0, 0, {0}, comm};
+    vae_backward_hook(m, w, n, beta, bucket_ready, &b);
     double t2 = vd_now();
-    MPI_Allreduce(MPI_IN_PLACE, m->grads, (int)n_red, MPI_FLOAT, MPI_SUM, comm);
+    if (b.sent > 0)
+        bucket_post(&b, 0);
+    MPI_Waitall(b.n_req, b.req, MPI_STATUSES_IGNORE);
     double t3 = vd_now();
     /* NaN and Inf are the floats whose exponent bits are all ones: an
      * integer OR over the reduced buffer finds any, and vectorizes. */
@@ -319,13 +365,14 @@ int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, lo
     uint32_t nonfinite = 0;
     for (size_t i = 0; i < n_red; i++)
         nonfinite |= (uint32_t)((bits[i] & 0x7f800000u) == 0x7f800000u);
-    int finite = !nonfinite;
-    if (finite)
+    int finite = !nonfinite, failed = extra[VD_EXTRA_FAIL] > 0.0f;
+    if (finite && !failed)
         adam_step(adam, t, m->n_params, m->params, m->grads, m->adam_m, m->adam_v,
                   1.0f / extra[VD_EXTRA_COUNT]);
     double t4 = vd_now();
     if (io) {
         io->stop = extra[VD_EXTRA_STOP] > 0.0f;
+        io->failed = failed;
         io->times = (StepTimes){t1 - t0, t2 - t1, t3 - t2, t4 - t3};
     }
     return finite;
@@ -365,8 +412,9 @@ typedef struct {
     int has_train_y, has_test, has_test_y;
     Vae *m;
     VaeWork *w;
-    Shard train, test;
-    int64_t *perm, *rows;
+    Shard test;
+    Feed *feed;
+    int64_t *batch_rows; /* (B) dataset rows of the current batch */
     int64_t n_rows, steps_per_epoch, total_steps, test_begin, test_end;
     int B, ih, iw;
     float *test_mu, *all_mu;     /* latent means of the test rows: 2-D latent with labels */
@@ -512,18 +560,19 @@ static void open_data(Run *r, VdError *err)
                 (long long)tx->n_rows, r->size);
     if (err->code != VD_OK)
         return;
-    /* What this rank will hold, checked before anything is allocated: a
-     * hostile or mistaken header must not become an out-of-memory abort. */
-    double esize = x->is_u8 ? 1 : 4, rows = (double)x->n_rows / r->size + 1;
-    double need = rows * ((double)x->row_len * esize + 40) + (double)x->n_rows * 8;
-    if (r->has_test)
-        need += ((double)tx->n_rows / r->size + 1) * ((double)tx->row_len * esize + 40);
+    /* The test rows this rank will hold, checked before anything is
+     * allocated: a hostile or mistaken header must not become an
+     * out-of-memory abort. (The training rows obey --data-budget.) */
+    if (!r->has_test)
+        return;
+    double esize = tx->is_u8 ? 1 : 4;
+    double need = ((double)tx->n_rows / r->size + 1) * ((double)tx->row_len * esize + 40);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    if (have > 0 && need > 0.8 * have / r->size)
+    if (have > 0 && need > 0.5 * have / r->size)
         vd_fail(err, VD_EX_DATAERR,
-                "%s: each of the %d ranks would hold %.1f GiB of samples, more than its share "
-                "of this machine's %.1f GiB: use more ranks (or nodes)",
-                x->where, r->size, need / (1 << 30), have / (1 << 30));
+                "%s: each of the %d ranks would hold %.1f GiB of test samples, more than half "
+                "its share of this machine's %.1f GiB: use more ranks, or --test-dataset none",
+                tx->where, r->size, need / (1 << 30), have / (1 << 30));
 }
 
 /* Rank 0: moves a previous run's files into DIR/replaced-<time>/ (--fresh). */
@@ -714,9 +763,11 @@ static void end_epoch(Run *r, int64_t epoch, double ep_start, int want_ckpt, VdE
             printf("epoch %lld done: train loss %.2f, %.1f s\n", (long long)epoch + 1,
                    row.train_loss, row.seconds);
         st->ep_loss = st->ep_count = 0;
+        vd_h5_lock(); /* the stream reader's thread may be in HDF5 */
         metrics_epoch(r->cfg.out, &row, err);
         if (err->code == VD_OK && want_ckpt)
             save_checkpoint(r, err);
+        vd_h5_unlock();
         VdError fig = {0}, plot = {0};
         if (err->code == VD_OK && r->ih > 0)
             write_figures(r->cfg.out, r->m, r->w, r->has_test ? &r->test : NULL, r->cfg.seed,
@@ -753,7 +804,9 @@ static void log_interval(Run *r, int64_t epoch, int64_t s, double *ivl_start, do
                (long long)epoch + 1, r->cfg.epochs, (long long)(s + 1),
                (long long)r->steps_per_epoch, row.loss, row.recon, row.kl, rate, etab);
         fflush(stdout);
+        vd_h5_lock(); /* the stream reader's thread may be in HDF5 */
         metrics_train(r->cfg.out, &row, err);
+        vd_h5_unlock();
     }
     st->ivl_recon = st->ivl_kl = st->ivl_count = 0;
     *ivl_start = vd_now();
@@ -789,11 +842,26 @@ static void print_profile(const Run *r)
 }
 
 /* Collective. Trains from r->st to the end (or a stop); returns the exit code. */
+/* Collective: bytes of training rows a rank may hold (--data-budget). */
+static int64_t data_budget(const TrainConfig *cfg, MPI_Comm comm)
+{
+    if (cfg->data_budget > 0)
+        return (int64_t)(cfg->data_budget * (1 << 20));
+    MPI_Comm node;
+    int local = 1;
+    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    double share = have > 0 ? have / 4 / local : (double)(1 << 30);
+    MPI_Allreduce(MPI_IN_PLACE, &share, 1, MPI_DOUBLE, MPI_MIN, comm);
+    return (int64_t)share;
+}
+
 static int train_loop(Run *r, VdError *err)
 {
     TrainConfig *cfg = &r->cfg;
     TrainState *st = &r->st;
-    Rng order = rng_stream(cfg->seed, VD_STREAM_ORDER, 0);
     Rng noise = rng_stream(cfg->seed, VD_STREAM_NOISE, (uint32_t)r->rank);
     Rng bin = rng_stream(cfg->seed, VD_STREAM_BINARIZE, 0);
     int D = r->m->shape.n_input;
@@ -805,24 +873,23 @@ static int train_loop(Run *r, VdError *err)
 
     for (int64_t epoch = st->step / r->steps_per_epoch; epoch < cfg->epochs && !stop; epoch++) {
         double t0 = vd_now(), ep_start = t0;
-        rng_permutation(&order, (uint32_t)epoch, r->perm, r->n_rows);
-        shard_epoch_rows(r->perm, r->steps_per_epoch, cfg->batch, r->rank, r->size, r->rows);
-        shard_load(&r->train, r->rows, r->steps_per_epoch * r->B, err);
-        if (vd_error_agree(err, r->comm))
+        if (feed_epoch(r->feed, epoch, st->step % r->steps_per_epoch, err))
             return err->code;
         r->prof.data += vd_now() - t0;
         for (int64_t s = st->step % r->steps_per_epoch; s < r->steps_per_epoch; s++) {
             double t1 = vd_now();
-            shard_batch(&r->train, s * r->B, r->B, r->w->x, r->w->y);
+            feed_batch(r->feed, s, r->w->x, r->w->y, r->batch_rows);
             if (cfg->binarize) /* by (epoch, row): independent of the rank count */
                 for (int i = 0; i < r->B; i++)
                     vd_binarize(r->w->x + (size_t)i * D, 1, D, &bin, (uint32_t)epoch,
-                                r->rows[s * r->B + i]);
+                                r->batch_rows[i]);
             rng_normal_fill(&noise, (uint32_t)st->step, 0, (size_t)r->B * r->m->shape.n_latent,
                             r->w->eps);
             r->prof.data += vd_now() - t1;
             StepIO io = {.stop = stop_signal != 0,
-                         .poison = st->step + 1 == poison_step && r->rank == r->size - 1};
+                         .poison = st->step + 1 == poison_step && r->rank == r->size - 1,
+                         .failed = feed_failed(r->feed),
+                         .bucket = (size_t)(cfg->bucket_mib * (1 << 20) / sizeof(float))};
             float beta = (float)vd_kl_weight(cfg->beta, cfg->warmup, st->step + 1);
             int finite = train_step(r->m, r->w, r->B, beta, &adam, st->step + 1, r->comm, &io);
             r->prof.forward += io.times.forward;
@@ -830,6 +897,9 @@ static int train_loop(Run *r, VdError *err)
             r->prof.allreduce += io.times.allreduce;
             r->prof.optimizer += io.times.optimizer;
             r->prof.steps++;
+            if (io.failed) /* a rank's reader failed: the step was not applied */
+                return feed_check(r->feed, err) ? err->code
+                                                : vd_fail(err, VD_EX_SOFTWARE, "data feed failed");
             if (!finite) { /* every rank sees the same reduced values: all decide alike */
                 if (st->skipped >= cfg->max_skips) {
                     vd_fail(err, VD_EX_DIVERGED,
@@ -876,8 +946,11 @@ static int train_loop(Run *r, VdError *err)
             if (!replicas_agree(r->m, r->comm))
                 vd_fail(err, VD_EX_SOFTWARE, "replicas diverged at step %lld",
                         (long long)st->step);
-            if (r->rank == 0 && err->code == VD_OK)
+            if (r->rank == 0 && err->code == VD_OK) {
+                vd_h5_lock();
                 save_checkpoint(r, err);
+                vd_h5_unlock();
+            }
         }
         if (vd_error_agree(err, r->comm))
             return err->code;
@@ -1034,12 +1107,24 @@ int train_main(int argc, char **argv, MPI_Comm comm)
 
     /* everything the loop needs, allocated once */
     r->w = vae_work_create(&shape, r->B > 256 ? r->B : 256);
-    r->perm = vd_calloc((size_t)r->n_rows, sizeof(int64_t));
-    r->rows = vd_calloc((size_t)(r->steps_per_epoch * r->B), sizeof(int64_t));
+    r->batch_rows = vd_calloc((size_t)r->B, sizeof(int64_t));
     int unit = cfg->likelihood == VD_LIK_BERNOULLI;
-    shard_init(&r->train, &r->train_x, r->has_train_y ? &r->train_y : NULL,
-               r->steps_per_epoch * r->B, unit);
-    r->train.n_classes = cfg->classes;
+    FeedConfig fc = {&r->train_x, r->has_train_y ? &r->train_y : NULL, unit, cfg->classes,
+                     cfg->batch, r->steps_per_epoch, cfg->epochs, cfg->seed,
+                     data_budget(cfg, comm), cfg->data_mode, cfg->parallel_io, comm};
+    if (feed_open(&r->feed, &fc, &err))
+        goto done;
+    if (r->rank == 0) {
+        double mib = (double)feed_bytes(r->feed) / (1 << 20);
+        if (feed_mode(r->feed) == VD_FEED_RESIDENT)
+            printf("data: resident, %.1f MiB per rank (budget %.0f MiB), read in %.2f s%s\n", mib,
+                   (double)fc.budget / (1 << 20), feed_load_seconds(r->feed),
+                   cfg->parallel_io ? " (MPI-IO collective)" : "");
+        else
+            printf("data: streamed, %.1f MiB per rank (budget %.0f MiB)\n", mib,
+                   (double)fc.budget / (1 << 20));
+        fflush(stdout);
+    }
     if (r->has_test) {
         int64_t n_test = r->test_end - r->test_begin;
         int64_t *test_rows = vd_calloc((size_t)n_test, sizeof(int64_t));
@@ -1068,10 +1153,9 @@ int train_main(int argc, char **argv, MPI_Comm comm)
 done:
     if (err.code != VD_OK)
         code = err.code;
-    shard_free(&r->train);
+    feed_close(r->feed);
     shard_free(&r->test);
-    vd_free(r->perm);
-    vd_free(r->rows);
+    vd_free(r->batch_rows);
     vd_free(r->test_mu);
     vd_free(r->test_lab);
     vd_free(r->all_mu);
