@@ -2,12 +2,16 @@
 # run.sh — the benchmark (`make bench`). In one run on this machine, for the
 # reference model 784-400-20 at global batch 128 and a larger 784-1024-1024-64
 # at batch 512, measures:
-#   - the sgemm ceiling: OpenBLAS alone on the step's matrix products (bench/sgemm);
+#   - the sgemm ceiling: OpenBLAS alone on the step's matrix products (bench/sgemm),
+#     and the same products at the local batches of 2 to 512 ranks;
 #   - vae-dist at np=1 (one OpenBLAS thread): samples/s, GFLOP/s, the step's
 #     time split from --profile, peak resident memory per rank;
 #   - PyTorch (python3-torch, CPU, one thread, same model and batch), if present;
 #   - vae-dist at np=2, 4 and 8 (oversubscribed past the cores) and the
-#     scaling efficiency against np=1.
+#     scaling efficiency against np=1;
+#   - the allreduce's latency and bandwidth (bench/comm at np=2 and 4) and
+#     the cost model's projection to 512 ranks (bench/scaling.sh,
+#     docs/scaling.md).
 # Each figure is the median of REPS runs (default 3), and only ratios taken
 # in this one run are compared. Writes bench/results.md and bench/results.csv.
 #
@@ -18,7 +22,10 @@ cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 VAE=${VAE:-./vae-dist}
 SGEMM=${SGEMM:-bench/sgemm}
-[ -x "$VAE" ] && [ -x "$SGEMM" ] || { echo "run.sh: build first (make bench builds both)" >&2; exit 69; }
+COMM=${COMM:-bench/comm}
+GEN=${GEN:-tests/gen_data}
+[ -x "$VAE" ] && [ -x "$SGEMM" ] && [ -x "$COMM" ] ||
+    { echo "run.sh: build first (make bench builds all three)" >&2; exit 69; }
 DATA=${DATA:-${VAE_DIST_DATA:-${XDG_DATA_HOME:-$HOME/.local/share}/vae-dist/fashion-mnist.h5}}
 [ -f "$DATA" ] || "$VAE" import --out "$DATA"
 [ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -44,9 +51,9 @@ prof() {
 # vae NP HIDDEN LATENT BATCH STEPS: one profiled run; its log is $TMP/log
 vae() {
     rm -rf "$TMP/run"
-    timeout 900 mpirun --oversubscribe -np "$1" "$VAE" --data "$DATA" --hidden "$2" --latent "$3" \
+    timeout 900 mpirun --oversubscribe -np "$1" "$VAE" --data "${VD_DATA:-$DATA}" --hidden "$2" --latent "$3" \
         --batch "$4" --max-steps "$5" --profile --ckpt-every 0 --log-every 100000 \
-        --test-dataset none --out "$TMP/run" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; return 1; }
+        --test-dataset none --out "$TMP/run" ${VD_EXTRA:-} >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; return 1; }
 }
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -72,6 +79,14 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
     echo "== $name, batch $batch"
     ceil=$(for i in $(seq "$REPS"); do "$SGEMM" --hidden "$hidden" --latent "$latent" --batch "$batch" |
         sed -n 's/sgemm_gflops=\([0-9.]*\).*/\1/p'; done | median)
+    # the same products at the local batches of bench/scaling.sh's ranks
+    sg=""
+    for lp in 2 4 8 16 32 64 128 256 512; do
+        lb=$((batch / lp))
+        [ "$lb" -ge 1 ] || continue
+        sg="$sg $lb $(for i in $(seq "$REPS"); do "$SGEMM" --hidden "$hidden" --latent "$latent" --batch "$lb" \
+            --reps $((256 / lb + 2)) | sed -n 's/sgemm_gflops=\([0-9.]*\).*/\1/p'; done | median)"
+    done
     for i in $(seq "$REPS"); do vae 1 "$hidden" "$latent" "$batch" "$steps"; cp "$TMP/log" "$TMP/np1.$i"; done
     m1() { for i in $(seq "$REPS"); do prof "$1" "$TMP/np1.$i"; done | median; }
     s1=$(m1 samples) g1=$(m1 gflops) st1=$(m1 step) rss1=$(m1 rss)
@@ -84,10 +99,17 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
             sed -n 's/^samples_per_s=//p'; done | median)
     fi
     row "$name" "$batch" sgemm_ceiling_gflops "$ceil"
+    set -- $sg
+    while [ $# -ge 2 ]; do row "$name" "$batch" "sgemm_b$1_gflops" "$2"; shift 2; done
     row "$name" "$batch" np1_samples_per_s "$s1"
     row "$name" "$batch" np1_gflops "$g1"
     row "$name" "$batch" np1_peak_rss_mib "$rss1"
     row "$name" "$batch" torch_1thread_samples_per_s "$tps"
+    set -- $split
+    for part in data forward backward allreduce optimizer; do
+        row "$name" "$batch" "np1_${part}_ms" "$1"
+        shift
+    done
     {
         echo
         echo "## $name, global batch $batch"
@@ -106,21 +128,103 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
         echo "| --- | --- | --- | --- | --- | --- | --- |"
         echo "| 1 | $s1 | 1.00 | 1.00 | $st1 | $4 | $rss1 |"
     } >>"$md.tmp"
+    # the ceiling at np=2: two sgemm copies at once, each at the local batch
+    two=$(for i in $(seq "$REPS"); do
+        "$SGEMM" --hidden "$hidden" --latent "$latent" --batch $((batch / 2)) >"$TMP/sg.a" &
+        "$SGEMM" --hidden "$hidden" --latent "$latent" --batch $((batch / 2)) >"$TMP/sg.b"
+        wait
+        cat "$TMP/sg.a" "$TMP/sg.b" | sed -n 's/sgemm_gflops=\([0-9.]*\).*/\1/p' | awk '{s += $1} END {print s / NR}'
+    done | median)
+    row "$name" "$batch" sgemm_two_copies_half_batch_gflops "$two"
+    # np=2 with one blocking allreduce after backward (--bucket 0)
+    for i in $(seq "$REPS"); do VD_EXTRA="--bucket 0" vae 2 "$hidden" "$latent" "$batch" "$steps"; cp "$TMP/log" "$TMP/blk.$i"; done
+    mb() { for i in $(seq "$REPS"); do prof "$1" "$TMP/blk.$i"; done | median; }
+    sb=$(mb samples) stb=$(mb step) arb=$(mb allreduce)
+    row "$name" "$batch" np2_blocking_samples_per_s "$sb"
+    row "$name" "$batch" np2_blocking_allreduce_ms "$arb"
+    row "$name" "$batch" np2_blocking_step_ms "$stb"
     for np in 2 4 8; do
         for i in $(seq "$REPS"); do vae "$np" "$hidden" "$latent" "$batch" "$steps"; cp "$TMP/log" "$TMP/np$np.$i"; done
         mn() { for i in $(seq "$REPS"); do prof "$1" "$TMP/np$np.$i"; done | median; }
         s=$(mn samples) st=$(mn step) ar=$(mn allreduce) rss=$(mn rss)
         row "$name" "$batch" "np${np}_samples_per_s" "$s"
         row "$name" "$batch" "np${np}_allreduce_ms" "$ar"
+        for part in data forward backward optimizer; do
+            row "$name" "$batch" "np${np}_${part}_ms" "$(mn $part)"
+        done
+        [ "$np" = 2 ] && echo "| 2, one blocking allreduce (--bucket 0) | $sb | $(awk -v a="$sb" -v b="$s1" 'BEGIN {printf "%.2f", a / b}') | $(awk -v a="$sb" -v b="$s1" 'BEGIN {printf "%.2f", a / b / 2}') | $stb | $arb | |" >>"$md.tmp"
         echo "| $np | $s | $(awk -v a="$s" -v b="$s1" 'BEGIN {printf "%.2f", a / b}') | $(awk -v a="$s" -v b="$s1" -v n="$np" 'BEGIN {printf "%.2f", a / b / n}') | $st | $ar | $rss |" >>"$md.tmp"
     done
+    echo >>"$md.tmp"
+    echo "Compute ceiling at np=2: two sgemm copies at once at batch $((batch / 2)) run at $two GFLOP/s each." >>"$md.tmp"
 done
 {
     echo
     echo "np=4 and np=8 run $cores cores oversubscribed: they show per-rank overheads, not scaling."
-    echo "The step split comes from vae-dist's --profile (rank 0); the data time includes each"
-    echo "epoch's read of the shard."
+    echo "The step split comes from vae-dist's --profile (rank 0); the allreduce column is the"
+    echo "wait left after backward, the gradient buckets being posted during it (--bucket 1)."
 } >>"$md.tmp"
+
+# Data larger than the budget: a generated file of 400,000 28x28 uint8 rows
+# (314 MB), streamed within a 64 MiB budget, against holding it resident;
+# and the resident blocks read independently or with MPI-IO collective reads.
+if [ -x "$GEN" ]; then
+    echo "== streaming"
+    "$GEN" "$TMP/big.h5" --n 400000 --test 0 --side 28 --chunk 256 >/dev/null
+    big=$(du -m "$TMP/big.h5" | cut -f1)
+    for mode in "stream --data-budget 64" "resident"; do
+        set -- $mode
+        VD_DATA="$TMP/big.h5" VD_EXTRA="--data-mode $mode" vae 1 400 20 128 1500
+        echo "$1 $(prof samples "$TMP/log") $(prof rss "$TMP/log") $(prof data "$TMP/log")" >>"$TMP/stream"
+    done
+    for pio in "" "--parallel-io"; do
+        for i in $(seq "$REPS"); do
+            VD_DATA="$TMP/big.h5" VD_EXTRA="--data-mode resident $pio" vae 2 400 20 128 10
+            sed -n 's/.* read in \([0-9.]*\) s.*/\1/p' "$TMP/log"
+        done | median >>"$TMP/pio"
+    done
+    set -- $(cat "$TMP/stream") $(cat "$TMP/pio")
+    row data 128 stream_budget64_samples_per_s "$2"
+    row data 128 stream_budget64_peak_rss_mib "$3"
+    row data 128 stream_budget64_data_ms "$4"
+    row data 128 resident_samples_per_s "$6"
+    row data 128 resident_peak_rss_mib "$7"
+    row data 128 resident_data_ms "$8"
+    row data 128 np2_block_read_independent_s "$9"
+    row data 128 np2_block_read_collective_s "${10}"
+    {
+        echo
+        echo "## Data larger than memory"
+        echo
+        echo "A generated file of 400,000 rows of 28x28 uint8 ($big MB on disk, chunks of 256 rows),"
+        echo "784-400-20 at batch 128, np=1, 1500 steps:"
+        echo
+        echo "| mode | samples/s | peak RSS MiB | data ms per step |"
+        echo "| --- | --- | --- | --- |"
+        echo "| --data-mode stream --data-budget 64 | $2 | $3 | $4 |"
+        echo "| --data-mode resident | $6 | $7 | $8 |"
+        echo
+        echo "Reading the resident blocks at np=2 (median of $REPS): independent reads $9 s,"
+        echo "MPI-IO collective reads (--parallel-io) ${10} s."
+    } >>"$md.tmp"
+fi
+# bench/comm's "key value" and "allreduce_bytes N ms T" lines as rows
+# comm,RANKS,METRIC,VALUE; then the cost model over all the rows. A failure
+# here costs the projection, not the measurements above.
+for np in 2 4; do
+    echo "== bench/comm, np=$np"
+    timeout 120 mpirun --oversubscribe -np "$np" "$COMM" >"$TMP/comm" 2>"$TMP/comm.err" ||
+        { cat "$TMP/comm" "$TMP/comm.err" >&2; continue; }
+    awk -v np="$np" '$1 == "allreduce_bytes" {print "comm," np ",allreduce_ms_" $2 "," $4; next}
+        NF == 2 && $1 !~ /^#/ {print "comm," np "," $1 "," $2}' "$TMP/comm" >>"$csv.tmp"
+done
+if sh bench/scaling.sh "$csv.tmp" >"$TMP/model.md" &&
+    sh bench/scaling.sh --csv "$csv.tmp" >"$TMP/model.csv"; then
+    { echo; cat "$TMP/model.md"; } >>"$md.tmp"
+    cat "$TMP/model.csv" >>"$csv.tmp"
+else
+    echo "run.sh: no projection (bench/scaling.sh failed)" >&2
+fi
 mv "$csv.tmp" "$csv"
 mv "$md.tmp" "$md"
 cat "$md"

@@ -1,0 +1,274 @@
+#!/bin/sh
+# scaling.sh — the cost model of a vae-dist step at p ranks (docs/scaling.md),
+# fed by what bench/run.sh measured, all rows of bench/results.csv: the np=1
+# step split of each model, bench/sgemm at smaller batches, and bench/comm's
+# latency and bandwidth.
+#
+#   sh bench/scaling.sh bench/results.csv          # markdown on stdout
+#   sh bench/scaling.sh --csv bench/results.csv    # the same as CSV rows
+#
+# Per step, local batch B, gradient buffer n bytes:
+#   compute(B)  = fb(B) + data + optimizer     (np=1 split at batch G; data and
+#                 optimizer are per replica: they do not shrink with B)
+#   fb(B)       = (forward + backward - P) B/G + P B/G ceiling / sgemm(B)
+#                 P: the step's matrix products at G, step * np1_gflops / ceiling;
+#                 sgemm(B): bench/sgemm's GFLOP/s at batch B (linear without it)
+#   ring(p, n)  = 2(p-1) alpha + 2(p-1)/p n / bw                (0 at p = 1)
+#   blocking    = compute(B) + ring(p, n)
+#   overlapped  = compute(B) + max(0, ring(p, n) - backward(B))
+# Shared memory: alpha and bw from bench/comm at np=2 (rows "comm,2,...").
+# Cluster, assumed: NET_ALPHA_US (3) per hop, NET_BW_GBS (12, 100 Gb/s
+# InfiniBand), NODE_RANKS (8) ranks per node for the hierarchical variant.
+# The np=2 and np=4 rows (samples/s, --profile's split) and bench/comm at
+# np=4, when present, are the check.
+set -eu
+mode=md
+[ "${1-}" = --csv ] && { mode=csv; shift; }
+[ $# -eq 1 ] && [ -f "$1" ] || { echo "usage: scaling.sh [--csv] results.csv" >&2; exit 64; }
+exec awk -F, -v mode="$mode" -v net_alpha_us="${NET_ALPHA_US:-3}" \
+    -v net_bw_gbs="${NET_BW_GBS:-12}" -v node_ranks="${NODE_RANKS:-8}" '
+# times in ms, latencies a in ms, bandwidths bw in bytes/ms
+function ring(p, n, a, bw) { return p > 1 ? 2 * (p - 1) * a + 2 * (p - 1) / p * n / bw : 0 }
+# recursive halving then doubling (Rabenseifner), p a power of 2
+function rhd(p, n, a, bw) { return p > 1 ? 2 * log(p) / log(2) * a + 2 * (p - 1) / p * n / bw : 0 }
+# n bytes at p ranks on shared memory or over the network; alg 1:
+# hierarchical (a shared-memory ring inside each node of q ranks, then a
+# ring over the p/q nodes), 2: halving/doubling, else the ring
+function allreduce(p, n, net, alg) {
+    if (!net) return ring(p, n, sa, sb)
+    if (alg == 1 && p > q) return ring(q, n, sa, sb) + ring(p / q, n, na, nb)
+    if (alg == 2) return rhd(p, n, na, nb)
+    return ring(p, n, na, nb)
+}
+# bytes of the gradient buffer of "D-h1-...-d": weights and biases of the
+# encoder, the heads (h -> 2d) and the mirrored decoder, + 4 extra floats
+function grad_bytes(spec,   d, k, i, f) {
+    k = split(spec, d, "-")
+    for (i = 1; i + 2 <= k; i++)
+        f += 2 * d[i] * d[i + 1] + d[i] + d[i + 1]
+    return 4 * (f + (d[k - 1] + 1) * 2 * d[k] + (d[k] + 1) * d[k - 1] + 4)
+}
+function fb(m, B,   key, slow) {
+    key = m SUBSEP G[m] SUBSEP "sgemm_b" B "_gflops"
+    slow = 1
+    if (key in V && V[key] > 0 && PM[m] > 0)
+        slow = V[m, G[m], "sgemm_ceiling_gflops"] / V[key]
+    else if (B != G[m] && !((m, B) in LINEAR)) {
+        LINEAR[m, B]
+        linear = linear " " m " at B = " B
+    }
+    return (FW[m] + BW[m] - PM[m]) * B / G[m] + PM[m] * B / G[m] * slow
+}
+# sh: the optimizer sharded over sh ranks; dp: the data time scales with B
+function compute(m, B, sh, dp) { return fb(m, B) + DA[m] * (dp ? B / G[m] : 1) + OP[m] / sh }
+function backward(m, B) { return fb(m, B) * BW[m] / (FW[m] + BW[m]) }
+# the exposed wait with the gradient cut into k equal buckets, bucket i
+# ready at i/k of the backward pass, their allreduces back to back: the
+# last bucket always shows, and more when the allreduces cannot keep up;
+# the best k of 1..256 (in best_k)
+function bucketed(p, n, bwd, net, alg,   k, tb, ex, best) {
+    best = -1
+    for (k = 1; k <= 256; k *= 2) {
+        tb = allreduce(p, n / k, net, alg)
+        ex = k * tb - (k - 1) / k * bwd
+        if (ex < tb) ex = tb
+        if (best < 0 || ex < best) { best = ex; best_k = k }
+    }
+    return best
+}
+# the step at p ranks, local batch B: ovl 0 blocking, 1 overlapped (ideal)
+function step(m, p, B, net, ovl,   t) {
+    t = allreduce(p, NB[m], net, 0)
+    if (ovl) t = t > backward(m, B) ? t - backward(m, B) : 0
+    return compute(m, B, 1, 0) + t
+}
+# strong (B < G): T(1) / (p T(p)); weak (B = G): T(1) / T(p)
+function eff(m, p, B, t) { return compute(m, G[m], 1, 0) / (B == G[m] ? t : p * t) }
+function f3(x) {
+    return sprintf(x >= 100 ? "%.0f" : x >= 10 ? "%.1f" : x >= 1 ? "%.2f" : "%.3f", x)
+}
+function cell(m, p, B, net, ovl,   t) {
+    t = step(m, p, B, net, ovl)
+    return f3(t) " (" sprintf("%.2f", eff(m, p, B, t)) ")"
+}
+function row(m, metric, x) {
+    if (mode == "csv") printf "%s,%s,%s,%.6g\n", m, m == "comm" ? 2 : G[m], metric, x
+}
+function md(s) { if (mode == "md") print s }
+function need(key, what) {
+    if (key in V) return
+    printf "scaling.sh: %s has no %s\n", FILENAME, what > "/dev/stderr"
+    bad = 1
+}
+
+NR == 1 && $1 == "model" { next }
+{ V[$1 SUBSEP $2 SUBSEP $3] = $4 }
+$1 != "comm" && !($1 in G) { G[$1] = $2; M[++nm] = $1 }
+END {
+    need("comm" SUBSEP 2 SUBSEP "alpha_us", "comm,2,alpha_us row (bench/comm at np=2)")
+    need("comm" SUBSEP 2 SUBSEP "bw_gbs", "comm,2,bw_gbs row (bench/comm at np=2)")
+    for (i = 1; i <= nm; i++)
+        need(M[i] SUBSEP G[M[i]] SUBSEP "np1_optimizer_ms", "np1_*_ms rows for " M[i])
+    if (bad) exit 65
+    sa = V["comm", 2, "alpha_us"] / 1e3; sb = V["comm", 2, "bw_gbs"] * 1e6
+    na = net_alpha_us / 1e3; nb = net_bw_gbs * 1e6; q = node_ranks
+    cores = V["comm", 2, "cores"] + 0
+    if (cores < 1) cores = 1
+    for (i = 1; i <= nm; i++) {
+        m = M[i]; g = G[m]
+        DA[m] = V[m, g, "np1_data_ms"]; FW[m] = V[m, g, "np1_forward_ms"]
+        BW[m] = V[m, g, "np1_backward_ms"]; OP[m] = V[m, g, "np1_optimizer_ms"]
+        NB[m] = grad_bytes(m)
+        ceil = V[m, g, "sgemm_ceiling_gflops"]; sps = V[m, g, "np1_samples_per_s"]
+        PM[m] = ceil > 0 && sps > 0 ? 1e3 * g / sps * V[m, g, "np1_gflops"] / ceil : 0
+    }
+    row("comm", "model_alpha_us", sa * 1e3); row("comm", "model_bw_gbs", sb / 1e6)
+
+    md("## Past this machine: the cost model (docs/scaling.md)")
+    md("")
+    md("- compute(B) = fb(B) + data + optimizer, from the np=1 split at batch G (data and")
+    md("  optimizer per replica); fb(B), forward + backward: the matrix products (P ms at G)")
+    md("  slowed by bench/sgemm'"'"'s GFLOP/s at G over that at B, the rest linear in B.")
+    md("- allreduce = 2(p-1) alpha + 2(p-1)/p n/bw for the n-byte gradient buffer (ring);")
+    md("  blocking step = compute + allreduce;")
+    md("  overlapped = compute + max(0, allreduce - backward(B)).")
+    fit = ("comm" SUBSEP 2 SUBSEP "fit_worst_pct") in V
+    md(sprintf("- Shared memory, measured (bench/comm, np=2): alpha %.3f us per hop, bw %.2f GB/s",
+        sa * 1e3, sb / 1e6) (fit ? " (worst fit error " V["comm", 2, "fit_worst_pct"] \
+        "% over 1-16 MiB)." : "."))
+    md(sprintf("- Cluster, ASSUMED: alpha %s us per hop, bw %s GB/s (100 Gb/s InfiniBand), " \
+        "every ring hop over the network.", net_alpha_us, net_bw_gbs))
+    md("")
+    md("Check against the measured runs (blocking, as vae-dist is now). Past " cores " ranks")
+    md("the ranks share the cores: the compute column is then ceil(p/cores) x compute(G/p),")
+    md("and the model step takes bench/comm'"'"'s allreduce at that rank count when measured.")
+    md("")
+    md("| model | ranks | compute ms: model | --profile | allreduce ms: ring model | " \
+        "bench/comm | --profile | step ms: model | measured |")
+    md("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (i = 1; i <= nm; i++) {
+        m = M[i]; g = G[m]
+        for (p = 1; p <= 4; p *= 2) {
+            sps = V[m, g, "np" p "_samples_per_s"]
+            if (sps == "") continue
+            c = int((p + cores - 1) / cores) * compute(m, g / p, 1, 0)
+            tr = allreduce(p, NB[m], 0, 0)
+            key = "comm" SUBSEP p SUBSEP "allreduce_ms_" NB[m]
+            tc = key in V ? V[key] : ""
+            t = c + (p > cores && tc != "" ? tc : tr)
+            tm = 1e3 * g / sps
+            cm = "-"
+            if ((m SUBSEP g SUBSEP "np" p "_optimizer_ms") in V)
+                cm = f3(V[m, g, "np" p "_data_ms"] + V[m, g, "np" p "_forward_ms"] + \
+                    V[m, g, "np" p "_backward_ms"] + V[m, g, "np" p "_optimizer_ms"])
+            dev = sprintf("%+.0f", 100 * (t - tm) / tm)
+            md(sprintf("| %s | %d | %s | %s | %s | %s | %s | %s | %s (model %s%%) |", m, p,
+                f3(c), cm, f3(tr), tc == "" ? "-" : f3(tc), f3(V[m, g, "np" p "_allreduce_ms"]),
+                f3(t), f3(tm), dev == "-0" ? "+0" : dev))
+            row(m, "model_np" p "_step_ms", t); row(m, "model_np" p "_allreduce_ms", tr)
+        }
+    }
+    for (i = 1; i <= nm; i++) {
+        m = M[i]; g = G[m]
+        md("")
+        md(sprintf("%s, G = %d, gradient %d bytes: step ms (efficiency); " \
+            "strong: B = G/p, weak: B = G", m, g, NB[m]))
+        md("")
+        md("| scaling | p | B | compute ms | shm allreduce | shm blocking | shm overlapped | " \
+            "net allreduce | net blocking | net overlapped |")
+        md("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        md(sprintf("| - | 1 | %d | %s | 0 | %s | %s | 0 | %s | %s |", g, f3(compute(m, g, 1, 0)),
+            cell(m, 1, g, 0, 0), cell(m, 1, g, 0, 1), cell(m, 1, g, 1, 0), cell(m, 1, g, 1, 1)))
+        for (s = 0; s < 2; s++)
+            for (p = 8; p <= 512; p *= 8) {
+                B = s ? g : g / p; sc = s ? "weak" : "strong"
+                if (B < 1) {
+                    md(sprintf("| %s | %d | %s | local batch below 1: no more than %d ranks " \
+                        "| | | | | | |", sc, p, g "/" p, g))
+                    continue
+                }
+                md(sprintf("| %s | %d | %g | %s | %s | %s | %s | %s | %s | %s |", sc, p, B,
+                    f3(compute(m, B, 1, 0)), f3(allreduce(p, NB[m], 0, 0)),
+                    cell(m, p, B, 0, 0), cell(m, p, B, 0, 1), f3(allreduce(p, NB[m], 1, 0)),
+                    cell(m, p, B, 1, 0), cell(m, p, B, 1, 1)))
+                for (net = 0; net < 2; net++)
+                    for (ovl = 0; ovl < 2; ovl++) {
+                        t = step(m, p, B, net, ovl)
+                        tag = sc "_" (net ? "net" : "shm") "_" (ovl ? "overlapped" : "blocking")
+                        row(m, "proj_" tag "_p" p "_step_ms", t)
+                        row(m, "proj_" tag "_p" p "_eff", eff(m, p, B, t))
+                    }
+            }
+    }
+    md("")
+    md("Where it stops scaling: the largest p (a power of 2) whose efficiency is still")
+    md("0.5 or more.")
+    md("")
+    md("| model | scaling | shm blocking | shm overlapped | net blocking | net overlapped |")
+    md("| --- | --- | --- | --- | --- | --- |")
+    for (i = 1; i <= nm; i++)
+        for (s = 0; s < 2; s++) {
+            m = M[i]; g = G[m]; sc = s ? "weak" : "strong"
+            line = "| " m " | " sc " |"
+            for (net = 0; net < 2; net++)
+                for (ovl = 0; ovl < 2; ovl++) {
+                    last = 1
+                    for (p = 2; p <= 512; p *= 2) {
+                        B = s ? g : g / p
+                        if (B < 1 || eff(m, p, B, step(m, p, B, net, ovl)) < 0.5) break
+                        last = p
+                    }
+                    line = line " " (last == 512 ? ">= 512" : last) " |"
+                    tag = sc "_" (net ? "net" : "shm") "_" (ovl ? "overlapped" : "blocking")
+                    row(m, "last_p_eff_half_" tag, last)
+                }
+            md(line)
+        }
+    md("")
+    md("What would fix it, strong scaling on the assumed network. Each row changes one thing")
+    md("from \"k buckets\": the overlap with the gradient cut into k buckets, each paying the")
+    md(sprintf("latency term (best k of 1..256). Hierarchical: %d ranks per node, a shared-memory", q))
+    md("ring (measured alpha, bw) inside each node, then the network ring over the nodes.")
+    md("Recursive halving/doubling: latency 2 log2(p) alpha instead of 2(p-1) alpha, same")
+    md("bytes.")
+    md("Sharded optimizer: each rank updates 1/p of the parameters (reduce-scatter, Adam,")
+    md("allgather: the same bytes as the allreduce). Data per rank: the data time scales")
+    md("with B (each rank decodes only its own rows).")
+    md("")
+    md("| model | p | variant | exposed allreduce ms | step ms | efficiency |")
+    md("| --- | --- | --- | --- | --- | --- |")
+    name[1] = "blocking (vae-dist now)"
+    name[2] = "k buckets"
+    name[3] = "+ bf16 gradients"
+    name[4] = "+ hierarchical"
+    name[5] = "+ recursive halving/doubling"
+    name[6] = "+ sharded optimizer"
+    name[7] = "+ data per rank"
+    name[8] = "+ bf16, halving/doubling, sharded, data per rank"
+    name[9] = "weak scaling instead (B = G), k buckets"
+    for (i = 1; i <= nm; i++) {
+        m = M[i]; g = G[m]
+        for (p = 64; p <= 512; p *= 8) {
+            if (g / p < 1) p = g
+            B = g / p; n = NB[m]
+            for (v = 1; v <= 9; v++) {
+                nn = v == 3 || v == 8 ? n / 2 : n
+                alg = v == 4 ? 1 : v == 5 || v == 8 ? 2 : 0
+                sh = v == 6 || v == 8 ? p : 1
+                dp = v == 7 || v == 8
+                lb = v == 9 ? g : B
+                w = v == 1 ? allreduce(p, n, 1, 0) : bucketed(p, nn, backward(m, lb), 1, alg)
+                t = compute(m, lb, sh, dp) + w
+                e = eff(m, p, lb, t)
+                md(sprintf("| %s | %d | %s%s | %s | %s | %.2f |", m, p, name[v],
+                    v == 1 ? "" : " (k = " best_k ")", f3(w), f3(t), e))
+                row(m, "fix_p" p "_" v "_step_ms", t); row(m, "fix_p" p "_" v "_eff", e)
+            }
+            if (p == g) break
+        }
+    }
+    if (linear != "") {
+        md("")
+        md("No bench/sgemm row, so fb(B) was taken as linear in B (optimistic) for:" linear ".")
+    }
+}' "$1"
