@@ -103,7 +103,7 @@ function need(key, what) {
 
 NR == 1 && $1 == "model" { next }
 { V[$1 SUBSEP $2 SUBSEP $3] = $4 }
-$1 != "comm" && !($1 in G) { G[$1] = $2; M[++nm] = $1 }
+$1 != "comm" && $1 != "data" && !($1 in G) { G[$1] = $2; M[++nm] = $1 }
 END {
     need("comm" SUBSEP 2 SUBSEP "alpha_us", "comm,2,alpha_us row (bench/comm at np=2)")
     need("comm" SUBSEP 2 SUBSEP "bw_gbs", "comm,2,bw_gbs row (bench/comm at np=2)")
