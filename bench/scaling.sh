@@ -19,8 +19,10 @@
 # Shared memory: alpha and bw from bench/comm at np=2 (rows "comm,2,...").
 # Cluster, assumed: NET_ALPHA_US (3) per hop, NET_BW_GBS (12, 100 Gb/s
 # InfiniBand), NODE_RANKS (8) ranks per node for the hierarchical variant.
-# The np=2 and np=4 rows (samples/s, --profile's split) and bench/comm at
-# np=4, when present, are the check.
+# The np=2 and np=4 rows (samples/s, --profile's split; np=2 also with
+# --bucket 0, rows np2_blocking_*) and bench/comm at np=4, when present, are
+# the check: the --bucket 0 run against the blocking step, the default run
+# against the overlapped one (blocking past the cores).
 set -eu
 mode=md
 [ "${1-}" = --csv ] && { mode=csv; shift; }
@@ -139,33 +141,47 @@ END {
     md(sprintf("- Cluster, ASSUMED: alpha %s us per hop, bw %s GB/s (100 Gb/s InfiniBand), " \
         "every ring hop over the network.", net_alpha_us, net_bw_gbs))
     md("")
-    md("Check against the measured runs (blocking, as vae-dist is now). Past " cores " ranks")
-    md("the ranks share the cores: the compute column is then ceil(p/cores) x compute(G/p),")
-    md("and the model step takes bench/comm'"'"'s allreduce at that rank count when measured.")
+    md("Check against the measured runs: the --bucket 0 run (one blocking allreduce) against")
+    md("the blocking step, the default run (buckets posted during backward) against the")
+    md("overlapped one. Past " cores " ranks the ranks share the cores: the compute column is then")
+    md("ceil(p/cores) x compute(G/p), and the model step is blocking, with bench/comm'"'"'s")
+    md("allreduce at that rank count when measured. The --profile allreduce of a bucketed run")
+    md("is the wait left after backward.")
     md("")
     md("| model | ranks | compute ms: model | --profile | allreduce ms: ring model | " \
         "bench/comm | --profile | step ms: model | measured |")
     md("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (i = 1; i <= nm; i++) {
         m = M[i]; g = G[m]
-        for (p = 1; p <= 4; p *= 2) {
-            sps = V[m, g, "np" p "_samples_per_s"]
-            if (sps == "") continue
+        for (p = 1; p <= 4; p *= 2)
+            for (blk = 1; blk >= 0; blk--) {
+            # blk: the --bucket 0 run (np2_blocking_* rows) against the blocking
+            # step; else the default run, bucketed, against the overlapped one
+            # (blocking past the cores: on a shared core the reduction of one
+            # rank cannot run under the backward pass of another)
+            pre = "np" p (blk ? "_blocking_" : "_")
+            if (!((m SUBSEP g SUBSEP pre "samples_per_s") in V)) continue
+            sps = V[m, g, pre "samples_per_s"]
             c = int((p + cores - 1) / cores) * compute(m, g / p, 1, 0)
             tr = allreduce(p, NB[m], 0, 0)
             key = "comm" SUBSEP p SUBSEP "allreduce_ms_" NB[m]
             tc = key in V ? V[key] : ""
-            t = c + (p > cores && tc != "" ? tc : tr)
+            ta = p > cores && tc != "" ? tc : tr
+            if (!blk && p <= cores) ta = ta > backward(m, g / p) ? ta - backward(m, g / p) : 0
+            t = c + ta
             tm = 1e3 * g / sps
             cm = "-"
-            if ((m SUBSEP g SUBSEP "np" p "_optimizer_ms") in V)
-                cm = f3(V[m, g, "np" p "_data_ms"] + V[m, g, "np" p "_forward_ms"] + \
-                    V[m, g, "np" p "_backward_ms"] + V[m, g, "np" p "_optimizer_ms"])
+            if ((m SUBSEP g SUBSEP pre "optimizer_ms") in V)
+                cm = f3(V[m, g, pre "data_ms"] + V[m, g, pre "forward_ms"] + \
+                    V[m, g, pre "backward_ms"] + V[m, g, pre "optimizer_ms"])
+            else if ((m SUBSEP g SUBSEP pre "step_ms") in V)
+                cm = f3(V[m, g, pre "step_ms"] - V[m, g, pre "allreduce_ms"])
             dev = sprintf("%+.0f", 100 * (t - tm) / tm)
-            md(sprintf("| %s | %d | %s | %s | %s | %s | %s | %s | %s (model %s%%) |", m, p,
-                f3(c), cm, f3(tr), tc == "" ? "-" : f3(tc), f3(V[m, g, "np" p "_allreduce_ms"]),
-                f3(t), f3(tm), dev == "-0" ? "+0" : dev))
-            row(m, "model_np" p "_step_ms", t); row(m, "model_np" p "_allreduce_ms", tr)
+            md(sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s (model %s%%) |", m,
+                p (blk ? ", --bucket 0" : ""), f3(c), cm, f3(tr), tc == "" ? "-" : f3(tc),
+                f3(V[m, g, pre "allreduce_ms"]), f3(t), f3(tm), dev == "-0" ? "+0" : dev))
+            row(m, "model_" pre "step_ms", t)
+            if (!blk) row(m, "model_np" p "_allreduce_ms", tr)
         }
     }
     for (i = 1; i <= nm; i++) {
@@ -233,11 +249,11 @@ END {
     md("bytes.")
     md("Sharded optimizer: each rank updates 1/p of the parameters (reduce-scatter, Adam,")
     md("allgather: the same bytes as the allreduce). Data per rank: the data time scales")
-    md("with B (each rank decodes only its own rows).")
+    md("with B (measured, it did not at np=2).")
     md("")
     md("| model | p | variant | exposed allreduce ms | step ms | efficiency |")
     md("| --- | --- | --- | --- | --- | --- |")
-    name[1] = "blocking (vae-dist now)"
+    name[1] = "blocking (--bucket 0)"
     name[2] = "k buckets"
     name[3] = "+ bf16 gradients"
     name[4] = "+ hierarchical"
