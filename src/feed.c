@@ -178,8 +178,15 @@ static int resident_open(Feed *f, VdError *err)
 
     double t0 = vd_now();
     int rc = read_range(f, c->images, f->b0, f->nb, f->block, c->collective, err);
-    if (rc == VD_OK && c->labels)
-        rc = read_range(f, c->labels, f->b0, f->nb, f->block_lab, c->collective, err);
+    /* collective reads are made by every rank, whatever its first one gave */
+    if (c->labels && (rc == VD_OK || c->collective)) {
+        VdError lerr = {0};
+        int lrc = read_range(f, c->labels, f->b0, f->nb, f->block_lab, c->collective, &lerr);
+        if (rc == VD_OK && lrc != VD_OK) {
+            rc = lrc;
+            *err = lerr;
+        }
+    }
     if (rc == VD_OK) {
         int64_t *ids = vd_calloc((size_t)f->nb + 1, sizeof(int64_t));
         for (int64_t i = 0; i < f->nb; i++)
@@ -497,8 +504,8 @@ int feed_open(Feed **out, const FeedConfig *c, VdError *err)
     if (f->mode == VD_FEED_RESIDENT) {
         if (resident > (double)c->budget)
             vd_fail(err, VD_EX_USAGE,
-                    "--data-mode resident needs %.1f MiB per rank, more than --data-budget "
-                    "(%.1f MiB): raise the budget, add ranks, or use --data-mode stream",
+                    "--data-mode resident needs %.3g MiB per rank, more than --data-budget "
+                    "(%.3g MiB): raise the budget, add ranks, or use --data-mode stream",
                     resident / (1 << 20), (double)c->budget / (1 << 20));
         else
             resident_open(f, err);
@@ -518,8 +525,8 @@ int feed_open(Feed **out, const FeedConfig *c, VdError *err)
     int64_t min_window = shard_local_batch(c->global_batch, 0, f->size);
     if (f->window < min_window) {
         vd_fail(err, VD_EX_USAGE,
-                "--data-budget %.1f MiB is too small to stream: reading ahead takes %.1f MiB "
-                "and one local batch %.1f MiB more",
+                "--data-budget %.3g MiB is too small to stream: reading ahead takes %.3g MiB "
+                "and one local batch %.3g MiB more",
                 (double)c->budget / (1 << 20), queue / (1 << 20),
                 (double)min_window * (rb + 8) / (1 << 20));
         return vd_error_agree(err, c->comm);

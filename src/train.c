@@ -107,13 +107,20 @@ void vd_default_data_path(char *buf, size_t n)
 void openblas_set_num_threads(int);
 #endif
 
-int vd_set_threads(int threads, MPI_Comm comm)
+/* Collective: how many ranks of comm share this rank's node. */
+static int node_ranks(MPI_Comm comm)
 {
     MPI_Comm node;
     int local = 1;
     MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
     MPI_Comm_size(node, &local);
     MPI_Comm_free(&node);
+    return local;
+}
+
+int vd_set_threads(int threads, MPI_Comm comm)
+{
+    int local = node_ranks(comm);
     if (threads <= 0) {
         const char *env = getenv("OPENBLAS_NUM_THREADS");
         if (env && atoi(env) > 0) {
@@ -847,11 +854,7 @@ static int64_t data_budget(const TrainConfig *cfg, MPI_Comm comm)
 {
     if (cfg->data_budget > 0)
         return (int64_t)(cfg->data_budget * (1 << 20));
-    MPI_Comm node;
-    int local = 1;
-    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &local);
-    MPI_Comm_free(&node);
+    int local = node_ranks(comm);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     double share = have > 0 ? have / 4 / local : (double)(1 << 30);
     MPI_Allreduce(MPI_IN_PLACE, &share, 1, MPI_DOUBLE, MPI_MIN, comm);
