@@ -68,7 +68,7 @@ typedef struct {
     int rows, cols; /* cols == 0 for a vector */
 } VaeTensor;
 
-/* Owns its four buffers. */
+/* Owns its four buffers, unless they were lent to it (vae_set_buffers). */
 typedef struct {
     VaeShape shape;
     size_t n_params;
@@ -78,6 +78,7 @@ typedef struct {
     float *grads;   /* (n_params + VD_GRAD_EXTRA) */
     float *adam_m;  /* (n_params) */
     float *adam_v;  /* (n_params) */
+    int borrowed;   /* the buffers belong to someone else (vae_set_buffers) */
     VaeLayers p;    /* views into params */
     VaeLayers g;    /* views into grads */
 } Vae;
@@ -115,6 +116,12 @@ void vae_free(Vae *m);
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)); prior means 0; the learned log s^2
  * shape.obs_logvar. Same on every rank for the same seed. */
 void vae_init_params(Vae *m, uint64_t seed);
+
+/* Points m at buffers the caller owns and keeps alive (node shared memory),
+ * or, with owned, hands them to m. Frees the old ones if m owned them;
+ * copies nothing. The views follow. */
+void vae_set_buffers(Vae *m, float *params, float *grads, float *adam_m, float *adam_v,
+                     int owned);
 
 /* The tensor named name, or NULL. */
 const VaeTensor *vae_tensor(const Vae *m, const char *name);

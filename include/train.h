@@ -15,6 +15,7 @@
 #include "model.h"
 #include "optim.h"
 #include "opts.h"
+#include "share.h"
 
 typedef struct {
     char data[4096];
@@ -45,7 +46,12 @@ typedef struct {
     double data_budget; /* MiB of training rows per rank; 0: a quarter of the node's memory */
     int parallel_io;  /* resident blocks read with MPI-IO collective reads */
     double bucket_mib; /* allreduce bucket, MiB; 0: one blocking allreduce */
+    int reduce;       /* VD_REDUCE_SHM or VD_REDUCE_MPI */
 } TrainConfig;
+
+/* --reduce: node shared memory with a sharded Adam (share.h), or MPI_Allreduce
+ * of the whole gradient and Adam on every rank. */
+enum { VD_REDUCE_SHM = 0, VD_REDUCE_MPI = 1 };
 
 extern const OptSpec train_options[];
 
@@ -67,17 +73,20 @@ typedef struct {
     int failed;       /* in: this rank's batch is missing; out: some rank's was (not applied) */
     size_t bucket;    /* in: floats per allreduce bucket, overlapped with backward; 0: one
                        * blocking allreduce after backward */
+    NodeShare *share; /* in: reduce and update through node shared memory (bucket unused) */
     StepTimes times;  /* out */
 } StepIO;
 
 /* Collective. One optimizer step on rows [0, n) of w->x with noise w->eps
  * (labels w->y if conditional), KL weight beta: local sum of per-sample
- * gradients, an allreduce of the flat gradient buffer (loss sums, sample
- * count and the stop and failure flags in its tail; in buckets posted during
- * backward when io->bucket > 0, else in one call after it), Adam step
- * t with the gradient divided by the global sample count. Returns 1, or 0
- * without touching the parameters if any reduced value is not finite (the
- * same verdict on every rank). io may be NULL. */
+ * gradients, their sum over ranks (loss sums, sample count and the stop and
+ * failure flags in the tail of the flat buffer), Adam step t with the
+ * gradient divided by the global sample count. The sum is an allreduce of
+ * m->grads (in buckets posted during backward when io->bucket > 0, else one
+ * call after it), or with io->share, share_reduce and share_adam; the
+ * summed tail is in m->grads either way. Returns 1, or 0 without touching
+ * the parameters if any reduced value is not finite (the same verdict on
+ * every rank). io may be NULL. */
 int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, long t,
                MPI_Comm comm, StepIO *io);
 

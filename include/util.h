@@ -58,6 +58,9 @@ _Noreturn void vd_abort_at(const char *file, int line, const char *fmt, ...)
 #define VD_VECTOR_CLONES
 #endif
 
+/* 1 if no x[i] is NaN or infinite. */
+int vd_all_finite(const float *x, size_t n);
+
 /* Zeroed, 64-byte aligned allocation; aborts the job if memory runs out. */
 void *vd_calloc(size_t n, size_t size);
 void vd_free(void *p);

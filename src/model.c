@@ -150,14 +150,34 @@ Vae *vae_create(const VaeShape *shape, const char **why)
     return m;
 }
 
-void vae_free(Vae *m)
+static void free_buffers(Vae *m)
 {
-    if (!m)
+    if (m->borrowed)
         return;
     vd_free(m->params);
     vd_free(m->grads);
     vd_free(m->adam_m);
     vd_free(m->adam_v);
+}
+
+void vae_set_buffers(Vae *m, float *params, float *grads, float *adam_m, float *adam_v,
+                     int owned)
+{
+    free_buffers(m);
+    m->params = params;
+    m->grads = grads;
+    m->adam_m = adam_m;
+    m->adam_v = adam_v;
+    m->borrowed = !owned;
+    bind_views(m, m->params, &m->p);
+    bind_views(m, m->grads, &m->g);
+}
+
+void vae_free(Vae *m)
+{
+    if (!m)
+        return;
+    free_buffers(m);
     vd_free(m);
 }
 

@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
@@ -87,8 +88,11 @@ const OptSpec train_options[] = {
      "MiB of training rows each rank may hold (0: a quarter of the node's memory over its ranks)"},
     {"parallel-io", NUM(OPT_BOOL, parallel_io), "0", 0, 0, NULL,
      "read the resident blocks with MPI-IO collective reads (parallel HDF5)"},
+    {"reduce", NUM(OPT_CHOICE, reduce), "shm", 0, 0, "shm|mpi",
+     "sum gradients in node shared memory, each rank updating a slice of the parameters "
+     "(shm), or allreduce them and update on every rank (mpi)"},
     {"bucket", NUM(OPT_F64, bucket_mib), "1", 0, 1024, "MIB",
-     "gradient allreduce buckets of MIB, overlapped with backward (0: one allreduce after it)"},
+     "--reduce mpi: allreduce buckets of MIB, overlapped with backward (0: one allreduce after it)"},
     OPT_END};
 
 void vd_default_data_path(char *buf, size_t n)
@@ -359,23 +363,26 @@ int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, lo
     if (io && io->poison) /* the reduced buffer becomes non-finite, as a bad gradient would */
         extra[VD_EXTRA_RECON] = NAN;
     /* the extras, after the parameters, travel with the first bucket */
-    Buckets b = {m->grads, n_red, io ? io->bucket : 0, 0, {0}, comm};
+    NodeShare *share = io ? io->share : NULL;
+    Buckets b = {m->grads, n_red, io && !share ? io->bucket : 0, 0, {0}, comm};
     vae_backward_hook(m, w, n, beta, bucket_ready, &b);
     double t2 = vd_now();
-    if (b.sent > 0)
-        bucket_post(&b, 0);
-    MPI_Waitall(b.n_req, b.req, MPI_STATUSES_IGNORE);
+    int finite;
+    if (share) {
+        finite = share_reduce(share, m);
+    } else {
+        if (b.sent > 0)
+            bucket_post(&b, 0);
+        MPI_Waitall(b.n_req, b.req, MPI_STATUSES_IGNORE);
+        finite = vd_all_finite(m->grads, n_red);
+    }
     double t3 = vd_now();
-    /* NaN and Inf are the floats whose exponent bits are all ones: an
-     * integer OR over the reduced buffer finds any, and vectorizes. */
-    const uint32_t *bits = (const uint32_t *)m->grads;
-    uint32_t nonfinite = 0;
-    for (size_t i = 0; i < n_red; i++)
-        nonfinite |= (uint32_t)((bits[i] & 0x7f800000u) == 0x7f800000u);
-    int finite = !nonfinite, failed = extra[VD_EXTRA_FAIL] > 0.0f;
-    if (finite && !failed)
-        adam_step(adam, t, m->n_params, m->params, m->grads, m->adam_m, m->adam_v,
-                  1.0f / extra[VD_EXTRA_COUNT]);
+    int failed = extra[VD_EXTRA_FAIL] > 0.0f;
+    float scale = 1.0f / extra[VD_EXTRA_COUNT];
+    if (share)
+        share_adam(share, m, adam, t, scale, finite && !failed);
+    else if (finite && !failed)
+        adam_step(adam, t, m->n_params, m->params, m->grads, m->adam_m, m->adam_v, scale);
     double t4 = vd_now();
     if (io) {
         io->stop = extra[VD_EXTRA_STOP] > 0.0f;
@@ -419,6 +426,8 @@ typedef struct {
     int has_train_y, has_test, has_test_y;
     Vae *m;
     VaeWork *w;
+    NodeShare *share; /* --reduce shm, from the first step to the last */
+    double shared_mib; /* its window, on each node */
     Shard test;
     Feed *feed;
     int64_t *batch_rows; /* (B) dataset rows of the current batch */
@@ -846,6 +855,9 @@ static void print_profile(const Run *r)
     printf("  step %.3f ms, %.0f samples/s, %.2f GFLOP/s per rank\n", 1e3 * total / steps,
            (double)r->cfg.batch * steps / total, flops * r->B * steps / total * 1e-9);
     printf("  peak resident memory %.1f MiB (rank 0), %.1f MiB (max over ranks)\n", mine[7], mx[7]);
+    if (r->shared_mib > 0)
+        printf("  of which shared by the node's ranks (counted in each): up to %.1f MiB\n",
+               r->shared_mib);
 }
 
 /* Collective. Trains from r->st to the end (or a stop); returns the exit code. */
@@ -859,6 +871,29 @@ static int64_t data_budget(const TrainConfig *cfg, MPI_Comm comm)
     double share = have > 0 ? have / 4 / local : (double)(1 << 30);
     MPI_Allreduce(MPI_IN_PLACE, &share, 1, MPI_DOUBLE, MPI_MIN, comm);
     return (int64_t)share;
+}
+
+/* Collective: --reduce shm over more than one rank, or a note why not. */
+static void open_share(Run *r)
+{
+    const char *why = "--reduce mpi";
+    if (r->cfg.reduce == VD_REDUCE_SHM && r->size > 1)
+        r->share = share_create(r->m, r->comm, MPI_COMM_NULL, &why);
+    if (r->share)
+        malloc_trim(0); /* hand back the private buffers it replaced (M_TRIM_THRESHOLD, main.c) */
+    if (r->rank != 0 || r->size == 1)
+        return;
+    if (r->share)
+        printf("gradients: summed in shared memory, %d ranks per node on %d node%s; each rank "
+               "updates 1/%d of the parameters\n", share_node_size(r->share),
+               share_nodes(r->share), share_nodes(r->share) > 1 ? "s" : "",
+               share_node_size(r->share));
+    else if (r->cfg.bucket_mib > 0)
+        printf("gradients: MPI_Allreduce in buckets of %g MiB during backward (%s)\n",
+               r->cfg.bucket_mib, why);
+    else
+        printf("gradients: one MPI_Allreduce after backward (%s)\n", why);
+    fflush(stdout);
 }
 
 static int train_loop(Run *r, VdError *err)
@@ -892,7 +927,8 @@ static int train_loop(Run *r, VdError *err)
             StepIO io = {.stop = stop_signal != 0,
                          .poison = st->step + 1 == poison_step && r->rank == r->size - 1,
                          .failed = feed_failed(r->feed),
-                         .bucket = (size_t)(cfg->bucket_mib * (1 << 20) / sizeof(float))};
+                         .bucket = (size_t)(cfg->bucket_mib * (1 << 20) / sizeof(float)),
+                         .share = r->share};
             float beta = (float)vd_kl_weight(cfg->beta, cfg->warmup, st->step + 1);
             int finite = train_step(r->m, r->w, r->B, beta, &adam, st->step + 1, r->comm, &io);
             r->prof.forward += io.times.forward;
@@ -1149,7 +1185,11 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     if (vd_error_agree(&err, comm))
         goto done;
 
+    open_share(r);
     code = train_loop(r, &err);
+    r->shared_mib = r->share ? (double)share_bytes(r->share) / (1 << 20) : 0;
+    share_free(r->share, r->m);
+    r->share = NULL;
     if (cfg->profile && err.code == VD_OK)
         print_profile(r);
 

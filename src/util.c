@@ -197,3 +197,17 @@ void vd_guard_jump_to(sigjmp_buf *env)
     guard_env = env;
     guard_depth = 0;
 }
+
+/* NaN and Inf are the floats whose exponent bits are all ones: an integer OR
+ * over the buffer finds any, and vectorizes. */
+VD_VECTOR_CLONES
+int vd_all_finite(const float *x, size_t n)
+{
+    uint32_t nonfinite = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        nonfinite |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return !nonfinite;
+}

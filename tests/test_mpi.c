@@ -194,6 +194,131 @@ static void test_bucketed_matches_blocking(void **state)
     vae_free(b);
 }
 
+/* ---- the shared-memory reduction --------------------------------------- */
+
+/* Steps on each rank's batches, through the allreduce for a and through
+ * share for b. */
+static void train_both(Vae *a, Vae *b, NodeShare *share, int steps)
+{
+    AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f};
+    VaeWork *w = vae_work_create(&shape, LOCAL_B);
+    for (int t = 1; t <= steps; t++) {
+        fill_rank_batch(w, rank, t % 3, 0);
+        StepIO one = {0}, shm = {.share = share};
+        assert_all(train_step(a, w, LOCAL_B, 1.0f, &adam, t, MPI_COMM_WORLD, &one));
+        assert_all(train_step(b, w, LOCAL_B, 1.0f, &adam, t, MPI_COMM_WORLD, &shm));
+        /* the summed tail reaches every rank */
+        assert_all(b->grads[b->n_params + VD_EXTRA_COUNT] == (float)(LOCAL_B * size));
+        assert_all(rel_err(b->grads[b->n_params + VD_EXTRA_RECON],
+                           a->grads[a->n_params + VD_EXTRA_RECON], 1.0) <= (size == 2 ? 0 : 1e-4));
+    }
+    vae_work_free(w);
+}
+
+/* Parameters and moments of a and b agree (bitwise when exact), and b is
+ * the same on every rank. */
+static void assert_same_training(const Vae *a, const Vae *b, int exact)
+{
+    double worst = 0;
+    for (size_t i = 0; i < a->n_params; i++) {
+        double e = rel_err(a->params[i], b->params[i], 1e-3);
+        e = fmax(e, rel_err(a->adam_v[i], b->adam_v[i], 1e-9));
+        worst = e > worst ? e : worst;
+    }
+    assert_all(exact ? worst == 0 : worst < 1e-5);
+    uint64_t sum = vd_checksum_more(vd_checksum_f32(b->params, b->n_params), b->adam_m,
+                                    b->n_params), first = sum;
+    MPI_Bcast(&first, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    assert_all(sum == first);
+}
+
+/* One node: the slices' sums and Adam give the allreduce's training, to the
+ * bit on two ranks (a sum of two is the same either way round); the buffers
+ * are private again after share_free. */
+static void test_shared_matches_allreduce(void **state)
+{
+    (void)state;
+    Vae *a = new_model(), *b = new_model();
+    const char *why = NULL;
+    NodeShare *share = share_create(b, MPI_COMM_WORLD, MPI_COMM_NULL, &why);
+    assert_all(share != NULL);
+    assert_all(share_node_size(share) == size && share_nodes(share) == 1);
+    assert_all(b->borrowed);
+    train_both(a, b, share, 12);
+    share_free(share, b);
+    assert_all(!b->borrowed);
+    assert_same_training(a, b, size == 2);
+    vae_free(a);
+    vae_free(b);
+}
+
+/* Two "nodes" of size/2 ranks each (one node's shared window each): each
+ * slice is also allreduced over the nodes, and both nodes' copies agree. */
+static void test_shared_over_two_nodes(void **state)
+{
+    (void)state;
+    MPI_Comm node;
+    MPI_Comm_split(MPI_COMM_WORLD, rank / (size / 2), rank, &node);
+    Vae *a = new_model(), *b = new_model();
+    const char *why = NULL;
+    NodeShare *share = share_create(b, MPI_COMM_WORLD, node, &why);
+    assert_all(share != NULL);
+    assert_all(share_node_size(share) == size / 2 && share_nodes(share) == 2);
+    train_both(a, b, share, 12);
+    share_free(share, b);
+    assert_same_training(a, b, size == 2);
+    MPI_Comm_free(&node);
+    vae_free(a);
+    vae_free(b);
+}
+
+/* Nodes of different sizes cannot line up their slices: declined on every
+ * rank, the model untouched. */
+static void test_shared_declines_uneven_nodes(void **state)
+{
+    (void)state;
+    if (size < 3)
+        skip();
+    MPI_Comm node;
+    MPI_Comm_split(MPI_COMM_WORLD, rank == 0, rank, &node);
+    Vae *m = new_model();
+    float *before = m->params;
+    const char *why = NULL;
+    NodeShare *share = share_create(m, MPI_COMM_WORLD, node, &why);
+    assert_all(share == NULL && why != NULL && strstr(why, "different numbers") != NULL);
+    assert_all(m->params == before && !m->borrowed);
+    MPI_Comm_free(&node);
+    vae_free(m);
+}
+
+/* A NaN on one rank, or one rank's missing batch, stops the step on every
+ * rank; a stop request reaches all; nothing is updated by a stopped step. */
+static void test_shared_verdicts_agreed(void **state)
+{
+    (void)state;
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
+    Vae *m = new_model();
+    VaeWork *w = vae_work_create(&shape, LOCAL_B);
+    const char *why = NULL;
+    NodeShare *share = share_create(m, MPI_COMM_WORLD, MPI_COMM_NULL, &why);
+    assert_all(share != NULL);
+    uint64_t before = vd_checksum_f32(m->params, m->n_params);
+    fill_rank_batch(w, rank, 0, 0);
+    StepIO poison = {.share = share, .poison = rank == size - 1};
+    assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, MPI_COMM_WORLD, &poison) == 0);
+    StepIO failed = {.share = share, .failed = rank == 0};
+    assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, MPI_COMM_WORLD, &failed) == 1);
+    assert_all(failed.failed == 1);
+    assert_all(vd_checksum_f32(m->params, m->n_params) == before);
+    StepIO stop = {.share = share, .stop = rank == size - 1};
+    assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, MPI_COMM_WORLD, &stop) == 1);
+    assert_all(stop.stop == 1 && !stop.failed);
+    assert_all(vd_checksum_f32(m->params, m->n_params) != before);
+    share_free(share, m);
+    vae_work_free(w);
+    vae_free(m);
+}
+
 /* ---- the feed ---------------------------------------------------------- */
 
 enum { FN = 240, FD = 6, FG = 8, FCHUNK = 10 };
@@ -205,7 +330,8 @@ static uint8_t fvalue(int64_t row, int j) { return (uint8_t)((row * 3 + j) % 251
 static void feed_file(const char *name, char *path, size_t n)
 {
     if (rank == 0) {
-        snprintf(path, n, "%s/%s.h5", test_tmpdir(), name);
+        if (snprintf(path, n, "%s/%s.h5", test_tmpdir(), name) >= (int)n)
+            fail_msg("temporary path too long");
         static uint8_t x[FN][FD];
         static int32_t y[FN];
         for (int64_t r = 0; r < FN; r++) {
@@ -367,6 +493,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_error_agreement),
         cmocka_unit_test(test_stop_flag_reaches_all),
         cmocka_unit_test(test_bucketed_matches_blocking),
+        cmocka_unit_test(test_shared_matches_allreduce),
+        cmocka_unit_test(test_shared_over_two_nodes),
+        cmocka_unit_test(test_shared_declines_uneven_nodes),
+        cmocka_unit_test(test_shared_verdicts_agreed),
         cmocka_unit_test(test_feed_resident),
         cmocka_unit_test(test_feed_stream),
         cmocka_unit_test(test_injected_failure),
