@@ -10,7 +10,7 @@
  *   pingpong_us    half a round trip of 4 bytes between ranks 0 and 1
  *   allreduce1_us  MPI_Allreduce of one float
  *   allreduce_bytes N ms T [model SPEC]   median of reps; SPEC's buffer is
- *                  its parameters + 4 (loss sums, count, stop flag), floats
+ *                  its parameters + 5 (loss sums, count, stop and failure flags), floats
  *   alpha_us       = pingpong_us, the per-hop latency the model uses
  *   bw_gbs         1e-9 bw, least squares in relative error of the model
  *                  (alpha fixed) over the sizes of 1 MiB and more
@@ -26,7 +26,7 @@
 
 #define MAX_SIZES 40
 #define MAX_REPS 2000
-#define GRAD_EXTRA 4 /* VD_GRAD_EXTRA in include/model.h */
+#define GRAD_EXTRA 5 /* VD_GRAD_EXTRA in include/model.h */
 
 static int rank, size;
 

@@ -136,13 +136,22 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
         cat "$TMP/sg.a" "$TMP/sg.b" | sed -n 's/sgemm_gflops=\([0-9.]*\).*/\1/p' | awk '{s += $1} END {print s / NR}'
     done | median)
     row "$name" "$batch" sgemm_two_copies_half_batch_gflops "$two"
-    # np=2 with one blocking allreduce after backward (--bucket 0)
-    for i in $(seq "$REPS"); do VD_EXTRA="--bucket 0" vae 2 "$hidden" "$latent" "$batch" "$steps"; cp "$TMP/log" "$TMP/blk.$i"; done
-    mb() { for i in $(seq "$REPS"); do prof "$1" "$TMP/blk.$i"; done | median; }
-    sb=$(mb samples) stb=$(mb step) arb=$(mb allreduce)
-    row "$name" "$batch" np2_blocking_samples_per_s "$sb"
-    row "$name" "$batch" np2_blocking_allreduce_ms "$arb"
-    row "$name" "$batch" np2_blocking_step_ms "$stb"
+    # np=2 through MPI_Allreduce (--reduce mpi): one blocking call after
+    # backward (--bucket 0, rows np2_blocking_*), and buckets posted during
+    # it (--bucket 1, rows np2_bucketed_*)
+    for vb in blocking:0 bucketed:1; do
+        v=${vb%:*}
+        for i in $(seq "$REPS"); do
+            VD_EXTRA="--reduce mpi --bucket ${vb#*:}" vae 2 "$hidden" "$latent" "$batch" "$steps"
+            cp "$TMP/log" "$TMP/$v.$i"
+        done
+        mb() { for i in $(seq "$REPS"); do prof "$1" "$TMP/$v.$i"; done | median; }
+        eval "s_$v=$(mb samples) st_$v=$(mb step) ar_$v=$(mb allreduce)"
+        row "$name" "$batch" "np2_${v}_samples_per_s" "$(mb samples)"
+        for part in data forward backward allreduce optimizer step; do
+            row "$name" "$batch" "np2_${v}_${part}_ms" "$(mb $part)"
+        done
+    done
     for np in 2 4 8; do
         for i in $(seq "$REPS"); do vae "$np" "$hidden" "$latent" "$batch" "$steps"; cp "$TMP/log" "$TMP/np$np.$i"; done
         mn() { for i in $(seq "$REPS"); do prof "$1" "$TMP/np$np.$i"; done | median; }
@@ -152,7 +161,14 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
         for part in data forward backward optimizer; do
             row "$name" "$batch" "np${np}_${part}_ms" "$(mn $part)"
         done
-        [ "$np" = 2 ] && echo "| 2, one blocking allreduce (--bucket 0) | $sb | $(awk -v a="$sb" -v b="$s1" 'BEGIN {printf "%.2f", a / b}') | $(awk -v a="$sb" -v b="$s1" 'BEGIN {printf "%.2f", a / b / 2}') | $stb | $arb | |" >>"$md.tmp"
+        if [ "$np" = 2 ]; then
+            for v in blocking bucketed; do
+                eval "sv=\$s_$v stv=\$st_$v arv=\$ar_$v"
+                [ $v = blocking ] && what="--reduce mpi --bucket 0: one MPI_Allreduce after backward" ||
+                    what="--reduce mpi: MPI_Iallreduce buckets during backward"
+                echo "| 2, $what | $sv | $(awk -v a="$sv" -v b="$s1" 'BEGIN {printf "%.2f", a / b}') | $(awk -v a="$sv" -v b="$s1" 'BEGIN {printf "%.2f", a / b / 2}') | $stv | $arv | |" >>"$md.tmp"
+            done
+        fi
         echo "| $np | $s | $(awk -v a="$s" -v b="$s1" 'BEGIN {printf "%.2f", a / b}') | $(awk -v a="$s" -v b="$s1" -v n="$np" 'BEGIN {printf "%.2f", a / b / n}') | $st | $ar | $rss |" >>"$md.tmp"
     done
     echo >>"$md.tmp"
@@ -161,8 +177,10 @@ done
 {
     echo
     echo "np=4 and np=8 run $cores cores oversubscribed: they show per-rank overheads, not scaling."
-    echo "The step split comes from vae-dist's --profile (rank 0); the allreduce column is the"
-    echo "wait left after backward, the gradient buckets being posted during it (--bucket 1)."
+    echo "The step split comes from vae-dist's --profile (rank 0). Rows without --reduce run the"
+    echo "default, --reduce shm: gradients summed in node shared memory, Adam sharded over the"
+    echo "ranks; there the allreduce column is the barrier wait plus this rank's slice sum. With"
+    echo "--reduce mpi --bucket 1 it is the wait left after backward, the buckets posted during it."
 } >>"$md.tmp"
 
 # Data larger than the budget: a generated file of 400,000 28x28 uint8 rows

@@ -2,9 +2,12 @@
  *
  * Every rank holds the full model and reads only its slice of each epoch's
  * global permutation. Per step: local forward/backward (sum of per-sample
- * gradients), one allreduce of the flat gradient buffer (with the loss sums in
- * its tail), divide by the global sample count, identical Adam step on every
- * rank. Rank 0 alone writes checkpoints, metrics and figures. */
+ * gradients), the sum over ranks of the flat gradient buffer (with the loss
+ * sums in its tail), divided by the global sample count, and an identical
+ * Adam step: by default through node shared memory with the update sharded
+ * over the node's ranks (share.h), or one allreduce and the whole update on
+ * every rank (--reduce mpi). Rank 0 alone writes checkpoints, metrics and
+ * figures. */
 #ifndef VD_TRAIN_H
 #define VD_TRAIN_H
 
