@@ -1,8 +1,9 @@
 /* share.h — the gradient's sum and the Adam step through the node's shared
- * memory (MPI-3 shared windows), the default reduction of `train`.
+ * memory (a POSIX shared memory segment per node), the default reduction of
+ * `train`.
  *
  * The k ranks on a node keep one copy of the parameters and Adam moments in
- * a shared window; each rank's gradient buffer lives there too. After
+ * the segment; each rank's gradient buffer lives there too. After
  * backward, rank i of the node sums slice i of the k gradients (in node-rank
  * order), and, on more than one node, allreduces that slice with the ranks
  * of node rank i on the other nodes. It then runs Adam on slice i alone:
@@ -30,15 +31,18 @@ typedef struct NodeShare NodeShare;
 
 /* Collective over comm. Moves m's parameters and Adam moments (from node
  * rank 0; the ranks of a node must hold the same values) and its gradient
- * buffer into a shared window over node, the ranks sharing memory: pass
- * MPI_COMM_NULL for MPI_COMM_TYPE_SHARED, or a split of comm (tests). Returns
- * NULL, with *why set and m untouched, on every rank if any node differs in
- * size or a window cannot be allocated. */
+ * buffer into a segment shared by node, the ranks sharing memory: pass
+ * MPI_COMM_NULL for MPI_COMM_TYPE_SHARED, or a split of comm (tests). Every
+ * page is reserved here. Returns NULL, with *why set to one line and m
+ * untouched, on every rank if the nodes differ in size or any node's
+ * segment cannot be created or mapped (a small /dev/shm, as in containers;
+ * $VAE_DIST_TEST_NO_SHM fakes that). */
 NodeShare *share_create(Vae *m, MPI_Comm comm, MPI_Comm node, const char **why);
 
-/* Collective. Gives m private copies of its buffers again and frees the
- * window. NULL does nothing. */
-void share_free(NodeShare *s, Vae *m);
+/* Collective. Unmaps the segment; with keep, m gets private copies of its
+ * buffers first, else m is left without buffers (for vae_free only), which
+ * spares the memory of k copies at the end of a run. NULL does nothing. */
+void share_free(NodeShare *s, Vae *m, int keep);
 
 /* Collective over comm, after every rank's backward wrote its m->grads
  * (with the extras in the tail). Sums the gradients of all ranks into the
@@ -52,7 +56,7 @@ int share_reduce(NodeShare *s, Vae *m);
  * step, applied or not, so that every step passes the same barriers. */
 void share_adam(NodeShare *s, Vae *m, const AdamConfig *c, long t, float grad_scale, int apply);
 
-/* The window's bytes on each node. */
+/* The segment's bytes on each node. */
 size_t share_bytes(const NodeShare *s);
 
 /* Ranks per node (k above), and nodes. */

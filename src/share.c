@@ -1,8 +1,16 @@
 /* share.c — the gradient's sum and the Adam step through the node's shared
  * memory. See share.h. */
+#define _POSIX_C_SOURCE 200809L
 #include "share.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -10,7 +18,8 @@
 #define FLAG_STRIDE 16 /* ints: one verdict per cache line */
 
 struct NodeShare {
-    MPI_Win win;
+    void *base;     /* the node's segment, mapped by each of its ranks */
+    size_t bytes;
     MPI_Comm node;  /* the ranks sharing this node's memory */
     MPI_Comm cross; /* this node rank on every node */
     int lrank, lsize, nodes;
@@ -24,12 +33,78 @@ struct NodeShare {
 
 static size_t padded(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
 
-/* Orders every rank's stores to the window before every rank's loads after. */
+/* Orders every rank's stores to the segment before every rank's loads after. */
 static void node_sync(NodeShare *s)
 {
-    MPI_Win_sync(s->win);
+    atomic_thread_fence(memory_order_seq_cst);
     MPI_Barrier(s->node);
-    MPI_Win_sync(s->win);
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+static char why_buf[256];
+
+/* Collective over comm. The node's segment, [gradient of node rank 0 | ...
+ * | of rank k-1 | parameters | m | v | sum | verdicts]: node rank 0 creates
+ * a POSIX shared memory object and reserves every page (posix_fallocate, so
+ * that a full /dev/shm fails here with ENOSPC, not with SIGBUS in a later
+ * step); the other ranks map it by name; it is unlinked once all have, so
+ * nothing is left behind if the job dies. 0, or -1 on every rank of comm. */
+static int map_segment(NodeShare *s, MPI_Comm comm, const char **why)
+{
+    static int serial;
+    long page = sysconf(_SC_PAGESIZE);
+    s->bytes = ((size_t)(s->lsize + 1) * padded(s->n_red) + 3 * padded(s->n)) * sizeof(float) +
+               (size_t)s->lsize * FLAG_STRIDE * sizeof(int);
+    s->bytes = (s->bytes + (size_t)page - 1) / (size_t)page * (size_t)page;
+    char name[64] = {0};
+    int fd = -1, err = 0;
+    if (s->lrank == 0) {
+        snprintf(name, sizeof name, "/vae-dist.%ld.%d", (long)getpid(), serial++);
+        fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+        if (fd < 0)
+            err = errno;
+        else if (getenv("VAE_DIST_TEST_NO_SHM")) /* test hook, see README */
+            err = ENOSPC;
+        else if (ftruncate(fd, (off_t)s->bytes) != 0)
+            err = errno;
+        else
+            err = posix_fallocate(fd, 0, (off_t)s->bytes);
+        if (err)
+            snprintf(why_buf, sizeof why_buf, "/dev/shm cannot hold the %.1f MiB shared segment (%s)",
+                     (double)s->bytes / (1 << 20), strerror(err));
+    }
+    MPI_Bcast(&err, 1, MPI_INT, 0, s->node);
+    if (err && s->lrank != 0)
+        snprintf(why_buf, sizeof why_buf, "this node's shared memory could not be created");
+    if (!err) {
+        MPI_Bcast(name, sizeof name, MPI_CHAR, 0, s->node);
+        if (s->lrank != 0 && (fd = shm_open(name, O_RDWR, 0600)) < 0)
+            err = errno;
+        if (!err) {
+            s->base = mmap(NULL, s->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (s->base == MAP_FAILED) {
+                err = errno;
+                s->base = NULL;
+            }
+        }
+        if (err)
+            snprintf(why_buf, sizeof why_buf, "shared memory %s could not be mapped (%s)", name,
+                     strerror(err));
+    }
+    if (fd >= 0)
+        close(fd);
+    MPI_Barrier(s->node); /* every rank has the object open or mapped, or failed */
+    if (s->lrank == 0 && name[0])
+        shm_unlink(name);
+    int ok = !err, all;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
+    if (all)
+        return 0;
+    if (s->base)
+        munmap(s->base, s->bytes);
+    s->base = NULL;
+    *why = ok ? "another node could not set up its shared memory" : why_buf;
+    return -1;
 }
 
 static void free_comms(NodeShare *s)
@@ -70,43 +145,19 @@ NodeShare *share_create(Vae *m, MPI_Comm comm, MPI_Comm node, const char **why)
     s->lo = (size_t)s->lrank * step < s->n_red ? (size_t)s->lrank * step : s->n_red;
     s->hi = s->lo + step < s->n_red ? s->lo + step : s->n_red;
 
-    /* Every rank's segment starts with its gradient; node rank 0's goes on
-     * with the parameters, the moments, the sum and the verdicts. */
-    size_t g_bytes = padded(s->n_red) * sizeof(float);
-    size_t bytes = g_bytes;
-    if (s->lrank == 0)
-        bytes += (3 * padded(s->n) + padded(s->n_red)) * sizeof(float) +
-                 (size_t)s->lsize * FLAG_STRIDE * sizeof(int);
-    MPI_Info info;
-    MPI_Info_create(&info);
-    MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* each segment on its rank's pages */
-    MPI_Comm_set_errhandler(s->node, MPI_ERRORS_RETURN);
-    float *mine = NULL;
-    int rc = MPI_Win_allocate_shared((MPI_Aint)bytes, sizeof(float), info, s->node, &mine, &s->win);
-    MPI_Info_free(&info);
-    MPI_Comm_set_errhandler(s->node, MPI_ERRORS_ARE_FATAL);
-    int ok = rc == MPI_SUCCESS;
-    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm);
-    if (!ok) {
-        if (rc == MPI_SUCCESS)
-            MPI_Win_free(&s->win);
-        *why = "no shared memory window could be allocated";
+    s->g = vd_calloc((size_t)s->lsize, sizeof *s->g);
+    if (map_segment(s, comm, why)) {
         free_comms(s);
         return NULL;
     }
-    s->g = vd_calloc((size_t)s->lsize, sizeof *s->g);
-    for (int i = 0; i < s->lsize; i++) {
-        MPI_Aint size;
-        int disp;
-        MPI_Win_shared_query(s->win, i, &size, &disp, &s->g[i]);
-    }
-    s->params = s->g[0] + padded(s->n_red);
+    for (int i = 0; i < s->lsize; i++)
+        s->g[i] = (float *)s->base + (size_t)i * padded(s->n_red);
+    s->params = s->g[s->lsize - 1] + padded(s->n_red);
     s->adam_m = s->params + padded(s->n);
     s->adam_v = s->adam_m + padded(s->n);
     s->sum = s->adam_v + padded(s->n);
     s->flags = (int *)(s->sum + padded(s->n_red));
 
-    MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win);
     if (s->lrank == 0) {
         memcpy(s->params, m->params, s->n * sizeof(float));
         memcpy(s->adam_m, m->adam_m, s->n * sizeof(float));
@@ -117,21 +168,25 @@ NodeShare *share_create(Vae *m, MPI_Comm comm, MPI_Comm node, const char **why)
     return s;
 }
 
-void share_free(NodeShare *s, Vae *m)
+void share_free(NodeShare *s, Vae *m, int keep)
 {
     if (!s)
         return;
-    float *p = vd_calloc(s->n, sizeof(float)), *g = vd_calloc(s->n_red, sizeof(float));
-    float *am = vd_calloc(s->n, sizeof(float)), *av = vd_calloc(s->n, sizeof(float));
+    float *p = NULL, *g = NULL, *am = NULL, *av = NULL;
     node_sync(s); /* no rank is still writing */
-    memcpy(p, s->params, s->n * sizeof(float));
-    memcpy(g, m->grads, s->n_red * sizeof(float));
-    memcpy(am, s->adam_m, s->n * sizeof(float));
-    memcpy(av, s->adam_v, s->n * sizeof(float));
-    node_sync(s); /* nor reading, before the window goes */
+    if (keep) {
+        p = vd_calloc(s->n, sizeof(float));
+        g = vd_calloc(s->n_red, sizeof(float));
+        am = vd_calloc(s->n, sizeof(float));
+        av = vd_calloc(s->n, sizeof(float));
+        memcpy(p, s->params, s->n * sizeof(float));
+        memcpy(g, m->grads, s->n_red * sizeof(float));
+        memcpy(am, s->adam_m, s->n * sizeof(float));
+        memcpy(av, s->adam_v, s->n * sizeof(float));
+    }
+    node_sync(s); /* nor reading, before the segment goes */
     vae_set_buffers(m, p, g, am, av, 1);
-    MPI_Win_unlock_all(s->win);
-    MPI_Win_free(&s->win);
+    munmap(s->base, s->bytes);
     free_comms(s);
 }
 
@@ -177,11 +232,7 @@ void share_adam(NodeShare *s, Vae *m, const AdamConfig *c, long t, float grad_sc
     node_sync(s); /* every slice is updated before any rank's next forward */
 }
 
-size_t share_bytes(const NodeShare *s)
-{
-    return ((size_t)s->lsize * padded(s->n_red) + 3 * padded(s->n) + padded(s->n_red)) *
-               sizeof(float) + (size_t)s->lsize * FLAG_STRIDE * sizeof(int);
-}
+size_t share_bytes(const NodeShare *s) { return s->bytes; }
 
 int share_node_size(const NodeShare *s) { return s->lsize; }
 int share_nodes(const NodeShare *s) { return s->nodes; }

@@ -427,7 +427,7 @@ typedef struct {
     Vae *m;
     VaeWork *w;
     NodeShare *share; /* --reduce shm, from the first step to the last */
-    double shared_mib; /* its window, on each node */
+    double shared_mib; /* its segment, on each node */
     Shard test;
     Feed *feed;
     int64_t *batch_rows; /* (B) dataset rows of the current batch */
@@ -876,11 +876,14 @@ static int64_t data_budget(const TrainConfig *cfg, MPI_Comm comm)
 /* Collective: --reduce shm over more than one rank, or a note why not. */
 static void open_share(Run *r)
 {
-    const char *why = "--reduce mpi";
+    const char *why = "";
     if (r->cfg.reduce == VD_REDUCE_SHM && r->size > 1)
         r->share = share_create(r->m, r->comm, MPI_COMM_NULL, &why);
     if (r->share)
         malloc_trim(0); /* hand back the private buffers it replaced (M_TRIM_THRESHOLD, main.c) */
+    else if (r->cfg.reduce == VD_REDUCE_SHM && r->size > 1 && r->rank == 0)
+        fprintf(stderr, "vae-dist: note: %s; summing gradients with MPI_Allreduce instead "
+                        "(--reduce mpi)\n", why);
     if (r->rank != 0 || r->size == 1)
         return;
     if (r->share)
@@ -889,10 +892,10 @@ static void open_share(Run *r)
                share_nodes(r->share), share_nodes(r->share) > 1 ? "s" : "",
                share_node_size(r->share));
     else if (r->cfg.bucket_mib > 0)
-        printf("gradients: MPI_Allreduce in buckets of %g MiB during backward (%s)\n",
-               r->cfg.bucket_mib, why);
+        printf("gradients: MPI_Allreduce in buckets of %g MiB during backward\n",
+               r->cfg.bucket_mib);
     else
-        printf("gradients: one MPI_Allreduce after backward (%s)\n", why);
+        printf("gradients: one MPI_Allreduce after backward\n");
     fflush(stdout);
 }
 
@@ -1188,7 +1191,7 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     open_share(r);
     code = train_loop(r, &err);
     r->shared_mib = r->share ? (double)share_bytes(r->share) / (1 << 20) : 0;
-    share_free(r->share, r->m);
+    share_free(r->share, r->m, 0); /* the model is not used again */
     r->share = NULL;
     if (cfg->profile && err.code == VD_OK)
         print_profile(r);
