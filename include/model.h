@@ -119,7 +119,8 @@ void vae_init_params(Vae *m, uint64_t seed);
 
 /* Points m at buffers the caller owns and keeps alive (node shared memory),
  * or, with owned, hands them to m. Frees the old ones if m owned them;
- * copies nothing. The views follow. */
+ * copies nothing. The views follow; NULL buffers leave m fit only for
+ * vae_free. */
 void vae_set_buffers(Vae *m, float *params, float *grads, float *adam_m, float *adam_v,
                      int owned);
 

@@ -36,7 +36,7 @@ typedef struct NodeShare NodeShare;
  * page is reserved here. Returns NULL, with *why set to one line and m
  * untouched, on every rank if the nodes differ in size or any node's
  * segment cannot be created or mapped (a small /dev/shm, as in containers;
- * $VAE_DIST_TEST_NO_SHM fakes that). */
+ * $VAE_DIST_TEST_NO_SHM=R fakes that on node rank R). */
 NodeShare *share_create(Vae *m, MPI_Comm comm, MPI_Comm node, const char **why);
 
 /* Collective. Unmaps the segment; with keep, m gets private copies of its

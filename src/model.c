@@ -169,8 +169,13 @@ void vae_set_buffers(Vae *m, float *params, float *grads, float *adam_m, float *
     m->adam_m = adam_m;
     m->adam_v = adam_v;
     m->borrowed = !owned;
-    bind_views(m, m->params, &m->p);
-    bind_views(m, m->grads, &m->g);
+    if (params && grads) {
+        bind_views(m, m->params, &m->p);
+        bind_views(m, m->grads, &m->g);
+    } else { /* no buffers: no views into them */
+        memset(&m->p, 0, sizeof m->p);
+        memset(&m->g, 0, sizeof m->g);
+    }
 }
 
 void vae_free(Vae *m)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,67 +44,113 @@ static void node_sync(NodeShare *s)
 
 static char why_buf[256];
 
+/* Reserves [off, off + len) of fd's pages for this rank: tmpfs places them
+ * by the caller's memory policy, so each rank's slices land on its socket. */
+static int reserve(int fd, size_t off, size_t len)
+{
+    int err;
+    do
+        err = len ? posix_fallocate(fd, (off_t)off, (off_t)len) : 0;
+    while (err == EINTR);
+    return err;
+}
+
 /* Collective over comm. The node's segment, [gradient of node rank 0 | ...
  * | of rank k-1 | parameters | m | v | sum | verdicts]: node rank 0 creates
- * a POSIX shared memory object and reserves every page (posix_fallocate, so
+ * a POSIX shared memory object, every rank maps it by name and reserves the
+ * pages of what it writes, then node rank 0 the rest (posix_fallocate, so
  * that a full /dev/shm fails here with ENOSPC, not with SIGBUS in a later
- * step); the other ranks map it by name; it is unlinked once all have, so
- * nothing is left behind if the job dies. 0, or -1 on every rank of comm. */
+ * step), and node rank 0 unlinks the name as soon as all have it open.
+ * 0, or -1 on every rank of comm with *why set on rank 0 to the lowest
+ * failing rank's reason. */
 static int map_segment(NodeShare *s, MPI_Comm comm, const char **why)
 {
     static int serial;
     long page = sysconf(_SC_PAGESIZE);
-    s->bytes = ((size_t)(s->lsize + 1) * padded(s->n_red) + 3 * padded(s->n)) * sizeof(float) +
-               (size_t)s->lsize * FLAG_STRIDE * sizeof(int);
+    size_t gs = padded(s->n_red) * sizeof(float), ps = padded(s->n) * sizeof(float);
+    s->bytes = (size_t)(s->lsize + 1) * gs + 3 * ps + (size_t)s->lsize * FLAG_STRIDE * sizeof(int);
     s->bytes = (s->bytes + (size_t)page - 1) / (size_t)page * (size_t)page;
     char name[64] = {0};
     int fd = -1, err = 0;
     if (s->lrank == 0) {
-        snprintf(name, sizeof name, "/vae-dist.%ld.%d", (long)getpid(), serial++);
-        fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
-        if (fd < 0)
+        do { /* a name left by a dead job of a reused pid is not ours to remove */
+            snprintf(name, sizeof name, "/vae-dist.%ld.%d", (long)getpid(), serial++);
+            fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+        } while (fd < 0 && errno == EEXIST && serial < 1000);
+        if (fd < 0) {
             err = errno;
-        else if (getenv("VAE_DIST_TEST_NO_SHM")) /* test hook, see README */
-            err = ENOSPC;
-        else if (ftruncate(fd, (off_t)s->bytes) != 0)
-            err = errno;
-        else
-            err = posix_fallocate(fd, 0, (off_t)s->bytes);
+            name[0] = '\0';
+        } else {
+            while (ftruncate(fd, (off_t)s->bytes) != 0 && (err = errno) == EINTR)
+                err = 0;
+        }
         if (err)
-            snprintf(why_buf, sizeof why_buf, "/dev/shm cannot hold the %.1f MiB shared segment (%s)",
+            snprintf(why_buf, sizeof why_buf, "no shared memory object of %.1f MiB (%s)",
                      (double)s->bytes / (1 << 20), strerror(err));
     }
     MPI_Bcast(&err, 1, MPI_INT, 0, s->node);
     if (err && s->lrank != 0)
-        snprintf(why_buf, sizeof why_buf, "this node's shared memory could not be created");
+        snprintf(why_buf, sizeof why_buf, "node rank 0 could not create the shared memory");
     if (!err) {
         MPI_Bcast(name, sizeof name, MPI_CHAR, 0, s->node);
-        if (s->lrank != 0 && (fd = shm_open(name, O_RDWR, 0600)) < 0)
+        if (s->lrank != 0 && (fd = shm_open(name, O_RDWR, 0600)) < 0) {
             err = errno;
+            snprintf(why_buf, sizeof why_buf, "shared memory %s could not be opened (%s)", name,
+                     strerror(err));
+        }
+        /* this rank's gradient, and its slices of the parameters, m, v, sum */
+        size_t slice = (s->hi - s->lo) * sizeof(float), lo = s->lo * sizeof(float);
+        size_t pslice = s->lo < s->n ? ((s->hi < s->n ? s->hi : s->n) - s->lo) * sizeof(float) : 0;
+        size_t shared = (size_t)s->lsize * gs;
+        const char *hook = getenv("VAE_DIST_TEST_NO_SHM"); /* test hook, see README */
+        if (!err) {
+            err = hook && *hook && atoi(hook) == s->lrank ? ENOSPC
+                                                         : reserve(fd, (size_t)s->lrank * gs, gs);
+            for (int a = 0; a < 3 && !err; a++)
+                err = reserve(fd, shared + (size_t)a * ps + lo, pslice);
+            if (!err)
+                err = reserve(fd, shared + 3 * ps + lo, slice);
+            if (err)
+                snprintf(why_buf, sizeof why_buf,
+                         "/dev/shm cannot hold the %.1f MiB shared segment (%s)",
+                         (double)s->bytes / (1 << 20), strerror(err));
+        }
         if (!err) {
             s->base = mmap(NULL, s->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
             if (s->base == MAP_FAILED) {
                 err = errno;
                 s->base = NULL;
+                snprintf(why_buf, sizeof why_buf, "shared memory %s could not be mapped (%s)",
+                         name, strerror(err));
             }
         }
-        if (err)
-            snprintf(why_buf, sizeof why_buf, "shared memory %s could not be mapped (%s)", name,
-                     strerror(err));
     }
+    MPI_Barrier(s->node); /* every rank has its pages, or failed */
+    if (s->lrank == 0 && fd >= 0 && !err && (err = reserve(fd, 0, s->bytes)) != 0)
+        snprintf(why_buf, sizeof why_buf, "/dev/shm cannot hold the %.1f MiB shared segment (%s)",
+                 (double)s->bytes / (1 << 20), strerror(err)); /* the verdicts, the padding */
     if (fd >= 0)
         close(fd);
-    MPI_Barrier(s->node); /* every rank has the object open or mapped, or failed */
     if (s->lrank == 0 && name[0])
         shm_unlink(name);
-    int ok = !err, all;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
-    if (all)
+    /* the lowest failing rank's reason reaches rank 0 */
+    int rank, who[2], low[2];
+    MPI_Comm_rank(comm, &rank);
+    who[0] = err ? 0 : 1;
+    who[1] = err ? rank : INT32_MAX;
+    MPI_Allreduce(who, low, 1, MPI_2INT, MPI_MINLOC, comm);
+    if (low[0])
         return 0;
+    if (low[1] != 0) {
+        if (rank == low[1])
+            MPI_Send(why_buf, sizeof why_buf, MPI_CHAR, 0, 0, comm);
+        if (rank == 0)
+            MPI_Recv(why_buf, sizeof why_buf, MPI_CHAR, low[1], 0, comm, MPI_STATUS_IGNORE);
+    }
     if (s->base)
         munmap(s->base, s->bytes);
     s->base = NULL;
-    *why = ok ? "another node could not set up its shared memory" : why_buf;
+    *why = why_buf;
     return -1;
 }
 

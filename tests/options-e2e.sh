@@ -102,13 +102,18 @@ awk -v b="$(kl beta)" -v a="$(kl bin0)" -v w="$(kl warm)" 'BEGIN {exit !(b < a &
 # fallback when /dev/shm cannot hold the segment train bitwise alike on 2 ranks
 train red_shm --data "$WORK/bars.h5" --epochs 2
 train red_mpi --data "$WORK/bars.h5" --epochs 2 --reduce mpi
-VAE_DIST_TEST_NO_SHM=1 train red_full --data "$WORK/bars.h5" --epochs 2
+VAE_DIST_TEST_NO_SHM=0 train red_full0 --data "$WORK/bars.h5" --epochs 2
+VAE_DIST_TEST_NO_SHM=1 train red_full1 --data "$WORK/bars.h5" --epochs 2
 grep -q "summed in shared memory" "$WORK/red_shm.log" && grep -q "MPI_Allreduce" "$WORK/red_mpi.log" &&
     pass "the run says how gradients are summed" || fail "no reduction line: $(grep gradients "$WORK"/red_*.log)"
-[ "$(grep -c "^vae-dist: note: /dev/shm cannot hold" "$WORK/red_full.log")" -eq 1 ] &&
-    grep -q "gradients: MPI_Allreduce" "$WORK/red_full.log" &&
-    pass "a full /dev/shm: one note, then the allreduce" || fail "fallback: $(cat "$WORK/red_full.log")"
-for v in mpi full; do
+for r in 0 1; do # node rank r cannot reserve its pages: one note (from rank 0), then the allreduce
+    [ "$(grep -c "^vae-dist: note: /dev/shm cannot hold" "$WORK/red_full$r.log")" -eq 1 ] &&
+        [ "$(grep -c "vae-dist:" "$WORK/red_full$r.log")" -eq 1 ] &&
+        grep -q "gradients: MPI_Allreduce" "$WORK/red_full$r.log" &&
+        pass "a full /dev/shm at node rank $r: one note, then the allreduce" ||
+        fail "fallback at node rank $r: $(cat "$WORK/red_full$r.log")"
+done
+for v in mpi full0 full1; do
     for g in params adam/m adam/v; do
         "$H5DIFF" -q "$WORK/red_shm/$(cat "$WORK/red_shm/latest")" "$WORK/red_$v/$(cat "$WORK/red_$v/latest")" \
             "/$g" "/$g" || { fail "--reduce shm and $v differ in /$g"; continue 2; }

@@ -357,12 +357,10 @@ static void test_shared_barriers_hold(void **state)
     b->grads[b->n_params + VD_EXTRA_COUNT] = 1.0f;
     b->grads[b->n_params + VD_EXTRA_FAIL] = 0.0f;
     assert_all(share_reduce(share, b));
+    /* the reference, before the update: the same sum, and the whole Adam
+     * step on one rank */
     AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f};
     float scale = 1.0f / b->grads[b->n_params + VD_EXTRA_COUNT];
-    if (rank != 0)
-        usleep(50000);
-    share_adam(share, b, &adam, 1, scale, 1);
-    /* the reference: the same sum, and the whole Adam step on one rank */
     float *g = malloc(sizeof(float) * a->n_params);
     for (size_t i = 0; i < a->n_params; i++) {
         float sum = 0;
@@ -371,6 +369,9 @@ static void test_shared_barriers_hold(void **state)
         g[i] = sum;
     }
     adam_step(&adam, 1, a->n_params, a->params, g, a->adam_m, a->adam_v, scale);
+    if (rank != 0) /* late to the update: rank 0 must still see theirs on return */
+        usleep(50000);
+    share_adam(share, b, &adam, 1, scale, 1);
     double worst = 0;
     for (size_t i = 0; i < a->n_params; i++)
         worst = fmax(worst, rel_err(b->params[i], a->params[i], 1e-3));
