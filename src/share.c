@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
-#include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +137,7 @@ static int map_segment(NodeShare *s, MPI_Comm comm, const char **why)
     int rank, who[2], low[2];
     MPI_Comm_rank(comm, &rank);
     who[0] = err ? 0 : 1;
-    who[1] = err ? rank : INT32_MAX;
+    who[1] = err ? rank : INT_MAX;
     MPI_Allreduce(who, low, 1, MPI_2INT, MPI_MINLOC, comm);
     if (low[0])
         return 0;
