@@ -41,10 +41,14 @@ for how in mpirun ranks; do
         tries=$((tries + 1))
         run_mpi 2 120 "$VAE" $ARGS --log-every 10 --out "$d" >"$d.log" 2>&1 &
         pid=$!
-        i=0; while ! grep -q "samples/s" "$d.log" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+        # the progress line comes after the handlers are installed: a signal
+        # before them would kill the ranks, so none is sent without it (start-up
+        # can take seconds while make check runs other MPI tests alongside)
+        i=0; while ! grep -q "samples/s" "$d.log" && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
         sleep 0.1
         # only this test's processes: make check runs other tests alongside
-        if [ $how = mpirun ]; then pkill -USR1 -f "^$MPIRUN .*--out $d\$"; else pkill -TERM -f "^$VAE .*--out $d\$"; fi
+        if ! grep -q "samples/s" "$d.log"; then :
+        elif [ $how = mpirun ]; then pkill -USR1 -f "^$MPIRUN .*--out $d\$"; else pkill -TERM -f "^$VAE .*--out $d\$"; fi
         wait $pid; rc=$?
         # a signal that reaches mpirun after the ranks finished kills it
         # (Open MPI restores the default action while tearing down): the
