@@ -9,10 +9,18 @@ failures=0
 
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 pass() { echo "ok: $*"; }
+skip() { echo "SKIP: $*"; exit 77; }
 finish() { [ "$failures" -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }; exit 0; }
 
 # run_mpi NP SECONDS CMD...: mpirun under a timeout (exit 124 if it hangs).
 run_mpi() {
     np=$1; secs=$2; shift 2
     "$TIMEOUT" -k 5 "$secs" "$MPIRUN" --oversubscribe -np "$np" "$@"
+}
+
+# The tools the tests need but the program does not: a test without them
+# is skipped (exit 77) with the reason.
+[ -n "${TIMEOUT:-}" ] || skip "timeout (coreutils) not found: every mpirun in the tests runs under it"
+need_h5diff() {
+    [ -n "${H5DIFF:-}" ] || skip "h5diff not found (apt-get install hdf5-tools)"
 }
