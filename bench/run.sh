@@ -45,6 +45,7 @@ prof() {
     gflops) sed -n 's/.* \([0-9.]*\) GFLOP\/s per rank.*/\1/p' "$2" ;;
     step) sed -n 's/^  step \([0-9.]*\) ms.*/\1/p' "$2" ;;
     rss) sed -n 's/.*MiB (rank 0), \([0-9.]*\) MiB (max over ranks).*/\1/p' "$2" ;;
+    allreduce) sed -n "s/^  reduce *\([0-9.]*\) ms .*/\1/p" "$2" ;; # the profile's reduction row
     *) sed -n "s/^  $1 *\([0-9.]*\) ms .*/\1/p" "$2" ;;
     esac
 }

@@ -41,8 +41,8 @@ typedef struct {
     double ep_loss, ep_count;            /* epoch in progress */
 } TrainState;
 
-/* Rank 0 only. Writes path via "path.tmp", fsync and rename, so path is
- * either the old file or the complete new one. input_shape (n_dims values)
+/* Rank 0 only. Writes path through durable.h, so path is either the old
+ * file or the complete new one. input_shape (n_dims values)
  * is the shape of one sample. VD_OK, VD_EX_CANTCREAT or VD_EX_IOERR. */
 int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_t *input_shape,
               int n_dims, int64_t data_rows, const OptSpec *table, const void *cfg, int n_ranks,
@@ -69,8 +69,20 @@ int ckpt_load(const char *path, Vae *m, TrainState *st, VdError *err);
  * step) first: fills names (each of size 64) up to max; returns the count. */
 int ckpt_list(const char *dir, char (*names)[64], int max);
 
+/* Most checkpoint files considered in a run directory. */
+#define VD_MAX_CKPTS 4096
+
 /* Rank 0 only. Deletes all but the newest keep checkpoints in dir (keep 0
  * keeps all). */
 void ckpt_prune(const char *dir, int keep);
+
+/* Rank 0 only. Replaces dir/latest, the name of the newest complete
+ * checkpoint, durably. VD_OK, VD_EX_CANTCREAT or VD_EX_IOERR. */
+int ckpt_mark_latest(const char *dir, const char *name, VdError *err);
+
+/* Local. Resolves a checkpoint argument: a checkpoint file, or a run
+ * directory (its "latest", else its newest ckpt-*.h5). path (VD_PATH_MAX
+ * bytes) gets the file. VD_OK or VD_EX_NOINPUT. */
+int ckpt_find(const char *arg, char *path, VdError *err);
 
 #endif

@@ -24,8 +24,8 @@
  *   the queue, within the budget.
  *
  * A thread other than the caller calls into HDF5 only in stream mode, and
- * always under vd_h5_lock(); callers that use HDF5 while a feed is open must
- * hold that lock too (HDF5 is not built thread-safe). */
+ * always under h5_lock() (h5util.h); callers that use HDF5 while a feed is
+ * open must hold that lock too (HDF5 is not built thread-safe). */
 #ifndef VD_FEED_H
 #define VD_FEED_H
 
@@ -84,9 +84,5 @@ int64_t feed_bytes(const Feed *f);
 /* Seconds spent waiting for data (exchange or reader), and reading. */
 double feed_wait_seconds(const Feed *f);
 double feed_load_seconds(const Feed *f);
-
-/* The HDF5 lock: see above. Not recursive. */
-void vd_h5_lock(void);
-void vd_h5_unlock(void);
 
 #endif

@@ -1,5 +1,6 @@
-/* h5util.h — small HDF5 writing helpers shared by checkpoints, metrics and
- * the importer's tests. Local. All return 0 or -1. */
+/* h5util.h — small HDF5 helpers shared by checkpoints, metrics, the data
+ * reader and the importer, and the lock around HDF5. Local. The attribute
+ * and dataset helpers return 0 or -1. */
 #ifndef VD_H5UTIL_H
 #define VD_H5UTIL_H
 
@@ -25,5 +26,12 @@ int h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n);
 int h5_append_f64(hid_t loc, const char *name, double v);
 /* Silences HDF5's own error stack printing: vae-dist reports errors itself. */
 void h5_quiet(void);
+
+/* HDF5 is not built thread-safe: a thread other than the main one calls
+ * into it only under this lock (the stream reader, feed.h), and the main
+ * thread takes it around its HDF5 calls while such a thread may run. Not
+ * recursive. */
+void h5_lock(void);
+void h5_unlock(void);
 
 #endif

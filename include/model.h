@@ -1,6 +1,8 @@
 /* model.h — the VAE: MLP encoder with mu/logvar heads, reparameterized
- * sample, MLP decoder to the parameters of p(x|z); closed-form KL. The math
- * is ../shared/design/vae-math.md; shapes are (rows, cols), row-major.
+ * sample, MLP decoder to the parameters of p(x|z); closed-form KL; the
+ * importance-weighted likelihood estimate and draws from the prior. The math
+ * is docs/vae-math.md; shapes are (rows, cols), row-major. Local: nothing
+ * here talks to other ranks.
  *
  * Options, all part of VaeShape (and so of a checkpoint):
  *  - hidden activation relu or tanh;
@@ -24,6 +26,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "rng.h"
 
 #define VD_MAX_HIDDEN 8
 #define VD_MAX_TENSORS (4 * VD_MAX_HIDDEN + 8)
@@ -90,10 +94,10 @@ typedef struct {
     float *x;                     /* (B, D) input, filled by the caller */
     float *eps;                   /* (B, d) noise, filled by the caller */
     int32_t *y;                   /* (B) labels in [0, C), filled by the caller if conditional */
-    float *enc[VD_MAX_HIDDEN];    /* (B, hidden[l]) after relu */
+    float *enc[VD_MAX_HIDDEN];    /* (B, hidden[l]) after the activation */
     float *head;                  /* (B, 2d): mu | logvar per row */
     float *z;                     /* (B, d) */
-    float *dec[VD_MAX_HIDDEN];    /* (B, width) after relu */
+    float *dec[VD_MAX_HIDDEN];    /* (B, width) after the activation */
     float *logits;                /* (B, D) decoder outputs; dR/doutputs after a training forward */
     float *dact[2];               /* (B, widest layer) ping-pong activation gradients */
     float *dhead;                 /* (B, 2d) */
@@ -183,8 +187,15 @@ void bernoulli_loss(double *recon, float *dlogits, const float *logits, const fl
  * log s^2 = logvar; da = (a - x) / s^2 unless NULL (may alias a). (B, D) */
 void gaussian_loss(double *recon, float *da, const float *a, const float *x, float logvar, int B,
                    int D);
-/* z = mu + exp(lv/2) eps; kl[i] = 0.5 sum ((mu - m)^2 + exp(lv) - lv - 1),
- * m = means row y[i] (C, d), or 0 when means is NULL. head (B, 2d) */
+/* The reparameterized sample, z (d) = mu + exp(lv/2) eps, for one row, and
+ * for B rows of head (B, 2d) = [mu | lv] with eps (B, d). */
+void reparam_row(float *z, const float *mu, const float *lv, const float *eps, int d);
+void reparam_sample(float *z, const float *head, const float *eps, int B, int d);
+/* The closed-form KL of N(mu, exp(lv)) to N(m, I), m = mean (d), or 0 when
+ * mean is NULL: 0.5 sum ((mu - m)^2 + exp(lv) - lv - 1). */
+double kl_diag(const float *mu, const float *lv, const float *mean, int d);
+/* z = reparam_sample; kl[i] = kl_diag with m = means row y[i] (C, d), or 0
+ * when means is NULL. head (B, 2d) */
 void reparam_kl_forward(float *z, double *kl, const float *head, const float *eps,
                         const float *means, const int32_t *y, int B, int d);
 /* dhead = [dz + beta (mu - m) | dz 0.5 sigma eps + beta 0.5 (exp(lv) - 1)];
@@ -202,5 +213,37 @@ double vae_loss_ref(const Vae *m, const double *params, const double *x, const d
 
 /* Multiply-adds of one sample's forward pass (for FLOP accounting). */
 double vae_forward_macs(const VaeShape *s);
+
+/* ---- what a trained model is used for ---------------------------------- */
+
+/* One row's figures, in nats. */
+typedef struct {
+    double recon;  /* mean over the K draws of the reconstruction term R */
+    double kl;     /* closed-form KL of q(z|x) to the prior */
+    double log_px; /* the importance-weighted estimate of log p(x) */
+} IwRow;
+
+/* The importance-weighted estimate (docs/vae-math.md), per row x with K
+ * draws z_k = mu + sigma eps_k from q(z|x):
+ *
+ *   log w_k = -R(x, z_k) + log N(z_k; m, I) - log q(z_k | x)
+ *           = -R(x, z_k) - 0.5 |z_k - m|^2 + 0.5 |eps_k|^2 + 0.5 sum_j lv_j
+ *   log p(x) ~= logsumexp_k log w_k - log K
+ *
+ * (m = 0, or the class mean m_y of a conditional model: the estimate is then
+ * of log p(x | y); the (2 pi)^(d/2) factors cancel), accumulated with a
+ * running maximum so no exp overflows. For rows [0, n) of x (n, D), n <=
+ * w->max_batch, with labels y (n) for a conditional model (else NULL): eps
+ * for row i and draw k at element ((row0 + i) * K + k) * d of counter row 0
+ * of rng. Uses all of w. */
+void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, int n, int K,
+                    const Rng *rng, int64_t row0, IwRow *out);
+
+/* n draws z (n, d) from the prior, N(0, I) or, for a conditional model,
+ * N(m_c, I) with c = cls, or (cls < 0) c = (k / cols) mod C for draw k, one
+ * class per grid row; the classes go to y (n), 0 when unconditional. eps
+ * comes from the VD_STREAM_EVAL stream at counter row 2^32 - 1, where
+ * training draws its samples.png. */
+void vae_prior_draws(const Vae *m, uint64_t seed, int n, int cols, int cls, float *z, int32_t *y);
 
 #endif

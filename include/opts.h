@@ -1,5 +1,7 @@
-/* opts.h — one option table drives parsing, --help (with the live defaults)
- * and the printout of the effective configuration. Local. */
+/* opts.h — one option table per command drives parsing, --help (with the
+ * live defaults), the printout of the effective configuration, the
+ * checkpoint's /config, and the reference pages (docs/options.md and the
+ * man page, from `vae-dist help --markdown` and `--man`). Local. */
 #ifndef VD_OPTS_H
 #define VD_OPTS_H
 
@@ -19,7 +21,7 @@ typedef enum {
     OPT_CHOICE /* int: the index of the value among metavar's "a|b|c" */
 } OptType;
 
-#define VD_LIST_MAX 8
+#define VD_LIST_MAX 16 /* values of a list option; its user may accept fewer */
 typedef struct {
     int n;
     int v[VD_LIST_MAX];
@@ -37,6 +39,31 @@ typedef struct {
 } OptSpec;
 
 #define OPT_END {NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL}
+
+/* A command: its name, usage line, what it does (one paragraph) and its
+ * options, whose config struct has cfg_size bytes; defaults, if not NULL,
+ * sets the struct's defaults where the table's are not enough (it must call
+ * opts_defaults itself). */
+typedef struct {
+    const char *name;
+    const char *usage;
+    const char *about;
+    const OptSpec *options;
+    size_t cfg_size;
+    void (*defaults)(void *cfg);
+} OptCommand;
+
+/* Sets cfg to c's defaults and parses argv into it. Returns 1 if --help was
+ * asked for (rank 0 printed the usage, what the command does and its
+ * options with their defaults), else 0, with err set on a bad command line
+ * (VD_EX_USAGE). */
+int opts_command(const OptCommand *c, void *cfg, int argc, char **argv, int rank, VdError *err);
+
+/* The reference of commands[0 .. n): Markdown (docs/options.md), or a man
+ * page in roff (vae-dist.1) headed by version. Defaults are the tables'
+ * own, so the text does not depend on the environment. */
+void opts_markdown(FILE *f, const OptCommand *const *commands, int n);
+void opts_man(FILE *f, const OptCommand *const *commands, int n, const char *version);
 
 /* Sets every option of table in cfg to its default. Aborts on a bad default
  * (a programming error). */

@@ -75,4 +75,9 @@ uint64_t rng_below(const Rng *r, uint32_t a, uint64_t b, uint64_t n);
  * (Fisher-Yates, one block per swap). */
 void rng_permutation(const Rng *r, uint32_t a, int64_t *perm, int64_t n);
 
+/* Dynamic binarization of rows [row0, row0 + n) of a data set with D values
+ * per row: x[i] (n, D) becomes 1 with probability x[i], else 0, with the
+ * uniform at counter row a, element row0 * D + i. */
+void rng_binarize(const Rng *r, uint32_t a, int64_t row0, int n, int D, float *x);
+
 #endif

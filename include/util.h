@@ -1,16 +1,18 @@
-/* util.h — error reporting, exit codes, timers and allocation shared by every
- * module of vae-dist.
+/* util.h — error reporting, exit codes, timers, paths and allocation shared
+ * by every module of vae-dist. Local: nothing here talks to other ranks, so
+ * the math (model, optim, rng) builds without MPI; the collective half of
+ * error handling is comm.h.
  *
  * Errors travel as a VdError filled by the function that failed and returned
  * as a sysexits-style code. Code that runs on every rank agrees on errors with
- * vd_error_agree() before the next collective, so one rank's failure never
- * leaves the others waiting; the lowest failing rank prints the one line. */
+ * vd_error_agree() (comm.h) before the next collective, so one rank's failure
+ * never leaves the others waiting; the lowest failing rank prints the one
+ * line. */
 #ifndef VD_UTIL_H
 #define VD_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <mpi.h>
 
 /* Exit codes (sysexits.h values, plus our own above 75). Documented in README. */
 enum {
@@ -34,24 +36,21 @@ typedef struct {
 int vd_fail(VdError *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Collective. Agrees on errors across comm: returns the code of the lowest
- * failing rank (VD_OK if none), after that rank printed "vae-dist: msg" to
- * stderr. Every rank's err is set to the agreed code. */
-int vd_error_agree(VdError *err, MPI_Comm comm);
-
-/* Rank 0 of comm prints "vae-dist: msg" unless the error is VD_OK. Local. */
-void vd_error_print(const VdError *err, int rank);
-
-/* Local. Prints "vae-dist: rank R: file:line: msg" and calls MPI_Abort. For
+/* Prints "vae-dist: rank R: file:line: msg" and ends the job: through the
+ * hook comm_init() installs (MPI_Abort), else exit(VD_EX_SOFTWARE). For
  * states that cannot be agreed on (out of memory in the middle of a step). */
 #define VD_ABORT(...) vd_abort_at(__FILE__, __LINE__, __VA_ARGS__)
 _Noreturn void vd_abort_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The process's rank for messages, and how it ends the job on VD_ABORT
+ * (called by comm_init). */
+void vd_set_process(int rank, void (*abort_job)(int code));
 
 /* Marks a hot elementwise loop for an AVX2 clone, picked when the program
- * loads (x86-64, GCC or clang), beside the baseline one. The build's -std=c11
- * keeps a*b+c unfused and float sums in order, so both clones give bitwise
- * the same results: replicas on nodes with different CPUs stay identical. */
+ * loads (x86-64, GCC or clang), beside the baseline one. The build's
+ * -ffp-contract=off keeps a*b+c unfused (and C keeps float sums in order),
+ * so both clones give bitwise the same results: replicas on nodes with
+ * different CPUs stay identical. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(VD_NO_CLONES)
 #define VD_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -78,12 +77,12 @@ static inline uint64_t vd_checksum_f32(const float *x, size_t n)
     return vd_checksum_more(VD_CHECKSUM_INIT, x, n);
 }
 
-/* Local. A guard around calls into HDF5 on user files: HDF5 is not
- * hardened against damaged files, and a crafted one can make it crash
- * (seen: a NULL memcpy in H5F__accum_read). While armed, SIGSEGV, SIGBUS,
- * SIGFPE or SIGILL end the process with one line from rank 0, "HDF5
- * crashed reading FILE ...", and exit code VD_EX_DATAERR, instead of a
- * core dump; outside the guard they reach the previous handler. Nests. */
+/* A guard around calls into HDF5 on user files: HDF5 is not hardened
+ * against damaged files, and a crafted one can make it crash (seen: a NULL
+ * memcpy in H5F__accum_read). While armed, SIGSEGV, SIGBUS, SIGFPE or
+ * SIGILL end the process with one line from rank 0 (vd_set_process), "HDF5
+ * crashed reading FILE ...", and exit code VD_EX_DATAERR, instead of a core
+ * dump; outside the guard they reach the previous handler. Nests. */
 void vd_guard_arm(const char *file);
 void vd_guard_disarm(void);
 /* For the fuzz harnesses: jump to env (siglongjmp) instead of exiting, and
@@ -93,5 +92,12 @@ void vd_guard_jump_to(sigjmp_buf *env);
 
 /* Creates dir and its parents (like mkdir -p); 0 or -1 with errno set. */
 int vd_mkdirs(const char *dir);
+
+/* Every file path in vae-dist fits VD_PATH_MAX bytes. */
+#define VD_PATH_MAX 4096
+
+/* out (VD_PATH_MAX bytes) = dir "/" name; 0, or -1 with errno ENAMETOOLONG
+ * (out then holds the truncated path, for messages). */
+int vd_path_join(char *out, const char *dir, const char *name);
 
 #endif

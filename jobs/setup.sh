@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="build-essential autoconf automake libtool pkg-config
+PACKAGES="build-essential autoconf automake pkg-config
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libopenblas-dev
   libcmocka-dev zlib1g-dev libpng-dev dataset-fashion-mnist"
 

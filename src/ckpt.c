@@ -5,14 +5,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
-#include <fcntl.h>
 #include <hdf5.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "durable.h"
 #include "h5util.h"
 
 static int write_group(hid_t file, const char *group, const Vae *m, const float *buf)
@@ -32,16 +32,6 @@ static int write_group(hid_t file, const char *group, const Vae *m, const float 
     return rc;
 }
 
-static int fsync_path(const char *path, int dir)
-{
-    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 static uint64_t state_checksum(const Vae *m)
 {
     uint64_t h = vd_checksum_f32(m->params, m->n_params);
@@ -53,8 +43,10 @@ int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_
               int n_dims, int64_t data_rows, const OptSpec *table, const void *cfg, int n_ranks,
               VdError *err)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    DurableFile out;
+    if (durable_begin(&out, path, err) != VD_OK)
+        return err->code;
+    const char *tmp = out.tmp;
     /* 1.8 file format: object headers carry checksums, so damage to the
      * metadata is caught on load, not only damage to the tensors */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -109,7 +101,7 @@ int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_
     g = H5Gcreate2(file, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     bad = g < 0;
     for (const OptSpec *o = table; !bad && o->name; o++) {
-        char value[4200];
+        char value[VD_PATH_MAX];
         opts_format(o, cfg, value, sizeof value);
         bad |= h5_attr_str(g, o->name, value);
     }
@@ -127,30 +119,19 @@ int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_
         step_failed = "tensors (disk full?)";
         goto fail;
     }
-    if (H5Fclose(file) < 0) {
-        file = H5I_INVALID_HID;
+    herr_t closed = H5Fclose(file);
+    file = H5I_INVALID_HID;
+    if (closed < 0) {
         step_failed = "close (disk full?)";
         goto fail;
     }
-    file = H5I_INVALID_HID;
-    if (fsync_path(tmp, 0) != 0) {
-        step_failed = "fsync";
-        goto fail;
-    }
-    if (rename(tmp, path) != 0) {
-        step_failed = "rename";
-        goto fail;
-    }
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    fsync_path(dirname(dir), 1); /* best effort: some filesystems refuse */
-    return VD_OK;
+    return durable_commit(&out, err);
 fail:;
     int saved = errno;
     if (file >= 0)
         H5Fclose(file);
-    unlink(tmp);
-    return vd_fail(err, VD_EX_IOERR, "writing checkpoint %s failed at %s%s%s", tmp, step_failed,
+    durable_discard(&out);
+    return vd_fail(err, VD_EX_IOERR, "writing checkpoint %s failed at %s%s%s", path, step_failed,
                    saved ? ": " : "", saved ? strerror(saved) : "");
 }
 
@@ -395,15 +376,56 @@ int ckpt_list(const char *dir, char (*names)[64], int max)
 
 void ckpt_prune(const char *dir, int keep)
 {
-    enum { MAX = 4096 };
     if (keep <= 0)
         return;
-    char (*names)[64] = vd_calloc(MAX, 64);
-    int n = ckpt_list(dir, names, MAX);
+    char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64);
+    int n = ckpt_list(dir, names, VD_MAX_CKPTS);
     for (int i = keep; i < n; i++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        unlink(path);
+        char path[VD_PATH_MAX];
+        if (vd_path_join(path, dir, names[i]) == 0)
+            unlink(path);
     }
     vd_free(names);
+}
+
+int ckpt_mark_latest(const char *dir, const char *name, VdError *err)
+{
+    char path[VD_PATH_MAX];
+    DurableFile f;
+    if (vd_path_join(path, dir, "latest") != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "%s/latest: path too long", dir);
+    if (durable_open(&f, path, "w", err) != VD_OK)
+        return err->code;
+    fprintf(f.f, "%s\n", name);
+    return durable_commit(&f, err);
+}
+
+int ckpt_find(const char *arg, char *path, VdError *err)
+{
+    struct stat sb;
+    if (stat(arg, &sb) != 0)
+        return vd_fail(err, VD_EX_NOINPUT, "%s: no such checkpoint or run directory", arg);
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(path, VD_PATH_MAX, "%s", arg);
+        return VD_OK;
+    }
+    char latest[VD_PATH_MAX], name[64] = "";
+    FILE *f = vd_path_join(latest, arg, "latest") == 0 ? fopen(latest, "r") : NULL;
+    if (f) {
+        if (!fgets(name, sizeof name, f))
+            name[0] = '\0';
+        fclose(f);
+        name[strcspn(name, "\n")] = '\0';
+    }
+    if (!name[0] || strchr(name, '/')) {
+        char(*names)[64] = vd_calloc(1, 64);
+        if (ckpt_list(arg, names, 1) == 1)
+            snprintf(name, sizeof name, "%s", names[0]);
+        vd_free(names);
+    }
+    if (!name[0])
+        return vd_fail(err, VD_EX_NOINPUT, "%s holds no checkpoint (ckpt-*.h5)", arg);
+    if (vd_path_join(path, arg, name) != 0)
+        return vd_fail(err, VD_EX_NOINPUT, "%s/%s: path too long", arg, name);
+    return VD_OK;
 }

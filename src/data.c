@@ -31,12 +31,9 @@ static int has_path(const char *file, const char *path)
     return ok;
 }
 
-static int open_rows(H5Rows *r, const char *path, const char *dset, int is_label, VdError *err)
+/* The file and the dataset, both there and what they claim to be. */
+static int open_dataset(H5Rows *r, const char *path, const char *dset, VdError *err)
 {
-    memset(r, 0, sizeof *r);
-    r->file = r->dset = H5I_INVALID_HID;
-    r->is_label = is_label;
-    snprintf(r->where, sizeof r->where, "%s:%s", path, dset);
     if (access(path, R_OK) != 0)
         return vd_fail(err, VD_EX_NOINPUT, "cannot read %s: %s", path, strerror(errno));
     if (H5Fis_hdf5(path) <= 0)
@@ -52,7 +49,12 @@ static int open_rows(H5Rows *r, const char *path, const char *dset, int is_label
     r->dset = H5Dopen2(r->file, dset, H5P_DEFAULT);
     if (r->dset < 0)
         return vd_fail(err, VD_EX_DATAERR, "cannot open dataset %s", r->where);
+    return VD_OK;
+}
 
+/* (N, ...) with N >= 1 and samples of sane size; labels (N) or (N, 1). */
+static int check_shape(H5Rows *r, VdError *err)
+{
     hid_t space = H5Dget_space(r->dset);
     int nd = H5Sget_simple_extent_ndims(space);
     hsize_t dims[H5S_MAX_RANK];
@@ -62,10 +64,10 @@ static int open_rows(H5Rows *r, const char *path, const char *dset, int is_label
     if (nd < 1 || nd > VD_MAX_DIMS)
         return vd_fail(err, VD_EX_DATAERR, "%s: need a dataset shaped (N, ...), got rank %d",
                        r->where, nd);
-    if (is_label ? !(nd == 1 || (nd == 2 && dims[1] == 1)) : nd < 2)
+    if (r->is_label ? !(nd == 1 || (nd == 2 && dims[1] == 1)) : nd < 2)
         return vd_fail(err, VD_EX_DATAERR, "%s: %s, got rank %d", r->where,
-                       is_label ? "labels must be shaped (N) or (N, 1)"
-                                : "samples must be shaped (N, ...) with rank >= 2",
+                       r->is_label ? "labels must be shaped (N) or (N, 1)"
+                                   : "samples must be shaped (N, ...) with rank >= 2",
                        nd);
     r->n_dims = nd;
     r->row_len = 1;
@@ -84,69 +86,66 @@ static int open_rows(H5Rows *r, const char *path, const char *dset, int is_label
     if (r->row_len > VD_MAX_ROW_LEN)
         return vd_fail(err, VD_EX_DATAERR, "%s: samples of %lld values are too large (max %d)",
                        r->where, (long long)r->row_len, VD_MAX_ROW_LEN);
+    return VD_OK;
+}
 
-    hid_t dcpl = H5Dget_create_plist(r->dset);
+/* Chunks HDF5 can decode without gigabytes of work, covering written data;
+ * sets r->chunk_rows when chunks hold whole rows. */
+static int check_chunks(H5Rows *r, hid_t dcpl, VdError *err)
+{
+    int nd = r->n_dims;
     hsize_t chunk[H5S_MAX_RANK];
-    int chunked = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, nd, chunk) == nd;
-    double chunk_bytes = 8;
-    for (int i = 0; chunked && i < nd; i++)
+    if (H5Pget_layout(dcpl) != H5D_CHUNKED || H5Pget_chunk(dcpl, nd, chunk) != nd)
+        return VD_OK;
+    double chunk_bytes = 8, n_chunks = 1, data_bytes = 8.0 * (double)r->n_rows * (double)r->row_len;
+    for (int i = 0; i < nd; i++) {
         chunk_bytes *= (double)chunk[i];
-    if (chunked && chunk_bytes > VD_MAX_CHUNK_BYTES) {
-        /* HDF5 decodes whole chunks: a damaged header must not make it
-         * allocate gigabytes */
-        H5Pclose(dcpl);
+        n_chunks *= ceil((double)r->dims[i] / (double)(chunk[i] ? chunk[i] : 1));
+    }
+    /* HDF5 decodes whole chunks: a damaged header must not make it allocate
+     * gigabytes */
+    if (chunk_bytes > VD_MAX_CHUNK_BYTES)
         return vd_fail(err, VD_EX_DATAERR, "%s: chunks of %.0f MiB are too large to read (max %d MiB)",
                        r->where, chunk_bytes / (1 << 20), VD_MAX_CHUNK_BYTES >> 20);
-    }
-    if (chunked) {
-        /* Chunks much larger than the data they cover (say, 9475 rows per
-         * chunk for 7 rows, tiled 5548 times along a row) make HDF5 decode
-         * or fill gigabytes to read kilobytes: a fuzzed file took minutes. */
-        double n_chunks = 1, data_bytes = 8.0 * (double)r->n_rows * (double)r->row_len;
-        for (int i = 0; i < nd; i++)
-            n_chunks *= ceil((double)dims[i] / (double)(chunk[i] ? chunk[i] : 1));
-        if (n_chunks * chunk_bytes > 8 * data_bytes + 64.0 * (1 << 20)) {
-            H5Pclose(dcpl);
-            return vd_fail(err, VD_EX_DATAERR,
-                           "%s: its chunks cover %.0f times the data's size; reading it would "
-                           "decode %.1f GiB (rechunk it, e.g. with h5repack -l)",
-                           r->where, n_chunks * chunk_bytes / data_bytes,
-                           n_chunks * chunk_bytes / (1 << 30));
-        }
-    }
-    if (chunked) {
-        /* A chunk never written reads as the fill value: a header claiming
-         * far more rows than the file holds would train on zeros (and,
-         * streamed, for ever). */
-        double n_chunks = 1;
-        for (int i = 0; i < nd; i++)
-            n_chunks *= ceil((double)dims[i] / (double)(chunk[i] ? chunk[i] : 1));
-        hsize_t written = 0;
-        hid_t all = H5Dget_space(r->dset);
-        herr_t got = H5Dget_num_chunks(r->dset, all, &written);
-        H5Sclose(all);
-        if (got >= 0 && (double)written < n_chunks) {
-            H5Pclose(dcpl);
-            return vd_fail(err, VD_EX_DATAERR,
-                           "%s: only %llu of its %.0f chunks were ever written, so most of its "
-                           "%lld rows are fill values (an incomplete or damaged file)",
-                           r->where, (unsigned long long)written, n_chunks, (long long)r->n_rows);
-        }
-        int whole_rows = 1;
-        for (int i = 1; i < nd; i++)
-            whole_rows &= chunk[i] == dims[i];
-        /* blocks of at most 64 MiB of scratch; else fall back to unions */
-        if (whole_rows && (double)chunk[0] * (double)r->row_len * 8 <= 64.0 * (1 << 20))
-            r->chunk_rows = (int64_t)chunk[0];
-    }
-    H5Pclose(dcpl);
+    /* Chunks much larger than the data they cover (say, 9475 rows per chunk
+     * for 7 rows, tiled 5548 times along a row) make HDF5 decode or fill
+     * gigabytes to read kilobytes: a fuzzed file took minutes. */
+    if (n_chunks * chunk_bytes > 8 * data_bytes + 64.0 * (1 << 20))
+        return vd_fail(err, VD_EX_DATAERR,
+                       "%s: its chunks cover %.0f times the data's size; reading it would "
+                       "decode %.1f GiB (rechunk it, e.g. with h5repack -l)",
+                       r->where, n_chunks * chunk_bytes / data_bytes,
+                       n_chunks * chunk_bytes / (1 << 30));
+    /* A chunk never written reads as the fill value: a header claiming far
+     * more rows than the file holds would train on zeros (and, streamed, for
+     * ever). */
+    hsize_t written = 0;
+    hid_t all = H5Dget_space(r->dset);
+    herr_t got = H5Dget_num_chunks(r->dset, all, &written);
+    H5Sclose(all);
+    if (got >= 0 && (double)written < n_chunks)
+        return vd_fail(err, VD_EX_DATAERR,
+                       "%s: only %llu of its %.0f chunks were ever written, so most of its "
+                       "%lld rows are fill values (an incomplete or damaged file)",
+                       r->where, (unsigned long long)written, n_chunks, (long long)r->n_rows);
+    int whole_rows = 1;
+    for (int i = 1; i < nd; i++)
+        whole_rows &= (int64_t)chunk[i] == r->dims[i];
+    /* blocks of at most 64 MiB of scratch; else fall back to unions */
+    if (whole_rows && (double)chunk[0] * (double)r->row_len * 8 <= 64.0 * (1 << 20))
+        r->chunk_rows = (int64_t)chunk[0];
+    return VD_OK;
+}
 
+/* uint8, float32 or float64 samples; integer labels. */
+static int check_type(H5Rows *r, VdError *err)
+{
     hid_t type = H5Dget_type(r->dset);
     H5T_class_t cls = H5Tget_class(type);
     size_t tsize = H5Tget_size(type);
     H5T_sign_t sign = cls == H5T_INTEGER ? H5Tget_sign(type) : H5T_SGN_ERROR;
     H5Tclose(type);
-    if (is_label) {
+    if (r->is_label) {
         if (cls != H5T_INTEGER || tsize > 8)
             return vd_fail(err, VD_EX_DATAERR, "%s: labels must be integers", r->where);
     } else if (cls == H5T_INTEGER && tsize == 1 && sign == H5T_SGN_NONE) {
@@ -155,6 +154,22 @@ static int open_rows(H5Rows *r, const char *path, const char *dset, int is_label
         return vd_fail(err, VD_EX_DATAERR,
                        "%s: unsupported type (need uint8, float32 or float64)", r->where);
     }
+    return VD_OK;
+}
+
+static int open_rows(H5Rows *r, const char *path, const char *dset, int is_label, VdError *err)
+{
+    memset(r, 0, sizeof *r);
+    r->file = r->dset = H5I_INVALID_HID;
+    r->is_label = is_label;
+    snprintf(r->where, sizeof r->where, "%s:%s", path, dset);
+    if (open_dataset(r, path, dset, err) != VD_OK || check_shape(r, err) != VD_OK)
+        return err->code;
+    hid_t dcpl = H5Dget_create_plist(r->dset);
+    int rc = check_chunks(r, dcpl, err);
+    H5Pclose(dcpl);
+    if (rc != VD_OK || check_type(r, err) != VD_OK)
+        return err->code;
     if (r->chunk_rows)
         r->block = vd_calloc((size_t)(r->chunk_rows * r->row_len), r->is_u8 ? 1 : 4);
     return VD_OK;

@@ -5,11 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm.h"
+#include "h5util.h"
 #include "rng.h"
-
-static pthread_mutex_t h5_mutex = PTHREAD_MUTEX_INITIALIZER;
-void vd_h5_lock(void) { pthread_mutex_lock(&h5_mutex); }
-void vd_h5_unlock(void) { pthread_mutex_unlock(&h5_mutex); }
 
 #define UNIT_BYTES (1 << 20) /* stream mode reads about this much at a time, */
 #define UNIT_SHARE 16        /* or 1/16 of the budget if that is less */
@@ -108,7 +106,7 @@ static int read_range(const Feed *f, H5Rows *r, int64_t first, int64_t n, void *
         free(ids);
         return rc;
     }
-    char path[4096], name[512];
+    char path[VD_PATH_MAX], name[512];
     if (H5Fget_name(r->file, path, sizeof path) < 0 || H5Iget_name(r->dset, name, sizeof name) < 0)
         return vd_fail(err, VD_EX_IOERR, "%s: cannot name the dataset", r->where);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), dxpl = H5Pcreate(H5P_DATASET_XFER);
@@ -350,11 +348,11 @@ static void *reader_main(void *arg)
                 f->row_list[j] = u->first + j;
             VdError err = {0};
             double t0 = vd_now();
-            vd_h5_lock();
+            h5_lock();
             int rc = h5rows_read(c->images, f->row_list, n, u->raw, &err);
             if (rc == VD_OK && c->labels)
                 rc = h5rows_read(c->labels, f->row_list, n, u->lab, &err);
-            vd_h5_unlock();
+            h5_unlock();
             if (rc == VD_OK)
                 rc = rows_check(c->images, c->labels, c->check_unit, c->n_classes, u->raw, u->lab,
                                 f->row_list, n, &err);

@@ -1,11 +1,16 @@
 /* h5util.c — HDF5 helpers. See h5util.h. */
 #include "h5util.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static pthread_mutex_t h5_mutex = PTHREAD_MUTEX_INITIALIZER;
+void h5_lock(void) { pthread_mutex_lock(&h5_mutex); }
+void h5_unlock(void) { pthread_mutex_unlock(&h5_mutex); }
 
 static int write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, hid_t space,
                       const void *v)

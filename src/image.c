@@ -2,32 +2,31 @@
 #include "image.h"
 
 #include <errno.h>
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* Writes 8-bit rows of channels bytes per pixel (1 gray, 3 RGB) to
- * path.tmp, then flushes, fsyncs and renames it over path, so a reader (or
- * a crash) never sees a partial PNG. */
+#include "durable.h"
+
+/* Writes 8-bit rows of channels bytes per pixel (1 gray, 3 RGB) durably
+ * (durable.h), so a reader (or a crash) never sees a partial PNG. */
 static int png_write(const char *path, const uint8_t *pixels, int w, int h, int channels,
                      VdError *err)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return vd_fail(err, VD_EX_CANTCREAT, "cannot create %s: %s", tmp, strerror(errno));
+    DurableFile out;
+    if (durable_open(&out, path, "wb", err) != VD_OK)
+        return err->code;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        unlink(tmp);
-        return vd_fail(err, VD_EX_IOERR, "writing %s failed", path);
+        durable_discard(&out);
+        return vd_fail(err, VD_EX_IOERR, "writing %s failed (libpng)", path);
     }
-    png_init_io(png, f);
+    png_init_io(png, out.f);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
                  channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -37,21 +36,7 @@ static int png_write(const char *path, const uint8_t *pixels, int w, int h, int 
         png_write_row(png, (png_const_bytep)(pixels + (size_t)y * stride));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    const char *step = fflush(f) != 0 ? "flush" : fsync(fileno(f)) != 0 ? "fsync" : NULL;
-    int e = errno; /* of the step that failed, not of a later one */
-    if (fclose(f) != 0 && !step) {
-        step = "close";
-        e = errno;
-    }
-    if (!step && rename(tmp, path) != 0) {
-        step = "rename";
-        e = errno;
-    }
-    if (step) {
-        unlink(tmp);
-        return vd_fail(err, VD_EX_IOERR, "writing %s failed (%s): %s", path, step, strerror(e));
-    }
-    return VD_OK;
+    return durable_commit(&out, err);
 }
 
 int png_write_gray(const char *path, const uint8_t *pixels, int w, int h, VdError *err)
@@ -97,6 +82,23 @@ int png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, VdError *err)
     return png_read(path, PNG_FORMAT_RGB, rgb, w, h, err);
 }
 
+int image_shape(const int64_t *dims, int nd, int *ih, int *iw)
+{
+    if (nd == 2 && dims[0] > 0 && dims[1] > 0 && dims[0] < 65536 && dims[1] < 65536) {
+        *ih = (int)dims[0];
+        *iw = (int)dims[1];
+        return 1;
+    }
+    if (nd == 1 && dims[0] > 0) {
+        int64_t side = (int64_t)lround(sqrt((double)dims[0]));
+        if (side * side == dims[0] && side < 65536) {
+            *ih = *iw = (int)side;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void image_grid(uint8_t *out, int *grid_w, int *grid_h, const float *images, int n, int ih, int iw,
                 int cols)
 {
@@ -115,4 +117,17 @@ void image_grid(uint8_t *out, int *grid_w, int *grid_h, const float *images, int
                 out[(size_t)(oy + y) * W + ox + x] = (uint8_t)(v * 255.0f + 0.5f);
             }
     }
+}
+
+int image_grid_png(const char *path, const float *images, int n, int ih, int iw, int cols,
+                   VdError *err)
+{
+    if (cols > n)
+        cols = n;
+    int rows = (n + cols - 1) / cols, gw, gh;
+    uint8_t *grid = vd_calloc((size_t)(cols * (iw + 1) + 1) * (size_t)(rows * (ih + 1) + 1), 1);
+    image_grid(grid, &gw, &gh, images, n, ih, iw, cols);
+    int rc = png_write_gray(path, grid, gw, gh, err);
+    vd_free(grid);
+    return rc;
 }

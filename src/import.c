@@ -10,7 +10,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "comm.h"
+#include "durable.h"
 #include "h5util.h"
+#include "opts.h"
+#include "runtime.h"
 
 #define IDX_MAX_BYTES (INT64_C(1) << 34)
 
@@ -120,13 +124,13 @@ static int write_u8(hid_t file, const char *name, const IdxArray *a)
     return rc < 0 ? -1 : 0;
 }
 
-int vd_import(const ImportConfig *cfg, VdError *err)
+int import_idx(const ImportConfig *cfg, VdError *err)
 {
     const char *srcs[4] = {cfg->train_images, cfg->train_labels, cfg->test_images,
                            cfg->test_labels};
     const char *names[4] = {"/train/images", "/train/labels", "/test/images", "/test/labels"};
     IdxArray arr[4] = {{0}};
-    char tmp[4200] = "";
+    DurableFile out = {.tmp = ""};
     hid_t file = H5I_INVALID_HID;
     int rc = VD_OK;
 
@@ -155,15 +159,17 @@ int vd_import(const ImportConfig *cfg, VdError *err)
             if (arr[s].data[i] > max_label)
                 max_label = arr[s].data[i];
 
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cfg->out, (long)getpid());
-    file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if ((rc = durable_begin(&out, cfg->out, err)) != VD_OK)
+        goto fail;
+    file = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (file < 0) {
-        rc = vd_fail(err, VD_EX_CANTCREAT, "cannot create %s", tmp);
+        rc = vd_fail(err, VD_EX_CANTCREAT, "cannot create %s", out.tmp);
         goto fail;
     }
     for (int i = 0; i < 4; i++) {
         if (write_u8(file, names[i], &arr[i]) != 0) {
-            rc = vd_fail(err, VD_EX_IOERR, "writing %s to %s failed (disk full?)", names[i], tmp);
+            rc = vd_fail(err, VD_EX_IOERR, "writing %s to %s failed (disk full?)", names[i],
+                         out.tmp);
             goto fail;
         }
     }
@@ -173,30 +179,107 @@ int vd_import(const ImportConfig *cfg, VdError *err)
         h5_attr_str(file, "source_test_images", cfg->test_images) ||
         h5_attr_str(file, "num_classes", classes) ||
         h5_attr_str(file, "created_by", PACKAGE_STRING)) {
-        rc = vd_fail(err, VD_EX_IOERR, "writing attributes to %s failed", tmp);
+        rc = vd_fail(err, VD_EX_IOERR, "writing attributes to %s failed", out.tmp);
         goto fail;
     }
-    if (H5Fclose(file) < 0) {
-        file = H5I_INVALID_HID;
-        rc = vd_fail(err, VD_EX_IOERR, "closing %s failed (disk full?)", tmp);
-        goto fail;
-    }
+    herr_t closed = H5Fclose(file);
     file = H5I_INVALID_HID;
-    if (rename(tmp, cfg->out) != 0) {
-        rc = vd_fail(err, VD_EX_CANTCREAT, "cannot rename %s to %s: %s", tmp, cfg->out,
-                     strerror(errno));
+    if (closed < 0) {
+        rc = vd_fail(err, VD_EX_IOERR, "closing %s failed (disk full?)", out.tmp);
         goto fail;
     }
-    for (int i = 0; i < 4; i++)
-        idx_free(&arr[i]);
-    return VD_OK;
-fail:
-    if (file >= 0) {
-        H5Fclose(file);
-    }
-    if (tmp[0])
-        unlink(tmp);
+    rc = durable_commit(&out, err);
     for (int i = 0; i < 4; i++)
         idx_free(&arr[i]);
     return rc;
+fail:
+    if (file >= 0)
+        H5Fclose(file);
+    durable_discard(&out);
+    for (int i = 0; i < 4; i++)
+        idx_free(&arr[i]);
+    return rc;
+}
+
+int import_default_data(const char *data, VdError *err)
+{
+    char def[VD_PATH_MAX];
+    runtime_default_data(def);
+    if (strcmp(data, def) != 0 || access(data, F_OK) == 0)
+        return VD_OK;
+    ImportConfig ic;
+    import_defaults(&ic);
+    snprintf(ic.out, sizeof ic.out, "%s", data);
+    char dir[VD_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", data);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    if (access(ic.train_images, R_OK) != 0)
+        return vd_fail(err, VD_EX_NOINPUT,
+                       "no data: %s does not exist and Fashion-MNIST is not installed "
+                       "(apt-get install dataset-fashion-mnist, or pass --data FILE)",
+                       data);
+    if (slash && vd_mkdirs(dir) != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "cannot create %s: %s", dir, strerror(errno));
+    printf("importing Fashion-MNIST from %s to %s\n", VD_FASHION_MNIST_DIR, data);
+    return import_idx(&ic, err);
+}
+
+/* ---- the command ------------------------------------------------------ */
+
+#define IOFF(f) OPT_STR, offsetof(ImportConfig, f), sizeof(((ImportConfig *)0)->f)
+#define FMNIST VD_FASHION_MNIST_DIR "/"
+
+static const OptSpec import_options[] = {
+    {"train-images", IOFF(train_images), FMNIST "train-images-idx3-ubyte.gz", 0, 0, "FILE",
+     "IDX training images (.gz or plain)"},
+    {"train-labels", IOFF(train_labels), FMNIST "train-labels-idx1-ubyte.gz", 0, 0, "FILE",
+     "IDX training labels"},
+    {"test-images", IOFF(test_images), FMNIST "t10k-images-idx3-ubyte.gz", 0, 0, "FILE",
+     "IDX test images"},
+    {"test-labels", IOFF(test_labels), FMNIST "t10k-labels-idx1-ubyte.gz", 0, 0, "FILE",
+     "IDX test labels"},
+    {"out", IOFF(out), "", 0, 0, "FILE", "HDF5 file to write (default: the default --data)"},
+    {"force", OPT_BOOL, offsetof(ImportConfig, force), 0, "0", 0, 0, NULL,
+     "replace an existing output file"},
+    OPT_END};
+
+static void import_defaults_of(void *cfg) { import_defaults(cfg); }
+
+const OptCommand import_command = {
+    "import", "vae-dist import [options]",
+    "Writes /train/images, /train/labels, /test/images and /test/labels (uint8, chunked, gzip) "
+    "to one HDF5 file, from IDX files (gzip or plain) such as MNIST's.",
+    import_options, sizeof(ImportConfig), import_defaults_of};
+
+void import_defaults(ImportConfig *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    opts_defaults(import_options, cfg);
+    runtime_default_data(cfg->out);
+}
+
+int import_main(int argc, char **argv, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    ImportConfig cfg;
+    VdError err = {0};
+    if (opts_command(&import_command, &cfg, argc, argv, rank, &err))
+        return VD_OK;
+    if (err.code == VD_OK && rank == 0) {
+        char dir[VD_PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", cfg.out);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            if (vd_mkdirs(dir) != 0)
+                vd_fail(&err, VD_EX_CANTCREAT, "cannot create directory %s: %s", dir,
+                        strerror(errno));
+        }
+        if (err.code == VD_OK && import_idx(&cfg, &err) == VD_OK)
+            printf("wrote %s\n", cfg.out);
+    }
+    return vd_error_agree(&err, comm);
 }

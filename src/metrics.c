@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "durable.h"
 #include "h5util.h"
 
 static const char *train_cols[] = {"step", "epoch", "loss", "recon", "kl", "lr", "samples_per_s"};
@@ -18,8 +19,9 @@ static const char *epoch_cols[] = {"epoch", "step", "train_loss", "test_loss",
 static int append_csv(const char *dir, const char *file, const char **cols, const double *v,
                       VdError *err)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
+    char path[VD_PATH_MAX];
+    if (vd_path_join(path, dir, file) != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "%s/%s: path too long", dir, file);
     int fresh = access(path, F_OK) != 0;
     FILE *f = fopen(path, "a");
     if (!f)
@@ -38,8 +40,9 @@ static int append_csv(const char *dir, const char *file, const char **cols, cons
 static int append_h5(const char *dir, const char *group, const char **cols, const double *v,
                      VdError *err)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/metrics.h5", dir);
+    char path[VD_PATH_MAX];
+    if (vd_path_join(path, dir, "metrics.h5") != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "%s/metrics.h5: path too long", dir);
     hid_t f = access(path, F_OK) == 0 ? H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT)
                                       : H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0)
@@ -79,30 +82,26 @@ int metrics_epoch(const char *dir, const EpochRow *row, VdError *err)
 /* Keeps the header and the rows whose column col (0-based) is <= step. */
 static int truncate_csv(const char *dir, const char *file, int col, int64_t step, VdError *err)
 {
-    char path[4200], tmp[4300], line[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char path[VD_PATH_MAX], line[4096];
+    if (vd_path_join(path, dir, file) != 0)
+        return vd_fail(err, VD_EX_IOERR, "%s/%s: path too long", dir, file);
     FILE *in = fopen(path, "r");
     if (!in)
         return VD_OK;
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
+    DurableFile out;
+    if (durable_open(&out, path, "w", err) != VD_OK) {
         fclose(in);
-        return vd_fail(err, VD_EX_IOERR, "cannot rewrite %s: %s", path, strerror(errno));
+        return err->code;
     }
     for (int first = 1; fgets(line, sizeof line, in); first = 0) {
         const char *p = line;
         for (int c = 0; c < col && p; c++)
             p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
         if (first || (p && strtod(p, NULL) <= (double)step))
-            fputs(line, out);
+            fputs(line, out.f);
     }
     fclose(in);
-    if (fclose(out) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return vd_fail(err, VD_EX_IOERR, "rewriting %s failed: %s", path, strerror(errno));
-    }
-    return VD_OK;
+    return durable_commit(&out, err);
 }
 
 /* Shrinks every column of group to the rows whose "step" is <= step. */
@@ -139,9 +138,8 @@ int metrics_truncate(const char *dir, int64_t step, VdError *err)
 {
     if (truncate_csv(dir, "metrics.csv", 0, step, err) || truncate_csv(dir, "epochs.csv", 1, step, err))
         return err->code;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/metrics.h5", dir);
-    if (access(path, F_OK) != 0)
+    char path[VD_PATH_MAX];
+    if (vd_path_join(path, dir, "metrics.h5") != 0 || access(path, F_OK) != 0)
         return VD_OK;
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     int bad = f < 0 || truncate_h5_group(f, "train", train_cols, step) != 0 ||

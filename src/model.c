@@ -447,20 +447,37 @@ void gaussian_loss(double *recon, float *da, const float *a, const float *x, flo
     }
 }
 
+void reparam_row(float *z, const float *mu, const float *lv, const float *eps, int d)
+{
+    for (int j = 0; j < d; j++)
+        z[j] = mu[j] + sqrtf(expf(lv[j])) * eps[j];
+}
+
+void reparam_sample(float *z, const float *head, const float *eps, int B, int d)
+{
+    for (int i = 0; i < B; i++) {
+        const float *mu = head + (size_t)i * 2 * d;
+        reparam_row(z + (size_t)i * d, mu, mu + d, eps + (size_t)i * d, d);
+    }
+}
+
+double kl_diag(const float *mu, const float *lv, const float *mean, int d)
+{
+    double sum = 0.0;
+    for (int j = 0; j < d; j++) {
+        float c = mean ? mu[j] - mean[j] : mu[j];
+        sum += 0.5 * ((double)c * c + expf(lv[j]) - lv[j] - 1.0);
+    }
+    return sum;
+}
+
 void reparam_kl_forward(float *z, double *kl, const float *head, const float *eps,
                         const float *means, const int32_t *y, int B, int d)
 {
+    reparam_sample(z, head, eps, B, d);
     for (int i = 0; i < B; i++) {
-        const float *mu = head + (size_t)i * 2 * d, *lv = mu + d, *e = eps + (size_t)i * d;
-        const float *mi = means ? means + (size_t)y[i] * d : NULL;
-        float *zi = z + (size_t)i * d;
-        double sum = 0.0;
-        for (int j = 0; j < d; j++) {
-            float var = expf(lv[j]), c = mi ? mu[j] - mi[j] : mu[j];
-            zi[j] = mu[j] + sqrtf(var) * e[j];
-            sum += 0.5 * ((double)c * c + var - lv[j] - 1.0);
-        }
-        kl[i] = sum;
+        const float *mu = head + (size_t)i * 2 * d;
+        kl[i] = kl_diag(mu, mu + d, means ? means + (size_t)y[i] * d : NULL, d);
     }
 }
 
@@ -623,6 +640,73 @@ void vae_decode(const Vae *m, VaeWork *w, const float *z, int n, float *out)
 {
     vae_decode_logits(m, w, z, n);
     vae_output_mean(m, w->logits, n, out);
+}
+
+/* ---- what a trained model is used for --------------------------------- */
+
+void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, int n, int K,
+                    const Rng *rng, int64_t row0, IwRow *out)
+{
+    int D = m->shape.n_input, d = m->shape.n_latent;
+    int chunk = K < w->max_batch ? K : w->max_batch;
+    double *lw = w->kl; /* (chunk) log weights; vae_encode leaves w->kl alone */
+    memcpy(w->x, x, sizeof(float) * (size_t)n * D);
+    vae_encode(m, w, n);
+    for (int i = 0; i < n; i++) {
+        const float *mu = w->head + (size_t)i * 2 * d, *lv = mu + d;
+        const float *prior = m->p.prior_mean ? m->p.prior_mean + (size_t)y[i] * d : NULL;
+        double half_lv = 0.0;
+        for (int j = 0; j < d; j++)
+            half_lv += 0.5 * lv[j];
+        out[i].kl = kl_diag(mu, lv, prior, d);
+        /* the decoder's target: chunk copies of row i (w->x is free after encoding) */
+        for (int k = 0; k < chunk; k++)
+            memcpy(w->x + (size_t)k * D, x + (size_t)i * D, sizeof(float) * (size_t)D);
+        double top = -INFINITY, sum = 0.0, recon = 0.0;
+        for (int k0 = 0; k0 < K; k0 += chunk) {
+            int c = K - k0 < chunk ? K - k0 : chunk;
+            rng_normal_fill(rng, 0, ((uint64_t)(row0 + i) * (uint64_t)K + (uint64_t)k0) * (uint64_t)d,
+                            (size_t)c * d, w->eps);
+            for (int k = 0; k < c; k++) { /* every draw k from row i's mu and lv */
+                const float *e = w->eps + (size_t)k * d;
+                float *z = w->z + (size_t)k * d;
+                reparam_row(z, mu, lv, e, d);
+                double t = 0.0;
+                for (int j = 0; j < d; j++) {
+                    double zc = prior ? (double)z[j] - prior[j] : z[j];
+                    t += (double)e[j] * e[j] - zc * zc;
+                }
+                lw[k] = 0.5 * t + half_lv;
+            }
+            vae_decode_logits(m, w, w->z, c);
+            vae_recon(m, w, c);
+            for (int k = 0; k < c; k++) {
+                double v = lw[k] - w->recon[k];
+                recon += w->recon[k];
+                if (v > top) { /* rescale the running sum to the new maximum */
+                    sum = sum * exp(top - v) + 1.0;
+                    top = v;
+                } else {
+                    sum += exp(v - top);
+                }
+            }
+        }
+        out[i].recon = recon / K;
+        out[i].log_px = top + log(sum) - log((double)K);
+    }
+}
+
+void vae_prior_draws(const Vae *m, uint64_t seed, int n, int cols, int cls, float *z, int32_t *y)
+{
+    int d = m->shape.n_latent, C = m->shape.n_classes;
+    Rng prior = rng_stream(seed, VD_STREAM_EVAL, 0);
+    rng_normal_fill(&prior, UINT32_MAX, 0, (size_t)n * d, z);
+    for (int k = 0; k < n; k++) {
+        y[k] = C == 0 ? 0 : cls >= 0 ? cls : k / cols % C;
+        if (C > 0)
+            for (int j = 0; j < d; j++)
+                z[(size_t)k * d + j] += m->p.prior_mean[(size_t)y[k] * d + j];
+    }
 }
 
 /* ---- double-precision oracle ------------------------------------------ */

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 static int in_range(const OptSpec *o, double x)
@@ -181,7 +182,7 @@ void opts_format(const OptSpec *o, const void *cfg, char *buf, size_t n)
 void opts_help(FILE *f, const OptSpec *table, const void *cfg)
 {
     for (const OptSpec *o = table; o->name; o++) {
-        char left[64], value[4200];
+        char left[64], value[VD_PATH_MAX];
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
         fprintf(f, "  %-22s %s", left, o->help);
@@ -198,10 +199,131 @@ void opts_help(FILE *f, const OptSpec *table, const void *cfg)
 void opts_print(FILE *f, const OptSpec *table, const void *cfg)
 {
     for (const OptSpec *o = table; o->name; o++) {
-        char value[4200];
+        char value[VD_PATH_MAX];
         opts_format(o, cfg, value, sizeof value);
         if (o->type == OPT_F64)
             snprintf(value, sizeof value, "%g", *(const double *)((const char *)cfg + o->offset));
         fprintf(f, "  %-14s = %s\n", o->name, value);
     }
+}
+
+int opts_command(const OptCommand *c, void *cfg, int argc, char **argv, int rank, VdError *err)
+{
+    int help = 0;
+    if (c->defaults) {
+        c->defaults(cfg);
+    } else {
+        memset(cfg, 0, c->cfg_size);
+        opts_defaults(c->options, cfg);
+    }
+    opts_parse(c->options, cfg, argc, argv, &help, err);
+    if (help && rank == 0) {
+        printf("usage: %s\n\n%s\n\noptions [defaults]:\n", c->usage, c->about);
+        opts_help(stdout, c->options, cfg);
+    }
+    return help;
+}
+
+/* The option's left column: "--name METAVAR". */
+static void opt_left(const OptSpec *o, char *buf, size_t n)
+{
+    snprintf(buf, n, "--%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+}
+
+/* s with Markdown table cells' '|' escaped. */
+static void md_cell(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|')
+            fputc('\\', f);
+        fputc(*s, f);
+    }
+}
+
+void opts_markdown(FILE *f, const OptCommand *const *commands, int n)
+{
+    fprintf(f, "# vae-dist options\n\nEvery command's options, generated from the program's "
+               "option tables by `vae-dist help --markdown`\n(`vae-dist COMMAND --help` prints "
+               "the same with the defaults in force). Options take\n`--name value` or "
+               "`--name=value`. Back to the [README](../README.md).\n");
+    for (int k = 0; k < n; k++) {
+        const OptCommand *c = commands[k];
+        fprintf(f, "\n## %s\n\n`%s`\n\n%s\n\n| option | default | meaning |\n"
+                   "| --- | --- | --- |\n", c->name, c->usage, c->about);
+        for (const OptSpec *o = c->options; o->name; o++) {
+            char left[128];
+            opt_left(o, left, sizeof left);
+            fputs("| `", f);
+            md_cell(f, left);
+            fputs("` | ", f);
+            if (o->type == OPT_BOOL)
+                fputs("off", f);
+            else if (o->def[0])
+                fprintf(f, "`%s`", o->def);
+            fputs(" | ", f);
+            md_cell(f, o->help);
+            fputs(" |\n", f);
+        }
+    }
+}
+
+/* s in roff: backslashes and leading dots or quotes escaped, '-' as \- */
+static void roff_text(FILE *f, const char *s)
+{
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", f);
+    for (; *s; s++) {
+        if (*s == '\\')
+            fputs("\\e", f);
+        else if (*s == '-')
+            fputs("\\-", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+void opts_man(FILE *f, const OptCommand *const *commands, int n, const char *version)
+{
+    fprintf(f, ".TH VAE-DIST 1 \"\" \"%s\" \"User Commands\"\n.SH NAME\n"
+               "vae\\-dist \\- MPI data\\-parallel trainer for variational autoencoders\n"
+               ".SH SYNOPSIS\n.B mpirun\n\\-np\n.I N\n.B vae\\-dist\n"
+               "[\\fICOMMAND\\fR] [\\fIoptions\\fR]\n.SH DESCRIPTION\n", version);
+    roff_text(f, "Every rank holds a full replica of the model and reads only its own shard of "
+                 "an HDF5 data set; the gradients are summed over the ranks and every replica "
+                 "takes the same optimizer step. Rank 0 alone writes checkpoints, metrics and "
+                 "figures. The commands are below; train is the default.");
+    fputc('\n', f);
+    for (int k = 0; k < n; k++) {
+        const OptCommand *c = commands[k];
+        fputs(".SH ", f);
+        for (const char *p = c->name; *p; p++)
+            fputc(*p >= 'a' && *p <= 'z' ? *p - 32 : *p, f);
+        fputs("\n.B ", f);
+        roff_text(f, c->usage);
+        fputs("\n.PP\n", f);
+        roff_text(f, c->about);
+        fputc('\n', f);
+        for (const OptSpec *o = c->options; o->name; o++) {
+            char left[128];
+            opt_left(o, left, sizeof left);
+            fputs(".TP\n.B ", f);
+            roff_text(f, left);
+            fputc('\n', f);
+            roff_text(f, o->help);
+            if (o->type != OPT_BOOL && o->def[0]) {
+                fputs(" [", f);
+                roff_text(f, o->def);
+                fputc(']', f);
+            }
+            fputc('\n', f);
+        }
+    }
+    fputs(".SH EXIT STATUS\n", f);
+    roff_text(f, "0 success; 64 bad command line; 65 bad data or no valid checkpoint; 66 missing "
+                 "input; 70 internal error; 73 cannot create an output; 74 I/O error; 75 stopped "
+                 "by a signal with a checkpoint saved (run the same command again); 76 "
+                 "non-finite loss or gradient.");
+    fputs("\n.SH SEE ALSO\n", f);
+    roff_text(f, "mpirun(1); the README and docs/ of the source distribution.");
+    fputc('\n', f);
 }

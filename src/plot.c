@@ -524,14 +524,13 @@ int plot_run_losses(const char *dir, double steps_per_epoch, VdError *err)
     static const char *const train_cols[] = {"step", "loss", "recon", "kl"};
     static const char *const test_cols[] = {"step", "test_loss", "test_recon", "test_kl"};
     static const char *const titles[] = {"NEGATIVE ELBO", "RECONSTRUCTION", "KL"};
-    char path[4200];
+    char path[VD_PATH_MAX];
     double *train[4] = {0}, *test[4] = {0};
     int n_train = 0, n_test = 0;
-    snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    if (csv_read(path, train_cols, 4, train, &n_train) != 0) /* no run yet: nothing to draw */
+    if (vd_path_join(path, dir, "metrics.csv") != 0 || csv_read(path, train_cols, 4, train, &n_train) != 0) /* no run yet: nothing to draw */
         return errno == ENOENT ? VD_OK : vd_fail(err, VD_EX_NOINPUT, "cannot read %s: %s", path,
                                                  strerror(errno));
-    snprintf(path, sizeof path, "%s/epochs.csv", dir);
+    vd_path_join(path, dir, "epochs.csv"); /* no longer than metrics.csv */
     if (csv_read(path, test_cols, 4, test, &n_test) != 0 && errno != ENOENT) {
         vd_free(train[0]);
         return vd_fail(err, VD_EX_NOINPUT, "cannot read %s: %s", path, strerror(errno));
@@ -551,7 +550,7 @@ int plot_run_losses(const char *dir, double steps_per_epoch, VdError *err)
             const char *xlabel = per == steps_per_epoch ? "EPOCH" : "STEP";
             p[k] = (PlotPanel){titles[k], xlabel, "NATS", s[k], 2};
         }
-        snprintf(path, sizeof path, "%s/loss.png", dir);
+        vd_path_join(path, dir, "loss.png");
         rc = plot_lines_png(path, p, 3, err);
     }
     vd_free(train[0]);

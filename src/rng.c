@@ -105,3 +105,17 @@ void rng_permutation(const Rng *r, uint32_t a, int64_t *perm, int64_t n)
         perm[j] = t;
     }
 }
+
+void rng_binarize(const Rng *r, uint32_t a, int64_t row0, int n, int D, float *x)
+{
+    uint64_t first = (uint64_t)row0 * (uint64_t)D;
+    size_t total = (size_t)n * (size_t)D;
+    uint32_t block[4];
+    for (size_t i = 0; i < total; i++) {
+        uint64_t e = first + i;
+        if (i == 0 || e % 4 == 0)
+            rng_block(r, a, e / 4, block);
+        float u = (float)(block[e % 4] >> 8) * 0x1p-24f; /* [0, 1) */
+        x[i] = u < x[i] ? 1.0f : 0.0f;
+    }
+}

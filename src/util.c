@@ -23,49 +23,26 @@ int vd_fail(VdError *err, int code, const char *fmt, ...)
     return code;
 }
 
-void vd_error_print(const VdError *err, int rank)
-{
-    if (err->code != VD_OK && rank == 0)
-        fprintf(stderr, "vae-dist: %s\n", err->msg);
-}
+static int process_rank;
+static void (*process_abort)(int code);
 
-int vd_error_agree(VdError *err, MPI_Comm comm)
+void vd_set_process(int rank, void (*abort_job)(int code))
 {
-    int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    int mine = err->code != VD_OK ? rank : size, first;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == size)
-        return VD_OK;
-    int code = err->code;
-    MPI_Bcast(&code, 1, MPI_INT, first, comm);
-    if (rank == first) {
-        fprintf(stderr, "vae-dist: %s\n", err->msg);
-        fflush(stderr);
-    } else if (err->code == VD_OK) {
-        err->code = code;
-        snprintf(err->msg, sizeof err->msg, "error reported by rank %d", first);
-    }
-    err->code = code;
-    return code;
+    process_rank = rank;
+    process_abort = abort_job;
 }
 
 _Noreturn void vd_abort_at(const char *file, int line, const char *fmt, ...)
 {
-    int rank = 0, init = 0;
-    MPI_Initialized(&init);
-    if (init)
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "vae-dist: rank %d: %s:%d: %s\n", rank, file, line, msg);
+    fprintf(stderr, "vae-dist: rank %d: %s:%d: %s\n", process_rank, file, line, msg);
     fflush(stderr);
-    if (init)
-        MPI_Abort(MPI_COMM_WORLD, VD_EX_SOFTWARE);
+    if (process_abort)
+        process_abort(VD_EX_SOFTWARE);
     exit(VD_EX_SOFTWARE);
 }
 
@@ -101,9 +78,19 @@ uint64_t vd_checksum_more(uint64_t h, const float *x, size_t n)
     return h;
 }
 
+int vd_path_join(char *out, const char *dir, const char *name)
+{
+    int len = snprintf(out, VD_PATH_MAX, "%s/%s", dir, name);
+    if (len < 0 || len >= VD_PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
 int vd_mkdirs(const char *dir)
 {
-    char path[4096];
+    char path[VD_PATH_MAX];
     size_t len = strlen(dir);
     if (len == 0 || len >= sizeof path) {
         errno = ENAMETOOLONG;
@@ -173,11 +160,7 @@ void vd_guard_arm(const char *file)
         guard_installed = 1;
     }
     if (guard_depth++ == 0) {
-        int init = 0, rank = 0;
-        MPI_Initialized(&init);
-        if (init)
-            MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        guard_quiet = rank != 0;
+        guard_quiet = process_rank != 0;
         int len = snprintf(guard_msg, sizeof guard_msg,
                            "vae-dist: HDF5 crashed reading %s: the file is damaged "
                            "(HDF5 is not hardened against such files)\n",

@@ -14,13 +14,13 @@ finish() { [ "$failures" -eq 0 ] || { echo "$failures check(s) failed"; exit 1; 
 
 # run_mpi NP SECONDS CMD...: mpirun under a timeout (exit 124 if it hangs).
 run_mpi() {
+    [ -n "${TIMEOUT:-}" ] || skip "timeout (coreutils) not found: every mpirun in the tests runs under it"
     np=$1; secs=$2; shift 2
     "$TIMEOUT" -k 5 "$secs" "$MPIRUN" --oversubscribe -np "$np" "$@"
 }
 
 # The tools the tests need but the program does not: a test without them
 # is skipped (exit 77) with the reason.
-[ -n "${TIMEOUT:-}" ] || skip "timeout (coreutils) not found: every mpirun in the tests runs under it"
 need_h5diff() {
     [ -n "${H5DIFF:-}" ] || skip "h5diff not found (apt-get install hdf5-tools)"
 }

@@ -2,12 +2,13 @@
 #include "testutil.h"
 
 #include <hdf5.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ckpt.h"
 #include "h5util.h"
 #include "rng.h"
-#include "train.h"
+#include "train_opts.h"
 
 static void fill(float *x, size_t n, uint32_t a)
 {
@@ -220,10 +221,46 @@ static void test_model_options(void **state)
     }
 }
 
+static void touch(const char *dir, const char *name, const char *text)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_find_checkpoint(void **state)
+{
+    (void)state;
+    char dir[600], path[VD_PATH_MAX];
+    VdError err = {0};
+    snprintf(dir, sizeof dir, "%s/run", test_tmpdir());
+    mkdir(dir, 0755);
+    assert_int_equal(ckpt_find(dir, path, &err), VD_EX_NOINPUT);
+    assert_non_null(strstr(err.msg, "no checkpoint"));
+    touch(dir, "ckpt-0000000010.h5", "");
+    touch(dir, "ckpt-0000000200.h5", "");
+    touch(dir, "ckpt-0000000300.h5.tmp", ""); /* a write in progress */
+    err = (VdError){0};
+    assert_int_equal(ckpt_find(dir, path, &err), VD_OK);
+    assert_non_null(strstr(path, "/run/ckpt-0000000200.h5"));
+    touch(dir, "latest", "ckpt-0000000010.h5\n"); /* latest wins */
+    assert_int_equal(ckpt_find(dir, path, &err), VD_OK);
+    assert_non_null(strstr(path, "/run/ckpt-0000000010.h5"));
+    snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/ckpt-0000000200.h5");
+    assert_int_equal(ckpt_find(dir, path, &err), VD_OK);
+    assert_string_equal(path, dir);
+    strcat(dir, "x");
+    assert_int_equal(ckpt_find(dir, path, &err), VD_EX_NOINPUT);
+}
+
 int main(void)
 {
     h5_quiet();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_find_checkpoint),
         cmocka_unit_test(test_round_trip_is_bitwise),
         cmocka_unit_test(test_refuses_other_architecture),
         cmocka_unit_test(test_refuses_corrupt_files),

@@ -1,14 +1,12 @@
-/* test_eval.c — the importance-weighted estimate against log p(x) computed
- * by quadrature over a 2-D latent; the bound tightening with K; dynamic
- * binarization; finding a run directory's checkpoint. */
+/* test_importance.c — the importance-weighted estimate (vae_importance)
+ * against log p(x) computed by quadrature over a 2-D latent, for the plain
+ * and the conditional model; the bound tightening with K; draws that do not
+ * depend on the batching. */
 #include "testutil.h"
 
 #include <math.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "ckpt.h"
-#include "eval.h"
+#include "model.h"
 #include "rng.h"
 
 enum { D = 12, LATENT = 2 };
@@ -184,85 +182,12 @@ static void test_iwae_tightens_with_k(void **state)
     vae_free(m);
 }
 
-static void test_binarize(void **state)
+int main(void)
 {
-    (void)state;
-    enum { N = 100, W = 1000 };
-    float *x = calloc(N * W, sizeof(float)), *y = calloc(N * W, sizeof(float));
-    for (int i = 0; i < N * W; i++)
-        x[i] = i % W < 400 ? 0.3f : i % W < 500 ? 0.0f : i % W < 600 ? 1.0f : 0.9f;
-    memcpy(y, x, sizeof(float) * N * W);
-    Rng r = rng_stream(1, VD_STREAM_BINARIZE, 0);
-    vd_binarize(x, N, W, &r, 0, 10);
-    double ones[4] = {0};
-    for (int i = 0; i < N * W; i++) {
-        int c = i % W;
-        assert_true(x[i] == 0.0f || x[i] == 1.0f);
-        ones[c < 400 ? 0 : c < 500 ? 1 : c < 600 ? 2 : 3] += x[i];
-    }
-    /* 40,000 draws at 0.3: standard deviation 0.0023 */
-    assert_true(fabs(ones[0] / (N * 400) - 0.3) < 0.012);
-    assert_true(ones[1] == 0.0 && ones[2] == N * 100.0);
-    assert_true(fabs(ones[3] / (N * 400) - 0.9) < 0.008);
-    /* a pure function of (row, value): rows 11.. alone give the same bits */
-    float *z = calloc(N * W, sizeof(float));
-    memcpy(z, y + W, sizeof(float) * (N - 1) * W);
-    vd_binarize(z, N - 1, W, &r, 0, 11);
-    assert_memory_equal(z, x + W, sizeof(float) * (N - 1) * W);
-    /* another epoch, other draws */
-    vd_binarize(y, N, W, &r, 1, 10);
-    assert_true(memcmp(x, y, sizeof(float) * N * W) != 0);
-    free(x);
-    free(y);
-    free(z);
-}
-
-static void touch(const char *dir, const char *name, const char *text)
-{
-    char p[700];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void test_find_checkpoint(void **state)
-{
-    (void)state;
-    char dir[600], path[700];
-    VdError err = {0};
-    snprintf(dir, sizeof dir, "%s/run", test_tmpdir());
-    mkdir(dir, 0755);
-    assert_int_equal(vd_find_checkpoint(dir, path, sizeof path, &err), VD_EX_NOINPUT);
-    assert_non_null(strstr(err.msg, "no checkpoint"));
-    touch(dir, "ckpt-0000000010.h5", "");
-    touch(dir, "ckpt-0000000200.h5", "");
-    touch(dir, "ckpt-0000000300.h5.tmp", ""); /* a write in progress */
-    err = (VdError){0};
-    assert_int_equal(vd_find_checkpoint(dir, path, sizeof path, &err), VD_OK);
-    assert_non_null(strstr(path, "/run/ckpt-0000000200.h5"));
-    touch(dir, "latest", "ckpt-0000000010.h5\n"); /* latest wins */
-    assert_int_equal(vd_find_checkpoint(dir, path, sizeof path, &err), VD_OK);
-    assert_non_null(strstr(path, "/run/ckpt-0000000010.h5"));
-    snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/ckpt-0000000200.h5");
-    assert_int_equal(vd_find_checkpoint(dir, path, sizeof path, &err), VD_OK);
-    assert_string_equal(path, dir);
-    strcat(dir, "x");
-    assert_int_equal(vd_find_checkpoint(dir, path, sizeof path, &err), VD_EX_NOINPUT);
-}
-
-int main(int argc, char **argv)
-{
-    MPI_Init(&argc, &argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iwae_converges_to_log_px),
         cmocka_unit_test(test_iwae_conditional_prior),
         cmocka_unit_test(test_iwae_tightens_with_k),
-        cmocka_unit_test(test_binarize),
-        cmocka_unit_test(test_find_checkpoint),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    MPI_Finalize();
-    return rc;
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,95 @@
+/* reduce.h — the sum of every rank's gradient and the optimizer step that
+ * follows it: the one interface behind which the two reductions of `train`
+ * live. A step reads
+ *
+ *   forward -> reduce_begin -> backward, calling reduce_ready as each part of
+ *   the flat gradient is final -> reduce_finish (the sum, and its verdict)
+ *   -> reduce_update (Adam)
+ *
+ * The gradient buffer's tail (VD_GRAD_EXTRA floats: loss sums, sample count,
+ * stop and failure flags) is summed with it, so after reduce_finish every
+ * rank holds the global sums there.
+ *
+ * shm (the default): the k ranks of a node keep one copy of the parameters
+ * and Adam moments in a POSIX shared memory segment; each rank's gradient
+ * buffer lives there too. After backward, node rank i sums slice i of the k
+ * gradients (in node-rank order) and, on more than one node, allreduces that
+ * slice with node rank i of the other nodes; it then runs Adam on slice i
+ * alone, which every rank of the node then reads. Three node barriers order
+ * the phases:
+ *
+ *   backward -> barrier -> sum slice (+ allreduce over nodes) -> barrier
+ *            -> Adam on slice -> barrier -> next forward
+ *
+ * Every node holds the same parameters: the slices' sums are the same on
+ * every node (the same allreduce), and Adam is elementwise. Nodes must hold
+ * the same number of ranks, and /dev/shm must hold the segment; otherwise
+ * reduce_create falls back to mpi and says why.
+ *
+ * mpi: every rank keeps its own copy and runs the whole Adam step; the
+ * buffer is summed by MPI_Iallreduce in buckets posted as soon as backward
+ * has finished them (backward completes the buffer from its end), moved on
+ * with MPI_Testall between layers; bucket 0 is one MPI_Allreduce after
+ * backward. On one rank nothing is communicated. */
+#ifndef VD_REDUCE_H
+#define VD_REDUCE_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+#include "model.h"
+#include "optim.h"
+
+/* The --reduce choices, in the option's order. */
+typedef enum { VD_REDUCE_SHM = 0, VD_REDUCE_MPI = 1 } ReduceMode;
+
+typedef struct {
+    int mode;      /* ReduceMode */
+    size_t bucket; /* mpi: floats per bucket posted during backward; 0: one allreduce after it */
+    MPI_Comm node; /* shm: the ranks sharing memory, or MPI_COMM_NULL for
+                    * MPI_COMM_TYPE_SHARED (tests pass a split of comm) */
+} ReduceConfig;
+
+typedef struct Reducer Reducer;
+
+/* Collective over comm. For shm, moves m's parameters and Adam moments
+ * (from node rank 0; the ranks of a node must hold the same values) and its
+ * gradient buffer into the node's segment, every page reserved here. Where
+ * that cannot be done (nodes of different sizes, a /dev/shm too small; the
+ * test hook $VAE_DIST_TEST_NO_SHM=R fakes the latter on node rank R), every
+ * rank falls back to mpi, m untouched, and *why is one line saying why; else
+ * *why is NULL. m must outlive the reducer. */
+Reducer *reduce_create(Vae *m, MPI_Comm comm, const ReduceConfig *c, const char **why);
+
+/* Collective. With shm, unmaps the segment: with keep, m gets private
+ * copies of its buffers first, else m is left without buffers (for vae_free
+ * only), which spares the memory of k copies at the end of a run. NULL does
+ * nothing. */
+void reduce_free(Reducer *r, int keep);
+
+/* Local. Starts a step's reduction; then backward calls reduce_ready(r,
+ * offset) (the hook of vae_backward_hook) whenever m->grads[offset ..) is
+ * final. */
+void reduce_begin(Reducer *r);
+void reduce_ready(void *r, size_t offset);
+
+/* Collective. Completes the sum over all ranks; afterwards the summed
+ * extras are in the tail of m->grads. Returns 1 if the whole sum is finite,
+ * the same verdict on every rank. */
+int reduce_finish(Reducer *r);
+
+/* Collective (shm: over the node). If apply, Adam step t with the summed
+ * gradient times grad_scale; on return every rank sees all the updated
+ * parameters. Called on every step, applied or not, so that every step
+ * passes the same barriers. */
+void reduce_update(Reducer *r, const AdamConfig *c, long t, float grad_scale, int apply);
+
+/* What is in use. mode: VD_REDUCE_SHM or _MPI; node_size and nodes (shm:
+ * ranks per node and nodes; mpi: 1 and the rank count); the shared segment's
+ * bytes on each node (0 for mpi). */
+int reduce_mode(const Reducer *r);
+int reduce_node_size(const Reducer *r);
+int reduce_nodes(const Reducer *r);
+size_t reduce_shared_bytes(const Reducer *r);
+
+#endif

@@ -1,0 +1,75 @@
+/* run.h — the state of one training run, shared by the parts of the train
+ * command (train.c, train_data.c, rundir.c, figures.c, loop.c; see train.h).
+ * Private to that command. */
+#ifndef VD_RUN_H
+#define VD_RUN_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "ckpt.h"
+#include "data.h"
+#include "feed.h"
+#include "model.h"
+#include "reduce.h"
+#include "train_opts.h"
+
+/* Seconds spent per part, summed over the run's steps. */
+typedef struct {
+    double data, forward, backward, reduce, update, eval, io;
+    int64_t steps;
+} Profile;
+
+typedef struct {
+    TrainConfig cfg;
+    int rank, size, threads;
+    MPI_Comm comm;
+    H5Rows train_x, train_y, test_x, test_y;
+    int has_train_y, has_test, has_test_y;
+    Vae *m;
+    VaeWork *w;
+    Reducer *red;      /* from the first step to the last */
+    double shared_mib; /* --reduce shm: the node's segment */
+    Shard test;        /* this rank's block of test rows */
+    Feed *feed;
+    int64_t *batch_rows; /* (B) dataset rows of the current batch */
+    int64_t n_rows, steps_per_epoch, total_steps, test_begin, test_end;
+    int B, ih, iw;       /* local batch; image height and width, 0 if not images */
+    float *test_mu, *all_mu;     /* latent means of the test rows: 2-D latent with labels */
+    int32_t *test_lab, *all_lab; /* (this rank's; all on rank 0) */
+    TrainState st;
+    Profile prof;
+} Run;
+
+/* train_data.c. Local: opens the training and test data sets and checks
+ * they fit together and the model's options (labels in range on rank 0). */
+void run_open_data(Run *r, VdError *err);
+/* Collective: the training feed and this rank's test rows. */
+int run_load_data(Run *r, VdError *err);
+
+/* rundir.c. Collective: names the run directory (strftime patterns expand
+ * on rank 0), creates it, and sets a previous run aside with --fresh. */
+int rundir_prepare(Run *r, VdError *err);
+/* Collective. Continues from the newest valid checkpoint in the run
+ * directory, if any: rank 0 picks and loads it (falling back to older ones
+ * when it is damaged) and broadcasts the state. Returns 1 if resumed. */
+int rundir_resume(Run *r, VdError *err);
+/* Rank 0: the metrics files and config.txt. */
+int rundir_start_logs(Run *r, VdError *err);
+/* Rank 0: checkpoint, "latest", and pruning to --keep. */
+int rundir_save(Run *r, VdError *err);
+
+/* figures.c. Rank 0: loss.png, and for image data reconstructions.png and
+ * samples.png of the model as it is; a figure that cannot be written is a
+ * warning. */
+void figures_images(Run *r);
+/* Collective: latent.png, the test set's latent means of a 2-D latent. */
+void figures_latent(Run *r, int64_t epoch);
+
+/* loop.c. Collective. Trains from r->st to the end (or a stop); returns
+ * the exit code. */
+int run_loop(Run *r, VdError *err);
+/* Collective: the per-step time split, printed by rank 0. */
+void run_print_profile(const Run *r);
+
+#endif

@@ -1,0 +1,55 @@
+/* train_opts.h — the train command's options: the configuration a run is
+ * trained with (stored in each checkpoint's /config), its option table, and
+ * the checks the table cannot express. Local. */
+#ifndef VD_TRAIN_OPTS_H
+#define VD_TRAIN_OPTS_H
+
+#include <stdint.h>
+
+#include "opts.h"
+#include "util.h"
+
+typedef struct {
+    char data[VD_PATH_MAX];
+    char dataset[256], labels[256], test_dataset[256], test_labels[256];
+    char out[VD_PATH_MAX];
+    int epochs;
+    int64_t batch; /* GLOBAL: samples per optimizer step over all ranks */
+    double lr, beta1, beta2, adam_eps;
+    OptList hidden;
+    int latent;
+    uint64_t seed;
+    int log_every;
+    int threads;
+    int ckpt_every;
+    int keep;
+    int fresh;
+    int max_skips;
+    int64_t max_steps;
+    int profile;
+    int binarize;
+    double beta;        /* KL weight */
+    int64_t warmup;     /* steps over which the KL weight rises linearly from 0 to beta */
+    int activation;     /* VdActivation */
+    int likelihood;     /* VdLikelihood */
+    char variance[32];  /* Gaussian s^2: a number, or "learned" */
+    int classes;        /* > 0: conditional VAE with that many classes */
+    int data_mode;      /* VD_FEED_AUTO, _RESIDENT, _STREAM */
+    double data_budget; /* MiB of training rows per rank; 0: a quarter of the node's memory */
+    int parallel_io;    /* resident blocks read with MPI-IO collective reads */
+    double bucket_mib;  /* allreduce bucket, MiB; 0: one blocking allreduce */
+    int reduce;         /* ReduceMode */
+} TrainConfig;
+
+/* The train command's options (train_opts.c); its defaults include the
+ * default data file (runtime.h). */
+extern const OptSpec train_options[];
+extern const OptCommand train_command;
+
+/* Local. Checks what the table's ranges cannot: --variance (the initial
+ * log s^2 of a Gaussian goes to *obs_logvar, and *learn_var says whether it
+ * is learned), option combinations. VD_OK or VD_EX_USAGE. */
+int train_check_options(const TrainConfig *cfg, float *obs_logvar, int *learn_var,
+                        VdError *err);
+
+#endif

@@ -1,0 +1,33 @@
+/* trained.h — what the commands that use a trained model share (eval,
+ * sample, reconstruct): loading the model a checkpoint argument names, and
+ * opening data for it. Local. */
+#ifndef VD_TRAINED_H
+#define VD_TRAINED_H
+
+#include "data.h"
+#include "model.h"
+#include "util.h"
+
+/* The model stored in the checkpoint that arg names (a file, or a run
+ * directory: ckpt_find); its file goes to path (VD_PATH_MAX bytes). NULL
+ * with err set if it cannot be loaded. */
+Vae *trained_load(const char *arg, char *path, VdError *err);
+
+/* Opens file:dataset for the model of checkpoint ckpt, after defaulting an
+ * empty file (VD_PATH_MAX bytes) to the one the run trained on, else the
+ * default data file. Its samples must have the model's size. */
+int trained_open_data(char *file, const char *dataset, const char *ckpt, const Vae *m,
+                      H5Rows *x, VdError *err);
+
+/* Opens file:path, the labels of x, for a conditional model. */
+int trained_open_labels(const char *file, const char *path, const H5Rows *x, H5Rows *y,
+                        VdError *err);
+
+/* Image height and width of the model's samples, from the data shape the
+ * checkpoint records; VD_EX_DATAERR when they are not pictures. */
+int trained_image_dims(const char *ckpt, int D, int *ih, int *iw, VdError *err);
+
+/* buf (VD_PATH_MAX bytes) = name without a trailing ".png" or ".h5", plus ext. */
+void trained_out_path(char *buf, const char *name, const char *ext);
+
+#endif

@@ -1,0 +1,121 @@
+/* commands.c — the command table and dispatch. See commands.h. */
+#include "config.h"
+#include "commands.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval.h"
+#include "import.h"
+#include "sample.h"
+#include "train.h"
+#include "train_opts.h"
+#include "util.h"
+
+typedef struct {
+    const OptCommand *cmd;
+    int (*run)(int argc, char **argv, MPI_Comm comm);
+    const char *summary; /* for `vae-dist help` */
+} Command;
+
+static const Command commands[] = {
+    {&train_command, train_main, "train a VAE, data-parallel over the MPI ranks (the default)"},
+    {&eval_command, eval_main, "negative ELBO and importance-weighted log-likelihood of a data set"},
+    {&sample_command, sample_main, "draw from the prior through a trained decoder (PNG grid, HDF5)"},
+    {&reconstruct_command, reconstruct_main, "data rows above their reconstructions (PNG grid)"},
+    {&import_command, import_main, "convert IDX files (MNIST, Fashion-MNIST) to one HDF5 file"},
+};
+enum { N_COMMANDS = sizeof commands / sizeof *commands };
+
+static const char exit_codes[] =
+    "exit codes: 0 ok, 64 usage, 65 bad data, 66 missing input, 70 internal error,\n"
+    "73 cannot create output, 74 I/O error, 75 stopped by a signal (checkpoint saved:\n"
+    "run the same command again), 76 non-finite loss or gradient\n";
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mpirun -np N vae-dist [COMMAND] [options]\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].cmd->name, commands[i].summary);
+    fprintf(f, "  %-12s %s\n\n%s", "help",
+            "this text; `vae-dist COMMAND --help` lists a command's options\n"
+            "               (--markdown, --man: the reference of every option)",
+            exit_codes);
+}
+
+static void print_version(void)
+{
+    unsigned maj, min, rel;
+    H5get_libversion(&maj, &min, &rel);
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len;
+    MPI_Get_library_version(mpi, &len);
+    char *nl = strchr(mpi, '\n');
+    if (nl)
+        *nl = '\0';
+    printf("%s\nHDF5 %u.%u.%u; %s\n", PACKAGE_STRING, maj, min, rel, mpi);
+}
+
+/* `help`, `help --markdown`, `help --man`; prints only with print. */
+static int help(int argc, char **argv, int print)
+{
+    const OptCommand *list[N_COMMANDS];
+    for (int i = 0; i < N_COMMANDS; i++)
+        list[i] = commands[i].cmd;
+    int markdown = argc == 1 && strcmp(argv[0], "--markdown") == 0;
+    int man = argc == 1 && strcmp(argv[0], "--man") == 0;
+    if (argc > 0 && !markdown && !man) {
+        if (print)
+            fprintf(stderr, "vae-dist: help takes --markdown or --man, not '%s'\n", argv[0]);
+        return VD_EX_USAGE;
+    }
+    if (print && markdown)
+        opts_markdown(stdout, list, N_COMMANDS);
+    else if (print && man)
+        opts_man(stdout, list, N_COMMANDS, PACKAGE_STRING);
+    else if (print)
+        usage(stdout);
+    return VD_OK;
+}
+
+/* The rank a launcher gave this process, before MPI_Init: 0 when started alone. */
+static int launched_rank(void)
+{
+    static const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return atoi(v);
+    }
+    return 0;
+}
+
+int commands_local(int argc, char **argv)
+{
+    int print = launched_rank() == 0;
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+        if (print)
+            print_version();
+        return VD_OK;
+    }
+    if (argc > 1 && strcmp(argv[1], "help") == 0)
+        return help(argc - 2, argv + 2, print);
+    return -1;
+}
+
+int commands_run(int argc, char **argv, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    int named = argc > 1 && strncmp(argv[1], "--", 2) != 0;
+    const char *name = named ? argv[1] : "train";
+    int skip = named ? 2 : 1;
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(name, commands[i].cmd->name) == 0)
+            return commands[i].run(argc - skip, argv + skip, comm);
+    if (rank == 0)
+        fprintf(stderr, "vae-dist: unknown command '%s' (try: vae-dist help)\n", name);
+    return VD_EX_USAGE;
+}

@@ -1,0 +1,105 @@
+/* figures.c — the figures a training run redraws every epoch:
+ * reconstructions.png, samples.png and, for a 2-D latent, latent.png
+ * (loss.png is plot.h's, from the metrics files). A figure that cannot be
+ * written is worth a warning, never the run. See run.h. */
+#include "run.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "image.h"
+#include "plot.h"
+
+enum { COLS = 8 }; /* images per grid row */
+
+static void warn(const VdError *e)
+{
+    if (e->code != VD_OK)
+        fprintf(stderr, "vae-dist: warning: %s (training goes on)\n", e->msg);
+}
+
+/* Two grid rows of test images above their reconstructions (z = mu), as
+ * pics (4 COLS images). */
+static void reconstructions(Run *r, float *pics)
+{
+    const Vae *m = r->m;
+    VaeWork *w = r->w;
+    int D = m->shape.n_input, d = m->shape.n_latent, n = 2 * COLS;
+    shard_batch(&r->test, 0, n, w->x, w->y);
+    memset(w->eps, 0, sizeof(float) * (size_t)n * d);
+    vae_forward(m, w, n, 1.0f, 0);
+    for (int row = 0; row < 2; row++) {
+        memcpy(pics + (size_t)(2 * row) * COLS * D, w->x + (size_t)row * COLS * D,
+               sizeof(float) * COLS * D);
+        vae_output_mean(m, w->logits + (size_t)row * COLS * D, COLS,
+                        pics + (size_t)(2 * row + 1) * COLS * D);
+    }
+}
+
+void figures_images(Run *r)
+{
+    const Vae *m = r->m;
+    int D = m->shape.n_input, d = m->shape.n_latent, C = m->shape.n_classes;
+    int nsamples = C > 0 ? (C < 32 ? C : 32) * COLS : 64; /* a conditional model: a row a class */
+    float *pics = vd_calloc((size_t)(nsamples > 4 * COLS ? nsamples : 4 * COLS) * D, sizeof(float));
+    float *z = vd_calloc((size_t)nsamples * d, sizeof(float));
+    int32_t *cls = vd_calloc((size_t)nsamples, sizeof(int32_t));
+    char path[VD_PATH_MAX];
+    VdError err = {0};
+    if (r->ih > 0 && r->has_test && r->test.n >= 2 * COLS) {
+        reconstructions(r, pics);
+        if (vd_path_join(path, r->cfg.out, "reconstructions.png") == 0)
+            image_grid_png(path, pics, 4 * COLS, r->ih, r->iw, COLS, &err);
+    }
+    if (r->ih > 0 && err.code == VD_OK) {
+        vae_prior_draws(m, r->cfg.seed, nsamples, COLS, -1, z, cls);
+        for (int k = 0; k < nsamples; k += r->w->max_batch) {
+            int n = nsamples - k < r->w->max_batch ? nsamples - k : r->w->max_batch;
+            vae_decode(m, r->w, z + (size_t)k * d, n, pics + (size_t)k * D);
+        }
+        if (vd_path_join(path, r->cfg.out, "samples.png") == 0)
+            image_grid_png(path, pics, nsamples, r->ih, r->iw, COLS, &err);
+    }
+    warn(&err);
+    VdError plot = {0}; /* redrawn every epoch, from the metrics files */
+    plot_run_losses(r->cfg.out, (double)r->steps_per_epoch, &plot);
+    warn(&plot);
+    vd_free(pics);
+    vd_free(z);
+    vd_free(cls);
+}
+
+void figures_latent(Run *r, int64_t epoch)
+{
+    int64_t n_test = r->test_x.n_rows, mine = r->test_end - r->test_begin;
+    int *counts = vd_calloc((size_t)r->size, sizeof(int));
+    int *displs = vd_calloc((size_t)r->size, sizeof(int));
+    for (int k = 0; k < r->size; k++) {
+        int64_t b, e;
+        shard_range(n_test, k, r->size, &b, &e);
+        counts[k] = (int)(e - b);
+        displs[k] = (int)b;
+    }
+    MPI_Gatherv(r->test_lab, (int)mine, MPI_INT32_T, r->all_lab, counts, displs, MPI_INT32_T, 0,
+                r->comm);
+    for (int k = 0; k < r->size; k++) {
+        counts[k] *= 2;
+        displs[k] *= 2;
+    }
+    MPI_Gatherv(r->test_mu, (int)(2 * mine), MPI_FLOAT, r->all_mu, counts, displs, MPI_FLOAT, 0,
+                r->comm);
+    vd_free(counts);
+    vd_free(displs);
+    if (r->rank != 0)
+        return;
+    char path[VD_PATH_MAX], title[64];
+    snprintf(title, sizeof title, "LATENT MEANS, EPOCH %lld", (long long)epoch + 1);
+    int64_t classes = r->m->shape.n_classes;
+    for (int64_t i = 0; i < n_test && !r->m->shape.n_classes; i++)
+        classes = r->all_lab[i] >= classes ? (int64_t)r->all_lab[i] + 1 : classes;
+    VdError fig = {0};
+    if (vd_path_join(path, r->cfg.out, "latent.png") == 0)
+        plot_scatter_png(path, r->all_mu, r->all_lab, (int)n_test,
+                         classes < 1 << 20 ? (int)classes : 1 << 20, title, &fig);
+    warn(&fig);
+}

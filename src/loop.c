@@ -1,0 +1,303 @@
+/* loop.c — the epochs and steps of a training run, the per-epoch test ELBO,
+ * the progress lines and metrics rows, and the profile printout. See run.h. */
+#include "run.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "comm.h"
+#include "h5util.h"
+#include "metrics.h"
+#include "rng.h"
+#include "runtime.h"
+#include "step.h"
+
+/* What the loop carries from step to step, besides the run's state. */
+typedef struct {
+    Rng noise, bin;
+    AdamConfig adam;
+    int64_t poison_step; /* test hook $VAE_DIST_TEST_NAN_STEP (docs/faults-and-resume.md) */
+    int64_t first_step;  /* where this process started */
+    double run_start, ivl_start;
+    int stop, code;
+} Loop;
+
+static void fmt_duration(char *buf, size_t n, double s)
+{
+    long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+    if (t >= 3600)
+        snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else
+        snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+/* Local. Sums of (recon, KL, count) over this rank's test rows, with eps
+ * from the eval stream indexed by global row, so the figure does not depend
+ * on the rank count; with test_mu, also each row's latent mean and label. */
+static void test_sums(Run *r, int64_t epoch, double sums[3])
+{
+    const Vae *m = r->m;
+    VaeWork *w = r->w;
+    Rng eval = rng_stream(r->cfg.seed, VD_STREAM_EVAL, 0);
+    Rng bin = rng_stream(r->cfg.seed, VD_STREAM_BINARIZE, 0);
+    int d = m->shape.n_latent;
+    sums[0] = sums[1] = 0.0;
+    sums[2] = (double)r->test.n;
+    for (int64_t i = 0; i < r->test.n; i += w->max_batch) {
+        int n = (int)(r->test.n - i < w->max_batch ? r->test.n - i : w->max_batch);
+        int64_t row0 = r->test_begin + i;
+        shard_batch(&r->test, i, n, w->x, w->y);
+        if (r->cfg.binarize) /* one fixed draw, as `vae-dist eval --binarize` makes */
+            rng_binarize(&bin, 0, row0, n, m->shape.n_input, w->x);
+        rng_normal_fill(&eval, (uint32_t)epoch, (uint64_t)row0 * (uint64_t)d,
+                        (size_t)n * (size_t)d, w->eps);
+        vae_forward(m, w, n, 1.0f, 0);
+        for (int k = 0; k < n; k++) {
+            sums[0] += w->recon[k];
+            sums[1] += w->kl[k];
+            if (r->test_mu) {
+                memcpy(r->test_mu + (size_t)(i + k) * d, w->head + (size_t)k * 2 * d,
+                       sizeof(float) * d);
+                r->test_lab[i + k] = w->y[k];
+            }
+        }
+    }
+}
+
+/* Rank 0: the epoch's line and metrics row; the epoch's sums start over. */
+static void epoch_report(Run *r, int64_t epoch, double ep_start, const double tot[3],
+                         VdError *err)
+{
+    TrainState *st = &r->st;
+    EpochRow row = {(double)epoch + 1, (double)st->step,
+                    st->ep_count ? st->ep_loss / st->ep_count : NAN,
+                    r->has_test ? (tot[0] + tot[1]) / tot[2] : NAN,
+                    r->has_test ? tot[0] / tot[2] : NAN, r->has_test ? tot[1] / tot[2] : NAN,
+                    vd_now() - ep_start};
+    if (r->has_test)
+        printf("epoch %lld done: test loss %.2f = %.2f + %.2f nats (%lld samples), "
+               "train loss %.2f, %.1f s\n",
+               (long long)epoch + 1, row.test_loss, row.test_recon, row.test_kl,
+               (long long)tot[2], row.train_loss, row.seconds);
+    else
+        printf("epoch %lld done: train loss %.2f, %.1f s\n", (long long)epoch + 1,
+               row.train_loss, row.seconds);
+    st->ep_loss = st->ep_count = 0; /* before the checkpoint: a resumed epoch starts empty */
+    h5_lock(); /* the stream reader's thread may be in HDF5 */
+    metrics_epoch(r->cfg.out, &row, err);
+    h5_unlock();
+}
+
+/* Collective: test ELBO, epoch metrics, checkpoint and figures at an epoch's end. */
+static void end_epoch(Run *r, int64_t epoch, double ep_start, int want_ckpt, VdError *err)
+{
+    double t0 = vd_now(), sums[3] = {0, 0, 0}, tot[3] = {0, 0, 0};
+    if (r->has_test)
+        test_sums(r, epoch, sums);
+    MPI_Allreduce(sums, tot, 3, MPI_DOUBLE, MPI_SUM, r->comm);
+    double t1 = vd_now();
+    r->prof.eval += t1 - t0;
+    if (want_ckpt && !comm_same_bits(r->m->params, r->m->n_params, r->comm))
+        vd_fail(err, VD_EX_SOFTWARE, "replicas diverged: parameter checksums differ at step %lld",
+                (long long)r->st.step);
+    if (r->rank == 0 && err->code == VD_OK) {
+        epoch_report(r, epoch, ep_start, tot, err);
+        if (err->code == VD_OK && want_ckpt)
+            rundir_save(r, err);
+        if (err->code == VD_OK)
+            figures_images(r);
+        fflush(stdout);
+    }
+    if (r->test_mu)
+        figures_latent(r, epoch);
+    r->st.ep_loss = r->st.ep_count = 0;
+    r->prof.io += vd_now() - t1;
+}
+
+/* Collective: a checkpoint of a run stopped inside an epoch. */
+static void save_inside_epoch(Run *r, VdError *err)
+{
+    if (!comm_same_bits(r->m->params, r->m->n_params, r->comm))
+        vd_fail(err, VD_EX_SOFTWARE, "replicas diverged at step %lld", (long long)r->st.step);
+    if (r->rank == 0 && err->code == VD_OK)
+        rundir_save(r, err);
+}
+
+/* Rank 0: one progress line and metrics row for the interval that ends now
+ * (local step s of epoch). */
+static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
+{
+    TrainState *st = &r->st;
+    if (st->ivl_count == 0) /* every step of the interval was skipped */
+        return;
+    double now = vd_now(), rate = st->ivl_count / (now - l->ivl_start);
+    double eta = (now - l->run_start) / (double)(st->step - l->first_step) *
+                 (double)(r->total_steps - st->step);
+    TrainRow row = {(double)st->step, (double)epoch + 1,
+                    (st->ivl_recon + st->ivl_kl) / st->ivl_count, st->ivl_recon / st->ivl_count,
+                    st->ivl_kl / st->ivl_count, r->cfg.lr, rate};
+    if (r->rank == 0) {
+        char etab[32];
+        fmt_duration(etab, sizeof etab, eta);
+        printf("epoch %lld/%d  step %lld/%lld  loss %.2f = %.2f + %.2f  %.0f samples/s  ETA %s\n",
+               (long long)epoch + 1, r->cfg.epochs, (long long)(s + 1),
+               (long long)r->steps_per_epoch, row.loss, row.recon, row.kl, rate, etab);
+        fflush(stdout);
+        h5_lock(); /* the stream reader's thread may be in HDF5 */
+        metrics_train(r->cfg.out, &row, err);
+        h5_unlock();
+    }
+    st->ivl_recon = st->ivl_kl = st->ivl_count = 0;
+    l->ivl_start = vd_now();
+    r->prof.io += l->ivl_start - now;
+}
+
+/* Local: the batch of local step s of epoch, binarized if asked, and its
+ * noise, into r->w. */
+static void next_batch(Run *r, Loop *l, int64_t epoch, int64_t s)
+{
+    int D = r->m->shape.n_input;
+    feed_batch(r->feed, s, r->w->x, r->w->y, r->batch_rows);
+    if (r->cfg.binarize) /* by (epoch, row): independent of the rank count */
+        for (int i = 0; i < r->B; i++)
+            rng_binarize(&l->bin, (uint32_t)epoch, r->batch_rows[i], 1, D, r->w->x + (size_t)i * D);
+    rng_normal_fill(&l->noise, (uint32_t)r->st.step, 0, (size_t)r->B * r->m->shape.n_latent,
+                    r->w->eps);
+}
+
+/* Collective: one step and its bookkeeping. Returns 1 to go on, 0 when the
+ * run stops here (l->stop: asked to; else err holds why). */
+static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
+{
+    TrainState *st = &r->st;
+    double t0 = vd_now();
+    next_batch(r, l, epoch, s);
+    r->prof.data += vd_now() - t0;
+    StepIO io = {.stop = runtime_stop_signal() != 0,
+                 .poison = st->step + 1 == l->poison_step && r->rank == r->size - 1,
+                 .failed = feed_failed(r->feed)};
+    float beta = (float)step_kl_weight(r->cfg.beta, r->cfg.warmup, st->step + 1);
+    int finite = train_step(r->m, r->w, r->B, beta, &l->adam, st->step + 1, r->red, &io);
+    r->prof.forward += io.times.forward;
+    r->prof.backward += io.times.backward;
+    r->prof.reduce += io.times.reduce;
+    r->prof.update += io.times.update;
+    r->prof.steps++;
+    if (io.failed) /* a rank's reader failed: the step was not applied */
+        return feed_check(r->feed, err) ? 0 : (vd_fail(err, VD_EX_SOFTWARE, "data feed failed"), 0);
+    if (!finite) { /* every rank sees the same reduced values: all decide alike */
+        if (st->skipped >= r->cfg.max_skips) {
+            vd_fail(err, VD_EX_DIVERGED,
+                    "non-finite loss or gradient at step %lld; the step was not applied "
+                    "and training stopped (last checkpoint kept; lower --lr?)",
+                    (long long)st->step + 1);
+            return 0;
+        }
+        st->skipped++;
+        if (r->rank == 0)
+            fprintf(stderr, "vae-dist: warning: non-finite loss or gradient at step %lld; "
+                            "step skipped (%lld of --max-skips %d)\n",
+                    (long long)st->step + 1, (long long)st->skipped, r->cfg.max_skips);
+    }
+    st->step++; /* a skipped step still consumes its batch and noise */
+    if (finite) {
+        const float *extra = r->m->grads + r->m->n_params;
+        st->ivl_recon += extra[VD_EXTRA_RECON];
+        st->ivl_kl += extra[VD_EXTRA_KL];
+        st->ivl_count += extra[VD_EXTRA_COUNT];
+        st->ep_loss += extra[VD_EXTRA_RECON] + extra[VD_EXTRA_KL];
+        st->ep_count += extra[VD_EXTRA_COUNT];
+    }
+    if (st->step % r->cfg.log_every == 0 || s + 1 == r->steps_per_epoch)
+        log_interval(r, l, epoch, s, err);
+    if (!io.stop && st->step < r->total_steps)
+        return 1;
+    l->stop = 1;
+    if (io.stop) {
+        l->code = VD_EX_TEMPFAIL;
+        if (r->rank == 0)
+            printf("stop requested by a signal: checkpointing at step %lld\n",
+                   (long long)st->step);
+    }
+    return 0;
+}
+
+/* Collective: the rest of one epoch, from wherever the run stands in it. */
+static int run_epoch(Run *r, Loop *l, int64_t epoch, VdError *err)
+{
+    TrainState *st = &r->st;
+    double ep_start = vd_now();
+    if (feed_epoch(r->feed, epoch, st->step % r->steps_per_epoch, err))
+        return err->code;
+    r->prof.data += vd_now() - ep_start;
+    for (int64_t s = st->step % r->steps_per_epoch; s < r->steps_per_epoch; s++)
+        if (!one_step(r, l, epoch, s, err))
+            break;
+    if (err->code == VD_OK && st->step == (epoch + 1) * r->steps_per_epoch) {
+        st->epoch = epoch + 1;
+        int want = l->stop || epoch + 1 == r->cfg.epochs ||
+                   (r->cfg.ckpt_every > 0 && (epoch + 1) % r->cfg.ckpt_every == 0);
+        end_epoch(r, epoch, ep_start, want, err);
+    } else if (err->code == VD_OK) { /* stopped inside the epoch */
+        save_inside_epoch(r, err);
+    }
+    return vd_error_agree(err, r->comm);
+}
+
+int run_loop(Run *r, VdError *err)
+{
+    const TrainConfig *cfg = &r->cfg;
+    const char *nan_step = getenv("VAE_DIST_TEST_NAN_STEP");
+    Loop l = {.noise = rng_stream(cfg->seed, VD_STREAM_NOISE, (uint32_t)r->rank),
+              .bin = rng_stream(cfg->seed, VD_STREAM_BINARIZE, 0),
+              .adam = {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps},
+              .poison_step = nan_step ? atoll(nan_step) : -1,
+              .first_step = r->st.step,
+              .run_start = vd_now()};
+    l.ivl_start = l.run_start;
+    for (int64_t epoch = r->st.step / r->steps_per_epoch; epoch < cfg->epochs && !l.stop; epoch++)
+        if (run_epoch(r, &l, epoch, err))
+            return err->code;
+    if (r->rank == 0)
+        printf("%s: %lld steps in %.1f s; outputs in %s\n",
+               l.code == VD_EX_TEMPFAIL ? "preempted" : "done",
+               (long long)(r->st.step - l.first_step), vd_now() - l.run_start, cfg->out);
+    return l.code;
+}
+
+void run_print_profile(const Run *r)
+{
+    const Profile *p = &r->prof;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double mine[8] = {p->data, p->forward, p->backward, p->reduce, p->update, p->eval, p->io,
+                      (double)ru.ru_maxrss / 1024.0}; /* Linux: KiB */
+    double mx[8];
+    MPI_Reduce(mine, mx, 8, MPI_DOUBLE, MPI_MAX, 0, r->comm);
+    if (r->rank != 0)
+        return;
+    const char *names[7] = {"data", "forward", "backward", "reduce", "optimizer", "eval", "io"};
+    double steps = p->steps ? (double)p->steps : 1, total = 0;
+    for (int i = 0; i < 5; i++)
+        total += mine[i];
+    printf("profile (rank 0; max over ranks), per step over %lld steps:\n", (long long)p->steps);
+    for (int i = 0; i < 7; i++)
+        printf("  %-10s %8.3f ms  max %8.3f ms  %5.1f%%%s\n", names[i], 1e3 * mine[i] / steps,
+               1e3 * mx[i] / steps, i < 5 ? 100.0 * mine[i] / total : 0.0,
+               i < 5 ? "" : " (outside steps)");
+    const VaeShape *s = &r->m->shape;
+    double flops = 6.0 * vae_forward_macs(s) - 2.0 * (double)s->n_input * s->hidden[0];
+    printf("  (reduce: %s)\n", reduce_mode(r->red) == VD_REDUCE_SHM
+                                    ? "the node's barriers and slice sums, and the slices' "
+                                      "allreduce between nodes"
+                                    : "the allreduce's wait left after backward");
+    printf("  step %.3f ms, %.0f samples/s, %.2f GFLOP/s per rank\n", 1e3 * total / steps,
+           (double)r->cfg.batch * steps / total, flops * r->B * steps / total * 1e-9);
+    printf("  peak resident memory %.1f MiB (rank 0), %.1f MiB (max over ranks)\n", mine[7], mx[7]);
+    if (r->shared_mib > 0)
+        printf("  of which shared by the node's ranks (counted in each): up to %.1f MiB\n",
+               r->shared_mib);
+}

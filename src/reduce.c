@@ -1,0 +1,384 @@
+/* reduce.c — the gradient's sum over the ranks and the update: node shared
+ * memory with a sharded Adam, or MPI_Allreduce in buckets. See reduce.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "reduce.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define ALIGN 16       /* floats: slices start on their own 64-byte line */
+#define FLAG_STRIDE 16 /* ints: one verdict per cache line */
+
+struct Reducer {
+    int mode;
+    Vae *m;
+    MPI_Comm comm;
+    int size;
+    size_t n, n_red; /* parameters; parameters + extras */
+
+    /* mpi: buckets of the flat buffer, posted as backward finishes them */
+    size_t bucket;   /* floats per bucket; 0: one allreduce after backward */
+    size_t sent;     /* grads[sent ..) are posted */
+    int n_req;
+    MPI_Request req[VD_MAX_TENSORS + 1];
+
+    /* shm: the node's segment */
+    void *base;
+    size_t bytes;
+    MPI_Comm node;  /* the ranks sharing this node's memory */
+    MPI_Comm cross; /* this node rank on every node */
+    int lrank, lsize, nodes;
+    size_t lo, hi;  /* this rank's slice of [0, n_red) */
+    float **g;      /* (lsize) every node rank's gradient buffer */
+    float *sum;     /* (n_red) the gradient summed over all ranks */
+    float *params, *adam_m, *adam_v;
+    int *flags;     /* (lsize * FLAG_STRIDE) non-finite verdicts of the slices */
+};
+
+static size_t padded(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+
+/* Orders every rank's stores to the segment before every rank's loads after. */
+static void node_sync(Reducer *r)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    MPI_Barrier(r->node);
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* ---- the shared segment ------------------------------------------------- */
+
+static char why_buf[256];
+
+/* Reserves [off, off + len) of fd's pages for this rank: tmpfs places them
+ * by the caller's memory policy, so each rank's slices land on its socket. */
+static int reserve(int fd, size_t off, size_t len)
+{
+    int err;
+    do
+        err = len ? posix_fallocate(fd, (off_t)off, (off_t)len) : 0;
+    while (err == EINTR);
+    return err;
+}
+
+/* Node rank 0: a new POSIX shared memory object of r->bytes, named in name
+ * (64 bytes). Returns the fd, or -1 with errno. */
+static int create_object(const Reducer *r, char *name)
+{
+    static int serial;
+    int fd;
+    do { /* a name left by a dead job of a reused pid is not ours to remove */
+        snprintf(name, 64, "/vae-dist.%ld.%d", (long)getpid(), serial++);
+        fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+    } while (fd < 0 && errno == EEXIST && serial < 1000);
+    if (fd < 0) {
+        name[0] = '\0';
+        return -1;
+    }
+    while (ftruncate(fd, (off_t)r->bytes) != 0) {
+        if (errno != EINTR) {
+            int saved = errno;
+            close(fd);
+            shm_unlink(name);
+            name[0] = '\0';
+            errno = saved;
+            return -1;
+        }
+    }
+    return fd;
+}
+
+/* This rank's pages: its gradient buffer, and its slices of the parameters,
+ * m, v and the sum. 0 or an errno. */
+static int reserve_own(const Reducer *r, int fd)
+{
+    size_t gs = padded(r->n_red) * sizeof(float), ps = padded(r->n) * sizeof(float);
+    size_t slice = (r->hi - r->lo) * sizeof(float), lo = r->lo * sizeof(float);
+    size_t pslice = r->lo < r->n ? ((r->hi < r->n ? r->hi : r->n) - r->lo) * sizeof(float) : 0;
+    size_t shared = (size_t)r->lsize * gs;
+    const char *hook = getenv("VAE_DIST_TEST_NO_SHM"); /* test hook, see reduce.h */
+    int err = hook && *hook && atoi(hook) == r->lrank ? ENOSPC
+                                                     : reserve(fd, (size_t)r->lrank * gs, gs);
+    for (int a = 0; a < 3 && !err; a++)
+        err = reserve(fd, shared + (size_t)a * ps + lo, pslice);
+    return err ? err : reserve(fd, shared + 3 * ps + lo, slice);
+}
+
+/* Collective over comm: 0 if every rank succeeded; else -1 on every rank,
+ * and rank 0's why_buf holds the lowest failing rank's reason. */
+static int agree_mapped(int err, MPI_Comm comm)
+{
+    int rank, who[2], low[2];
+    MPI_Comm_rank(comm, &rank);
+    who[0] = err ? 0 : 1;
+    who[1] = err ? rank : INT_MAX;
+    MPI_Allreduce(who, low, 1, MPI_2INT, MPI_MINLOC, comm);
+    if (low[0])
+        return 0;
+    if (low[1] != 0) {
+        if (rank == low[1])
+            MPI_Send(why_buf, sizeof why_buf, MPI_CHAR, 0, 0, comm);
+        if (rank == 0)
+            MPI_Recv(why_buf, sizeof why_buf, MPI_CHAR, low[1], 0, comm, MPI_STATUS_IGNORE);
+    }
+    return -1;
+}
+
+/* Collective over comm. The node's segment, [gradient of node rank 0 | ...
+ * | of rank k-1 | parameters | m | v | sum | verdicts]: node rank 0 creates
+ * a POSIX shared memory object, every rank maps it by name and reserves the
+ * pages of what it writes, then node rank 0 the rest (posix_fallocate, so
+ * that a full /dev/shm fails here with ENOSPC, not with SIGBUS in a later
+ * step), and node rank 0 unlinks the name as soon as all have it open.
+ * 0, or -1 on every rank of comm with *why set. */
+static int map_segment(Reducer *r, MPI_Comm comm, const char **why)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t gs = padded(r->n_red) * sizeof(float), ps = padded(r->n) * sizeof(float);
+    r->bytes = (size_t)(r->lsize + 1) * gs + 3 * ps + (size_t)r->lsize * FLAG_STRIDE * sizeof(int);
+    r->bytes = (r->bytes + (size_t)page - 1) / (size_t)page * (size_t)page;
+    double mib = (double)r->bytes / (1 << 20);
+    char name[64] = {0};
+    int fd = -1, err = 0;
+    if (r->lrank == 0 && (fd = create_object(r, name)) < 0) {
+        err = errno;
+        snprintf(why_buf, sizeof why_buf, "no shared memory object of %.1f MiB (%s)", mib,
+                 strerror(err));
+    }
+    MPI_Bcast(&err, 1, MPI_INT, 0, r->node);
+    if (err && r->lrank != 0)
+        snprintf(why_buf, sizeof why_buf, "node rank 0 could not create the shared memory");
+    if (!err) {
+        MPI_Bcast(name, sizeof name, MPI_CHAR, 0, r->node);
+        if (r->lrank != 0 && (fd = shm_open(name, O_RDWR, 0600)) < 0) {
+            err = errno;
+            snprintf(why_buf, sizeof why_buf, "shared memory %s could not be opened (%s)", name,
+                     strerror(err));
+        }
+        if (!err && (err = reserve_own(r, fd)) != 0)
+            snprintf(why_buf, sizeof why_buf, "/dev/shm cannot hold the %.1f MiB shared segment (%s)",
+                     mib, strerror(err));
+        if (!err && (r->base = mmap(NULL, r->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
+                        MAP_FAILED) {
+            err = errno;
+            r->base = NULL;
+            snprintf(why_buf, sizeof why_buf, "shared memory %s could not be mapped (%s)", name,
+                     strerror(err));
+        }
+    }
+    MPI_Barrier(r->node); /* every rank has its pages, or failed */
+    if (r->lrank == 0 && fd >= 0 && !err && (err = reserve(fd, 0, r->bytes)) != 0)
+        snprintf(why_buf, sizeof why_buf, "/dev/shm cannot hold the %.1f MiB shared segment (%s)",
+                 mib, strerror(err)); /* the verdicts, the padding */
+    if (fd >= 0)
+        close(fd);
+    if (r->lrank == 0 && name[0])
+        shm_unlink(name);
+    if (agree_mapped(err, comm) == 0)
+        return 0;
+    if (r->base)
+        munmap(r->base, r->bytes);
+    r->base = NULL;
+    *why = why_buf;
+    return -1;
+}
+
+static void free_comms(Reducer *r)
+{
+    if (r->cross != MPI_COMM_NULL)
+        MPI_Comm_free(&r->cross);
+    if (r->node != MPI_COMM_NULL)
+        MPI_Comm_free(&r->node);
+    vd_free(r->g);
+    r->g = NULL;
+}
+
+/* Collective over comm: the shm reduction, or -1 (on every rank) with *why. */
+static int shm_open_node(Reducer *r, MPI_Comm node, const char **why)
+{
+    int rank;
+    MPI_Comm_rank(r->comm, &rank);
+    if (node == MPI_COMM_NULL)
+        MPI_Comm_split_type(r->comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &r->node);
+    else
+        MPI_Comm_dup(node, &r->node);
+    MPI_Comm_rank(r->node, &r->lrank);
+    MPI_Comm_size(r->node, &r->lsize);
+    int sizes[2] = {r->lsize, -r->lsize};
+    MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MAX, r->comm);
+    if (sizes[0] != -sizes[1]) {
+        *why = "the nodes hold different numbers of ranks";
+        free_comms(r);
+        return -1;
+    }
+    MPI_Comm_split(r->comm, r->lrank, rank, &r->cross);
+    MPI_Comm_size(r->cross, &r->nodes);
+    size_t step = padded((r->n_red + (size_t)r->lsize - 1) / (size_t)r->lsize);
+    r->lo = (size_t)r->lrank * step < r->n_red ? (size_t)r->lrank * step : r->n_red;
+    r->hi = r->lo + step < r->n_red ? r->lo + step : r->n_red;
+    r->g = vd_calloc((size_t)r->lsize, sizeof *r->g);
+    if (map_segment(r, r->comm, why)) {
+        free_comms(r);
+        return -1;
+    }
+    for (int i = 0; i < r->lsize; i++)
+        r->g[i] = (float *)r->base + (size_t)i * padded(r->n_red);
+    r->params = r->g[r->lsize - 1] + padded(r->n_red);
+    r->adam_m = r->params + padded(r->n);
+    r->adam_v = r->adam_m + padded(r->n);
+    r->sum = r->adam_v + padded(r->n);
+    r->flags = (int *)(r->sum + padded(r->n_red));
+    Vae *m = r->m;
+    if (r->lrank == 0) {
+        memcpy(r->params, m->params, r->n * sizeof(float));
+        memcpy(r->adam_m, m->adam_m, r->n * sizeof(float));
+        memcpy(r->adam_v, m->adam_v, r->n * sizeof(float));
+    }
+    vae_set_buffers(m, r->params, r->g[r->lrank], r->adam_m, r->adam_v, 0);
+    node_sync(r);
+    return 0;
+}
+
+Reducer *reduce_create(Vae *m, MPI_Comm comm, const ReduceConfig *c, const char **why)
+{
+    Reducer *r = vd_calloc(1, sizeof *r);
+    r->m = m;
+    r->comm = comm;
+    r->node = r->cross = MPI_COMM_NULL;
+    r->n = m->n_params;
+    r->n_red = m->n_params + VD_GRAD_EXTRA;
+    r->bucket = c->bucket;
+    MPI_Comm_size(comm, &r->size);
+    *why = NULL;
+    r->mode = VD_REDUCE_MPI;
+    if (c->mode == VD_REDUCE_SHM && r->size > 1 && shm_open_node(r, c->node, why) == 0)
+        r->mode = VD_REDUCE_SHM;
+    return r;
+}
+
+void reduce_free(Reducer *r, int keep)
+{
+    if (!r)
+        return;
+    if (r->mode == VD_REDUCE_SHM) {
+        Vae *m = r->m;
+        float *p = NULL, *g = NULL, *am = NULL, *av = NULL;
+        node_sync(r); /* no rank is still writing */
+        if (keep) {
+            p = vd_calloc(r->n, sizeof(float));
+            g = vd_calloc(r->n_red, sizeof(float));
+            am = vd_calloc(r->n, sizeof(float));
+            av = vd_calloc(r->n, sizeof(float));
+            memcpy(p, r->params, r->n * sizeof(float));
+            memcpy(g, m->grads, r->n_red * sizeof(float));
+            memcpy(am, r->adam_m, r->n * sizeof(float));
+            memcpy(av, r->adam_v, r->n * sizeof(float));
+        }
+        node_sync(r); /* nor reading, before the segment goes */
+        vae_set_buffers(m, p, g, am, av, 1);
+        munmap(r->base, r->bytes);
+        free_comms(r);
+    }
+    vd_free(r);
+}
+
+/* ---- a step --------------------------------------------------------------- */
+
+static void bucket_post(Reducer *r, size_t from)
+{
+    if (r->n_req == VD_MAX_TENSORS + 1)
+        VD_ABORT("more gradient buckets than tensors");
+    MPI_Iallreduce(MPI_IN_PLACE, r->m->grads + from, (int)(r->sent - from), MPI_FLOAT, MPI_SUM,
+                   r->comm, &r->req[r->n_req++]);
+    r->sent = from;
+}
+
+void reduce_begin(Reducer *r)
+{
+    r->sent = r->n_red; /* the extras, after the parameters, travel with the first bucket */
+    r->n_req = 0;
+}
+
+void reduce_ready(void *ctx, size_t offset)
+{
+    Reducer *r = ctx;
+    if (r->mode != VD_REDUCE_MPI || r->bucket == 0 || r->size == 1)
+        return;
+    if (r->sent - offset >= r->bucket)
+        bucket_post(r, offset);
+    int done; /* Open MPI moves non-blocking collectives on inside MPI calls */
+    MPI_Testall(r->n_req, r->req, &done, MPI_STATUSES_IGNORE);
+}
+
+/* out = g[0] + g[1] + ... + g[k-1] over [lo, lo + n), in that order. */
+VD_VECTOR_CLONES
+static void sum_slice(float *restrict out, float *const *g, int k, size_t lo, size_t n)
+{
+    const float *a = g[0] + lo, *b = k > 1 ? g[1] + lo : NULL;
+    if (b)
+        for (size_t i = 0; i < n; i++)
+            out[i] = a[i] + b[i];
+    else
+        memcpy(out, a, n * sizeof(float));
+    for (int q = 2; q < k; q++) {
+        const float *c = g[q] + lo;
+        for (size_t i = 0; i < n; i++)
+            out[i] += c[i];
+    }
+}
+
+static int shm_finish(Reducer *r)
+{
+    size_t len = r->hi - r->lo;
+    node_sync(r); /* every gradient is written */
+    sum_slice(r->sum + r->lo, r->g, r->lsize, r->lo, len);
+    if (r->nodes > 1)
+        MPI_Allreduce(MPI_IN_PLACE, r->sum + r->lo, (int)len, MPI_FLOAT, MPI_SUM, r->cross);
+    r->flags[r->lrank * FLAG_STRIDE] = !vd_all_finite(r->sum + r->lo, len);
+    node_sync(r); /* every slice is summed and judged */
+    int bad = 0;
+    for (int i = 0; i < r->lsize; i++)
+        bad |= r->flags[i * FLAG_STRIDE];
+    memcpy(r->m->grads + r->n, r->sum + r->n, VD_GRAD_EXTRA * sizeof(float));
+    return !bad;
+}
+
+int reduce_finish(Reducer *r)
+{
+    if (r->mode == VD_REDUCE_SHM)
+        return shm_finish(r);
+    if (r->size > 1) {
+        if (r->sent > 0)
+            bucket_post(r, 0);
+        MPI_Waitall(r->n_req, r->req, MPI_STATUSES_IGNORE);
+    }
+    return vd_all_finite(r->m->grads, r->n_red);
+}
+
+void reduce_update(Reducer *r, const AdamConfig *c, long t, float grad_scale, int apply)
+{
+    Vae *m = r->m;
+    if (r->mode == VD_REDUCE_MPI) {
+        if (apply)
+            adam_step(c, t, r->n, m->params, m->grads, m->adam_m, m->adam_v, grad_scale);
+        return;
+    }
+    size_t hi = r->hi < r->n ? r->hi : r->n;
+    if (apply && hi > r->lo)
+        adam_step(c, t, hi - r->lo, m->params + r->lo, r->sum + r->lo, m->adam_m + r->lo,
+                  m->adam_v + r->lo, grad_scale);
+    node_sync(r); /* every slice is updated before any rank's next forward */
+}
+
+int reduce_mode(const Reducer *r) { return r->mode; }
+int reduce_node_size(const Reducer *r) { return r->mode == VD_REDUCE_SHM ? r->lsize : 1; }
+int reduce_nodes(const Reducer *r) { return r->mode == VD_REDUCE_SHM ? r->nodes : r->size; }
+size_t reduce_shared_bytes(const Reducer *r) { return r->mode == VD_REDUCE_SHM ? r->bytes : 0; }

@@ -1,0 +1,234 @@
+/* rundir.c — a training run's directory: its name, --fresh, which
+ * checkpoint a run continues from, and writing checkpoints. Rank 0 decides
+ * and writes; the others learn its verdict. See run.h. */
+#include "config.h"
+#include "run.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "comm.h"
+#include "durable.h"
+#include "h5util.h"
+#include "metrics.h"
+
+/* Rank 0: expands strftime patterns in --out on its clock. */
+static void expand_out(TrainConfig *cfg, VdError *err)
+{
+    char pattern[sizeof cfg->out];
+    memcpy(pattern, cfg->out, sizeof pattern);
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral" /* the pattern is the user's, by design */
+    size_t len = strftime(cfg->out, sizeof cfg->out, pattern, &tm);
+#pragma GCC diagnostic pop
+    if (len == 0)
+        vd_fail(err, VD_EX_USAGE, "--out: pattern '%s' expands to nothing", pattern);
+}
+
+/* Rank 0: moves a previous run's files into DIR/replaced-<time>/ (--fresh). */
+static void set_aside_previous_run(const char *dir, VdError *err)
+{
+    static const char *files[] = {"latest", "metrics.csv", "epochs.csv", "metrics.h5",
+                                  "config.txt", "loss.png", "samples.png",
+                                  "reconstructions.png", "latent.png"};
+    char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64), aside[VD_PATH_MAX], from[VD_PATH_MAX],
+         to[VD_PATH_MAX], stamp[64];
+    int n = ckpt_list(dir, names, VD_MAX_CKPTS), moved = 0;
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "replaced-%Y%m%d-%H%M%S", &tm);
+    if (vd_path_join(aside, dir, stamp) != 0)
+        vd_fail(err, VD_EX_CANTCREAT, "%s/%s: path too long", dir, stamp);
+    int n_files = (int)(sizeof files / sizeof *files);
+    for (int i = 0; i < n + n_files && err->code == VD_OK; i++) {
+        const char *name = i < n ? names[i] : files[i - n];
+        if (vd_path_join(from, dir, name) != 0 || access(from, F_OK) != 0)
+            continue;
+        if (!moved++ && vd_mkdirs(aside) != 0)
+            vd_fail(err, VD_EX_CANTCREAT, "cannot create %s: %s", aside, strerror(errno));
+        else if (vd_path_join(to, aside, name) != 0 || rename(from, to) != 0)
+            vd_fail(err, VD_EX_CANTCREAT, "cannot move %s aside: %s", from, strerror(errno));
+    }
+    if (moved && err->code == VD_OK)
+        printf("--fresh: the previous run's files are now in %s\n", aside);
+    vd_free(names);
+}
+
+int rundir_prepare(Run *r, VdError *err)
+{
+    TrainConfig *cfg = &r->cfg;
+    if (r->rank == 0 && strchr(cfg->out, '%'))
+        expand_out(cfg, err);
+    MPI_Bcast(cfg->out, sizeof cfg->out, MPI_CHAR, 0, r->comm);
+    if (r->rank == 0 && err->code == VD_OK) {
+        if (vd_mkdirs(cfg->out) != 0)
+            vd_fail(err, VD_EX_CANTCREAT, "cannot create run directory %s: %s", cfg->out,
+                    strerror(errno));
+        else if (cfg->fresh)
+            set_aside_previous_run(cfg->out, err);
+    }
+    return vd_error_agree(err, r->comm);
+}
+
+/* ---- resume ------------------------------------------------------------ */
+
+/* Does option name (as typed) differ between this run and checkpoint path?
+ * Fills have (the checkpoint's) and want (this run's), each of size n. */
+static int option_differs(const Run *r, const char *path, const char *name, char *have,
+                          char *want, size_t n)
+{
+    const OptSpec *o = train_options;
+    while (strcmp(o->name, name) != 0)
+        o++;
+    opts_format(o, &r->cfg, want, n);
+    return ckpt_read_config(path, name, have, n) == 0 && strcmp(have, want) != 0;
+}
+
+/* "28x28" for the n dims of shape */
+static void shape_text(char *buf, size_t size, const int64_t *shape, int n)
+{
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++)
+        snprintf(buf + strlen(buf), size - strlen(buf), "%s%lld", i ? "x" : "",
+                 (long long)shape[i]);
+}
+
+/* Rank 0: why checkpoint path cannot continue this run (VD_EX_USAGE), or VD_OK. */
+static int check_resumable(const Run *r, const char *path, VdError *err)
+{
+    static const char *must_match[] = {"batch", "seed", "dataset"};
+    char have[VD_PATH_MAX], want[VD_PATH_MAX];
+    for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++)
+        if (option_differs(r, path, must_match[i], have, want, sizeof have))
+            return vd_fail(err, VD_EX_USAGE,
+                           "%s was made with --%s %s, this run has --%s %s: use the same value, "
+                           "another --out, or --fresh",
+                           path, must_match[i], have, must_match[i], want);
+    int64_t shape[VD_MAX_DIMS], rows = 0;
+    int nd = ckpt_read_data_shape(path, shape, VD_MAX_DIMS, &rows);
+    int same = nd == r->train_x.n_dims - 1 && rows == r->n_rows;
+    for (int i = 0; same && i < nd; i++)
+        same = shape[i] == r->train_x.dims[i + 1];
+    if (nd < 0 || same)
+        return VD_OK;
+    shape_text(have, sizeof have, shape, nd);
+    shape_text(want, sizeof want, r->train_x.dims + 1, r->train_x.n_dims - 1);
+    return vd_fail(err, VD_EX_USAGE,
+                   "%s was trained on %lld samples of %s, %s has %lld of %s: use another "
+                   "--out, or --fresh",
+                   path, (long long)rows, have, r->train_x.where, (long long)r->n_rows, want);
+}
+
+/* Rank 0: the options a resumed run may change (the optimizer's and the
+ * objective's), said out loud when they differ from the checkpoint's. */
+static void note_changed_options(const Run *r, const char *path)
+{
+    static const char *may_change[] = {"lr", "beta1", "beta2", "adam-eps", "beta", "warmup",
+                                       "binarize"};
+    char have[64], want[64];
+    for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++)
+        if (option_differs(r, path, may_change[i], have, want, sizeof have))
+            printf("note: continuing with --%s %s; the run so far had %s\n", may_change[i], want,
+                   have);
+}
+
+/* Rank 0: loads the newest checkpoint that is valid, trying older ones when
+ * the newest are damaged. Returns 1 if one was loaded. */
+static int load_newest(Run *r, VdError *err)
+{
+    char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64), path[VD_PATH_MAX];
+    int n = ckpt_list(r->cfg.out, names, VD_MAX_CKPTS), resumed = 0;
+    VdError why = {0};
+    for (int i = 0; i < n && !resumed && err->code == VD_OK; i++) {
+        VdError e = {0};
+        if (vd_path_join(path, r->cfg.out, names[i]) != 0 ||
+            check_resumable(r, path, err) != VD_OK)
+            break;
+        int rc = ckpt_load(path, r->m, &r->st, &e);
+        if (rc == VD_OK) {
+            resumed = 1;
+            printf("resuming from %s: step %lld, epoch %lld\n", path, (long long)r->st.step,
+                   (long long)r->st.epoch);
+            note_changed_options(r, path);
+            if (i > 0)
+                fprintf(stderr, "vae-dist: warning: resumed from %s, an older checkpoint "
+                                "(newer ones are damaged)\n", names[i]);
+        } else if (rc == VD_EX_USAGE) {
+            vd_fail(err, rc, "%s; use another --out, or --fresh", e.msg);
+        } else {
+            fprintf(stderr, "vae-dist: warning: %s; trying an older checkpoint\n", e.msg);
+            if (!why.code)
+                why = e;
+        }
+    }
+    vd_free(names);
+    if (!resumed && err->code == VD_OK && why.code)
+        vd_fail(err, VD_EX_DATAERR,
+                "no valid checkpoint in %s (newest: %s); pass --fresh to start over", r->cfg.out,
+                why.msg);
+    return resumed;
+}
+
+int rundir_resume(Run *r, VdError *err)
+{
+    int resumed = 0;
+    if (r->rank == 0) {
+        resumed = load_newest(r, err);
+        if (err->code == VD_OK) /* rows of a run that never got as far are dropped */
+            metrics_truncate(r->cfg.out, resumed ? r->st.step : 0, err);
+    }
+    if (vd_error_agree(err, r->comm))
+        return 0;
+    MPI_Bcast(&resumed, 1, MPI_INT, 0, r->comm);
+    if (resumed) {
+        MPI_Bcast(&r->st, (int)sizeof r->st, MPI_BYTE, 0, r->comm);
+        MPI_Bcast(r->m->params, (int)r->m->n_params, MPI_FLOAT, 0, r->comm);
+        MPI_Bcast(r->m->adam_m, (int)r->m->n_params, MPI_FLOAT, 0, r->comm);
+        MPI_Bcast(r->m->adam_v, (int)r->m->n_params, MPI_FLOAT, 0, r->comm);
+    }
+    return resumed;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+int rundir_start_logs(Run *r, VdError *err)
+{
+    char path[VD_PATH_MAX];
+    DurableFile f;
+    if (metrics_open(r->cfg.out, err) != VD_OK)
+        return err->code;
+    if (vd_path_join(path, r->cfg.out, "config.txt") != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "%s/config.txt: path too long", r->cfg.out);
+    if (durable_open(&f, path, "w", err) != VD_OK)
+        return err->code;
+    fprintf(f.f, "# %s, %d ranks x %d threads\n", PACKAGE_STRING, r->size, r->threads);
+    opts_print(f.f, train_options, &r->cfg);
+    return durable_commit(&f, err);
+}
+
+int rundir_save(Run *r, VdError *err)
+{
+    char name[64], path[VD_PATH_MAX];
+    snprintf(name, sizeof name, "ckpt-%010lld.h5", (long long)r->st.step);
+    if (vd_path_join(path, r->cfg.out, name) != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "%s/%s: path too long", r->cfg.out, name);
+    int64_t in_shape[VD_MAX_DIMS];
+    for (int i = 1; i < r->train_x.n_dims; i++)
+        in_shape[i - 1] = r->train_x.dims[i];
+    h5_lock(); /* the stream reader's thread may be in HDF5 */
+    int rc = ckpt_save(path, r->m, &r->st, in_shape, r->train_x.n_dims - 1, r->n_rows,
+                       train_options, &r->cfg, r->size, err);
+    h5_unlock();
+    if (rc != VD_OK || ckpt_mark_latest(r->cfg.out, name, err) != VD_OK)
+        return err->code;
+    ckpt_prune(r->cfg.out, r->cfg.keep);
+    printf("checkpoint %s\n", path);
+    return VD_OK;
+}

@@ -1,0 +1,250 @@
+/* sample.c — the sample and reconstruct commands. See sample.h. */
+#include "sample.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "comm.h"
+#include "data.h"
+#include "durable.h"
+#include "h5util.h"
+#include "image.h"
+#include "model.h"
+#include "rng.h"
+#include "trained.h"
+
+/* ---- sample ----------------------------------------------------------- */
+
+typedef struct {
+    char ckpt[VD_PATH_MAX], out[VD_PATH_MAX];
+    int n, cols, cls;
+    uint64_t seed;
+} SampleConfig;
+
+#define SOFF(f) offsetof(SampleConfig, f)
+#define SSTR(f) OPT_STR, SOFF(f), sizeof(((SampleConfig *)0)->f)
+static const OptSpec sample_options[] = {
+    {"ckpt", SSTR(ckpt), "runs/default", 0, 0, "PATH",
+     "checkpoint file, or run directory (its newest checkpoint)"},
+    {"n", OPT_INT, SOFF(n), 0, "0", 0, 65536, "N",
+     "draws from the prior (0: 64, or --cols per class for a conditional model)"},
+    {"cols", OPT_INT, SOFF(cols), 0, "8", 1, 1024, "N", "images per row of the grid"},
+    {"class", OPT_INT, SOFF(cls), 0, "-1", -1, 1 << 20, "C",
+     "conditional model: draw from class C's prior N(m_C, I) (-1: grid row r is class r mod C)"},
+    {"seed", OPT_U64, SOFF(seed), 0, "1", 0, 0, "N",
+     "seed of the draws (the run's seed gives its samples.png)"},
+    {"out", SSTR(out), "samples", 0, 0, "NAME",
+     "writes NAME.png (the grid) and NAME.h5 (/samples, /z; /classes if conditional)"},
+    OPT_END};
+
+const OptCommand sample_command = {
+    "sample", "vae-dist sample [options]",
+    "Draws z from the prior, N(0, I) (or a class's N(m_c, I)), and decodes them: a PNG grid of "
+    "the decoder's means and an HDF5 file with the images, their latent draws and their "
+    "classes.",
+    sample_options, sizeof(SampleConfig), NULL};
+
+/* Rank 0: NAME.h5 with /samples (n, ih, iw), /z (n, d) and, for a
+ * conditional model, /classes. */
+static int write_samples_h5(const SampleConfig *cfg, const char *ckpt, const Vae *m,
+                            const float *pics, const float *z, const int32_t *cls, int ih, int iw,
+                            VdError *err)
+{
+    char path[VD_PATH_MAX];
+    DurableFile out;
+    trained_out_path(path, cfg->out, ".h5");
+    if (durable_begin(&out, path, err) != VD_OK)
+        return err->code;
+    int d = m->shape.n_latent;
+    hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = f < 0;
+    if (!bad) {
+        hsize_t dims[3] = {(hsize_t)cfg->n, (hsize_t)ih, (hsize_t)iw};
+        hid_t space = H5Screate_simple(3, dims, NULL);
+        hid_t ds = H5Dcreate2(f, "samples", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                              H5P_DEFAULT);
+        bad = ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pics) < 0;
+        if (ds >= 0)
+            H5Dclose(ds);
+        H5Sclose(space);
+        if (!bad && m->shape.n_classes > 0)
+            bad = h5_write_i32(f, "classes", cls, cfg->n) != 0;
+        bad = bad || h5_write_f32(f, "z", z, cfg->n, d) != 0 ||
+              h5_attr_str(f, "checkpoint", ckpt) != 0 || h5_attr_u64(f, "seed", cfg->seed) != 0;
+        if (H5Fclose(f) < 0)
+            bad = 1;
+    }
+    if (bad) {
+        durable_discard(&out);
+        return vd_fail(err, VD_EX_CANTCREAT, "cannot write %s", path);
+    }
+    if (durable_commit(&out, err) != VD_OK)
+        return err->code;
+    printf("wrote %s (/samples %d x %d x %d, /z %d x %d)\n", path, cfg->n, ih, iw, cfg->n, d);
+    return VD_OK;
+}
+
+/* Rank 0: the grid of n images as NAME.png, and what it wrote. */
+static int write_grid(const char *name, const float *pics, int n, int ih, int iw, int cols,
+                      VdError *err)
+{
+    char path[VD_PATH_MAX];
+    trained_out_path(path, name, ".png");
+    if (image_grid_png(path, pics, n, ih, iw, cols, err) != VD_OK)
+        return err->code;
+    int c = cols < n ? cols : n, rows = (n + c - 1) / c;
+    printf("wrote %s (%d x %d)\n", path, c * (iw + 1) + 1, rows * (ih + 1) + 1);
+    return VD_OK;
+}
+
+/* Rank 0: the draws, decoded, and both files. */
+static void draw_samples(SampleConfig *cfg, const char *ckpt, const Vae *m, int ih, int iw,
+                         VdError *err)
+{
+    int C = m->shape.n_classes;
+    if (cfg->n == 0)
+        cfg->n = C > 0 && cfg->cls < 0 ? (cfg->cols * C < 4096 ? cfg->cols * C : 4096) : 64;
+    int D = m->shape.n_input, d = m->shape.n_latent, B = cfg->n < 256 ? cfg->n : 256;
+    VaeWork *w = vae_work_create(&m->shape, B);
+    float *pics = vd_calloc((size_t)cfg->n * D, sizeof(float));
+    float *z = vd_calloc((size_t)cfg->n * d, sizeof(float));
+    int32_t *cls = vd_calloc((size_t)cfg->n, sizeof(int32_t));
+    int cols = cfg->cols < cfg->n ? cfg->cols : cfg->n;
+    vae_prior_draws(m, cfg->seed, cfg->n, cols, cfg->cls, z, cls);
+    for (int k = 0; k < cfg->n; k += B) {
+        int c = cfg->n - k < B ? cfg->n - k : B;
+        vae_decode(m, w, z + (size_t)k * d, c, pics + (size_t)k * D);
+    }
+    if (write_grid(cfg->out, pics, cfg->n, ih, iw, cols, err) == VD_OK)
+        write_samples_h5(cfg, ckpt, m, pics, z, cls, ih, iw, err);
+    vd_free(z);
+    vd_free(cls);
+    vd_free(pics);
+    vae_work_free(w);
+}
+
+int sample_main(int argc, char **argv, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    SampleConfig cfg;
+    VdError err = {0};
+    if (opts_command(&sample_command, &cfg, argc, argv, rank, &err))
+        return VD_OK;
+    char ckpt[VD_PATH_MAX];
+    int ih = 0, iw = 0;
+    Vae *m = NULL;
+    if (rank == 0 && err.code == VD_OK && (m = trained_load(cfg.ckpt, ckpt, &err)) &&
+        trained_image_dims(ckpt, m->shape.n_input, &ih, &iw, &err) == VD_OK && cfg.cls >= 0 &&
+        cfg.cls >= m->shape.n_classes)
+        vd_fail(&err, VD_EX_USAGE, "--class %d: the model in %s %s", cfg.cls, ckpt,
+                m->shape.n_classes ? "has fewer classes" : "is not conditional");
+    if (rank == 0 && err.code == VD_OK)
+        draw_samples(&cfg, ckpt, m, ih, iw, &err);
+    vae_free(m);
+    return vd_error_agree(&err, comm);
+}
+
+/* ---- reconstruct ------------------------------------------------------ */
+
+typedef struct {
+    char ckpt[VD_PATH_MAX], data[VD_PATH_MAX], dataset[256], out[VD_PATH_MAX];
+    int64_t first;
+    int n, cols, sample, binarize;
+    uint64_t seed;
+} ReconConfig;
+
+#define ROFF(f) offsetof(ReconConfig, f)
+#define RSTR(f) OPT_STR, ROFF(f), sizeof(((ReconConfig *)0)->f)
+static const OptSpec recon_options[] = {
+    {"ckpt", RSTR(ckpt), "runs/default", 0, 0, "PATH",
+     "checkpoint file, or run directory (its newest checkpoint)"},
+    {"data", RSTR(data), "", 0, 0, "FILE", "HDF5 data file (default: the one the run trained on)"},
+    {"dataset", RSTR(dataset), "/test/images", 0, 0, "PATH", "samples to reconstruct"},
+    {"first", OPT_I64, ROFF(first), 0, "0", 0, 1e15, "I", "first row"},
+    {"n", OPT_INT, ROFF(n), 0, "32", 1, 4096, "N", "rows to reconstruct"},
+    {"cols", OPT_INT, ROFF(cols), 0, "8", 1, 1024, "N", "images per row of the grid"},
+    {"sample", OPT_BOOL, ROFF(sample), 0, "0", 0, 0, NULL,
+     "decode a draw z ~ q(z|x) instead of its mean"},
+    {"binarize", OPT_BOOL, ROFF(binarize), 0, "0", 0, 0, NULL,
+     "binarize the inputs first (as eval --binarize does)"},
+    {"seed", OPT_U64, ROFF(seed), 0, "1", 0, 0, "N", "seed of --sample and --binarize draws"},
+    {"out", RSTR(out), "reconstructions", 0, 0, "NAME", "writes NAME.png"},
+    OPT_END};
+
+const OptCommand reconstruct_command = {
+    "reconstruct", "vae-dist reconstruct [options]",
+    "A PNG grid of data rows (odd grid rows) above their reconstructions, the decoder's mean "
+    "for z = mu (or a draw, with --sample).",
+    recon_options, sizeof(ReconConfig), NULL};
+
+/* Rank 0: rows [first, first + n) of x above their reconstructions. */
+static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, int ih, int iw,
+                             VdError *err)
+{
+    int D = m->shape.n_input, d = m->shape.n_latent, n = cfg->n, cols = cfg->cols < n ? cfg->cols : n;
+    VaeWork *w = vae_work_create(&m->shape, n);
+    int64_t *list = vd_calloc((size_t)n, sizeof(int64_t));
+    for (int i = 0; i < n; i++)
+        list[i] = cfg->first + i;
+    Shard sh;
+    shard_init(&sh, x, NULL, n, m->shape.likelihood == VD_LIK_BERNOULLI);
+    if (shard_load(&sh, list, n, err) == VD_OK) {
+        shard_batch(&sh, 0, n, w->x, NULL);
+        if (cfg->binarize) {
+            Rng bin = rng_stream(cfg->seed, VD_STREAM_BINARIZE, 0);
+            rng_binarize(&bin, 0, cfg->first, n, D, w->x);
+        }
+        if (cfg->sample) {
+            Rng r = rng_stream(cfg->seed, VD_STREAM_IWAE, 0);
+            rng_normal_fill(&r, 0, (uint64_t)cfg->first * d, (size_t)n * d, w->eps);
+        } else {
+            memset(w->eps, 0, sizeof(float) * (size_t)n * d);
+        }
+        vae_encode(m, w, n);
+        reparam_sample(w->z, w->head, w->eps, n, d);
+        vae_decode_logits(m, w, w->z, n);
+        /* grid rows alternate: cols originals, then their reconstructions */
+        int groups = (n + cols - 1) / cols;
+        float *pics = vd_calloc((size_t)groups * 2 * cols * D, sizeof(float));
+        for (int i = 0; i < n; i++) {
+            float *orig = pics + ((size_t)(i / cols) * 2 * cols + i % cols) * D;
+            memcpy(orig, w->x + (size_t)i * D, sizeof(float) * (size_t)D);
+            vae_output_mean(m, w->logits + (size_t)i * D, 1, orig + (size_t)cols * D);
+        }
+        write_grid(cfg->out, pics, groups * 2 * cols, ih, iw, cols, err);
+        vd_free(pics);
+    }
+    shard_free(&sh);
+    vd_free(list);
+    vae_work_free(w);
+}
+
+int reconstruct_main(int argc, char **argv, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    ReconConfig cfg;
+    VdError err = {0};
+    if (opts_command(&reconstruct_command, &cfg, argc, argv, rank, &err))
+        return VD_OK;
+    char ckpt[VD_PATH_MAX];
+    int ih = 0, iw = 0;
+    Vae *m = NULL;
+    H5Rows x = {.file = -1, .dset = -1};
+    if (rank == 0 && err.code == VD_OK && (m = trained_load(cfg.ckpt, ckpt, &err)) &&
+        cfg.binarize && m->shape.likelihood != VD_LIK_BERNOULLI)
+        vd_fail(&err, VD_EX_USAGE, "--binarize: the model in %s is not Bernoulli", ckpt);
+    if (rank == 0 && err.code == VD_OK &&
+        trained_image_dims(ckpt, m->shape.n_input, &ih, &iw, &err) == VD_OK &&
+        trained_open_data(cfg.data, cfg.dataset, ckpt, m, &x, &err) == VD_OK &&
+        cfg.first + cfg.n > x.n_rows)
+        vd_fail(&err, VD_EX_USAGE, "--first %lld --n %d: %s has %lld rows", (long long)cfg.first,
+                cfg.n, x.where, (long long)x.n_rows);
+    if (rank == 0 && err.code == VD_OK)
+        reconstruct_rows(&cfg, m, &x, ih, iw, &err);
+    h5rows_close(&x);
+    vae_free(m);
+    return vd_error_agree(&err, comm);
+}

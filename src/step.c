@@ -1,0 +1,46 @@
+/* step.c — one optimizer step. See step.h. */
+#include "step.h"
+
+#include <math.h>
+
+#include "util.h"
+
+int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, long t,
+               Reducer *red, StepIO *io)
+{
+    double t0 = vd_now();
+    vae_forward(m, w, n, beta, 1);
+    double t1 = vd_now();
+    double rsum = 0, ksum = 0;
+    for (int i = 0; i < n; i++) {
+        rsum += w->recon[i];
+        ksum += w->kl[i];
+    }
+    float *extra = m->grads + m->n_params;
+    extra[VD_EXTRA_RECON] = (float)rsum;
+    extra[VD_EXTRA_KL] = (float)ksum;
+    extra[VD_EXTRA_COUNT] = (float)n;
+    extra[VD_EXTRA_STOP] = io && io->stop ? 1.0f : 0.0f;
+    extra[VD_EXTRA_FAIL] = io && io->failed ? 1.0f : 0.0f;
+    if (io && io->poison) /* the reduced buffer becomes non-finite, as a bad gradient would */
+        extra[VD_EXTRA_RECON] = NAN;
+    reduce_begin(red);
+    vae_backward_hook(m, w, n, beta, reduce_ready, red);
+    double t2 = vd_now();
+    int finite = reduce_finish(red);
+    double t3 = vd_now();
+    int failed = extra[VD_EXTRA_FAIL] > 0.0f;
+    reduce_update(red, adam, t, 1.0f / extra[VD_EXTRA_COUNT], finite && !failed);
+    double t4 = vd_now();
+    if (io) {
+        io->stop = extra[VD_EXTRA_STOP] > 0.0f;
+        io->failed = failed;
+        io->times = (StepTimes){t1 - t0, t2 - t1, t3 - t2, t4 - t3};
+    }
+    return finite;
+}
+
+double step_kl_weight(double beta, int64_t warmup, int64_t t)
+{
+    return warmup > 0 && t < warmup ? beta * (double)t / (double)warmup : beta;
+}

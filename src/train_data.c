@@ -1,0 +1,175 @@
+/* train_data.c — the data sets of a training run: opening and checking them
+ * before anything is trained, the feed of training batches and the test
+ * rows. See run.h. */
+#include "run.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "comm.h"
+
+/* Opens an optional dataset: "none" skips it; the default path is skipped
+ * when absent; a path the user named must exist. Returns 1 if opened. */
+static int open_optional(H5Rows *r, const char *file, const char *path, const char *def,
+                         int is_label, VdError *err)
+{
+    if (strcmp(path, "none") == 0 || (strcmp(path, def) == 0 && !h5_has_path(file, path)))
+        return 0;
+    return h5rows_open(r, file, path, is_label, err) == VD_OK;
+}
+
+/* Every label in [0, classes), read in blocks: a bad one fails the run now,
+ * not in whichever epoch first draws its row. */
+static int check_label_range(H5Rows *y, int classes, VdError *err)
+{
+    enum { BLOCK = 1 << 16 };
+    int64_t *rows = vd_calloc(BLOCK, sizeof *rows);
+    int32_t *lab = vd_calloc(BLOCK, sizeof *lab);
+    for (int64_t b = 0; b < y->n_rows && err->code == VD_OK; b += BLOCK) {
+        int64_t n = y->n_rows - b < BLOCK ? y->n_rows - b : BLOCK;
+        for (int64_t i = 0; i < n; i++)
+            rows[i] = b + i;
+        if (h5rows_read(y, rows, n, lab, err) != VD_OK)
+            break;
+        for (int64_t i = 0; i < n; i++)
+            if (lab[i] < 0 || lab[i] >= classes) {
+                vd_fail(err, VD_EX_DATAERR,
+                        "%s: label %d at row %lld is outside 0..%d (--classes %d)", y->where,
+                        lab[i], (long long)(b + i), classes - 1, classes);
+                break;
+            }
+    }
+    vd_free(rows);
+    vd_free(lab);
+    return err->code;
+}
+
+/* The labels the model needs are there, and in range (rank 0 reads them). */
+static void check_labels(Run *r, VdError *err)
+{
+    const TrainConfig *cfg = &r->cfg;
+    if (cfg->classes == 0)
+        return;
+    if (!r->has_train_y)
+        vd_fail(err, VD_EX_USAGE, "--classes %d needs training labels (--labels PATH)",
+                cfg->classes);
+    else if (r->has_test && !r->has_test_y)
+        vd_fail(err, VD_EX_USAGE,
+                "--classes %d needs test labels (--test-labels PATH, or --test-dataset none)",
+                cfg->classes);
+    else if (r->rank == 0 && check_label_range(&r->train_y, cfg->classes, err) == VD_OK &&
+             r->has_test_y)
+        check_label_range(&r->test_y, cfg->classes, err);
+}
+
+/* The test rows this rank will hold, checked before anything is allocated:
+ * a hostile or mistaken header must not become an out-of-memory abort.
+ * (The training rows obey --data-budget.) */
+static void check_test_memory(const Run *r, VdError *err)
+{
+    const H5Rows *tx = &r->test_x;
+    double esize = tx->is_u8 ? 1 : 4;
+    double need = ((double)tx->n_rows / r->size + 1) * ((double)tx->row_len * esize + 40);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > 0.5 * have / r->size)
+        vd_fail(err, VD_EX_DATAERR,
+                "%s: each of the %d ranks would hold %.1f GiB of test samples, more than half "
+                "its share of this machine's %.1f GiB: use more ranks, or --test-dataset none",
+                tx->where, r->size, need / (1 << 30), have / (1 << 30));
+}
+
+void run_open_data(Run *r, VdError *err)
+{
+    const TrainConfig *cfg = &r->cfg;
+    if (h5rows_open(&r->train_x, cfg->data, cfg->dataset, 0, err) != VD_OK)
+        return;
+    r->has_train_y = open_optional(&r->train_y, cfg->data, cfg->labels, "/train/labels", 1, err);
+    if (err->code == VD_OK)
+        r->has_test = open_optional(&r->test_x, cfg->data, cfg->test_dataset, "/test/images", 0, err);
+    if (err->code == VD_OK && r->has_test)
+        r->has_test_y = open_optional(&r->test_y, cfg->data, cfg->test_labels, "/test/labels", 1, err);
+    if (err->code != VD_OK)
+        return;
+    const H5Rows *x = &r->train_x, *y = &r->train_y, *tx = &r->test_x, *ty = &r->test_y;
+    if (r->has_train_y && y->n_rows != x->n_rows)
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", y->where,
+                (long long)y->n_rows, (long long)x->n_rows);
+    else if (r->has_test && tx->row_len != x->row_len)
+        vd_fail(err, VD_EX_DATAERR, "%s samples have %lld values, training samples %lld",
+                tx->where, (long long)tx->row_len, (long long)x->row_len);
+    else if (r->has_test_y && ty->n_rows != tx->n_rows)
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", ty->where,
+                (long long)ty->n_rows, (long long)tx->n_rows);
+    else
+        check_labels(r, err);
+    if (err->code != VD_OK)
+        return;
+    if (x->n_rows < cfg->batch)
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than one global batch (%lld)",
+                x->where, (long long)x->n_rows, (long long)cfg->batch);
+    else if (r->has_test && tx->n_rows < r->size)
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than the %d ranks", tx->where,
+                (long long)tx->n_rows, r->size);
+    else if (r->has_test)
+        check_test_memory(r, err);
+}
+
+/* Collective: bytes of training rows a rank may hold (--data-budget). */
+static int64_t data_budget(const TrainConfig *cfg, MPI_Comm comm)
+{
+    if (cfg->data_budget > 0)
+        return (int64_t)(cfg->data_budget * (1 << 20));
+    int local = comm_node_ranks(comm);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    double share = have > 0 ? have / 4 / local : (double)(1 << 30);
+    MPI_Allreduce(MPI_IN_PLACE, &share, 1, MPI_DOUBLE, MPI_MIN, comm);
+    return (int64_t)share;
+}
+
+/* Local: this rank's block of test rows, and room for their latent means
+ * when latent.png will be drawn. */
+static void load_test_rows(Run *r, int unit, VdError *err)
+{
+    int64_t n_test = r->test_end - r->test_begin;
+    int64_t *test_rows = vd_calloc((size_t)n_test, sizeof(int64_t));
+    for (int64_t i = 0; i < n_test; i++)
+        test_rows[i] = r->test_begin + i;
+    shard_init(&r->test, &r->test_x, r->has_test_y ? &r->test_y : NULL, n_test, unit);
+    r->test.n_classes = r->cfg.classes;
+    shard_load(&r->test, test_rows, n_test, err);
+    vd_free(test_rows);
+    if (r->m->shape.n_latent == 2 && r->has_test_y) {
+        r->test_mu = vd_calloc((size_t)(2 * n_test), sizeof(float));
+        r->test_lab = vd_calloc((size_t)n_test, sizeof(int32_t));
+        if (r->rank == 0) {
+            r->all_mu = vd_calloc((size_t)(2 * r->test_x.n_rows), sizeof(float));
+            r->all_lab = vd_calloc((size_t)r->test_x.n_rows, sizeof(int32_t));
+        }
+    }
+}
+
+int run_load_data(Run *r, VdError *err)
+{
+    const TrainConfig *cfg = &r->cfg;
+    int unit = cfg->likelihood == VD_LIK_BERNOULLI;
+    FeedConfig fc = {&r->train_x, r->has_train_y ? &r->train_y : NULL, unit, cfg->classes,
+                     cfg->batch, r->steps_per_epoch, cfg->epochs, cfg->seed,
+                     data_budget(cfg, r->comm), cfg->data_mode, cfg->parallel_io, r->comm};
+    if (feed_open(&r->feed, &fc, err))
+        return err->code;
+    if (r->rank == 0) {
+        double mib = (double)feed_bytes(r->feed) / (1 << 20);
+        if (feed_mode(r->feed) == VD_FEED_RESIDENT)
+            printf("data: resident, %.1f MiB per rank (budget %.0f MiB), read in %.2f s%s\n", mib,
+                   (double)fc.budget / (1 << 20), feed_load_seconds(r->feed),
+                   cfg->parallel_io ? " (MPI-IO collective)" : "");
+        else
+            printf("data: streamed, %.1f MiB per rank (budget %.0f MiB)\n", mib,
+                   (double)fc.budget / (1 << 20));
+        fflush(stdout);
+    }
+    if (r->has_test)
+        load_test_rows(r, unit, err);
+    return vd_error_agree(err, r->comm);
+}

@@ -1,0 +1,125 @@
+/* train_opts.c — the train command's option table and the checks it cannot
+ * express. See train.h. */
+#include "train_opts.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "runtime.h"
+
+#define OFF(f) offsetof(TrainConfig, f)
+#define STR(f) OPT_STR, OFF(f), sizeof(((TrainConfig *)0)->f)
+#define NUM(t, f) t, OFF(f), 0
+
+const OptSpec train_options[] = {
+    {"data", STR(data), "", 0, 0, "FILE",
+     "HDF5 data file (default: $VAE_DIST_DATA, else Fashion-MNIST, imported on first use to "
+     "${XDG_DATA_HOME:-~/.local/share}/vae-dist/fashion-mnist.h5)"},
+    {"dataset", STR(dataset), "/train/images", 0, 0, "PATH", "training samples, shaped (N, ...)"},
+    {"labels", STR(labels), "/train/labels", 0, 0, "PATH",
+     "training labels (N); 'none' to skip; the default is used only if present"},
+    {"test-dataset", STR(test_dataset), "/test/images", 0, 0, "PATH",
+     "test samples for the per-epoch test ELBO; 'none' to skip; default used if present"},
+    {"test-labels", STR(test_labels), "/test/labels", 0, 0, "PATH",
+     "test labels; 'none' to skip; default used if present"},
+    {"out", STR(out), "runs/default", 0, 0, "DIR",
+     "run directory; an existing run there resumes (strftime % patterns expand)"},
+    {"epochs", NUM(OPT_INT, epochs), "10", 1, 1e6, "N", "passes over the training data"},
+    {"batch", NUM(OPT_I64, batch), "128", 1, 1e9, "G", "GLOBAL batch: samples per step, all ranks"},
+    {"lr", NUM(OPT_F64, lr), "1e-3", 1e-12, 10, "X", "Adam learning rate"},
+    {"beta1", NUM(OPT_F64, beta1), "0.9", 0, 0.999999, "X", "Adam first-moment decay"},
+    {"beta2", NUM(OPT_F64, beta2), "0.999", 0, 0.99999999, "X", "Adam second-moment decay"},
+    {"adam-eps", NUM(OPT_F64, adam_eps), "1e-8", 1e-30, 1, "X", "Adam epsilon"},
+    {"hidden", NUM(OPT_LIST, hidden), "400", 1, 1 << 20, "N[,N...]",
+     "encoder hidden widths (1 to 8 layers); the decoder mirrors them"},
+    {"latent", NUM(OPT_INT, latent), "20", 1, 256, "N", "latent dimensions"},
+    {"seed", NUM(OPT_U64, seed), "1", 0, 0, "N", "seed of every random stream"},
+    {"log-every", NUM(OPT_INT, log_every), "100", 1, 1e9, "N", "steps per progress line"},
+    {"threads", NUM(OPT_INT, threads), "0", 0, 1024, "N",
+     "OpenBLAS threads per rank (0: cores / ranks per node)"},
+    {"ckpt-every", NUM(OPT_INT, ckpt_every), "1", 0, 1e6, "N",
+     "checkpoint every N epochs (0: only at the end)"},
+    {"keep", NUM(OPT_INT, keep), "3", 0, 1e6, "N", "checkpoints kept in the run directory (0: all)"},
+    {"fresh", NUM(OPT_BOOL, fresh), "0", 0, 0, NULL,
+     "start over: move a previous run's files aside instead of resuming"},
+    {"max-skips", NUM(OPT_INT, max_skips), "0", 0, 1e9, "N",
+     "non-finite steps to skip before stopping (0: stop at the first)"},
+    {"max-steps", NUM(OPT_I64, max_steps), "0", 0, 1e15, "N", "stop after N steps (0: no limit)"},
+    {"profile", NUM(OPT_BOOL, profile), "0", 0, 0, NULL,
+     "print a per-step time split at the end"},
+    {"binarize", NUM(OPT_BOOL, binarize), "0", 0, 0, NULL,
+     "dynamic binarization: each value becomes 1 with its probability, redrawn every epoch"},
+    {"beta", NUM(OPT_F64, beta), "1", 0, 1e6, "X",
+     "weight of the KL term in the training loss (the reported ELBO is unweighted)"},
+    {"warmup", NUM(OPT_I64, warmup), "0", 0, 1e15, "N",
+     "KL warm-up: the weight rises linearly from 0 to --beta over N steps"},
+    {"activation", NUM(OPT_CHOICE, activation), "relu", 0, 0, "relu|tanh",
+     "activation of the hidden layers"},
+    {"likelihood", NUM(OPT_CHOICE, likelihood), "bernoulli", 0, 0, "bernoulli|gaussian",
+     "p(x|z): Bernoulli (data in [0, 1]) or Gaussian (continuous data)"},
+    {"variance", STR(variance), "learned", 0, 0, "S2|learned",
+     "the Gaussian's variance s^2: fixed at S2, or learned (one scalar)"},
+    {"classes", NUM(OPT_INT, classes), "0", 0, 1 << 20, "C",
+     "conditional VAE: a learned prior mean per class 0..C-1, from the labels (0: off)"},
+    {"data-mode", NUM(OPT_CHOICE, data_mode), "auto", 0, 0, "auto|resident|stream",
+     "resident: each rank holds its block of rows; stream: reads them in a window "
+     "(see docs/how-it-works.md); auto: resident if it fits --data-budget"},
+    {"data-budget", NUM(OPT_F64, data_budget), "0", 0, 1e9, "MIB",
+     "MiB of training rows each rank may hold (0: a quarter of the node's memory over its ranks)"},
+    {"parallel-io", NUM(OPT_BOOL, parallel_io), "0", 0, 0, NULL,
+     "read the resident blocks with MPI-IO collective reads (parallel HDF5)"},
+    {"reduce", NUM(OPT_CHOICE, reduce), "shm", 0, 0, "shm|mpi",
+     "sum gradients in node shared memory, each rank updating a slice of the parameters "
+     "(shm), or allreduce them and update on every rank (mpi)"},
+    {"bucket", NUM(OPT_F64, bucket_mib), "1", 0, 1024, "MIB",
+     "--reduce mpi: allreduce buckets of MIB, overlapped with backward (0: one allreduce after it)"},
+    OPT_END};
+
+static void train_defaults(void *cfg)
+{
+    TrainConfig *c = cfg;
+    memset(c, 0, sizeof *c);
+    opts_defaults(train_options, c);
+    runtime_default_data(c->data);
+}
+
+const OptCommand train_command = {
+    "train", "mpirun -np N vae-dist [train] [options]",
+    "Trains a VAE, data-parallel over the MPI ranks (the default command). Running the same "
+    "command again in the same run directory resumes the run.",
+    train_options, sizeof(TrainConfig), train_defaults};
+
+/* --variance: 1 for "learned" (*s2 = 1, the initial value), 0 for a fixed
+ * number (in *s2), -1 if neither. */
+static int parse_variance(const char *text, double *s2)
+{
+    char *end = NULL;
+    if (strcmp(text, "learned") == 0) {
+        *s2 = 1.0;
+        return 1;
+    }
+    *s2 = strtod(text, &end);
+    return *text && !*end && *s2 >= 1e-12 && *s2 <= 1e12 ? 0 : -1;
+}
+
+int train_check_options(const TrainConfig *cfg, float *obs_logvar, int *learn_var,
+                        VdError *err)
+{
+    double s2 = 1;
+    int learned = parse_variance(cfg->variance, &s2);
+    *learn_var = 0;
+    *obs_logvar = 0;
+    if (learned < 0)
+        return vd_fail(err, VD_EX_USAGE, "--variance: '%s' is neither 'learned' nor a number in "
+                       "[1e-12, 1e12]", cfg->variance);
+    if (cfg->likelihood == VD_LIK_GAUSSIAN) {
+        *learn_var = learned;
+        *obs_logvar = (float)log(s2);
+    }
+    if (cfg->binarize && cfg->likelihood != VD_LIK_BERNOULLI)
+        return vd_fail(err, VD_EX_USAGE, "--binarize makes binary data for --likelihood bernoulli");
+    return VD_OK;
+}

@@ -1,0 +1,71 @@
+/* trained.c — loading a trained model and opening data for it. See trained.h. */
+#include "trained.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "image.h"
+#include "runtime.h"
+
+Vae *trained_load(const char *arg, char *path, VdError *err)
+{
+    VaeShape shape;
+    if (ckpt_find(arg, path, err) != VD_OK || ckpt_read_shape(path, &shape, err) != VD_OK)
+        return NULL;
+    const char *why = NULL;
+    Vae *m = vae_create(&shape, &why);
+    if (!m) {
+        vd_fail(err, VD_EX_DATAERR, "%s: invalid model: %s", path, why);
+        return NULL;
+    }
+    TrainState st;
+    if (ckpt_load(path, m, &st, err) != VD_OK) {
+        vae_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+int trained_open_data(char *file, const char *dataset, const char *ckpt, const Vae *m,
+                      H5Rows *x, VdError *err)
+{
+    if (!file[0] && (ckpt_read_config(ckpt, "data", file, VD_PATH_MAX) != 0 || !file[0]))
+        runtime_default_data(file);
+    if (h5rows_open(x, file, dataset, 0, err) == VD_OK && x->row_len != m->shape.n_input)
+        vd_fail(err, VD_EX_DATAERR, "%s samples have %lld values, the model in %s takes %d",
+                x->where, (long long)x->row_len, ckpt, m->shape.n_input);
+    return err->code;
+}
+
+int trained_open_labels(const char *file, const char *path, const H5Rows *x, H5Rows *y,
+                        VdError *err)
+{
+    if (h5rows_open(y, file, path, 1, err) == VD_OK && y->n_rows != x->n_rows)
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", y->where,
+                (long long)y->n_rows, (long long)x->n_rows);
+    else if (err->code != VD_OK)
+        snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                 " (the model is conditional: --labels PATH)");
+    return err->code;
+}
+
+int trained_image_dims(const char *ckpt, int D, int *ih, int *iw, VdError *err)
+{
+    int64_t shape[VD_MAX_DIMS], rows, flat = D;
+    int nd = ckpt_read_data_shape(ckpt, shape, VD_MAX_DIMS, &rows);
+    if ((nd == 2 && image_shape(shape, 2, ih, iw)) || (nd <= 1 && image_shape(&flat, 1, ih, iw)))
+        return VD_OK;
+    return vd_fail(err, VD_EX_DATAERR,
+                   "%s: the model's %d-value samples are not images (h x w or a square)", ckpt, D);
+}
+
+void trained_out_path(char *buf, const char *name, const char *ext)
+{
+    size_t len = strlen(name);
+    if (len > 4 && strcmp(name + len - 4, ".png") == 0)
+        len -= 4;
+    else if (len > 3 && strcmp(name + len - 3, ".h5") == 0)
+        len -= 3;
+    snprintf(buf, VD_PATH_MAX, "%.*s%s", (int)len, name, ext);
+}

@@ -1,0 +1,177 @@
+/* test_opts.c — the option tables (opts.h): every type parses and formats
+ * back to what it parsed, ranges and malformed values are refused with one
+ * line naming the option, --help stops parsing, and the reference pages
+ * carry every option. */
+#include "testutil.h"
+
+#include "opts.h"
+
+typedef struct {
+    char name[16];
+    int n;
+    int64_t big;
+    uint64_t seed;
+    double x;
+    OptList list;
+    int flag, choice;
+} Cfg;
+
+#define OFF(f) offsetof(Cfg, f)
+static const OptSpec table[] = {
+    {"name", OPT_STR, OFF(name), sizeof(((Cfg *)0)->name), "abc", 0, 0, "S", "a string"},
+    {"n", OPT_INT, OFF(n), 0, "3", 1, 10, "N", "an int in [1, 10]"},
+    {"big", OPT_I64, OFF(big), 0, "5000000000", 0, 1e15, "N", "a 64-bit int"},
+    {"seed", OPT_U64, OFF(seed), 0, "7", 0, 0, "N", "an unsigned 64-bit int"},
+    {"x", OPT_F64, OFF(x), 0, "0.5", 0, 1, "X", "a number in [0, 1]"},
+    {"list", OPT_LIST, OFF(list), 0, "4,5", 1, 100, "N[,N]", "a list | with a bar"},
+    {"flag", OPT_BOOL, OFF(flag), 0, "0", 0, 0, NULL, "a flag"},
+    {"choice", OPT_CHOICE, OFF(choice), 0, "b", 0, 0, "a|b|c", "one of three"},
+    OPT_END};
+
+static int parse(Cfg *c, VdError *err, int argc, char **argv)
+{
+    int help = 0;
+    memset(c, 0, sizeof *c);
+    opts_defaults(table, c);
+    *err = (VdError){0};
+    return opts_parse(table, c, argc, argv, &help, err);
+}
+
+static void test_defaults_and_every_type(void **state)
+{
+    (void)state;
+    Cfg c;
+    VdError err;
+    assert_int_equal(parse(&c, &err, 0, NULL), VD_OK);
+    assert_string_equal(c.name, "abc");
+    assert_int_equal(c.n, 3);
+    assert_true(c.big == 5000000000LL && c.seed == 7 && c.x == 0.5);
+    assert_true(c.list.n == 2 && c.list.v[0] == 4 && c.list.v[1] == 5);
+    assert_true(c.flag == 0 && c.choice == 1);
+    char *argv[] = {"--name", "zz", "--n=10", "--big", "12", "--seed", "0x10", "--x", "1e-3",
+                    "--list", "1,2,3", "--flag", "--choice", "c"};
+    assert_int_equal(parse(&c, &err, 14, argv), VD_OK);
+    assert_string_equal(c.name, "zz");
+    assert_true(c.n == 10 && c.big == 12 && c.seed == 16 && c.x == 1e-3);
+    assert_true(c.list.n == 3 && c.list.v[2] == 3 && c.flag == 1 && c.choice == 2);
+}
+
+/* opts_format writes what the parser takes back: the checkpoint's /config
+ * and the resume checks depend on it. */
+static void test_format_round_trips(void **state)
+{
+    (void)state;
+    Cfg a, b;
+    VdError err;
+    char *argv[] = {"--x", "0.30000000000000004", "--list", "7", "--choice", "a", "--flag"};
+    assert_int_equal(parse(&a, &err, 7, argv), VD_OK);
+    char args[8][2][64], *back[16];
+    int k = 0;
+    for (const OptSpec *o = table; o->name; o++, k++) {
+        snprintf(args[k][0], 64, "--%s", o->name);
+        opts_format(o, &a, args[k][1], 64);
+        back[2 * k] = args[k][0];
+        back[2 * k + 1] = args[k][1];
+    }
+    /* a bool's "1" is not a value: give it as the bare flag */
+    int n = 0;
+    char *argv2[16];
+    for (int i = 0; i < k; i++) {
+        if (table[i].type == OPT_BOOL) {
+            if (strcmp(back[2 * i + 1], "1") == 0)
+                argv2[n++] = back[2 * i];
+            continue;
+        }
+        argv2[n++] = back[2 * i];
+        argv2[n++] = back[2 * i + 1];
+    }
+    assert_int_equal(parse(&b, &err, n, argv2), VD_OK);
+    assert_memory_equal(&a, &b, sizeof a);
+}
+
+/* One line, naming the option, exit code 64. */
+static void refused(const char *want, int argc, char **argv)
+{
+    Cfg c;
+    VdError err;
+    assert_int_equal(parse(&c, &err, argc, argv), VD_EX_USAGE);
+    assert_int_equal(err.code, VD_EX_USAGE);
+    if (!strstr(err.msg, want))
+        print_error("'%s' lacks '%s'\n", err.msg, want);
+    assert_non_null(strstr(err.msg, want));
+    assert_null(strchr(err.msg, '\n'));
+}
+
+static void test_bad_values_refused(void **state)
+{
+    (void)state;
+    refused("--n", 2, (char *[]){"--n", "11"});
+    refused("--n", 2, (char *[]){"--n", "3x"});
+    refused("--x", 2, (char *[]){"--x", "nan"});
+    refused("--x", 2, (char *[]){"--x", "-0.1"});
+    refused("--seed", 2, (char *[]){"--seed", "-1"});
+    refused("--list", 2, (char *[]){"--list", "1,,2"});
+    refused("--list", 2, (char *[]){"--list", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"});
+    refused("--choice", 2, (char *[]){"--choice", "d"});
+    refused("--flag", 1, (char *[]){"--flag=1"});
+    refused("--name", 2, (char *[]){"--name", "a string longer than sixteen"});
+    refused("--n", 1, (char *[]){"--n"});
+    refused("--bogus", 1, (char *[]){"--bogus"});
+    refused("unexpected argument 'x'", 1, (char *[]){"x"});
+}
+
+static void test_help_stops_parsing(void **state)
+{
+    (void)state;
+    Cfg c;
+    int help = 0;
+    VdError err = {0};
+    opts_defaults(table, &c);
+    char *argv[] = {"--n", "4", "--help", "--bogus"};
+    assert_int_equal(opts_parse(table, &c, 4, argv, &help, &err), VD_OK);
+    assert_true(help && c.n == 4);
+    OptCommand cmd = {"demo", "demo [options]", "Does nothing.", table, sizeof(Cfg), NULL};
+    char *argv2[] = {"--n", "2"};
+    assert_int_equal(opts_command(&cmd, &c, 2, argv2, 0, &err), 0);
+    assert_true(c.n == 2 && c.choice == 1); /* the defaults, then the command line */
+}
+
+/* Every option reaches both reference pages, escaped for their format. */
+static void test_reference_pages(void **state)
+{
+    (void)state;
+    OptCommand cmd = {"demo", "demo [options]", "Does nothing.", table, sizeof(Cfg), NULL};
+    const OptCommand *list[] = {&cmd};
+    char *md = NULL, *man = NULL;
+    size_t nmd = 0, nman = 0;
+    FILE *f = open_memstream(&md, &nmd);
+    opts_markdown(f, list, 1);
+    fclose(f);
+    f = open_memstream(&man, &nman);
+    opts_man(f, list, 1, "demo 1.0");
+    fclose(f);
+    for (const OptSpec *o = table; o->name; o++) {
+        char want[64];
+        snprintf(want, sizeof want, "| `--%s", o->name);
+        assert_non_null(strstr(md, want));
+        snprintf(want, sizeof want, ".B \\-\\-%s", o->name);
+        assert_non_null(strstr(man, want));
+    }
+    assert_non_null(strstr(md, "a list \\| with a bar")); /* a bar would split the cell */
+    assert_non_null(strstr(md, "| `--n N` | `3` |"));
+    assert_non_null(strstr(man, ".TH VAE-DIST 1"));
+    free(md);
+    free(man);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_and_every_type),
+        cmocka_unit_test(test_format_round_trips),
+        cmocka_unit_test(test_bad_values_refused),
+        cmocka_unit_test(test_help_stops_parsing),
+        cmocka_unit_test(test_reference_pages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
