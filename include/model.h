@@ -1,49 +1,65 @@
-/* model.h — the VAE: MLP encoder with mu/logvar heads, reparameterized
- * sample, MLP decoder to the parameters of p(x|z); closed-form KL; the
- * importance-weighted likelihood estimate and draws from the prior. The math
- * is docs/vae-math.md; shapes are (rows, cols), row-major. Local: nothing
- * here talks to other ranks.
+/* model.h — the VAE: an encoder of layers ending in the mu/logvar heads, the
+ * reparameterized sample, a decoder of layers to the parameters of p(x|z);
+ * closed-form KL; the importance-weighted likelihood estimate and draws from
+ * the prior. The math is docs/vae-math.md. Local: nothing here talks to
+ * other ranks.
+ *
+ * The network is a list of layers (layer.h) built from VaeShape:
+ *   encoder: conv[0..n_conv) (4x4, stride 2, each halving the image), then
+ *            dense hidden[0..n_hidden), then the heads (2d outputs);
+ *   decoder: dense d -> hidden[L-1] -> ... -> hidden[0]; for a convolutional
+ *            model a dense layer to the last convolution's (h, w, c) and
+ *            transposed convolutions back to the input's shape, else a dense
+ *            layer to D. The activation follows every layer but the heads
+ *            and the last one, whose outputs are the likelihood's parameters.
+ * Images are channels-last (h, w, c) rows, as data.h hands them out.
  *
  * Options, all part of VaeShape (and so of a checkpoint):
  *  - hidden activation relu or tanh;
  *  - likelihood Bernoulli (the decoder's outputs are logits, the mean is
  *    their sigmoid) or Gaussian with variance s^2 (the outputs are the mean;
  *    log s^2 fixed, or the learned scalar "likelihood.logvar");
- *  - n_classes > 0: the conditional VAE of vae-math.md, whose prior for a
- *    sample of class y is N(m_y, I) with the learned table "prior.mean"
+ *  - n_classes > 0: the conditional VAE of docs/vae-math.md, whose prior for
+ *    a sample of class y is N(m_y, I) with the learned table "prior.mean"
  *    (C, d); the encoder and decoder do not see y.
  *
  * Parameters, gradients and Adam moments are four flat buffers of n_params
- * floats. Layer structs and the tensor table are views into them, so zeroing
+ * floats. Layers and the tensor table are views into them, so zeroing
  * gradients is one memset, the allreduce one call and Adam one loop. The
  * gradient buffer has VD_GRAD_EXTRA more slots after the parameters' that
  * carry the step's loss sums through the same allreduce.
  *
- * Parameter order is encoder, heads, decoder: the backward pass finishes the
- * decoder's gradients (the buffer's tail) first. */
+ * Parameter order is encoder, heads, prior means, decoder, learned
+ * variance: the backward pass finishes the decoder's gradients (the
+ * buffer's tail) first. */
 #ifndef VD_MODEL_H
 #define VD_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "layer.h"
 #include "rng.h"
 
-#define VD_MAX_HIDDEN 8
-#define VD_MAX_TENSORS (4 * VD_MAX_HIDDEN + 8)
+#define VD_MAX_HIDDEN 8 /* dense hidden layers */
+#define VD_MAX_CONV 6   /* convolutions */
+#define VD_MAX_LAYERS (2 * (VD_MAX_HIDDEN + VD_MAX_CONV) + 3)
+#define VD_MAX_TENSORS (2 * VD_MAX_LAYERS + 4)
 #define VD_GRAD_EXTRA 5 /* recon sum, KL sum, sample count, stop flag, data failed */
 
 enum { VD_EXTRA_RECON = 0, VD_EXTRA_KL = 1, VD_EXTRA_COUNT = 2, VD_EXTRA_STOP = 3,
        VD_EXTRA_FAIL = 4 };
 
-typedef enum { VD_ACT_RELU = 0, VD_ACT_TANH = 1 } VdActivation;
 typedef enum { VD_LIK_BERNOULLI = 0, VD_LIK_GAUSSIAN = 1 } VdLikelihood;
 
 typedef struct {
     int n_input;               /* D: values per sample */
     int n_latent;              /* d */
-    int n_hidden;              /* hidden layers in the encoder; the decoder mirrors them */
+    int n_hidden;              /* dense hidden layers in the encoder; the decoder mirrors them */
     int hidden[VD_MAX_HIDDEN]; /* encoder widths, input side first */
+    int n_conv;                /* convolutions before the dense layers (0: an MLP) */
+    int conv[VD_MAX_CONV];     /* their output channels, input side first */
+    int in_c, in_h, in_w;      /* a convolutional model's input image (h, w, c), c h w = D */
     int activation;            /* VdActivation of every hidden layer */
     int likelihood;            /* VdLikelihood */
     int learn_var;             /* Gaussian: log s^2 is a parameter, initialized to obs_logvar */
@@ -51,25 +67,18 @@ typedef struct {
     int n_classes;             /* 0, or C: conditional, with a learned prior mean per class */
 } VaeShape;
 
+/* The parameters the whole model has besides its layers' weights. */
 typedef struct {
-    float *w; /* (n_out, n_in) */
-    float *b; /* (n_out) */
-    int n_in, n_out;
-} Linear;
-
-/* Views of one flat buffer in model terms. */
-typedef struct {
-    Linear enc[VD_MAX_HIDDEN];     /* enc[l]: hidden[l-1] (or D) -> hidden[l] */
-    Linear head;                   /* hidden[L-1] -> 2d: rows [0,d) mu, [d,2d) logvar */
-    Linear dec[VD_MAX_HIDDEN + 1]; /* dec[0]: d -> hidden[L-1], ..., dec[L]: hidden[0] -> D */
-    float *prior_mean;             /* (C, d) "prior.mean", or NULL */
-    float *obs_logvar;             /* (1) "likelihood.logvar", or NULL */
+    float *prior_mean; /* (C, d) "prior.mean", or NULL */
+    float *obs_logvar; /* (1) "likelihood.logvar", or NULL */
 } VaeLayers;
 
 typedef struct {
-    char name[32];  /* e.g. "encoder.0.weight", "logvar.bias" */
-    size_t offset;  /* into the flat buffers */
-    int rows, cols; /* cols == 0 for a vector */
+    char name[32];   /* e.g. "encoder.0.weight", "logvar.bias" */
+    size_t offset;   /* into the flat buffers */
+    int rows, cols;  /* dims[0], and the product of the others (0 for a vector) */
+    int n_dims, dims[4];
+    int fan_in;      /* its initialization's, 0 when it is not U(-1/sqrt(fan_in), .) */
 } VaeTensor;
 
 /* Owns its four buffers, unless they were lent to it (vae_set_buffers). */
@@ -85,6 +94,9 @@ typedef struct {
     int borrowed;   /* the buffers belong to someone else (vae_set_buffers) */
     VaeLayers p;    /* views into params */
     VaeLayers g;    /* views into grads */
+    int n_layers;   /* layers[0, head) the encoder, [head] the heads, (head, n_layers) the decoder */
+    int head;
+    Layer layers[VD_MAX_LAYERS];
 } Vae;
 
 /* Activations for up to max_batch rows, allocated once. Owned by the caller
@@ -94,19 +106,22 @@ typedef struct {
     float *x;                     /* (B, D) input, filled by the caller */
     float *eps;                   /* (B, d) noise, filled by the caller */
     int32_t *y;                   /* (B) labels in [0, C), filled by the caller if conditional */
-    float *enc[VD_MAX_HIDDEN];    /* (B, hidden[l]) after the activation */
-    float *head;                  /* (B, 2d): mu | logvar per row */
+    float *out[VD_MAX_LAYERS];    /* (B, layer's output) after its activation */
+    float *saved[VD_MAX_LAYERS];  /* what a layer's forward keeps for its backward, or NULL */
+    float *head;                  /* (B, 2d): mu | logvar per row, = out[head] */
     float *z;                     /* (B, d) */
-    float *dec[VD_MAX_HIDDEN];    /* (B, width) after the activation */
-    float *logits;                /* (B, D) decoder outputs; dR/doutputs after a training forward */
+    float *logits;                /* (B, D) decoder outputs, = out[last]; dR/doutputs after a
+                                   * training forward */
     float *dact[2];               /* (B, widest layer) ping-pong activation gradients */
     float *dhead;                 /* (B, 2d) */
+    float *scratch;               /* the layers' scratch, the widest's */
     double *recon;                /* (B) per-sample reconstruction term, nats */
     double *kl;                   /* (B) per-sample KL, nats */
 } VaeWork;
 
-/* "784-400-20", then ", tanh", ", gaussian s^2 0.1" or ", gaussian learned s^2",
- * ", 10 classes" for options away from the defaults. */
+/* "784-400-20" (or "28x28x1-conv32-conv64-256-20"), then ", tanh",
+ * ", gaussian s^2 0.1" or ", gaussian learned s^2", ", 10 classes" for
+ * options away from the defaults. */
 void vae_shape_text(const VaeShape *s, char *buf, size_t n);
 
 /* Do a and b describe the same model? */
@@ -131,7 +146,8 @@ void vae_set_buffers(Vae *m, float *params, float *grads, float *adam_m, float *
 /* The tensor named name, or NULL. */
 const VaeTensor *vae_tensor(const Vae *m, const char *name);
 
-VaeWork *vae_work_create(const VaeShape *shape, int max_batch);
+/* Work buffers for m's layers and up to max_batch rows. */
+VaeWork *vae_work_create(const Vae *m, int max_batch);
 void vae_work_free(VaeWork *w);
 
 /* Forward pass on rows [0, n) of w->x with noise w->eps (and labels w->y
@@ -171,14 +187,6 @@ void vae_recon(const Vae *m, VaeWork *w, int n);
 float vae_obs_logvar(const Vae *m);
 
 /* Kernels, exposed for the per-layer tests. Shapes in comments. */
-/* out (B, n_out) = in (B, n_in) W^T + b */
-void linear_forward(float *out, const float *in, const Linear *l, int B);
-/* dW = dout^T in; db = colsum(dout); din (B, n_in) = dout W unless NULL */
-void linear_backward(float *din, Linear *dl, const float *dout, const float *in, const Linear *l,
-                     int B);
-/* Naive triple loop of linear_forward, in double: the BLAS path's test oracle. */
-void linear_forward_ref(double *out, const double *in, const double *w, const double *b, int B,
-                        int n_in, int n_out);
 /* recon[i] = sum_j softplus(a) - x a over row i; dlogits = sigmoid(a) - x
  * unless NULL (may alias logits). (B, D) */
 void bernoulli_loss(double *recon, float *dlogits, const float *logits, const float *x, int B,
@@ -211,8 +219,13 @@ void reparam_kl_backward(float *dhead, float *dmeans, const float *dz, const flo
 double vae_loss_ref(const Vae *m, const double *params, const double *x, const double *eps,
                     const int32_t *y, int n, double beta, double *recon_sum, double *kl_sum);
 
-/* Multiply-adds of one sample's forward pass (for FLOP accounting). */
-double vae_forward_macs(const VaeShape *s);
+/* Multiply-adds of one sample's forward pass, and of its first layer (whose
+ * backward computes no input gradient), for FLOP accounting. */
+double vae_forward_macs(const Vae *m);
+double vae_first_layer_macs(const Vae *m);
+
+/* Where layer l's weight and bias are in buf, one of m's flat buffers. */
+LayerParams vae_layer_params(const Vae *m, float *buf, const Layer *l);
 
 /* ---- what a trained model is used for ---------------------------------- */
 

@@ -288,8 +288,7 @@ void run_print_profile(const Run *r)
         printf("  %-10s %8.3f ms  max %8.3f ms  %5.1f%%%s\n", names[i], 1e3 * mine[i] / steps,
                1e3 * mx[i] / steps, i < 5 ? 100.0 * mine[i] / total : 0.0,
                i < 5 ? "" : " (outside steps)");
-    const VaeShape *s = &r->m->shape;
-    double flops = 6.0 * vae_forward_macs(s) - 2.0 * (double)s->n_input * s->hidden[0];
+    double flops = 6.0 * vae_forward_macs(r->m) - 2.0 * vae_first_layer_macs(r->m);
     printf("  (reduce: %s)\n", reduce_mode(r->red) == VD_REDUCE_SHM
                                     ? "the node's barriers and slice sums, and the slices' "
                                       "allreduce between nodes"

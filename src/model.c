@@ -1,7 +1,7 @@
-/* model.c — VAE layout, init, forward and backward. See model.h. */
+/* model.c — the network as a list of layers: layout, init, forward and
+ * backward, the losses, and what a trained model is used for. See model.h. */
 #include "model.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,53 +9,139 @@
 #include "rng.h"
 #include "util.h"
 
-/* ---- layout ----------------------------------------------------------- */
+/* ---- the network ------------------------------------------------------- */
 
-static void add_tensor(Vae *m, const char *name, int rows, int cols)
+/* Builds the layers of s into m (layers, head, n_layers); NULL or why not. */
+static const char *build_layers(Vae *m, const VaeShape *s)
 {
-    VaeTensor *t = &m->tensors[m->n_tensors++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->offset = m->n_params;
-    t->rows = rows;
-    t->cols = cols;
-    m->n_params += (size_t)rows * (size_t)(cols ? cols : 1);
+    int n = 0, act = s->activation, L = s->n_hidden, c = s->in_c, h = s->in_h, w = s->in_w;
+    const char *why;
+    for (int i = 0; i < s->n_conv; i++, n++) {
+        if ((why = layer_conv_make(&m->layers[n], c, h, w, s->conv[i], act)))
+            return why;
+        c = s->conv[i];
+        h /= 2;
+        w /= 2;
+    }
+    int width = s->n_conv ? c * h * w : s->n_input;
+    for (int l = 0; l < L; l++, n++) {
+        m->layers[n] = layer_dense_make(width, s->hidden[l], act);
+        width = s->hidden[l];
+    }
+    m->head = n;
+    m->layers[n++] = layer_heads_make(width, s->n_latent);
+    width = s->n_latent;
+    for (int l = L - 1; l >= 0; l--, n++) {
+        m->layers[n] = layer_dense_make(width, s->hidden[l], act);
+        width = s->hidden[l];
+    }
+    if (!s->n_conv) {
+        m->layers[n++] = layer_dense_make(width, s->n_input, VD_ACT_NONE);
+        m->n_layers = n;
+        return NULL;
+    }
+    m->layers[n++] = layer_dense_make(width, c * h * w, act); /* to the last convolution's shape */
+    m->layers[n - 1].out_c = c;
+    m->layers[n - 1].out_h = h;
+    m->layers[n - 1].out_w = w;
+    for (int i = s->n_conv - 1; i >= 0; i--, n++) {
+        int c_out = i ? s->conv[i - 1] : s->in_c;
+        layer_tconv_make(&m->layers[n], c, h, w, c_out, i ? act : VD_ACT_NONE);
+        c = c_out;
+        h *= 2;
+        w *= 2;
+    }
+    m->n_layers = n;
+    return NULL;
 }
 
-static void add_linear(Vae *m, const char *prefix, int n_in, int n_out)
+static int add_tensor(Vae *m, const char *name, const TensorSpec *t)
 {
-    char name[32];
-    snprintf(name, sizeof name, "%.20s.weight", prefix);
-    add_tensor(m, name, n_out, n_in);
-    snprintf(name, sizeof name, "%.20s.bias", prefix);
-    add_tensor(m, name, n_out, 0);
+    VaeTensor *ten = &m->tensors[m->n_tensors];
+    snprintf(ten->name, sizeof ten->name, "%s", name);
+    ten->offset = m->n_params;
+    ten->n_dims = t->n_dims;
+    ten->rows = t->dims[0];
+    ten->cols = t->n_dims > 1 ? 1 : 0;
+    size_t count = (size_t)t->dims[0];
+    for (int i = 0; i < t->n_dims; i++) {
+        ten->dims[i] = t->dims[i];
+        if (i > 0) {
+            ten->cols *= t->dims[i];
+            count *= (size_t)t->dims[i];
+        }
+    }
+    ten->fan_in = t->fan_in;
+    m->n_params += count;
+    return m->n_tensors++;
 }
 
-/* Points every Linear of v at base, following m's tensor table order. */
-static void bind_views(const Vae *m, float *base, VaeLayers *v)
+/* The tensors of layer i, named prefix.<suffix> ("encoder.0.weight"); the
+ * heads name their own. */
+static void add_layer_tensors(Vae *m, int i, const char *prefix)
+{
+    Layer *l = &m->layers[i];
+    TensorSpec spec[4];
+    int n = l->kind->tensors(l, spec);
+    for (int k = 0; k < n; k++) {
+        char name[32];
+        if (prefix)
+            snprintf(name, sizeof name, "%.20s.%s", prefix, spec[k].suffix);
+        else
+            snprintf(name, sizeof name, "%s", spec[k].suffix);
+        int t = add_tensor(m, name, &spec[k]);
+        if (k == 0)
+            l->t_weight = t;
+        if (k == (n == 4 ? 2 : 1))
+            l->t_bias = t;
+    }
+}
+
+/* The tensor table, in the flat buffers' order: encoder, heads, prior
+ * means, decoder, learned variance. */
+static void add_tensors(Vae *m)
 {
     const VaeShape *s = &m->shape;
-    int L = s->n_hidden, d = s->n_latent, t = 0;
-    for (int l = 0; l < L; l++, t += 2) {
-        v->enc[l] = (Linear){base + m->tensors[t].offset, base + m->tensors[t + 1].offset,
-                             m->tensors[t].cols, m->tensors[t].rows};
+    char prefix[32];
+    for (int i = 0; i < m->head; i++) {
+        snprintf(prefix, sizeof prefix, "encoder.%d", i);
+        add_layer_tensors(m, i, prefix);
     }
-    /* mu.weight, logvar.weight, mu.bias, logvar.bias: one (2d, H) matrix and one (2d) vector. */
-    v->head = (Linear){base + m->tensors[t].offset, base + m->tensors[t + 2].offset,
-                       s->hidden[L - 1], 2 * d};
-    t += 4;
-    v->prior_mean = s->n_classes > 0 ? base + m->tensors[t++].offset : NULL;
-    for (int l = 0; l <= L; l++, t += 2) {
-        v->dec[l] = (Linear){base + m->tensors[t].offset, base + m->tensors[t + 1].offset,
-                             m->tensors[t].cols, m->tensors[t].rows};
+    add_layer_tensors(m, m->head, NULL);
+    if (s->n_classes > 0)
+        add_tensor(m, "prior.mean", &(TensorSpec){"", 2, {s->n_classes, s->n_latent}, 0});
+    for (int i = m->head + 1; i < m->n_layers; i++) {
+        snprintf(prefix, sizeof prefix, "decoder.%d", i - m->head - 1);
+        add_layer_tensors(m, i, prefix);
     }
-    v->obs_logvar = s->likelihood == VD_LIK_GAUSSIAN && s->learn_var ? base + m->tensors[t].offset
-                                                                     : NULL;
+    if (s->likelihood == VD_LIK_GAUSSIAN && s->learn_var)
+        add_tensor(m, "likelihood.logvar", &(TensorSpec){"", 1, {1}, 0});
+}
+
+LayerParams vae_layer_params(const Vae *m, float *buf, const Layer *l)
+{
+    return (LayerParams){buf + m->tensors[l->t_weight].offset, buf + m->tensors[l->t_bias].offset};
+}
+
+static void bind_views(const Vae *m, float *base, VaeLayers *v)
+{
+    const VaeTensor *pm = vae_tensor(m, "prior.mean"), *lv = vae_tensor(m, "likelihood.logvar");
+    v->prior_mean = pm ? base + pm->offset : NULL;
+    v->obs_logvar = lv ? base + lv->offset : NULL;
 }
 
 void vae_shape_text(const VaeShape *s, char *buf, size_t n)
 {
-    size_t used = (size_t)snprintf(buf, n, "%d", s->n_input);
+    size_t used = 0;
 #define ADD(...) (used += used < n ? (size_t)snprintf(buf + used, n - used, __VA_ARGS__) : 0)
+    buf[0] = '\0';
+    if (s->n_conv) {
+        ADD("%dx%dx%d", s->in_h, s->in_w, s->in_c);
+        for (int i = 0; i < s->n_conv; i++)
+            ADD("-conv%d", s->conv[i]);
+    } else {
+        ADD("%d", s->n_input);
+    }
     for (int l = 0; l < s->n_hidden; l++)
         ADD("-%d", s->hidden[l]);
     ADD("-%d", s->n_latent);
@@ -74,73 +160,79 @@ int vae_shape_equal(const VaeShape *a, const VaeShape *b)
 {
     int same = a->n_input == b->n_input && a->n_latent == b->n_latent &&
                a->n_hidden == b->n_hidden && a->activation == b->activation &&
-               a->likelihood == b->likelihood && a->n_classes == b->n_classes;
+               a->likelihood == b->likelihood && a->n_classes == b->n_classes &&
+               a->n_conv == b->n_conv;
     for (int l = 0; same && l < a->n_hidden; l++)
         same = a->hidden[l] == b->hidden[l];
+    for (int l = 0; same && l < a->n_conv; l++)
+        same = a->conv[l] == b->conv[l];
+    if (same && a->n_conv) /* an MLP's input is D values, whatever their shape */
+        same = a->in_c == b->in_c && a->in_h == b->in_h && a->in_w == b->in_w;
     if (same && a->likelihood == VD_LIK_GAUSSIAN) /* the fixed variance is part of the model */
         same = a->learn_var == b->learn_var && (a->learn_var || a->obs_logvar == b->obs_logvar);
     return same;
 }
 
+/* NULL, or why s is not a model. */
+static const char *check_shape(const VaeShape *s)
+{
+    if (s->n_input < 1 || s->n_latent < 1)
+        return "input and latent sizes must be positive";
+    if (s->n_hidden < 1 || s->n_hidden > VD_MAX_HIDDEN)
+        return "the model needs 1 to 8 hidden layers";
+    for (int l = 0; l < s->n_hidden; l++)
+        if (s->hidden[l] < 1)
+            return "hidden layer sizes must be positive";
+    if (s->n_conv < 0 || s->n_conv > VD_MAX_CONV)
+        return "the model takes 0 to 6 convolutions";
+    for (int l = 0; l < s->n_conv; l++)
+        if (s->conv[l] < 1 || s->conv[l] > 1 << 16)
+            return "convolution channels must be in [1, 65536]";
+    if (s->n_conv && (s->in_c < 1 || s->in_h < 1 || s->in_w < 1 || s->in_c > 1 << 16 ||
+                      (double)s->in_c * s->in_h * s->in_w != (double)s->n_input))
+        return "a convolutional model needs an image input of h x w x c = D values";
+    if ((s->activation != VD_ACT_RELU && s->activation != VD_ACT_TANH) ||
+        (s->likelihood != VD_LIK_BERNOULLI && s->likelihood != VD_LIK_GAUSSIAN))
+        return "unknown activation or likelihood";
+    if (s->n_classes < 0 || s->n_classes > 1 << 20 || !isfinite(s->obs_logvar) ||
+        fabsf(s->obs_logvar) > 50.0f)
+        return "class count or variance out of range";
+    return NULL;
+}
+
+/* A bound on the parameter count and on every layer's activations, so a
+ * hostile checkpoint header is an error and not an allocation of terabytes:
+ * 2^31 floats (8 GiB). NULL or why. */
+static const char *check_size(const Vae *m)
+{
+    double count = (double)m->shape.n_classes * m->shape.n_latent;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        TensorSpec spec[4];
+        int n = l->kind->tensors(l, spec);
+        for (int k = 0; k < n; k++) {
+            double c = 1;
+            for (int j = 0; j < spec[k].n_dims; j++)
+                c *= spec[k].dims[j];
+            count += c;
+        }
+        if ((double)l->out_c * l->out_h * l->out_w > 1 << 24)
+            return "a layer of more than 2^24 values per sample";
+    }
+    return count > 2147483648.0 ? "more than 2^31 parameters" : NULL;
+}
+
 Vae *vae_create(const VaeShape *shape, const char **why)
 {
-    const VaeShape *s = shape;
-    if (s->n_input < 1 || s->n_latent < 1) {
-        *why = "input and latent sizes must be positive";
+    if ((*why = check_shape(shape)))
         return NULL;
-    }
-    if (s->n_hidden < 1 || s->n_hidden > VD_MAX_HIDDEN) {
-        *why = "the model needs 1 to 8 hidden layers";
-        return NULL;
-    }
-    for (int l = 0; l < s->n_hidden; l++) {
-        if (s->hidden[l] < 1) {
-            *why = "hidden layer sizes must be positive";
-            return NULL;
-        }
-    }
-    if ((s->activation != VD_ACT_RELU && s->activation != VD_ACT_TANH) ||
-        (s->likelihood != VD_LIK_BERNOULLI && s->likelihood != VD_LIK_GAUSSIAN)) {
-        *why = "unknown activation or likelihood";
-        return NULL;
-    }
-    if (s->n_classes < 0 || s->n_classes > 1 << 20 || !isfinite(s->obs_logvar) ||
-        fabsf(s->obs_logvar) > 50.0f) {
-        *why = "class count or variance out of range";
-        return NULL;
-    }
-    /* a bound on the parameter count, so a hostile checkpoint header is an
-     * error and not an allocation of terabytes: 2^31 floats (8 GiB) */
-    double count = (double)s->n_classes * s->n_latent + 4.0 * s->n_input * s->hidden[0];
-    for (int l = 1; l < s->n_hidden; l++)
-        count += 2.0 * s->hidden[l] * s->hidden[l - 1];
-    count += 4.0 * s->hidden[s->n_hidden - 1] * s->n_latent;
-    if (count > 2147483648.0) {
-        *why = "more than 2^31 parameters";
-        return NULL;
-    }
     Vae *m = vd_calloc(1, sizeof *m);
-    m->shape = *s;
-    int L = s->n_hidden, d = s->n_latent;
-    char name[32];
-    for (int l = 0; l < L; l++) {
-        snprintf(name, sizeof name, "encoder.%d", l);
-        add_linear(m, name, l ? s->hidden[l - 1] : s->n_input, s->hidden[l]);
+    m->shape = *shape;
+    if ((*why = build_layers(m, shape)) || (*why = check_size(m))) {
+        vd_free(m);
+        return NULL;
     }
-    add_tensor(m, "mu.weight", d, s->hidden[L - 1]);
-    add_tensor(m, "logvar.weight", d, s->hidden[L - 1]);
-    add_tensor(m, "mu.bias", d, 0);
-    add_tensor(m, "logvar.bias", d, 0);
-    if (s->n_classes > 0)
-        add_tensor(m, "prior.mean", s->n_classes, d);
-    for (int l = 0; l <= L; l++) {
-        int n_in = l ? s->hidden[L - l] : d;
-        int n_out = l < L ? s->hidden[L - 1 - l] : s->n_input;
-        snprintf(name, sizeof name, "decoder.%d", l);
-        add_linear(m, name, n_in, n_out);
-    }
-    if (s->likelihood == VD_LIK_GAUSSIAN && s->learn_var)
-        add_tensor(m, "likelihood.logvar", 1, 0);
+    add_tensors(m);
     m->params = vd_calloc(m->n_params, sizeof(float));
     m->grads = vd_calloc(m->n_params + VD_GRAD_EXTRA, sizeof(float));
     m->adam_m = vd_calloc(m->n_params, sizeof(float));
@@ -199,67 +291,55 @@ void vae_init_params(Vae *m, uint64_t seed)
     Rng r = rng_stream(seed, VD_STREAM_INIT, 0);
     for (int t = 0; t < m->n_tensors; t++) {
         const VaeTensor *ten = &m->tensors[t];
-        if (strcmp(ten->name, "prior.mean") == 0) {
-            memset(m->params + ten->offset, 0, sizeof(float) * (size_t)ten->rows * ten->cols);
-            continue;
-        }
-        if (strcmp(ten->name, "likelihood.logvar") == 0) {
-            m->params[ten->offset] = m->shape.obs_logvar;
-            continue;
-        }
-        /* fan_in of a weight is its cols; a bias shares its weight's. */
-        int fan_in = ten->cols;
-        if (!fan_in) {
-            char wname[40];
-            snprintf(wname, sizeof wname, "%.*s.weight", (int)(strlen(ten->name) - 5), ten->name);
-            fan_in = vae_tensor(m, wname)->cols;
-        }
-        float bound = 1.0f / sqrtf((float)fan_in);
         size_t n = (size_t)ten->rows * (size_t)(ten->cols ? ten->cols : 1);
-        rng_uniform_fill(&r, (uint32_t)t, 0, n, -bound, bound, m->params + ten->offset);
+        if (strcmp(ten->name, "likelihood.logvar") == 0)
+            m->params[ten->offset] = m->shape.obs_logvar;
+        else if (ten->fan_in == 0) /* the prior means */
+            memset(m->params + ten->offset, 0, sizeof(float) * n);
+        else {
+            float bound = 1.0f / sqrtf((float)ten->fan_in);
+            rng_uniform_fill(&r, (uint32_t)t, 0, n, -bound, bound, m->params + ten->offset);
+        }
     }
 }
 
-double vae_forward_macs(const VaeShape *s)
+double vae_forward_macs(const Vae *m)
 {
-    int L = s->n_hidden, d = s->n_latent;
-    double macs = 0, in = s->n_input;
-    for (int l = 0; l < L; l++) {
-        macs += in * s->hidden[l];
-        in = s->hidden[l];
-    }
-    macs += in * 2.0 * d;
-    in = d;
-    for (int l = L - 1; l >= 0; l--) {
-        macs += in * s->hidden[l];
-        in = s->hidden[l];
-    }
-    return macs + in * s->n_input;
+    double macs = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        macs += m->layers[i].kind->macs(&m->layers[i]);
+    return macs;
 }
+
+double vae_first_layer_macs(const Vae *m) { return m->layers[0].kind->macs(&m->layers[0]); }
 
 /* ---- work buffers ----------------------------------------------------- */
 
-VaeWork *vae_work_create(const VaeShape *s, int max_batch)
+VaeWork *vae_work_create(const Vae *m, int max_batch)
 {
+    const VaeShape *s = &m->shape;
     VaeWork *w = vd_calloc(1, sizeof *w);
-    size_t B = (size_t)max_batch;
-    int L = s->n_hidden, d = s->n_latent, widest = s->n_input > 2 * d ? s->n_input : 2 * d;
+    size_t B = (size_t)max_batch, widest = (size_t)s->n_input, scratch = 0;
     w->max_batch = max_batch;
     w->x = vd_calloc(B * s->n_input, sizeof(float));
-    w->eps = vd_calloc(B * d, sizeof(float));
+    w->eps = vd_calloc(B * s->n_latent, sizeof(float));
     w->y = vd_calloc(B, sizeof(int32_t));
-    for (int l = 0; l < L; l++) {
-        w->enc[l] = vd_calloc(B * s->hidden[l], sizeof(float));
-        w->dec[l] = vd_calloc(B * s->hidden[L - 1 - l], sizeof(float));
-        if (s->hidden[l] > widest)
-            widest = s->hidden[l];
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        size_t out = layer_out_size(l), saved = l->kind->saved_floats(l, max_batch);
+        size_t sc = l->kind->scratch_floats(l, max_batch);
+        w->out[i] = vd_calloc(B * out, sizeof(float));
+        w->saved[i] = saved ? vd_calloc(saved, sizeof(float)) : NULL;
+        widest = out > widest ? out : widest;
+        scratch = sc > scratch ? sc : scratch;
     }
-    w->head = vd_calloc(B * 2 * d, sizeof(float));
-    w->z = vd_calloc(B * d, sizeof(float));
-    w->logits = vd_calloc(B * s->n_input, sizeof(float));
+    w->head = w->out[m->head];
+    w->logits = w->out[m->n_layers - 1];
+    w->z = vd_calloc(B * s->n_latent, sizeof(float));
     w->dact[0] = vd_calloc(B * widest, sizeof(float));
     w->dact[1] = vd_calloc(B * widest, sizeof(float));
-    w->dhead = vd_calloc(B * 2 * d, sizeof(float));
+    w->dhead = vd_calloc(B * 2 * s->n_latent, sizeof(float));
+    w->scratch = scratch ? vd_calloc(scratch, sizeof(float)) : NULL;
     w->recon = vd_calloc(B, sizeof(double));
     w->kl = vd_calloc(B, sizeof(double));
     return w;
@@ -272,84 +352,21 @@ void vae_work_free(VaeWork *w)
     vd_free(w->x);
     vd_free(w->eps);
     vd_free(w->y);
-    for (int l = 0; l < VD_MAX_HIDDEN; l++) {
-        vd_free(w->enc[l]);
-        vd_free(w->dec[l]);
+    for (int i = 0; i < VD_MAX_LAYERS; i++) {
+        vd_free(w->out[i]);
+        vd_free(w->saved[i]);
     }
-    vd_free(w->head);
     vd_free(w->z);
-    vd_free(w->logits);
     vd_free(w->dact[0]);
     vd_free(w->dact[1]);
     vd_free(w->dhead);
+    vd_free(w->scratch);
     vd_free(w->recon);
     vd_free(w->kl);
     vd_free(w);
 }
 
 /* ---- kernels ---------------------------------------------------------- */
-
-void linear_forward(float *out, const float *in, const Linear *l, int B)
-{
-    /* out (B, n_out) = bias, then += in (B, n_in) W^T, W (n_out, n_in) */
-    for (int i = 0; i < B; i++)
-        memcpy(out + (size_t)i * l->n_out, l->b, sizeof(float) * (size_t)l->n_out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, l->n_out, l->n_in, 1.0f, in,
-                l->n_in, l->w, l->n_in, 1.0f, out, l->n_out);
-}
-
-void linear_backward(float *din, Linear *dl, const float *dout, const float *in, const Linear *l,
-                     int B)
-{
-    /* dW (n_out, n_in) = dout^T (n_out, B) in (B, n_in): beta 0 writes over
-     * whatever the buffer held, so no pass zeroes it first */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->n_out, l->n_in, B, 1.0f, dout,
-                l->n_out, in, l->n_in, 0.0f, dl->w, l->n_in);
-    memcpy(dl->b, dout, sizeof(float) * (size_t)l->n_out);
-    for (int i = 1; i < B; i++) {
-        const float *row = dout + (size_t)i * l->n_out;
-        for (int j = 0; j < l->n_out; j++)
-            dl->b[j] += row[j];
-    }
-    /* din (B, n_in) = dout (B, n_out) W (n_out, n_in) */
-    if (din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, l->n_in, l->n_out, 1.0f, dout,
-                    l->n_out, l->w, l->n_in, 0.0f, din, l->n_in);
-}
-
-void linear_forward_ref(double *out, const double *in, const double *w, const double *b, int B,
-                        int n_in, int n_out)
-{
-    for (int i = 0; i < B; i++)
-        for (int o = 0; o < n_out; o++) {
-            double acc = b[o];
-            for (int k = 0; k < n_in; k++)
-                acc += in[(size_t)i * n_in + k] * w[(size_t)o * n_in + k];
-            out[(size_t)i * n_out + o] = acc;
-        }
-}
-
-/* x (n) = act(x) */
-VD_VECTOR_CLONES static void act_forward(int act, float *x, size_t n)
-{
-    if (act == VD_ACT_TANH)
-        for (size_t i = 0; i < n; i++)
-            x[i] = tanhf(x[i]);
-    else
-        for (size_t i = 0; i < n; i++)
-            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
-}
-
-/* dx (n) *= act'(.), from the activation's output out */
-VD_VECTOR_CLONES static void act_backward(int act, float *dx, const float *out, size_t n)
-{
-    if (act == VD_ACT_TANH)
-        for (size_t i = 0; i < n; i++)
-            dx[i] *= 1.0f - out[i] * out[i];
-    else
-        for (size_t i = 0; i < n; i++)
-            dx[i] = out[i] > 0.0f ? dx[i] : 0.0f;
-}
 
 /* exp(x) for x <= 0, relative error about 1e-7, flushing to 0 below -87.3;
  * branch-free so that loops over it vectorize (libm's expf is a call).
@@ -508,29 +525,24 @@ float vae_obs_logvar(const Vae *m)
     return m->p.obs_logvar ? *m->p.obs_logvar : m->shape.obs_logvar;
 }
 
-void vae_encode(const Vae *m, VaeWork *w, int n)
+/* Layers [from, to) on n rows of in; returns the last one's output. */
+static const float *run_layers(const Vae *m, VaeWork *w, int from, int to, const float *in, int n)
 {
-    const VaeShape *s = &m->shape;
-    const float *in = w->x;
-    for (int l = 0; l < s->n_hidden; l++) {
-        linear_forward(w->enc[l], in, &m->p.enc[l], n);
-        act_forward(s->activation, w->enc[l], (size_t)n * s->hidden[l]);
-        in = w->enc[l];
+    for (int i = from; i < to; i++) {
+        const Layer *l = &m->layers[i];
+        LayerParams p = vae_layer_params(m, m->params, l);
+        l->kind->forward(l, &p, w->out[i], in, n, w->scratch, w->saved[i]);
+        act_forward(l->act, w->out[i], (size_t)n * layer_out_size(l));
+        in = w->out[i];
     }
-    linear_forward(w->head, in, &m->p.head, n);
+    return in;
 }
+
+void vae_encode(const Vae *m, VaeWork *w, int n) { run_layers(m, w, 0, m->head + 1, w->x, n); }
 
 void vae_decode_logits(const Vae *m, VaeWork *w, const float *z, int n)
 {
-    const VaeShape *s = &m->shape;
-    int L = s->n_hidden;
-    const float *in = z;
-    for (int l = 0; l < L; l++) {
-        linear_forward(w->dec[l], in, &m->p.dec[l], n);
-        act_forward(s->activation, w->dec[l], (size_t)n * s->hidden[L - 1 - l]);
-        in = w->dec[l];
-    }
-    linear_forward(w->logits, in, &m->p.dec[L], n);
+    run_layers(m, w, m->head + 1, m->n_layers, z, n);
 }
 
 /* w->recon for rows [0, n); with want_grad, w->logits becomes dR/doutputs. */
@@ -559,23 +571,42 @@ double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad)
     return total;
 }
 
-/* The flat offset where l's gradient starts (its weight or bias, the lower). */
-static size_t grad_start(const Vae *m, const Linear *l)
-{
-    const float *p = l->w < l->b ? l->w : l->b;
-    return (size_t)(p - m->grads);
-}
-
 void vae_backward(Vae *m, VaeWork *w, int n, float beta)
 {
     vae_backward_hook(m, w, n, beta, NULL, NULL);
+}
+
+/* Layers [to, from] backward, from the gradient dout of layer from's output
+ * (after its activation's derivative is applied) down to layer to, whose
+ * input is in0; din of layer to goes to din0 unless NULL. Returns the last
+ * din. ready hears of each layer's gradients as they are final. */
+static const float *backward_layers(Vae *m, VaeWork *w, int from, int to, const float *dout,
+                                    const float *in0, float *din0, int n,
+                                    void (*ready)(void *, size_t), void *ctx)
+{
+    int cur = 0;
+    for (int i = from; i >= to; i--) {
+        const Layer *l = &m->layers[i];
+        const float *in = i > to ? w->out[i - 1] : in0;
+        float *din = i > to ? w->dact[cur] : din0;
+        LayerParams p = vae_layer_params(m, m->params, l), g = vae_layer_params(m, m->grads, l);
+        l->kind->backward(l, &p, &g, din, dout, in, n, w->scratch, w->saved[i]);
+        if (ready) /* its weight comes first in the buffer */
+            ready(ctx, m->tensors[l->t_weight].offset);
+        if (i > to)
+            act_backward(m->layers[i - 1].act, din, w->out[i - 1],
+                         (size_t)n * layer_out_size(&m->layers[i - 1]));
+        dout = din;
+        cur ^= 1;
+    }
+    return dout;
 }
 
 void vae_backward_hook(Vae *m, VaeWork *w, int n, float beta, void (*ready)(void *, size_t),
                        void *ctx)
 {
     const VaeShape *s = &m->shape;
-    int L = s->n_hidden, d = s->n_latent;
+    int d = s->n_latent;
     if (m->g.obs_logvar) {
         /* R = Q / s^2 + 0.5 D log(2 pi s^2), Q the half squared error, so
          * dR/dlog s^2 = 0.5 D - Q / s^2 = 0.5 D - (R - 0.5 D log(2 pi s^2)) */
@@ -587,41 +618,19 @@ void vae_backward_hook(Vae *m, VaeWork *w, int n, float beta, void (*ready)(void
         if (ready)
             ready(ctx, (size_t)(m->g.obs_logvar - m->grads));
     }
-    /* decoder: w->logits already holds dR/doutputs */
-    const float *dout = w->logits;
-    int cur = 0;
-    for (int l = L; l >= 0; l--) {
-        const float *in = l ? w->dec[l - 1] : w->z;
-        float *din = w->dact[cur];
-        linear_backward(din, &m->g.dec[l], dout, in, &m->p.dec[l], n);
-        if (ready)
-            ready(ctx, grad_start(m, &m->g.dec[l]));
-        if (l)
-            act_backward(s->activation, din, w->dec[l - 1], (size_t)n * s->hidden[L - l]);
-        dout = din;
-        cur ^= 1;
-    }
-    /* dout is now dR/dz (n, d); the prior means' gradient sums over rows */
+    /* decoder: w->logits already holds dR/doutputs; its first layer's input
+     * gradient is dR/dz (n, d), in the ping-pong buffer not in use */
+    int last = m->n_layers - 1, dec0 = m->head + 1;
+    float *dz = w->dact[(last - dec0) & 1];
+    backward_layers(m, w, last, dec0, w->logits, w->z, dz, n, ready, ctx);
+    /* the prior means' gradient sums over rows */
     if (m->g.prior_mean)
         memset(m->g.prior_mean, 0, sizeof(float) * (size_t)s->n_classes * d);
-    reparam_kl_backward(w->dhead, m->g.prior_mean, dout, w->head, w->eps, m->p.prior_mean, w->y,
+    reparam_kl_backward(w->dhead, m->g.prior_mean, dz, w->head, w->eps, m->p.prior_mean, w->y,
                         beta, n, d);
     if (ready && m->g.prior_mean)
         ready(ctx, (size_t)(m->g.prior_mean - m->grads));
-    dout = w->dhead;
-    for (int l = L; l >= 0; l--) {
-        const float *in = l ? w->enc[l - 1] : w->x;
-        Linear *gl = l == L ? &m->g.head : &m->g.enc[l];
-        const Linear *pl = l == L ? &m->p.head : &m->p.enc[l];
-        float *din = l ? w->dact[cur] : NULL;
-        linear_backward(din, gl, dout, in, pl, n);
-        if (ready)
-            ready(ctx, grad_start(m, gl));
-        if (l)
-            act_backward(s->activation, din, w->enc[l - 1], (size_t)n * s->hidden[l - 1]);
-        dout = din;
-        cur ^= 1;
-    }
+    backward_layers(m, w, m->head, 0, w->dhead, w->x, NULL, n, ready, ctx);
 }
 
 void vae_output_mean(const Vae *m, const float *outputs, int n, float *out)
@@ -711,63 +720,39 @@ void vae_prior_draws(const Vae *m, uint64_t seed, int n, int cols, int cls, floa
 
 /* ---- double-precision oracle ------------------------------------------ */
 
-static void act_ref(int act, double *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = act == VD_ACT_TANH ? tanh(x[i]) : x[i] > 0.0 ? x[i] : 0.0;
-}
-
 double vae_loss_ref(const Vae *m, const double *params, const double *x, const double *eps,
                     const int32_t *y, int n, double beta, double *recon_sum, double *kl_sum)
 {
     const VaeTensor *pm = vae_tensor(m, "prior.mean"), *plv = vae_tensor(m, "likelihood.logvar");
     double logvar = plv ? params[plv->offset] : (double)m->shape.obs_logvar;
     const VaeShape *s = &m->shape;
-    int L = s->n_hidden, d = s->n_latent, D = s->n_input, widest = D > 2 * d ? D : 2 * d;
-    for (int l = 0; l < L; l++)
-        if (s->hidden[l] > widest)
-            widest = s->hidden[l];
-    double *a = vd_calloc((size_t)widest, sizeof(double));
-    double *b = vd_calloc((size_t)widest, sizeof(double));
+    int d = s->n_latent, D = s->n_input;
+    size_t widest = (size_t)D;
+    for (int i = 0; i < m->n_layers; i++)
+        widest = layer_out_size(&m->layers[i]) > widest ? layer_out_size(&m->layers[i]) : widest;
+    double *a = vd_calloc(widest, sizeof(double)), *b = vd_calloc(widest, sizeof(double));
     double rsum = 0.0, ksum = 0.0;
-    for (int i = 0; i < n; i++) {
-        /* encoder */
-        memcpy(a, x + (size_t)i * D, sizeof(double) * (size_t)D);
-        int t = 0, width = D;
-        for (int l = 0; l < L; l++, t += 2) {
-            linear_forward_ref(b, a, params + m->tensors[t].offset,
-                               params + m->tensors[t + 1].offset, 1, width, s->hidden[l]);
-            width = s->hidden[l];
-            act_ref(s->activation, b, (size_t)width);
-            memcpy(a, b, sizeof(double) * (size_t)width);
-        }
-        double mu[256], lv[256], z[256];
-        if (d > 256)
-            VD_ABORT("vae_loss_ref supports latent sizes up to 256");
-        linear_forward_ref(mu, a, params + m->tensors[t].offset,
-                           params + m->tensors[t + 2].offset, 1, width, d);
-        linear_forward_ref(lv, a, params + m->tensors[t + 1].offset,
-                           params + m->tensors[t + 3].offset, 1, width, d);
-        t += pm ? 5 : 4;
-        for (int j = 0; j < d; j++) {
-            double c = pm ? mu[j] - params[pm->offset + (size_t)y[i] * d + j] : mu[j];
-            z[j] = mu[j] + exp(0.5 * lv[j]) * eps[(size_t)i * d + j];
-            ksum += 0.5 * (c * c + exp(lv[j]) - lv[j] - 1.0);
-        }
-        /* decoder */
-        memcpy(a, z, sizeof(double) * (size_t)d);
-        width = d;
-        for (int l = 0; l <= L; l++, t += 2) {
-            int n_out = l < L ? s->hidden[L - 1 - l] : D;
-            linear_forward_ref(b, a, params + m->tensors[t].offset,
-                               params + m->tensors[t + 1].offset, 1, width, n_out);
-            width = n_out;
-            if (l < L)
-                act_ref(s->activation, b, (size_t)width);
-            memcpy(a, b, sizeof(double) * (size_t)width);
+    for (int r = 0; r < n; r++) {
+        memcpy(a, x + (size_t)r * D, sizeof(double) * (size_t)D);
+        for (int i = 0; i < m->n_layers; i++) {
+            const Layer *l = &m->layers[i];
+            l->kind->forward_ref(l, params + m->tensors[l->t_weight].offset,
+                                 params + m->tensors[l->t_bias].offset, b, a);
+            act_ref(l->act, b, layer_out_size(l));
+            memcpy(a, b, sizeof(double) * layer_out_size(l));
+            if (i != m->head)
+                continue;
+            /* a = [mu | lv]: the sample and its KL, then the decoder from z */
+            for (int j = 0; j < d; j++) {
+                double mu = a[j], lv = a[d + j];
+                double c = pm ? mu - params[pm->offset + (size_t)y[r] * d + j] : mu;
+                ksum += 0.5 * (c * c + exp(lv) - lv - 1.0);
+                b[j] = mu + exp(0.5 * lv) * eps[(size_t)r * d + j];
+            }
+            memcpy(a, b, sizeof(double) * (size_t)d);
         }
         for (int j = 0; j < D; j++) {
-            double lg = a[j], xj = x[(size_t)i * D + j];
+            double lg = a[j], xj = x[(size_t)r * D + j];
             if (s->likelihood == VD_LIK_GAUSSIAN)
                 rsum += (xj - lg) * (xj - lg) / (2.0 * exp(logvar)) +
                         0.5 * (log(2.0 * M_PI) + logvar);

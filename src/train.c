@@ -138,7 +138,7 @@ static int setup(Run *r, VdError *err)
         return -1;
     }
     /* everything the loop needs, allocated once */
-    r->w = vae_work_create(&r->m->shape, r->B > 256 ? r->B : 256);
+    r->w = vae_work_create(r->m, r->B > 256 ? r->B : 256);
     r->batch_rows = vd_calloc((size_t)r->B, sizeof(int64_t));
     return run_load_data(r, err);
 }

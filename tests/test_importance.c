@@ -80,7 +80,7 @@ static void test_iwae_converges_to_log_px(void **state)
     (void)state;
     enum { N = 4 };
     Vae *m = tiny_model();
-    VaeWork *w = vae_work_create(&m->shape, 512);
+    VaeWork *w = vae_work_create(m, 512);
     float x[N * D];
     binary_rows(x, N);
     Rng rng = rng_stream(3, VD_STREAM_IWAE, 0);
@@ -109,7 +109,7 @@ static void test_iwae_conditional_prior(void **state)
     (void)state;
     enum { N = 2 };
     Vae *m = tiny_model_classes(2);
-    VaeWork *w = vae_work_create(&m->shape, 512);
+    VaeWork *w = vae_work_create(m, 512);
     float x[N * D];
     binary_rows(x, N);
     Rng rng = rng_stream(3, VD_STREAM_IWAE, 0);
@@ -138,7 +138,7 @@ static void test_iwae_tightens_with_k(void **state)
     (void)state;
     enum { N = 200 };
     Vae *m = tiny_model();
-    VaeWork *w = vae_work_create(&m->shape, 256);
+    VaeWork *w = vae_work_create(m, 256);
     float *x = calloc(N * D, sizeof(float));
     binary_rows(x, N);
     Rng rng = rng_stream(4, VD_STREAM_IWAE, 0);

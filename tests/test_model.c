@@ -249,7 +249,7 @@ static void check_model(const VaeShape *shape, int n, float beta)
     assert_non_null(m);
     vae_init_params(m, 2024);
     int D = shape->n_input, d = shape->n_latent, C = shape->n_classes;
-    VaeWork *w = vae_work_create(shape, n);
+    VaeWork *w = vae_work_create(m, n);
     fill_uniform(w->x, (size_t)n * D, 20, 0, 1);
     Rng r = rng_stream(99, VD_STREAM_NOISE, 0);
     rng_normal_fill(&r, 0, 0, (size_t)n * d, w->eps);
@@ -433,7 +433,7 @@ static void test_gradcheck_detects_a_wrong_gradient(void **state)
     const char *why;
     Vae *m = vae_create(&s, &why);
     vae_init_params(m, 5);
-    VaeWork *w = vae_work_create(&s, 2);
+    VaeWork *w = vae_work_create(m, 2);
     fill_uniform(w->x, 16, 30, 0, 1);
     memset(m->grads, 0, sizeof(float) * m->n_params);
     vae_forward(m, w, 2, 1.0f, 1);
@@ -468,7 +468,8 @@ static void test_layout_and_init(void **state)
     assert_non_null(t);
     assert_int_equal(t->rows, 20);
     assert_int_equal(t->cols, 400);
-    assert_ptr_equal(m->p.head.w + 20 * 400, m->params + t->offset);
+    assert_ptr_equal(vae_layer_params(m, m->params, &m->layers[m->head]).w + 20 * 400,
+                     m->params + t->offset);
     vae_init_params(m, 1);
     float bound = 1.0f / sqrtf(784.0f);
     const VaeTensor *e0 = vae_tensor(m, "encoder.0.bias");

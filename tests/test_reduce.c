@@ -47,6 +47,16 @@ static Vae *new_model(void)
     return m;
 }
 
+/* Work buffers for B rows of the models of shape (they depend on it alone). */
+static VaeWork *work_for(const VaeShape *s, int B)
+{
+    const char *why;
+    Vae *m = vae_create(s, &why);
+    VaeWork *w = vae_work_create(m, B);
+    vae_free(m);
+    return w;
+}
+
 /* The allreduce reduction over comm, in buckets of bucket floats (0: one
  * allreduce after backward). */
 static Reducer *allreduce(Vae *m, MPI_Comm comm, size_t bucket)
@@ -75,7 +85,7 @@ static void test_allreduce_equals_serial_sum(void **state)
     (void)state;
     AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
     Vae *dist = new_model(), *serial = new_model();
-    VaeWork *wd = vae_work_create(&shape, LOCAL_B), *ws = vae_work_create(&shape, LOCAL_B * size);
+    VaeWork *wd = work_for(&shape, LOCAL_B), *ws = work_for(&shape, LOCAL_B * size);
     fill_rank_batch(wd, rank, 0, 0);
     for (int r = 0; r < size; r++)
         fill_rank_batch(ws, r, 0, r * LOCAL_B);
@@ -105,7 +115,7 @@ static void test_replicas_identical_after_steps(void **state)
     (void)state;
     AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f};
     Vae *m = new_model();
-    VaeWork *w = vae_work_create(&shape, LOCAL_B);
+    VaeWork *w = work_for(&shape, LOCAL_B);
     uint64_t init = vd_checksum_f32(m->params, m->n_params);
     double first = 0, last = 0;
     Reducer *red = allreduce(m, MPI_COMM_WORLD, 0);
@@ -143,7 +153,7 @@ static void test_nonfinite_agreed_by_all(void **state)
     (void)state;
     AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
     Vae *m = new_model();
-    VaeWork *w = vae_work_create(&shape, LOCAL_B);
+    VaeWork *w = work_for(&shape, LOCAL_B);
     fill_rank_batch(w, rank, 0, 0);
     if (rank == size - 1)
         w->x[7] = NAN;
@@ -191,7 +201,7 @@ static void test_stop_flag_reaches_all(void **state)
     (void)state;
     AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
     Vae *m = new_model();
-    VaeWork *w = vae_work_create(&shape, LOCAL_B);
+    VaeWork *w = work_for(&shape, LOCAL_B);
     fill_rank_batch(w, rank, 0, 0);
     StepIO io = {.stop = rank == size - 1};
     Reducer *red = allreduce(m, MPI_COMM_WORLD, 0);
@@ -212,7 +222,7 @@ static void test_bucketed_matches_blocking(void **state)
     (void)state;
     AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
     Vae *a = new_model(), *b = new_model();
-    VaeWork *w = vae_work_create(&shape, LOCAL_B);
+    VaeWork *w = work_for(&shape, LOCAL_B);
     Reducer *one = allreduce(a, MPI_COMM_WORLD, 0);
     Reducer *many = allreduce(b, MPI_COMM_WORLD, 16); /* several buckets per layer boundary */
     for (int t = 1; t <= 3; t++) {
@@ -243,7 +253,7 @@ static void test_bucketed_matches_blocking(void **state)
 static void train_both(Vae *a, Vae *b, Reducer *shm, int steps)
 {
     AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f};
-    VaeWork *w = vae_work_create(&shape, LOCAL_B);
+    VaeWork *w = work_for(&shape, LOCAL_B);
     Reducer *one = allreduce(a, MPI_COMM_WORLD, 0);
     for (int t = 1; t <= steps; t++) {
         fill_rank_batch(w, rank, t % 3, 0);
@@ -351,7 +361,7 @@ static void test_shared_verdicts_agreed(void **state)
     (void)state;
     AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
     Vae *m = new_model();
-    VaeWork *w = vae_work_create(&shape, LOCAL_B);
+    VaeWork *w = work_for(&shape, LOCAL_B);
     const char *why = NULL;
     Reducer *share = shared(m, MPI_COMM_NULL, &why);
     assert_all(share != NULL);
