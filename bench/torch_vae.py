@@ -1,17 +1,20 @@
 #!/usr/bin/python3
 """The PyTorch peer of vae-dist, for side-by-side figures.
 
-The same model, loss and optimizer as vae-dist: MLP encoder (relu) to mu and
-logvar = log sigma^2, z = mu + exp(logvar/2) * eps, mirrored MLP decoder to
-Bernoulli logits, loss per sample = BCE-with-logits summed over pixels + the
-closed-form KL; Adam; uint8 pixels scaled to [0, 1]. Like vae-dist, each epoch
-takes floor(N / batch) batches of a fresh permutation (the remainder is
-dropped).
+The same model, loss and optimizer as vae-dist: an encoder (relu) of
+--conv 4x4 stride-2 padding-1 convolutions and --hidden dense layers to mu
+and logvar = log sigma^2, z = mu + exp(logvar/2) * eps, the mirrored decoder
+(dense layers, a dense layer to the last convolution's shape, transposed
+convolutions) to Bernoulli logits, loss per sample = BCE-with-logits summed
+over pixels + the closed-form KL; Adam; uint8 pixels scaled to [0, 1]. Like
+vae-dist, each epoch takes floor(N / batch) batches of a fresh permutation
+(the remainder is dropped).
 
 Train and report the test negative ELBO per epoch:
     OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_vae.py --epochs 10 --threads 1
 Throughput only (samples/s over --steps timed steps after --warmup):
     /usr/bin/python3 bench/torch_vae.py --steps 200 --warmup 20 --hidden 1024,1024 --latent 64 --batch 512
+    /usr/bin/python3 bench/torch_vae.py --steps 50 --conv 32,64 --hidden 256 --latent 20
 Data parallel (DistributedDataParallel over gloo), ranks started by hand
 since Debian's torchrun is broken on Python 3.11; --batch stays global:
     for r in 0 1; do RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511 \\
@@ -57,9 +60,14 @@ def load(path):
 
 
 class VAE(torch.nn.Module):
-    def __init__(self, n_input, hidden, latent):
+    def __init__(self, n_input, hidden, latent, conv=(), side=28):
         super().__init__()
-        widths = [n_input] + hidden
+        chans = [1] + list(conv)
+        self.convs = torch.nn.ModuleList(
+            torch.nn.Conv2d(a, b, 4, 2, 1) for a, b in zip(chans[:-1], chans[1:]))
+        self.side, self.cshape = side, (chans[-1], side >> len(conv), side >> len(conv))
+        flat = chans[-1] * (side >> len(conv)) ** 2 if conv else n_input
+        widths = [flat] + hidden
         self.encoder = torch.nn.ModuleList(
             torch.nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.mu = torch.nn.Linear(hidden[-1], latent)
@@ -67,11 +75,18 @@ class VAE(torch.nn.Module):
         back = [latent] + hidden[::-1]
         self.decoder = torch.nn.ModuleList(
             torch.nn.Linear(a, b) for a, b in zip(back[:-1], back[1:]))
-        self.out = torch.nn.Linear(hidden[0], n_input)
+        self.out = torch.nn.Linear(hidden[0], flat)
+        self.tconvs = torch.nn.ModuleList(
+            torch.nn.ConvTranspose2d(b, a, 4, 2, 1) for a, b in zip(chans[-2::-1], chans[:0:-1]))
 
     def forward(self, x):
         """Summed reconstruction and KL terms (nats) over the batch."""
         h = x
+        if self.convs:
+            h = h.view(-1, 1, self.side, self.side)
+            for layer in self.convs:
+                h = F.relu(layer(h))
+            h = h.flatten(1)
         for layer in self.encoder:
             h = F.relu(layer(h))
         mu, logvar = self.mu(h), self.logvar(h)
@@ -79,6 +94,13 @@ class VAE(torch.nn.Module):
         for layer in self.decoder:
             z = F.relu(layer(z))
         logits = self.out(z)
+        if self.tconvs:
+            logits = F.relu(logits).view(-1, *self.cshape)
+            for i, layer in enumerate(self.tconvs):
+                logits = layer(logits)
+                if i + 1 < len(self.tconvs):
+                    logits = F.relu(logits)
+            logits = logits.flatten(1)
         recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
         kl = 0.5 * torch.sum(mu * mu + torch.exp(logvar) - logvar - 1.0)
         return recon, kl
@@ -91,6 +113,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128, help="global batch")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--hidden", default="400")
+    ap.add_argument("--conv", default="", help="convolutions' channels, e.g. 32,64")
     ap.add_argument("--latent", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
@@ -107,7 +130,8 @@ def main():
         torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     train, test = load(args.data)
     hidden = [int(h) for h in args.hidden.split(",")]
-    model = VAE(train.shape[1], hidden, args.latent)
+    conv = [int(c) for c in args.conv.split(",")] if args.conv else []
+    model = VAE(train.shape[1], hidden, args.latent, conv, int(round(train.shape[1] ** 0.5)))
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     local = args.batch // world

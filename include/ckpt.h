@@ -1,7 +1,7 @@
 /* ckpt.h — HDF5 checkpoints. Rank 0 only: other ranks hold the same replica.
  *
- * Layout (format_version 2; version 1 lacks the model options), readable
- * with h5py:
+ * Layout (format_version 3; version 2 lacks conv, image and layout, version
+ * 1 also the model options), readable with h5py (docs/checkpoint-format.md):
  *   /                 attrs format ("vae-dist checkpoint"), format_version,
  *                     step (optimizer steps done), epoch (epochs completed),
  *                     state_checksum (vd_checksum of parameters, then Adam m,
@@ -10,11 +10,15 @@
  *                     interval_count, epoch_loss, epoch_count
  *   /config           one string attribute per training option, as typed on
  *                     the command line, plus n_ranks
- *   /model            attrs n_input, n_latent, hidden (array), input_shape,
- *                     data_rows (training samples), and the options:
- *                     activation, likelihood (strings), obs_logvar,
- *                     learn_var, n_classes
- *   /params/<name>    float32, e.g. /params/encoder.0.weight (400, 784)
+ *   /model            attrs n_input, n_latent, hidden (array), conv (array,
+ *                     a convolutional model's channels), input_shape (one
+ *                     sample as stored), data_rows (training samples),
+ *                     layout ("hwc", "chw": stored channels first, read
+ *                     channels last; "none": not images), image (h, w, c,
+ *                     when images), and the options: activation, likelihood
+ *                     (strings), obs_logvar, learn_var, n_classes
+ *   /params/<name>    float32, e.g. /params/encoder.0.weight (400, 784); a
+ *                     convolution's (c_out, 4, 4, c_in)
  *   /adam/m/<name>    Adam first moments, same shapes
  *   /adam/v/<name>    Adam second moments
  * Random streams need no state: Philox draws are functions of (seed, step,
@@ -24,12 +28,13 @@
 
 #include <stdint.h>
 
+#include "data.h"
 #include "model.h"
 #include "opts.h"
 #include "util.h"
 
 #define VD_CKPT_FORMAT "vae-dist checkpoint"
-#define VD_CKPT_VERSION 2
+#define VD_CKPT_VERSION 3
 
 /* Everything besides the tensors that a resumed run needs to continue as if
  * never stopped. */
@@ -41,20 +46,28 @@ typedef struct {
     double ep_loss, ep_count;            /* epoch in progress */
 } TrainState;
 
+/* What a run trained on: one sample's shape as stored, the training rows,
+ * and how the samples are images (c = 0: not images). */
+typedef struct {
+    int n_dims;
+    int64_t shape[VD_MAX_DIMS];
+    int64_t rows;
+    ImageGeom img;
+} CkptData;
+
 /* Rank 0 only. Writes path through durable.h, so path is either the old
- * file or the complete new one. input_shape (n_dims values)
- * is the shape of one sample. VD_OK, VD_EX_CANTCREAT or VD_EX_IOERR. */
-int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_t *input_shape,
-              int n_dims, int64_t data_rows, const OptSpec *table, const void *cfg, int n_ranks,
-              VdError *err);
+ * file or the complete new one. VD_OK, VD_EX_CANTCREAT or VD_EX_IOERR. */
+int ckpt_save(const char *path, const Vae *m, const TrainState *st, const CkptData *data,
+              const OptSpec *table, const void *cfg, int n_ranks, VdError *err);
 
 /* Local. Reads the model shape stored in a checkpoint. VD_OK, VD_EX_NOINPUT
  * or VD_EX_DATAERR. */
 int ckpt_read_shape(const char *path, VaeShape *shape, VdError *err);
 
-/* Local. Reads /model's input_shape (up to max values; returns the count,
- * or -1) and data_rows. */
-int ckpt_read_data_shape(const char *path, int64_t *input_shape, int max, int64_t *data_rows);
+/* Local. Reads what the model was trained on (before version 3, samples
+ * stored channels first with more than one channel read as not images, for
+ * they were taken as stored). 0 or -1. */
+int ckpt_read_data(const char *path, CkptData *data);
 
 /* Local. Reads the /config attribute name (an option as typed). 0 or -1. */
 int ckpt_read_config(const char *path, const char *name, char *buf, size_t n);

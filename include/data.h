@@ -15,6 +15,7 @@
 #include <hdf5.h>
 #include <stdint.h>
 
+#include "image.h"
 #include "util.h"
 
 #define VD_MAX_DIMS 8
@@ -33,6 +34,7 @@ typedef struct {
     int is_label;               /* integer labels, read as int32 */
     int64_t chunk_rows;         /* rows per chunk, 0 when not chunked by rows */
     void *block;                /* (chunk_rows, row_len) scratch for chunk reads */
+    ImageGeom img;              /* the samples as images (h5rows_layout); c = 0: not images */
 } H5Rows;
 
 /* Local. Opens path:dset for reading. Returns VD_OK, or VD_EX_NOINPUT
@@ -41,6 +43,12 @@ typedef struct {
  * With is_label the dataset must be integer (N) or (N, 1). */
 int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdError *err);
 void h5rows_close(H5Rows *r);
+
+/* Local. Decides how r's samples are images (image_geom: want is --layout,
+ * tie the layout for shapes the rule leaves open), into r->img; samples
+ * stored channels first are then permuted to channels last by row_to_float.
+ * VD_OK, or VD_EX_USAGE when want contradicts the shape. */
+int h5rows_layout(H5Rows *r, int want, int tie, VdError *err);
 
 /* Local. Reads the n distinct rows listed in ascending order into out: n *
  * row_len values of uint8 (is_u8), int32 (is_label) or float. Returns VD_OK or
@@ -102,7 +110,8 @@ int rows_check(const H5Rows *images, const H5Rows *labels, int check_unit, int n
                const void *raw, const int32_t *lab, const int64_t *row_ids, int64_t n,
                VdError *err);
 
-/* One row as stored (uint8 or float) to floats, uint8 scaled by 1/255. */
+/* One row as stored (uint8 or float) to floats, uint8 scaled by 1/255, and
+ * channels last when the file holds them first (images->img.chw). */
 void row_to_float(const H5Rows *images, const void *src, float *dst);
 
 /* Copies training positions [first, first + n) as floats into x (n,

@@ -20,6 +20,8 @@ int h5_attr_read_f64(hid_t obj, const char *name, double *v);
 int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t n);
 /* Creates a float32 dataset of rank 1 or 2 (cols == 0: rank 1), written from data. */
 int h5_write_f32(hid_t loc, const char *name, const float *data, int64_t rows, int64_t cols);
+/* The same of nd (1 to 8) dims. */
+int h5_write_f32_nd(hid_t loc, const char *name, const float *data, const int64_t *dims, int nd);
 /* Creates a 1-D int32 dataset written from data. */
 int h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n);
 /* Appends one double to a 1-D extendible dataset, creating it if needed. */

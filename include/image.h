@@ -19,19 +19,44 @@ int png_write_rgb(const char *path, const uint8_t *rgb, int w, int h, VdError *e
 int png_read_gray(const char *path, uint8_t **pixels, int *w, int *h, VdError *err);
 int png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, VdError *err);
 
-/* Is a sample of shape dims (nd values: one sample's dimensions) a
- * picture? (h, w), or a square number of values. Returns 1 and sets *ih,
- * *iw, else 0. */
-int image_shape(const int64_t *dims, int nd, int *ih, int *iw);
+/* A sample seen as an image: h x w pixels of c channels, stored channels
+ * last (h, w, c) in the rows vae-dist hands out; chw when the file holds it
+ * channels first (c, h, w) and it is permuted on reading. c = 0: the samples
+ * are not images. */
+typedef struct {
+    int c, h, w;
+    int chw;
+} ImageGeom;
 
-/* Lays n images (each ih x iw floats in [0, 1], row-major) in a grid of cols
- * columns with a 1-pixel dark gap; out must hold grid_w * grid_h bytes. */
-void image_grid(uint8_t *out, int *grid_w, int *grid_h, const float *images, int n, int ih, int iw,
-                int cols);
+/* The --layout choices, in the option's order. */
+typedef enum { VD_LAYOUT_AUTO = 0, VD_LAYOUT_HWC = 1, VD_LAYOUT_CHW = 2 } VdLayout;
+#define VD_MAX_CHANNELS 64
+
+/* How samples shaped dims (nd values: one sample's dimensions) are images,
+ * by the documented rule (docs/how-it-works.md, "Images and channels"):
+ *   (D)          a square D is one channel of side sqrt(D), else no image;
+ *   (h, w)       one channel;
+ *   (a, b, c)    channels last (hwc) if c <= 4 < a, first (chw) if a <= 4 < c;
+ *                otherwise the shape says neither: tie decides (VdLayout;
+ *                auto: not an image);
+ *   others       not images.
+ * want (VdLayout) overrides the rule where the shape allows it. Returns 0, or
+ * -1 with why (n bytes) when want contradicts the shape. */
+int image_geom(const int64_t *dims, int nd, int want, int tie, ImageGeom *g, char *why, size_t n);
+
+/* "hwc", "chw" or "none" (not an image), for g. */
+const char *image_layout_name(const ImageGeom *g);
+
+/* Lays n images (each h x w x c floats in [0, 1], channels last) in a grid
+ * of cols columns with a 1-pixel dark gap: gray from channel 0 when c < 3,
+ * else RGB from channels 0, 1, 2; out holds grid_w * grid_h bytes per gray
+ * or three per RGB pixel. */
+void image_grid(uint8_t *out, int *grid_w, int *grid_h, const float *images, int n,
+                const ImageGeom *g, int cols);
 
 /* The grid of n images (cols per row, fewer if n is smaller) as a PNG at
- * path. VD_OK or an error from png_write_gray. */
-int image_grid_png(const char *path, const float *images, int n, int ih, int iw, int cols,
+ * path, gray or RGB as image_grid. VD_OK or an error from png_write_*. */
+int image_grid_png(const char *path, const float *images, int n, const ImageGeom *g, int cols,
                    VdError *err);
 
 #endif

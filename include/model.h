@@ -127,6 +127,10 @@ void vae_shape_text(const VaeShape *s, char *buf, size_t n);
 /* Do a and b describe the same model? */
 int vae_shape_equal(const VaeShape *a, const VaeShape *b);
 
+/* The parameter count of a model of shape, without allocating it; -1 if
+ * the shape is invalid. */
+double vae_shape_params(const VaeShape *shape);
+
 /* A model with zeroed buffers, or NULL (with *why set) if the shape is invalid. */
 Vae *vae_create(const VaeShape *shape, const char **why);
 void vae_free(Vae *m);

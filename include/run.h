@@ -34,7 +34,7 @@ typedef struct {
     Feed *feed;
     int64_t *batch_rows; /* (B) dataset rows of the current batch */
     int64_t n_rows, steps_per_epoch, total_steps, test_begin, test_end;
-    int B, ih, iw;       /* local batch; image height and width, 0 if not images */
+    int B;               /* local batch */
     float *test_mu, *all_mu;     /* latent means of the test rows: 2-D latent with labels */
     int32_t *test_lab, *all_lab; /* (this rank's; all on rank 0) */
     TrainState st;

@@ -17,6 +17,8 @@ typedef struct {
     int64_t batch; /* GLOBAL: samples per optimizer step over all ranks */
     double lr, beta1, beta2, adam_eps;
     OptList hidden;
+    OptList conv;       /* convolutions' output channels; empty: an MLP */
+    int layout;         /* VdLayout of the samples */
     int latent;
     uint64_t seed;
     int log_every;

@@ -15,7 +15,9 @@ Vae *trained_load(const char *arg, char *path, VdError *err);
 
 /* Opens file:dataset for the model of checkpoint ckpt, after defaulting an
  * empty file (VD_PATH_MAX bytes) to the one the run trained on, else the
- * default data file. Its samples must have the model's size. */
+ * default data file. Its samples must have the model's size (and be the
+ * images a convolutional model takes); they are read as the model was
+ * trained (channels last). */
 int trained_open_data(char *file, const char *dataset, const char *ckpt, const Vae *m,
                       H5Rows *x, VdError *err);
 
@@ -23,9 +25,9 @@ int trained_open_data(char *file, const char *dataset, const char *ckpt, const V
 int trained_open_labels(const char *file, const char *path, const H5Rows *x, H5Rows *y,
                         VdError *err);
 
-/* Image height and width of the model's samples, from the data shape the
- * checkpoint records; VD_EX_DATAERR when they are not pictures. */
-int trained_image_dims(const char *ckpt, int D, int *ih, int *iw, VdError *err);
+/* How the model's samples are images, from what the checkpoint records
+ * (g->c = 0: they are not). */
+void trained_image(const char *ckpt, ImageGeom *g);
 
 /* buf (VD_PATH_MAX bytes) = name without a trailing ".png" or ".h5", plus ext. */
 void trained_out_path(char *buf, const char *name, const char *ext);

@@ -26,7 +26,10 @@ static int write_group(hid_t file, const char *group, const Vae *m, const float 
     int rc = 0;
     for (int t = 0; t < m->n_tensors && rc == 0; t++) {
         const VaeTensor *ten = &m->tensors[t];
-        rc = h5_write_f32(g, ten->name, buf + ten->offset, ten->rows, ten->cols);
+        int64_t dims[4];
+        for (int i = 0; i < ten->n_dims; i++)
+            dims[i] = ten->dims[i];
+        rc = h5_write_f32_nd(g, ten->name, buf + ten->offset, dims, ten->n_dims);
     }
     H5Gclose(g);
     return rc;
@@ -39,9 +42,46 @@ static uint64_t state_checksum(const Vae *m)
     return vd_checksum_more(h, m->adam_v, m->n_params);
 }
 
-int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_t *input_shape,
-              int n_dims, int64_t data_rows, const OptSpec *table, const void *cfg, int n_ranks,
-              VdError *err)
+/* The /model group: the architecture, its options, and the data it takes. */
+static int write_model(hid_t file, const Vae *m, const CkptData *data)
+{
+    const VaeShape *s = &m->shape;
+    int64_t hidden[VD_MAX_HIDDEN], conv[VD_MAX_CONV], v;
+    for (int l = 0; l < s->n_hidden; l++)
+        hidden[l] = s->hidden[l];
+    for (int l = 0; l < s->n_conv; l++)
+        conv[l] = s->conv[l];
+    hid_t g = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -1;
+    int bad = 0;
+    v = s->n_input;
+    bad |= h5_attr_i64(g, "n_input", &v, 1);
+    v = s->n_latent;
+    bad |= h5_attr_i64(g, "n_latent", &v, 1);
+    bad |= h5_attr_i64(g, "hidden", hidden, s->n_hidden);
+    if (s->n_conv)
+        bad |= h5_attr_i64(g, "conv", conv, s->n_conv);
+    bad |= h5_attr_str(g, "activation", s->activation == VD_ACT_TANH ? "tanh" : "relu");
+    bad |= h5_attr_str(g, "likelihood", s->likelihood == VD_LIK_GAUSSIAN ? "gaussian" : "bernoulli");
+    bad |= h5_attr_f64(g, "obs_logvar", (double)s->obs_logvar);
+    v = s->learn_var;
+    bad |= h5_attr_i64(g, "learn_var", &v, 1);
+    v = s->n_classes;
+    bad |= h5_attr_i64(g, "n_classes", &v, 1);
+    bad |= h5_attr_i64(g, "input_shape", data->shape, data->n_dims);
+    bad |= h5_attr_i64(g, "data_rows", &data->rows, 1);
+    bad |= h5_attr_str(g, "layout", image_layout_name(&data->img));
+    if (data->img.c) {
+        int64_t image[3] = {data->img.h, data->img.w, data->img.c};
+        bad |= h5_attr_i64(g, "image", image, 3);
+    }
+    H5Gclose(g);
+    return bad ? -1 : 0;
+}
+
+int ckpt_save(const char *path, const Vae *m, const TrainState *st, const CkptData *data,
+              const OptSpec *table, const void *cfg, int n_ranks, VdError *err)
 {
     DurableFile out;
     if (durable_begin(&out, path, err) != VD_OK)
@@ -56,10 +96,7 @@ int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_
     if (file < 0)
         return vd_fail(err, VD_EX_CANTCREAT, "cannot create checkpoint %s", tmp);
     const char *step_failed = NULL;
-    const VaeShape *s = &m->shape;
-    int64_t version = VD_CKPT_VERSION, hidden[VD_MAX_HIDDEN], v;
-    for (int l = 0; l < s->n_hidden; l++)
-        hidden[l] = s->hidden[l];
+    int64_t version = VD_CKPT_VERSION, v;
 
     if (h5_attr_str(file, "format", VD_CKPT_FORMAT) || h5_attr_i64(file, "format_version", &version, 1) ||
         h5_attr_i64(file, "step", &st->step, 1) || h5_attr_i64(file, "epoch", &st->epoch, 1) ||
@@ -74,32 +111,12 @@ int ckpt_save(const char *path, const Vae *m, const TrainState *st, const int64_
         step_failed = "root attributes";
         goto fail;
     }
-    hid_t g = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int bad = g < 0;
-    if (!bad) {
-        v = s->n_input;
-        bad |= h5_attr_i64(g, "n_input", &v, 1);
-        v = s->n_latent;
-        bad |= h5_attr_i64(g, "n_latent", &v, 1);
-        bad |= h5_attr_i64(g, "hidden", hidden, s->n_hidden);
-        bad |= h5_attr_str(g, "activation", s->activation == VD_ACT_TANH ? "tanh" : "relu");
-        bad |= h5_attr_str(g, "likelihood",
-                           s->likelihood == VD_LIK_GAUSSIAN ? "gaussian" : "bernoulli");
-        bad |= h5_attr_f64(g, "obs_logvar", (double)s->obs_logvar);
-        v = s->learn_var;
-        bad |= h5_attr_i64(g, "learn_var", &v, 1);
-        v = s->n_classes;
-        bad |= h5_attr_i64(g, "n_classes", &v, 1);
-        bad |= h5_attr_i64(g, "input_shape", input_shape, n_dims);
-        bad |= h5_attr_i64(g, "data_rows", &data_rows, 1);
-        H5Gclose(g);
-    }
-    if (bad) {
+    if (write_model(file, m, data) != 0) {
         step_failed = "/model";
         goto fail;
     }
-    g = H5Gcreate2(file, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    bad = g < 0;
+    hid_t g = H5Gcreate2(file, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = g < 0;
     for (const OptSpec *o = table; !bad && o->name; o++) {
         char value[VD_PATH_MAX];
         opts_format(o, cfg, value, sizeof value);
@@ -162,6 +179,35 @@ static hid_t open_ckpt(const char *path, VdError *err)
     return file;
 }
 
+/* Version 3's convolutions and image, into shape: 0, or -1 if present and
+ * invalid (a convolutional model must say what image it takes). */
+static int read_conv(hid_t g, VaeShape *shape)
+{
+    int64_t conv[VD_MAX_CONV], image[3];
+    if (H5Aexists(g, "image") > 0) {
+        if (h5_attr_read_i64(g, "image", image, 3) != 3)
+            return -1;
+        for (int i = 0; i < 3; i++)
+            if (image[i] < 1 || image[i] > 1 << 24)
+                return -1;
+        shape->in_h = (int)image[0];
+        shape->in_w = (int)image[1];
+        shape->in_c = (int)image[2];
+    }
+    if (H5Aexists(g, "conv") <= 0)
+        return 0;
+    int n = h5_attr_read_i64(g, "conv", conv, VD_MAX_CONV);
+    if (n < 1 || !shape->in_c)
+        return -1;
+    for (int l = 0; l < n; l++) {
+        if (conv[l] < 1 || conv[l] > 1 << 16)
+            return -1;
+        shape->conv[l] = (int)conv[l];
+    }
+    shape->n_conv = n;
+    return 0;
+}
+
 static int read_shape(const char *path, VaeShape *shape, VdError *err)
 {
     hid_t file = open_ckpt(path, err);
@@ -210,6 +256,8 @@ static int read_shape(const char *path, VaeShape *shape, VdError *err)
             ok = h5_attr_read_i64(g, "n_classes", &v, 1) == 1 && v >= 0 && v <= 1 << 20;
             shape->n_classes = (int)v;
         }
+        if (ok)
+            ok = read_conv(g, shape) == 0;
         H5Gclose(g);
     }
     H5Fclose(file);
@@ -230,7 +278,7 @@ static int read_group(hid_t file, const char *group, const Vae *m, float *buf)
         hid_t space = H5Dget_space(d);
         hssize_t npts = H5Sget_simple_extent_npoints(space);
         H5Sclose(space);
-        int rc = npts == (hssize_t)ten->rows * (ten->cols ? ten->cols : 1)
+        int rc = npts == (hssize_t)ten->rows * (ten->cols ? ten->cols : 1) /* any rank: v2 wrote 2-D */
                      ? H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                buf + ten->offset)
                      : -1;
@@ -282,22 +330,41 @@ static int load(const char *path, Vae *m, TrainState *st, VdError *err)
     return VD_OK;
 }
 
-static int read_data_shape(const char *path, int64_t *input_shape, int max, int64_t *data_rows)
+static int read_data(const char *path, CkptData *d)
 {
     VdError err = {0};
     hid_t file = open_ckpt(path, &err);
     if (file < 0)
         return -1;
+    int64_t version = 1;
+    h5_attr_read_i64(file, "format_version", &version, 1); /* checked by open_ckpt */
     hid_t g = H5Gopen2(file, "model", H5P_DEFAULT);
-    int n = -1;
+    int rc = -1;
+    memset(d, 0, sizeof *d);
     if (g >= 0) {
-        n = h5_attr_read_i64(g, "input_shape", input_shape, max);
-        if (h5_attr_read_i64(g, "data_rows", data_rows, 1) != 1)
-            n = -1;
+        d->n_dims = h5_attr_read_i64(g, "input_shape", d->shape, VD_MAX_DIMS);
+        rc = d->n_dims >= 1 && h5_attr_read_i64(g, "data_rows", &d->rows, 1) == 1 ? 0 : -1;
+        char layout[16] = "";
+        if (rc == 0 && version >= 3) {
+            rc = h5_attr_read_str(g, "layout", layout, sizeof layout) == 0 ? 0 : -1;
+            int want = !strcmp(layout, "chw") ? VD_LAYOUT_CHW : VD_LAYOUT_HWC;
+            char why[256];
+            if (rc == 0 && strcmp(layout, "none") != 0 &&
+                image_geom(d->shape, d->n_dims, want, want, &d->img, why, sizeof why) != 0)
+                rc = -1;
+        } else if (rc == 0) {
+            /* before version 3 samples were read as stored: an image stored
+             * channels first was an image only when one channel made that
+             * the same */
+            char why[256];
+            image_geom(d->shape, d->n_dims, VD_LAYOUT_AUTO, VD_LAYOUT_AUTO, &d->img, why, sizeof why);
+            if (d->img.chw && d->img.c > 1)
+                memset(&d->img, 0, sizeof d->img);
+        }
         H5Gclose(g);
     }
     H5Fclose(file);
-    return n;
+    return rc;
 }
 
 static int read_config(const char *path, const char *name, char *buf, size_t n)
@@ -332,10 +399,10 @@ int ckpt_load(const char *path, Vae *m, TrainState *st, VdError *err)
     return rc;
 }
 
-int ckpt_read_data_shape(const char *path, int64_t *input_shape, int max, int64_t *data_rows)
+int ckpt_read_data(const char *path, CkptData *data)
 {
     vd_guard_arm(path);
-    int rc = read_data_shape(path, input_shape, max, data_rows);
+    int rc = read_data(path, data);
     vd_guard_disarm();
     return rc;
 }

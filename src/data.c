@@ -389,10 +389,27 @@ int rows_check(const H5Rows *images, const H5Rows *labels, int check_unit, int n
     return VD_OK;
 }
 
+int h5rows_layout(H5Rows *r, int want, int tie, VdError *err)
+{
+    char why[256];
+    if (image_geom(r->dims + 1, r->n_dims - 1, want, tie, &r->img, why, sizeof why) != 0)
+        return vd_fail(err, VD_EX_USAGE, "%s: %s", r->where, why);
+    return VD_OK;
+}
+
 void row_to_float(const H5Rows *images, const void *src, float *dst)
 {
     size_t len = (size_t)images->row_len;
-    if (images->is_u8) {
+    const ImageGeom *g = &images->img;
+    if (g->chw) { /* (c, h, w) as stored -> (h, w, c) */
+        size_t plane = (size_t)g->h * g->w;
+        for (int c = 0; c < g->c; c++)
+            for (size_t p = 0; p < plane; p++) {
+                size_t from = (size_t)c * plane + p;
+                dst[p * g->c + c] = images->is_u8 ? (float)((const uint8_t *)src)[from] * (1.0f / 255.0f)
+                                                  : ((const float *)src)[from];
+            }
+    } else if (images->is_u8) {
         const uint8_t *u = src;
         for (size_t j = 0; j < len; j++)
             dst[j] = (float)u[j] * (1.0f / 255.0f);

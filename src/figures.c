@@ -46,19 +46,20 @@ void figures_images(Run *r)
     int32_t *cls = vd_calloc((size_t)nsamples, sizeof(int32_t));
     char path[VD_PATH_MAX];
     VdError err = {0};
-    if (r->ih > 0 && r->has_test && r->test.n >= 2 * COLS) {
+    const ImageGeom *img = &r->train_x.img;
+    if (img->c && r->has_test && r->test.n >= 2 * COLS) {
         reconstructions(r, pics);
         if (vd_path_join(path, r->cfg.out, "reconstructions.png") == 0)
-            image_grid_png(path, pics, 4 * COLS, r->ih, r->iw, COLS, &err);
+            image_grid_png(path, pics, 4 * COLS, img, COLS, &err);
     }
-    if (r->ih > 0 && err.code == VD_OK) {
+    if (img->c && err.code == VD_OK) {
         vae_prior_draws(m, r->cfg.seed, nsamples, COLS, -1, z, cls);
         for (int k = 0; k < nsamples; k += r->w->max_batch) {
             int n = nsamples - k < r->w->max_batch ? nsamples - k : r->w->max_batch;
             vae_decode(m, r->w, z + (size_t)k * d, n, pics + (size_t)k * D);
         }
         if (vd_path_join(path, r->cfg.out, "samples.png") == 0)
-            image_grid_png(path, pics, nsamples, r->ih, r->iw, COLS, &err);
+            image_grid_png(path, pics, nsamples, img, COLS, &err);
     }
     warn(&err);
     VdError plot = {0}; /* redrawn every epoch, from the metrics files */

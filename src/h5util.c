@@ -133,12 +133,14 @@ int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t n)
     return rc;
 }
 
-/* A dataset of rank 1 or 2 of file type ftype, written from data of memory type mtype. */
+/* A dataset of nd dims of file type ftype, written from data of memory type mtype. */
 static int write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *data,
-                         int64_t rows, int64_t cols)
+                         const int64_t *shape, int nd)
 {
-    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
-    hid_t space = H5Screate_simple(cols ? 2 : 1, dims, NULL);
+    hsize_t dims[8];
+    for (int i = 0; i < nd && i < 8; i++)
+        dims[i] = (hsize_t)shape[i];
+    hid_t space = H5Screate_simple(nd, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_obj_track_times(dcpl, 0); /* same content, same bytes */
     hid_t d = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
@@ -152,12 +154,19 @@ static int write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, 
 
 int h5_write_f32(hid_t loc, const char *name, const float *data, int64_t rows, int64_t cols)
 {
-    return write_dataset(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, rows, cols);
+    int64_t dims[2] = {rows, cols};
+    return write_dataset(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, dims, cols ? 2 : 1);
+}
+
+int h5_write_f32_nd(hid_t loc, const char *name, const float *data, const int64_t *dims, int nd)
+{
+    return nd < 1 || nd > 8 ? -1
+                            : write_dataset(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, dims, nd);
 }
 
 int h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n)
 {
-    return write_dataset(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT32, data, n, 0);
+    return write_dataset(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT32, data, &n, 1);
 }
 
 int h5_append_f64(hid_t loc, const char *name, double v)

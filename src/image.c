@@ -82,52 +82,90 @@ int png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, VdError *err)
     return png_read(path, PNG_FORMAT_RGB, rgb, w, h, err);
 }
 
-int image_shape(const int64_t *dims, int nd, int *ih, int *iw)
+int image_geom(const int64_t *dims, int nd, int want, int tie, ImageGeom *g, char *why, size_t n)
 {
-    if (nd == 2 && dims[0] > 0 && dims[1] > 0 && dims[0] < 65536 && dims[1] < 65536) {
-        *ih = (int)dims[0];
-        *iw = (int)dims[1];
-        return 1;
-    }
-    if (nd == 1 && dims[0] > 0) {
-        int64_t side = (int64_t)lround(sqrt((double)dims[0]));
-        if (side * side == dims[0] && side < 65536) {
-            *ih = *iw = (int)side;
-            return 1;
+    memset(g, 0, sizeof *g);
+    int64_t side = nd == 1 && dims[0] > 0 ? (int64_t)lround(sqrt((double)dims[0])) : 0;
+    if (nd == 3) {
+        int last = dims[2] <= 4 && dims[0] > 4, first = dims[0] <= 4 && dims[2] > 4;
+        if ((want == VD_LAYOUT_HWC && first) || (want == VD_LAYOUT_CHW && last)) {
+            snprintf(why, n, "--layout %s: samples shaped (%lld, %lld, %lld) have their channels "
+                     "%s; pass --layout %s (or auto)", want == VD_LAYOUT_HWC ? "hwc" : "chw",
+                     (long long)dims[0], (long long)dims[1], (long long)dims[2],
+                     first ? "first" : "last", first ? "chw" : "hwc");
+            return -1;
         }
+        int layout = want != VD_LAYOUT_AUTO ? want : last ? VD_LAYOUT_HWC
+                     : first ? VD_LAYOUT_CHW : tie;
+        int64_t c = layout == VD_LAYOUT_CHW ? dims[0] : dims[2];
+        if (layout == VD_LAYOUT_AUTO || c > VD_MAX_CHANNELS) {
+            if (want != VD_LAYOUT_AUTO) {
+                snprintf(why, n, "--layout: samples shaped (%lld, %lld, %lld) would have %lld "
+                         "channels, more than %d", (long long)dims[0], (long long)dims[1],
+                         (long long)dims[2], (long long)c, VD_MAX_CHANNELS);
+                return -1;
+            }
+            return 0;
+        }
+        g->chw = layout == VD_LAYOUT_CHW;
+        g->c = (int)c;
+        g->h = (int)(g->chw ? dims[1] : dims[0]);
+        g->w = (int)(g->chw ? dims[2] : dims[1]);
+        return 0;
+    }
+    if (want != VD_LAYOUT_AUTO && nd != 2 && !(nd == 1 && side * side == dims[0])) {
+        snprintf(why, n, "--layout %s: samples of %d dimension%s are not images",
+                 want == VD_LAYOUT_HWC ? "hwc" : "chw", nd, nd == 1 ? "" : "s");
+        return -1;
+    }
+    if (nd == 2) {
+        *g = (ImageGeom){1, (int)dims[0], (int)dims[1], 0};
+    } else if (nd == 1 && side * side == dims[0]) {
+        *g = (ImageGeom){1, (int)side, (int)side, 0};
+    } else if (want != VD_LAYOUT_AUTO) {
+        snprintf(why, n, "--layout %s: samples of %lld values are not images",
+                 want == VD_LAYOUT_HWC ? "hwc" : "chw", (long long)dims[0]);
+        return -1;
     }
     return 0;
 }
 
-void image_grid(uint8_t *out, int *grid_w, int *grid_h, const float *images, int n, int ih, int iw,
-                int cols)
+const char *image_layout_name(const ImageGeom *g)
 {
-    int rows = (n + cols - 1) / cols;
-    int W = cols * (iw + 1) + 1, H = rows * (ih + 1) + 1;
+    return g->c == 0 ? "none" : g->chw ? "chw" : "hwc";
+}
+
+void image_grid(uint8_t *out, int *grid_w, int *grid_h, const float *images, int n,
+                const ImageGeom *g, int cols)
+{
+    int rows = (n + cols - 1) / cols, ih = g->h, iw = g->w, c = g->c, rgb = c >= 3;
+    int px = rgb ? 3 : 1, W = cols * (iw + 1) + 1, H = rows * (ih + 1) + 1;
     *grid_w = W;
     *grid_h = H;
-    memset(out, 32, (size_t)W * (size_t)H); /* dark gray gaps */
+    memset(out, 32, (size_t)W * (size_t)H * px); /* dark gray gaps */
     for (int k = 0; k < n; k++) {
         int ox = 1 + (k % cols) * (iw + 1), oy = 1 + (k / cols) * (ih + 1);
-        const float *img = images + (size_t)k * ih * iw;
+        const float *img = images + (size_t)k * ih * iw * c;
         for (int y = 0; y < ih; y++)
-            for (int x = 0; x < iw; x++) {
-                float v = img[y * iw + x];
-                v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-                out[(size_t)(oy + y) * W + ox + x] = (uint8_t)(v * 255.0f + 0.5f);
-            }
+            for (int x = 0; x < iw; x++)
+                for (int ch = 0; ch < px; ch++) {
+                    float v = img[((size_t)y * iw + x) * c + ch];
+                    v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                    out[((size_t)(oy + y) * W + ox + x) * px + ch] = (uint8_t)(v * 255.0f + 0.5f);
+                }
     }
 }
 
-int image_grid_png(const char *path, const float *images, int n, int ih, int iw, int cols,
+int image_grid_png(const char *path, const float *images, int n, const ImageGeom *g, int cols,
                    VdError *err)
 {
     if (cols > n)
         cols = n;
-    int rows = (n + cols - 1) / cols, gw, gh;
-    uint8_t *grid = vd_calloc((size_t)(cols * (iw + 1) + 1) * (size_t)(rows * (ih + 1) + 1), 1);
-    image_grid(grid, &gw, &gh, images, n, ih, iw, cols);
-    int rc = png_write_gray(path, grid, gw, gh, err);
+    int rows = (n + cols - 1) / cols, gw, gh, px = g->c >= 3 ? 3 : 1;
+    uint8_t *grid = vd_calloc((size_t)(cols * (g->w + 1) + 1) * (size_t)(rows * (g->h + 1) + 1),
+                              (size_t)px);
+    image_grid(grid, &gw, &gh, images, n, g, cols);
+    int rc = px == 3 ? png_write_rgb(path, grid, gw, gh, err) : png_write_gray(path, grid, gw, gh, err);
     vd_free(grid);
     return rc;
 }

@@ -9,7 +9,9 @@
  * pixel (oy, ox) sees input (2 oy + ky - 1, 2 ox + kx - 1); the padding
  * reads as zeros. The transposed convolution (h, w, c_in) -> (2h, 2w, c_out)
  * is the adjoint: cols (B h w, 16 c_out) = in W, W (c_in, 4, 4, c_out),
- * scattered and summed onto the output (col2im). Every sum runs in a fixed
+ * scattered and summed onto the output (col2im). The windows are made and
+ * used a block of output pixels at a time, so that a block stays in cache,
+ * and the weight gradient sums the blocks in order: every sum runs in a fixed
  * order, so replicas stay bitwise identical. */
 #include "layer.h"
 
@@ -20,51 +22,74 @@
 
 enum { KS = 4, TAPS = KS * KS };
 
-/* cols (B oh ow, 16 c) = the 4x4 windows of x (B, h, w, c) at stride 2 and
- * padding 1, for the output grid oh x ow. */
-static void im2col(float *cols, const float *x, int B, int h, int w, int c, int oh, int ow)
+/* The four taps (kx = 0..3) of a window's row read input columns 2 ox - 1
+ * .. 2 ox + 2: 4 c contiguous floats, of which the first c lie left of the
+ * image when ox = 0, and the last c right of it when 2 ox + 2 = w. */
+static void window_row(int ox, int w, int c, int *lo, int *hi)
 {
-    size_t row = (size_t)TAPS * c;
-    for (int b = 0; b < B; b++)
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                float *dst = cols + ((size_t)(b * oh + oy) * ow + ox) * row;
-                for (int ky = 0; ky < KS; ky++) {
-                    int iy = 2 * oy + ky - 1;
-                    for (int kx = 0; kx < KS; kx++, dst += c) {
-                        int ix = 2 * ox + kx - 1;
-                        if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
-                            memset(dst, 0, sizeof(float) * (size_t)c);
-                            continue;
-                        }
-                        const float *src = x + ((size_t)(b * h + iy) * w + ix) * c;
-                        for (int k = 0; k < c; k++)
-                            dst[k] = src[k];
-                    }
-                }
-            }
+    *lo = ox == 0 ? c : 0;
+    *hi = 2 * ox + 2 >= w ? 4 * c - (2 * ox + 3 - w) * c : 4 * c;
 }
 
-/* The adjoint of im2col: x (B, h, w, c) += the windows in cols. */
-static void col2im_add(float *x, const float *cols, int B, int h, int w, int c, int oh, int ow)
+/* cols (p1 - p0, 16 c) = the 4x4 windows of x (B, h, w, c) at stride 2 and
+ * padding 1 for output pixels [p0, p1) of the grid B x oh x ow. */
+static void im2col(float *cols, const float *x, int h, int w, int c, int oh, int ow, size_t p0,
+                   size_t p1)
 {
-    size_t row = (size_t)TAPS * c;
-    for (int b = 0; b < B; b++)
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                const float *src = cols + ((size_t)(b * oh + oy) * ow + ox) * row;
-                for (int ky = 0; ky < KS; ky++) {
-                    int iy = 2 * oy + ky - 1;
-                    for (int kx = 0; kx < KS; kx++, src += c) {
-                        int ix = 2 * ox + kx - 1;
-                        if (iy < 0 || iy >= h || ix < 0 || ix >= w)
-                            continue;
-                        float *dst = x + ((size_t)(b * h + iy) * w + ix) * c;
-                        for (int k = 0; k < c; k++)
-                            dst[k] += src[k];
-                    }
-                }
+    size_t row = (size_t)TAPS * c, run = (size_t)KS * c;
+    for (size_t p = p0; p < p1; p++) {
+        int ox = (int)(p % ow), oy = (int)(p / ow % oh);
+        size_t b = p / ((size_t)ow * oh);
+        float *dst = cols + (p - p0) * row;
+        int lo, hi;
+        window_row(ox, w, c, &lo, &hi);
+        for (int ky = 0; ky < KS; ky++, dst += run) {
+            int iy = 2 * oy + ky - 1;
+            if (iy < 0 || iy >= h) {
+                memset(dst, 0, sizeof(float) * run);
+                continue;
             }
+            const float *src = x + ((b * h + (size_t)iy) * w + 2 * ox - 1) * c;
+            for (int k = 0; k < lo; k++)
+                dst[k] = 0.0f;
+            for (int k = lo; k < hi; k++)
+                dst[k] = src[k];
+            for (int k = hi; k < (int)run; k++)
+                dst[k] = 0.0f;
+        }
+    }
+}
+
+/* The adjoint of im2col: x (B, h, w, c) += the windows in cols of output
+ * pixels [p0, p1), in pixel order. */
+static void col2im_add(float *x, const float *cols, int h, int w, int c, int oh, int ow, size_t p0,
+                       size_t p1)
+{
+    size_t row = (size_t)TAPS * c, run = (size_t)KS * c;
+    for (size_t p = p0; p < p1; p++) {
+        int ox = (int)(p % ow), oy = (int)(p / ow % oh);
+        size_t b = p / ((size_t)ow * oh);
+        const float *src = cols + (p - p0) * row;
+        int lo, hi;
+        window_row(ox, w, c, &lo, &hi);
+        for (int ky = 0; ky < KS; ky++, src += run) {
+            int iy = 2 * oy + ky - 1;
+            if (iy < 0 || iy >= h)
+                continue;
+            float *dst = x + ((b * h + (size_t)iy) * w + 2 * ox - 1) * c;
+            for (int k = lo; k < hi; k++)
+                dst[k] += src[k];
+        }
+    }
+}
+
+/* Windows are made and used a block of pixels at a time, so that a block
+ * stays in cache between im2col, its product and col2im: blocks of about
+ * 128 Ki floats of windows, at least 16 pixels. */
+static size_t block_pixels(int c)
+{
+    size_t n = ((size_t)1 << 17) / ((size_t)TAPS * c);
+    return n < 16 ? 16 : n;
 }
 
 /* out (rows, n) = b in every row. */
@@ -106,35 +131,45 @@ static int conv_tensors(const Layer *l, TensorSpec *spec)
 }
 
 static void conv_forward(const Layer *l, const LayerParams *p, float *out, const float *in, int B,
-                         float *scratch, float *cols)
+                         float *cols, float *saved)
 {
-    (void)scratch;
+    (void)saved;
     int K = TAPS * l->in_c;
-    size_t M = (size_t)B * l->out_h * l->out_w;
-    im2col(cols, in, B, l->in_h, l->in_w, l->in_c, l->out_h, l->out_w);
+    size_t M = (size_t)B * l->out_h * l->out_w, step = block_pixels(l->in_c);
     fill_bias(out, p->b, M, l->out_c);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, l->out_c, K, 1.0f, cols, K, p->w,
-                K, 1.0f, out, l->out_c);
+    for (size_t p0 = 0; p0 < M; p0 += step) {
+        size_t p1 = p0 + step < M ? p0 + step : M;
+        im2col(cols, in, l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, p0, p1);
+        /* out (pixels, c_out) += cols (pixels, K) W^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(p1 - p0), l->out_c, K, 1.0f,
+                    cols, K, p->w, K, 1.0f, out + p0 * (size_t)l->out_c, l->out_c);
+    }
 }
 
 static void conv_backward(const Layer *l, const LayerParams *p, const LayerParams *g, float *din,
-                          const float *dout, const float *in, int B, float *dcols,
-                          const float *cols)
+                          const float *dout, const float *in, int B, float *cols,
+                          const float *saved)
 {
-    (void)in;
+    (void)saved;
     int K = TAPS * l->in_c;
-    size_t M = (size_t)B * l->out_h * l->out_w;
-    /* dW (c_out, K) = dout^T (c_out, M) cols (M, K) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out_c, K, (int)M, 1.0f, dout,
-                l->out_c, cols, K, 0.0f, g->w, K);
+    size_t M = (size_t)B * l->out_h * l->out_w, step = block_pixels(l->in_c);
     bias_grad(g->b, dout, M, l->out_c);
-    if (!din)
-        return;
-    /* dcols (M, K) = dout (M, c_out) W (c_out, K), then back onto the input */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, K, l->out_c, 1.0f, dout,
-                l->out_c, p->w, K, 0.0f, dcols, K);
-    memset(din, 0, sizeof(float) * (size_t)B * layer_in_size(l));
-    col2im_add(din, dcols, B, l->in_h, l->in_w, l->in_c, l->out_h, l->out_w);
+    if (din)
+        memset(din, 0, sizeof(float) * (size_t)B * layer_in_size(l));
+    for (size_t p0 = 0; p0 < M; p0 += step) {
+        size_t p1 = p0 + step < M ? p0 + step : M;
+        const float *d = dout + p0 * (size_t)l->out_c;
+        im2col(cols, in, l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, p0, p1);
+        /* dW (c_out, K) (+)= dout^T (c_out, pixels) cols (pixels, K), blocks in order */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out_c, K, (int)(p1 - p0), 1.0f, d,
+                    l->out_c, cols, K, p0 ? 1.0f : 0.0f, g->w, K);
+        if (!din)
+            continue;
+        /* dcols (pixels, K) = dout (pixels, c_out) W (c_out, K), back onto the input */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(p1 - p0), K, l->out_c, 1.0f, d,
+                    l->out_c, p->w, K, 0.0f, cols, K);
+        col2im_add(din, cols, l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, p0, p1);
+    }
 }
 
 static double conv_macs(const Layer *l)
@@ -142,10 +177,18 @@ static double conv_macs(const Layer *l)
     return (double)l->out_h * l->out_w * l->out_c * TAPS * l->in_c;
 }
 
-/* the windows: for the backward's dcols, the same size as forward's cols */
+/* a block of windows */
 static size_t conv_cols(const Layer *l, int B)
 {
-    return (size_t)B * l->out_h * l->out_w * TAPS * (size_t)l->in_c;
+    size_t M = (size_t)B * l->out_h * l->out_w, step = block_pixels(l->in_c);
+    return (M < step ? M : step) * TAPS * (size_t)l->in_c;
+}
+
+static size_t no_floats(const Layer *l, int B)
+{
+    (void)l;
+    (void)B;
+    return 0;
 }
 
 static void conv_ref(const Layer *l, const double *w, const double *b, double *out,
@@ -169,7 +212,7 @@ static void conv_ref(const Layer *l, const double *w, const double *b, double *o
 }
 
 const LayerKind layer_conv = {"conv", conv_tensors, conv_forward, conv_backward, conv_macs,
-                              conv_cols, conv_cols, conv_ref};
+                              conv_cols, no_floats, conv_ref};
 
 /* ---- the transposed convolution ------------------------------------------ */
 
@@ -196,12 +239,15 @@ static void tconv_forward(const Layer *l, const LayerParams *p, float *out, cons
 {
     (void)saved;
     int N = TAPS * l->out_c;
-    size_t M = (size_t)B * l->in_h * l->in_w;
-    /* cols (M, 16 c_out) = in (M, c_in) W (c_in, 16 c_out), onto the output */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, N, l->in_c, 1.0f, in, l->in_c,
-                p->w, N, 0.0f, cols, N);
+    size_t M = (size_t)B * l->in_h * l->in_w, step = block_pixels(l->out_c);
     fill_bias(out, p->b, (size_t)B * l->out_h * l->out_w, l->out_c);
-    col2im_add(out, cols, B, l->out_h, l->out_w, l->out_c, l->in_h, l->in_w);
+    for (size_t p0 = 0; p0 < M; p0 += step) {
+        size_t p1 = p0 + step < M ? p0 + step : M;
+        /* cols (pixels, 16 c_out) = in (pixels, c_in) W (c_in, 16 c_out), onto the output */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(p1 - p0), N, l->in_c, 1.0f,
+                    in + p0 * (size_t)l->in_c, l->in_c, p->w, N, 0.0f, cols, N);
+        col2im_add(out, cols, l->out_h, l->out_w, l->out_c, l->in_h, l->in_w, p0, p1);
+    }
 }
 
 static void tconv_backward(const Layer *l, const LayerParams *p, const LayerParams *g, float *din,
@@ -210,16 +256,20 @@ static void tconv_backward(const Layer *l, const LayerParams *p, const LayerPara
 {
     (void)saved;
     int N = TAPS * l->out_c;
-    size_t M = (size_t)B * l->in_h * l->in_w;
-    im2col(dcols, dout, B, l->out_h, l->out_w, l->out_c, l->in_h, l->in_w);
-    /* dW (c_in, 16 c_out) = in^T (c_in, M) dcols (M, 16 c_out) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->in_c, N, (int)M, 1.0f, in, l->in_c,
-                dcols, N, 0.0f, g->w, N);
+    size_t M = (size_t)B * l->in_h * l->in_w, step = block_pixels(l->out_c);
     bias_grad(g->b, dout, (size_t)B * l->out_h * l->out_w, l->out_c);
-    /* din (M, c_in) = dcols (M, 16 c_out) W^T (16 c_out, c_in) */
-    if (din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, l->in_c, N, 1.0f, dcols, N,
-                    p->w, N, 0.0f, din, l->in_c);
+    for (size_t p0 = 0; p0 < M; p0 += step) {
+        size_t p1 = p0 + step < M ? p0 + step : M;
+        const float *x = in + p0 * (size_t)l->in_c;
+        im2col(dcols, dout, l->out_h, l->out_w, l->out_c, l->in_h, l->in_w, p0, p1);
+        /* dW (c_in, 16 c_out) (+)= in^T (c_in, pixels) dcols (pixels, 16 c_out) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->in_c, N, (int)(p1 - p0), 1.0f, x,
+                    l->in_c, dcols, N, p0 ? 1.0f : 0.0f, g->w, N);
+        /* din (pixels, c_in) = dcols (pixels, 16 c_out) W^T (16 c_out, c_in) */
+        if (din)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(p1 - p0), l->in_c, N, 1.0f,
+                        dcols, N, p->w, N, 0.0f, din + p0 * (size_t)l->in_c, l->in_c);
+    }
 }
 
 static double tconv_macs(const Layer *l)
@@ -229,14 +279,8 @@ static double tconv_macs(const Layer *l)
 
 static size_t tconv_cols(const Layer *l, int B)
 {
-    return (size_t)B * l->in_h * l->in_w * TAPS * (size_t)l->out_c;
-}
-
-static size_t no_floats(const Layer *l, int B)
-{
-    (void)l;
-    (void)B;
-    return 0;
+    size_t M = (size_t)B * l->in_h * l->in_w, step = block_pixels(l->out_c);
+    return (M < step ? M : step) * TAPS * (size_t)l->out_c;
 }
 
 static void tconv_ref(const Layer *l, const double *w, const double *b, double *out,

@@ -18,10 +18,15 @@ Layer layer_heads_make(int n_in, int d)
     return (Layer){&layer_heads, n_in, 1, 1, 2 * d, 1, 1, VD_ACT_NONE, -1, -1};
 }
 
+/* A dense layer sees its input and output as flat vectors, whatever their
+ * image shape (the decoder's first layers reshape to the last convolution's). */
+static int n_in(const Layer *l) { return (int)layer_in_size(l); }
+static int n_out(const Layer *l) { return (int)layer_out_size(l); }
+
 static int dense_tensors(const Layer *l, TensorSpec *spec)
 {
-    spec[0] = (TensorSpec){"weight", 2, {l->out_c, l->in_c}, l->in_c};
-    spec[1] = (TensorSpec){"bias", 1, {l->out_c}, l->in_c};
+    spec[0] = (TensorSpec){"weight", 2, {n_out(l), n_in(l)}, n_in(l)};
+    spec[1] = (TensorSpec){"bias", 1, {n_out(l)}, n_in(l)};
     return 2;
 }
 
@@ -29,11 +34,11 @@ static int dense_tensors(const Layer *l, TensorSpec *spec)
  * one (2d) vector, named by half. */
 static int heads_tensors(const Layer *l, TensorSpec *spec)
 {
-    int d = l->out_c / 2;
-    spec[0] = (TensorSpec){"mu.weight", 2, {d, l->in_c}, l->in_c};
-    spec[1] = (TensorSpec){"logvar.weight", 2, {d, l->in_c}, l->in_c};
-    spec[2] = (TensorSpec){"mu.bias", 1, {d}, l->in_c};
-    spec[3] = (TensorSpec){"logvar.bias", 1, {d}, l->in_c};
+    int d = n_out(l) / 2;
+    spec[0] = (TensorSpec){"mu.weight", 2, {d, n_in(l)}, n_in(l)};
+    spec[1] = (TensorSpec){"logvar.weight", 2, {d, n_in(l)}, n_in(l)};
+    spec[2] = (TensorSpec){"mu.bias", 1, {d}, n_in(l)};
+    spec[3] = (TensorSpec){"logvar.bias", 1, {d}, n_in(l)};
     return 4;
 }
 
@@ -79,7 +84,7 @@ void linear_forward_ref(double *out, const double *in, const double *w, const do
 
 static Linear as_linear(const Layer *l, const LayerParams *p)
 {
-    return (Linear){p->w, p->b, l->in_c, l->out_c};
+    return (Linear){p->w, p->b, n_in(l), n_out(l)};
 }
 
 static void dense_forward(const Layer *l, const LayerParams *p, float *out, const float *in, int B,
@@ -101,7 +106,7 @@ static void dense_backward(const Layer *l, const LayerParams *p, const LayerPara
     linear_backward(din, &dlin, dout, in, &lin, B);
 }
 
-static double dense_macs(const Layer *l) { return (double)l->in_c * l->out_c; }
+static double dense_macs(const Layer *l) { return (double)n_in(l) * n_out(l); }
 
 static size_t no_floats(const Layer *l, int B)
 {
@@ -113,7 +118,7 @@ static size_t no_floats(const Layer *l, int B)
 static void dense_ref(const Layer *l, const double *w, const double *b, double *out,
                       const double *in)
 {
-    linear_forward_ref(out, in, w, b, 1, l->in_c, l->out_c);
+    linear_forward_ref(out, in, w, b, 1, n_in(l), n_out(l));
 }
 
 const LayerKind layer_dense = {"dense", dense_tensors, dense_forward, dense_backward, dense_macs,

@@ -222,6 +222,21 @@ static const char *check_size(const Vae *m)
     return count > 2147483648.0 ? "more than 2^31 parameters" : NULL;
 }
 
+double vae_shape_params(const VaeShape *shape)
+{
+    if (check_shape(shape))
+        return -1;
+    Vae *m = vd_calloc(1, sizeof *m);
+    m->shape = *shape;
+    double count = -1;
+    if (!build_layers(m, shape) && !check_size(m)) {
+        add_tensors(m);
+        count = (double)m->n_params;
+    }
+    vd_free(m);
+    return count;
+}
+
 Vae *vae_create(const VaeShape *shape, const char **why)
 {
     if ((*why = check_shape(shape)))

@@ -77,6 +77,10 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
     case OPT_LIST: {
         OptList list = {0};
         const char *p = text;
+        if (strcmp(text, "none") == 0) { /* the empty list */
+            *(OptList *)field = list;
+            return 0;
+        }
         while (1) {
             if (list.n == VD_LIST_MAX)
                 return vd_fail(err, VD_EX_USAGE, "--%s: at most %d values", o->name,
@@ -171,7 +175,7 @@ void opts_format(const OptSpec *o, const void *cfg, char *buf, size_t n)
     case OPT_LIST: {
         const OptList *l = (const OptList *)field;
         size_t used = 0;
-        buf[0] = '\0';
+        snprintf(buf, n, "%s", l->n ? "" : "none");
         for (int i = 0; i < l->n && used < n; i++)
             used += (size_t)snprintf(buf + used, n - used, i ? ",%d" : "%d", l->v[i]);
         break;

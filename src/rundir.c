@@ -111,19 +111,27 @@ static int check_resumable(const Run *r, const char *path, VdError *err)
                            "%s was made with --%s %s, this run has --%s %s: use the same value, "
                            "another --out, or --fresh",
                            path, must_match[i], have, must_match[i], want);
-    int64_t shape[VD_MAX_DIMS], rows = 0;
-    int nd = ckpt_read_data_shape(path, shape, VD_MAX_DIMS, &rows);
-    int same = nd == r->train_x.n_dims - 1 && rows == r->n_rows;
+    CkptData d;
+    if (ckpt_read_data(path, &d) != 0)
+        return VD_OK; /* ckpt_load names the damage */
+    int nd = d.n_dims, same = nd == r->train_x.n_dims - 1 && d.rows == r->n_rows;
     for (int i = 0; same && i < nd; i++)
-        same = shape[i] == r->train_x.dims[i + 1];
-    if (nd < 0 || same)
-        return VD_OK;
-    shape_text(have, sizeof have, shape, nd);
-    shape_text(want, sizeof want, r->train_x.dims + 1, r->train_x.n_dims - 1);
-    return vd_fail(err, VD_EX_USAGE,
-                   "%s was trained on %lld samples of %s, %s has %lld of %s: use another "
-                   "--out, or --fresh",
-                   path, (long long)rows, have, r->train_x.where, (long long)r->n_rows, want);
+        same = d.shape[i] == r->train_x.dims[i + 1];
+    if (!same) {
+        shape_text(have, sizeof have, d.shape, nd);
+        shape_text(want, sizeof want, r->train_x.dims + 1, r->train_x.n_dims - 1);
+        return vd_fail(err, VD_EX_USAGE,
+                       "%s was trained on %lld samples of %s, %s has %lld of %s: use another "
+                       "--out, or --fresh",
+                       path, (long long)d.rows, have, r->train_x.where, (long long)r->n_rows, want);
+    }
+    const ImageGeom *g = &r->train_x.img;
+    if (d.img.c != g->c || (g->c > 1 && d.img.chw != g->chw))
+        return vd_fail(err, VD_EX_USAGE,
+                       "%s read its samples as %s, this run as %s: use the same --layout, another "
+                       "--out, or --fresh",
+                       path, image_layout_name(&d.img), image_layout_name(g));
+    return VD_OK;
 }
 
 /* Rank 0: the options a resumed run may change (the optimizer's and the
@@ -208,7 +216,16 @@ int rundir_start_logs(Run *r, VdError *err)
         return vd_fail(err, VD_EX_CANTCREAT, "%s/config.txt: path too long", r->cfg.out);
     if (durable_open(&f, path, "w", err) != VD_OK)
         return err->code;
+    char shape[128];
+    const ImageGeom *g = &r->train_x.img;
+    shape_text(shape, sizeof shape, r->train_x.dims + 1, r->train_x.n_dims - 1);
     fprintf(f.f, "# %s, %d ranks x %d threads\n", PACKAGE_STRING, r->size, r->threads);
+    if (g->c)
+        fprintf(f.f, "# data: samples of %s, images of %dx%d with %d channel%s stored %s (layout %s)\n",
+                shape, g->h, g->w, g->c, g->c == 1 ? "" : "s", g->chw ? "first" : "last",
+                image_layout_name(g));
+    else
+        fprintf(f.f, "# data: samples of %s, not images (layout none)\n", shape);
     opts_print(f.f, train_options, &r->cfg);
     return durable_commit(&f, err);
 }
@@ -219,12 +236,11 @@ int rundir_save(Run *r, VdError *err)
     snprintf(name, sizeof name, "ckpt-%010lld.h5", (long long)r->st.step);
     if (vd_path_join(path, r->cfg.out, name) != 0)
         return vd_fail(err, VD_EX_CANTCREAT, "%s/%s: path too long", r->cfg.out, name);
-    int64_t in_shape[VD_MAX_DIMS];
+    CkptData data = {.n_dims = r->train_x.n_dims - 1, .rows = r->n_rows, .img = r->train_x.img};
     for (int i = 1; i < r->train_x.n_dims; i++)
-        in_shape[i - 1] = r->train_x.dims[i];
+        data.shape[i - 1] = r->train_x.dims[i];
     h5_lock(); /* the stream reader's thread may be in HDF5 */
-    int rc = ckpt_save(path, r->m, &r->st, in_shape, r->train_x.n_dims - 1, r->n_rows,
-                       train_options, &r->cfg, r->size, err);
+    int rc = ckpt_save(path, r->m, &r->st, &data, train_options, &r->cfg, r->size, err);
     h5_unlock();
     if (rc != VD_OK || ckpt_mark_latest(r->cfg.out, name, err) != VD_OK)
         return err->code;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ckpt.h"
 #include "comm.h"
 #include "data.h"
 #include "durable.h"
@@ -45,64 +46,85 @@ const OptCommand sample_command = {
     "classes.",
     sample_options, sizeof(SampleConfig), NULL};
 
-/* Rank 0: NAME.h5 with /samples (n, ih, iw), /z (n, d) and, for a
- * conditional model, /classes. */
+/* pics (n, D), channels last, back into the layout the data were stored
+ * in (d->img.chw: channels first), into out. */
+static void to_stored_layout(float *out, const float *pics, int n, const CkptData *d, int D)
+{
+    const ImageGeom *g = &d->img;
+    if (!g->chw) {
+        memcpy(out, pics, sizeof(float) * (size_t)n * D);
+        return;
+    }
+    size_t plane = (size_t)g->h * g->w;
+    for (int k = 0; k < n; k++)
+        for (int c = 0; c < g->c; c++)
+            for (size_t p = 0; p < plane; p++)
+                out[(size_t)k * D + c * plane + p] = pics[(size_t)k * D + p * g->c + c];
+}
+
+/* Rank 0: NAME.h5 with /samples (n, ...) shaped like the training samples
+ * as stored, /z (n, d) and, for a conditional model, /classes. */
 static int write_samples_h5(const SampleConfig *cfg, const char *ckpt, const Vae *m,
-                            const float *pics, const float *z, const int32_t *cls, int ih, int iw,
-                            VdError *err)
+                            const CkptData *data, const float *pics, const float *z,
+                            const int32_t *cls, VdError *err)
 {
     char path[VD_PATH_MAX];
     DurableFile out;
     trained_out_path(path, cfg->out, ".h5");
     if (durable_begin(&out, path, err) != VD_OK)
         return err->code;
-    int d = m->shape.n_latent;
+    int d = m->shape.n_latent, D = m->shape.n_input;
+    int64_t dims[VD_MAX_DIMS + 1] = {cfg->n};
+    for (int i = 0; i < data->n_dims; i++)
+        dims[i + 1] = data->shape[i];
+    float *stored = vd_calloc((size_t)cfg->n * D, sizeof(float));
+    to_stored_layout(stored, pics, cfg->n, data, D);
     hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    int bad = f < 0;
-    if (!bad) {
-        hsize_t dims[3] = {(hsize_t)cfg->n, (hsize_t)ih, (hsize_t)iw};
-        hid_t space = H5Screate_simple(3, dims, NULL);
-        hid_t ds = H5Dcreate2(f, "samples", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                              H5P_DEFAULT);
-        bad = ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pics) < 0;
-        if (ds >= 0)
-            H5Dclose(ds);
-        H5Sclose(space);
-        if (!bad && m->shape.n_classes > 0)
-            bad = h5_write_i32(f, "classes", cls, cfg->n) != 0;
-        bad = bad || h5_write_f32(f, "z", z, cfg->n, d) != 0 ||
-              h5_attr_str(f, "checkpoint", ckpt) != 0 || h5_attr_u64(f, "seed", cfg->seed) != 0;
-        if (H5Fclose(f) < 0)
-            bad = 1;
-    }
+    int bad = f < 0 || h5_write_f32_nd(f, "samples", stored, dims, data->n_dims + 1) != 0;
+    if (!bad && m->shape.n_classes > 0)
+        bad = h5_write_i32(f, "classes", cls, cfg->n) != 0;
+    bad = bad || h5_write_f32(f, "z", z, cfg->n, d) != 0 ||
+          h5_attr_str(f, "checkpoint", ckpt) != 0 || h5_attr_u64(f, "seed", cfg->seed) != 0;
+    if (f >= 0 && H5Fclose(f) < 0)
+        bad = 1;
+    vd_free(stored);
     if (bad) {
         durable_discard(&out);
         return vd_fail(err, VD_EX_CANTCREAT, "cannot write %s", path);
     }
     if (durable_commit(&out, err) != VD_OK)
         return err->code;
-    printf("wrote %s (/samples %d x %d x %d, /z %d x %d)\n", path, cfg->n, ih, iw, cfg->n, d);
+    char shape[96] = "";
+    for (int i = 0; i < data->n_dims + 1; i++)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", i ? " x " : "",
+                 (long long)dims[i]);
+    printf("wrote %s (/samples %s, /z %d x %d)\n", path, shape, cfg->n, d);
     return VD_OK;
 }
 
 /* Rank 0: the grid of n images as NAME.png, and what it wrote. */
-static int write_grid(const char *name, const float *pics, int n, int ih, int iw, int cols,
+static int write_grid(const char *name, const float *pics, int n, const ImageGeom *g, int cols,
                       VdError *err)
 {
     char path[VD_PATH_MAX];
     trained_out_path(path, name, ".png");
-    if (image_grid_png(path, pics, n, ih, iw, cols, err) != VD_OK)
+    if (image_grid_png(path, pics, n, g, cols, err) != VD_OK)
         return err->code;
     int c = cols < n ? cols : n, rows = (n + c - 1) / c;
-    printf("wrote %s (%d x %d)\n", path, c * (iw + 1) + 1, rows * (ih + 1) + 1);
+    printf("wrote %s (%d x %d%s)\n", path, c * (g->w + 1) + 1, rows * (g->h + 1) + 1,
+           g->c >= 3 ? ", RGB" : "");
     return VD_OK;
 }
 
-/* Rank 0: the draws, decoded, and both files. */
-static void draw_samples(SampleConfig *cfg, const char *ckpt, const Vae *m, int ih, int iw,
-                         VdError *err)
+/* Rank 0: the draws, decoded, and the files: the PNG only for images. */
+static void draw_samples(SampleConfig *cfg, const char *ckpt, const Vae *m, VdError *err)
 {
     int C = m->shape.n_classes;
+    CkptData data;
+    if (ckpt_read_data(ckpt, &data) != 0) {
+        vd_fail(err, VD_EX_DATAERR, "%s: /model's input_shape is missing or invalid", ckpt);
+        return;
+    }
     if (cfg->n == 0)
         cfg->n = C > 0 && cfg->cls < 0 ? (cfg->cols * C < 4096 ? cfg->cols * C : 4096) : 64;
     int D = m->shape.n_input, d = m->shape.n_latent, B = cfg->n < 256 ? cfg->n : 256;
@@ -116,8 +138,12 @@ static void draw_samples(SampleConfig *cfg, const char *ckpt, const Vae *m, int 
         int c = cfg->n - k < B ? cfg->n - k : B;
         vae_decode(m, w, z + (size_t)k * d, c, pics + (size_t)k * D);
     }
-    if (write_grid(cfg->out, pics, cfg->n, ih, iw, cols, err) == VD_OK)
-        write_samples_h5(cfg, ckpt, m, pics, z, cls, ih, iw, err);
+    if (data.img.c)
+        write_grid(cfg->out, pics, cfg->n, &data.img, cols, err);
+    else
+        printf("no PNG: the model's samples are not images\n");
+    if (err->code == VD_OK)
+        write_samples_h5(cfg, ckpt, m, &data, pics, z, cls, err);
     vd_free(z);
     vd_free(cls);
     vd_free(pics);
@@ -133,15 +159,13 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
     if (opts_command(&sample_command, &cfg, argc, argv, rank, &err))
         return VD_OK;
     char ckpt[VD_PATH_MAX];
-    int ih = 0, iw = 0;
     Vae *m = NULL;
     if (rank == 0 && err.code == VD_OK && (m = trained_load(cfg.ckpt, ckpt, &err)) &&
-        trained_image_dims(ckpt, m->shape.n_input, &ih, &iw, &err) == VD_OK && cfg.cls >= 0 &&
-        cfg.cls >= m->shape.n_classes)
+        cfg.cls >= 0 && cfg.cls >= m->shape.n_classes)
         vd_fail(&err, VD_EX_USAGE, "--class %d: the model in %s %s", cfg.cls, ckpt,
                 m->shape.n_classes ? "has fewer classes" : "is not conditional");
     if (rank == 0 && err.code == VD_OK)
-        draw_samples(&cfg, ckpt, m, ih, iw, &err);
+        draw_samples(&cfg, ckpt, m, &err);
     vae_free(m);
     return vd_error_agree(&err, comm);
 }
@@ -180,8 +204,7 @@ const OptCommand reconstruct_command = {
     recon_options, sizeof(ReconConfig), NULL};
 
 /* Rank 0: rows [first, first + n) of x above their reconstructions. */
-static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, int ih, int iw,
-                             VdError *err)
+static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, VdError *err)
 {
     int D = m->shape.n_input, d = m->shape.n_latent, n = cfg->n, cols = cfg->cols < n ? cfg->cols : n;
     VaeWork *w = vae_work_create(m, n);
@@ -213,7 +236,7 @@ static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, in
             memcpy(orig, w->x + (size_t)i * D, sizeof(float) * (size_t)D);
             vae_output_mean(m, w->logits + (size_t)i * D, 1, orig + (size_t)cols * D);
         }
-        write_grid(cfg->out, pics, groups * 2 * cols, ih, iw, cols, err);
+        write_grid(cfg->out, pics, groups * 2 * cols, &x->img, cols, err);
         vd_free(pics);
     }
     shard_free(&sh);
@@ -230,20 +253,22 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
     if (opts_command(&reconstruct_command, &cfg, argc, argv, rank, &err))
         return VD_OK;
     char ckpt[VD_PATH_MAX];
-    int ih = 0, iw = 0;
     Vae *m = NULL;
     H5Rows x = {.file = -1, .dset = -1};
     if (rank == 0 && err.code == VD_OK && (m = trained_load(cfg.ckpt, ckpt, &err)) &&
         cfg.binarize && m->shape.likelihood != VD_LIK_BERNOULLI)
         vd_fail(&err, VD_EX_USAGE, "--binarize: the model in %s is not Bernoulli", ckpt);
     if (rank == 0 && err.code == VD_OK &&
-        trained_image_dims(ckpt, m->shape.n_input, &ih, &iw, &err) == VD_OK &&
-        trained_open_data(cfg.data, cfg.dataset, ckpt, m, &x, &err) == VD_OK &&
-        cfg.first + cfg.n > x.n_rows)
-        vd_fail(&err, VD_EX_USAGE, "--first %lld --n %d: %s has %lld rows", (long long)cfg.first,
-                cfg.n, x.where, (long long)x.n_rows);
+        trained_open_data(cfg.data, cfg.dataset, ckpt, m, &x, &err) == VD_OK) {
+        if (!x.img.c)
+            vd_fail(&err, VD_EX_DATAERR, "%s: reconstruct draws images, and these samples are not "
+                    "images ((N, H, W), (N, H, W, C) or (N, C, H, W))", x.where);
+        else if (cfg.first + cfg.n > x.n_rows)
+            vd_fail(&err, VD_EX_USAGE, "--first %lld --n %d: %s has %lld rows",
+                    (long long)cfg.first, cfg.n, x.where, (long long)x.n_rows);
+    }
     if (rank == 0 && err.code == VD_OK)
-        reconstruct_rows(&cfg, m, &x, ih, iw, &err);
+        reconstruct_rows(&cfg, m, &x, &err);
     h5rows_close(&x);
     vae_free(m);
     return vd_error_agree(&err, comm);

@@ -20,10 +20,13 @@
 static int create_model(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
+    const ImageGeom *img = &r->train_x.img;
     VaeShape shape = {.n_input = (int)r->train_x.row_len, .n_latent = cfg->latent,
-                      .n_hidden = cfg->hidden.n, .activation = cfg->activation,
+                      .n_hidden = cfg->hidden.n, .n_conv = cfg->conv.n, .in_c = img->c,
+                      .in_h = img->h, .in_w = img->w, .activation = cfg->activation,
                       .likelihood = cfg->likelihood, .n_classes = cfg->classes};
     memcpy(shape.hidden, cfg->hidden.v, sizeof(int) * (size_t)cfg->hidden.n);
+    memcpy(shape.conv, cfg->conv.v, sizeof(int) * (size_t)cfg->conv.n);
     train_check_options(cfg, &shape.obs_logvar, &shape.learn_var, err);
     const char *why = NULL;
     if (err->code == VD_OK && !(r->m = vae_create(&shape, &why)))
@@ -32,13 +35,6 @@ static int create_model(Run *r, VdError *err)
         return err->code;
     vae_init_params(r->m, cfg->seed);
     return VD_OK;
-}
-
-/* Image height and width of one sample of x, or 0 if it is not a picture. */
-static void image_dims(const H5Rows *x, int *ih, int *iw)
-{
-    if (!image_shape(x->dims + 1, x->n_dims - 1, ih, iw))
-        *ih = *iw = 0;
 }
 
 /* Rank 0: the lines that open a run. */
@@ -128,7 +124,6 @@ static int setup(Run *r, VdError *err)
     r->total_steps = r->steps_per_epoch * cfg->epochs;
     if (cfg->max_steps > 0 && cfg->max_steps < r->total_steps)
         r->total_steps = cfg->max_steps;
-    image_dims(&r->train_x, &r->ih, &r->iw);
     if (r->rank == 0)
         print_start(r);
     if (r->st.step >= r->total_steps) {

@@ -79,6 +79,32 @@ static void check_test_memory(const Run *r, VdError *err)
                 tx->where, r->size, need / (1 << 30), have / (1 << 30));
 }
 
+/* How the samples are images (--layout), the test set's as the training
+ * set's, and images for a convolutional model. */
+static int check_images(Run *r, VdError *err)
+{
+    const TrainConfig *cfg = &r->cfg;
+    H5Rows *x = &r->train_x, *tx = &r->test_x;
+    if (h5rows_layout(x, cfg->layout, VD_LAYOUT_AUTO, err) != VD_OK)
+        return err->code;
+    int as_train = !x->img.c ? VD_LAYOUT_AUTO : x->img.chw ? VD_LAYOUT_CHW : VD_LAYOUT_HWC;
+    if (r->has_test && h5rows_layout(tx, as_train, as_train, err) != VD_OK)
+        return err->code;
+    if (r->has_test && memcmp(&tx->img, &x->img, sizeof x->img) != 0)
+        return vd_fail(err, VD_EX_DATAERR, "%s samples are %s images of %dx%dx%d, %s's %s of %dx%dx%d",
+                       tx->where, image_layout_name(&tx->img), tx->img.h, tx->img.w, tx->img.c,
+                       x->where, image_layout_name(&x->img), x->img.h, x->img.w, x->img.c);
+    if (cfg->conv.n == 0 || x->img.c)
+        return VD_OK;
+    if (x->n_dims == 4)
+        return vd_fail(err, VD_EX_USAGE, "--conv: %s is shaped (N, %lld, %lld, %lld), and neither "
+                       "its second nor its last axis is plainly the channels: pass --layout hwc "
+                       "or --layout chw", x->where, (long long)x->dims[1], (long long)x->dims[2],
+                       (long long)x->dims[3]);
+    return vd_fail(err, VD_EX_USAGE, "--conv needs image samples, (N, H, W), (N, H, W, C) or "
+                   "(N, C, H, W); %s has %lld values per sample", x->where, (long long)x->row_len);
+}
+
 void run_open_data(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
@@ -90,6 +116,8 @@ void run_open_data(Run *r, VdError *err)
     if (err->code == VD_OK && r->has_test)
         r->has_test_y = open_optional(&r->test_y, cfg->data, cfg->test_labels, "/test/labels", 1, err);
     if (err->code != VD_OK)
+        return;
+    if (check_images(r, err) != VD_OK)
         return;
     const H5Rows *x = &r->train_x, *y = &r->train_y, *tx = &r->test_x, *ty = &r->test_y;
     if (r->has_train_y && y->n_rows != x->n_rows)

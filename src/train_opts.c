@@ -35,6 +35,12 @@ const OptSpec train_options[] = {
     {"adam-eps", NUM(OPT_F64, adam_eps), "1e-8", 1e-30, 1, "X", "Adam epsilon"},
     {"hidden", NUM(OPT_LIST, hidden), "400", 1, 1 << 20, "N[,N...]",
      "encoder hidden widths (1 to 8 layers); the decoder mirrors them"},
+    {"conv", NUM(OPT_LIST, conv), "none", 1, 65536, "C[,C...]",
+     "4x4 stride-2 convolutions with these output channels before the --hidden layers, "
+     "each halving height and width (the decoder mirrors them; none: an MLP)"},
+    {"layout", NUM(OPT_CHOICE, layout), "auto", 0, 0, "auto|hwc|chw",
+     "how (N, a, b, c) samples hold their channels: last (hwc) or first (chw); auto: "
+     "the axis of size at most 4 (docs/how-it-works.md)"},
     {"latent", NUM(OPT_INT, latent), "20", 1, 256, "N", "latent dimensions"},
     {"seed", NUM(OPT_U64, seed), "1", 0, 0, "N", "seed of every random stream"},
     {"log-every", NUM(OPT_INT, log_every), "100", 1, 1e9, "N", "steps per progress line"},
@@ -121,5 +127,7 @@ int train_check_options(const TrainConfig *cfg, float *obs_logvar, int *learn_va
     }
     if (cfg->binarize && cfg->likelihood != VD_LIK_BERNOULLI)
         return vd_fail(err, VD_EX_USAGE, "--binarize makes binary data for --likelihood bernoulli");
+    if (cfg->conv.n > VD_MAX_CONV)
+        return vd_fail(err, VD_EX_USAGE, "--conv: at most %d convolutions", VD_MAX_CONV);
     return VD_OK;
 }

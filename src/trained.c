@@ -30,12 +30,27 @@ Vae *trained_load(const char *arg, char *path, VdError *err)
 int trained_open_data(char *file, const char *dataset, const char *ckpt, const Vae *m,
                       H5Rows *x, VdError *err)
 {
+    const VaeShape *s = &m->shape;
     if (!file[0] && (ckpt_read_config(ckpt, "data", file, VD_PATH_MAX) != 0 || !file[0]))
         runtime_default_data(file);
-    if (h5rows_open(x, file, dataset, 0, err) == VD_OK && x->row_len != m->shape.n_input)
-        vd_fail(err, VD_EX_DATAERR, "%s samples have %lld values, the model in %s takes %d",
-                x->where, (long long)x->row_len, ckpt, m->shape.n_input);
-    return err->code;
+    if (h5rows_open(x, file, dataset, 0, err) != VD_OK)
+        return err->code;
+    if (x->row_len != s->n_input)
+        return vd_fail(err, VD_EX_DATAERR, "%s samples have %lld values, the model in %s takes %d",
+                       x->where, (long long)x->row_len, ckpt, s->n_input);
+    /* the layout the model was trained with settles what the shape leaves open */
+    ImageGeom model;
+    trained_image(ckpt, &model);
+    int tie = !model.c ? VD_LAYOUT_AUTO : model.chw ? VD_LAYOUT_CHW : VD_LAYOUT_HWC;
+    if (h5rows_layout(x, VD_LAYOUT_AUTO, tie, err) != VD_OK)
+        return err->code;
+    if (!model.c && x->img.chw && x->img.c > 1) /* trained on its samples as stored */
+        memset(&x->img, 0, sizeof x->img);
+    if (s->n_conv && (x->img.c != s->in_c || x->img.h != s->in_h || x->img.w != s->in_w))
+        return vd_fail(err, VD_EX_DATAERR, "%s samples are %s images of %dx%dx%d, the model in "
+                       "%s takes %dx%dx%d", x->where, image_layout_name(&x->img), x->img.h,
+                       x->img.w, x->img.c, ckpt, s->in_h, s->in_w, s->in_c);
+    return VD_OK;
 }
 
 int trained_open_labels(const char *file, const char *path, const H5Rows *x, H5Rows *y,
@@ -50,14 +65,13 @@ int trained_open_labels(const char *file, const char *path, const H5Rows *x, H5R
     return err->code;
 }
 
-int trained_image_dims(const char *ckpt, int D, int *ih, int *iw, VdError *err)
+void trained_image(const char *ckpt, ImageGeom *g)
 {
-    int64_t shape[VD_MAX_DIMS], rows, flat = D;
-    int nd = ckpt_read_data_shape(ckpt, shape, VD_MAX_DIMS, &rows);
-    if ((nd == 2 && image_shape(shape, 2, ih, iw)) || (nd <= 1 && image_shape(&flat, 1, ih, iw)))
-        return VD_OK;
-    return vd_fail(err, VD_EX_DATAERR,
-                   "%s: the model's %d-value samples are not images (h x w or a square)", ckpt, D);
+    CkptData d;
+    if (ckpt_read_data(ckpt, &d) == 0)
+        *g = d.img;
+    else
+        memset(g, 0, sizeof *g);
 }
 
 void trained_out_path(char *buf, const char *name, const char *ext)

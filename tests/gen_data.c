@@ -7,9 +7,14 @@
  *
  *   gen_data OUT.h5 [--n N] [--test M] [--side S] [--type u8|f32|f64] [--be]
  *                   [--chunk ROWS] [--deflate LEVEL] [--gray V]
+ *                   [--channels C] [--layout hwc|chw]
  *                   [--bad nan|range|rank1|empty|string|labels-range|labels-length|huge|bigchunk]
  * --bad huge makes /train/images claim 10^12 rows, and --bad bigchunk gives
- * it 1 GiB chunks; both stay small files (unwritten chunks take no space). */
+ * it 1 GiB chunks; both stay small files (unwritten chunks take no space).
+ * --channels C (or --layout) writes (N, S, S, C) (hwc, the default) or
+ * (N, C, S, S) (chw) colour images: channel c of a bar is V when (vertical +
+ * c) is odd, else 0.4 V, so the orientation shows in the colour too. The
+ * same seed gives the same images whatever the layout. */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +31,22 @@ static hid_t file_type(const char *type, int be)
     return be ? H5T_IEEE_F64BE : H5T_IEEE_F64LE;
 }
 
+static int channels = 0, chw = 0; /* --channels, --layout chw; 0: (N, S, S) */
+
+/* img (n, S, S, C) -> (n, C, S, S) in place, through a copy. */
+static void to_chw(double *img, long n, int side, int c)
+{
+    long plane = (long)side * side, D = plane * c;
+    double *row = malloc(sizeof(double) * (size_t)D);
+    for (long i = 0; i < n; i++) {
+        memcpy(row, img + i * D, sizeof(double) * (size_t)D);
+        for (long p = 0; p < plane; p++)
+            for (int k = 0; k < c; k++)
+                img[i * D + k * plane + p] = row[p * c + k];
+    }
+    free(row);
+}
+
 static int write_set(hid_t file, const char *prefix, long n, int side, const char *type, int be,
                      long chunk, int deflate, const char *bad, uint32_t stream_row, double gray)
 {
@@ -35,7 +56,8 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
         chunk = 8192;
         n = 1;
     }
-    long D = (long)side * side;
+    int C = channels ? channels : 1;
+    long D = (long)side * side * C;
     double *img = calloc((size_t)(n * D), sizeof(double));
     int *lab = calloc((size_t)n, sizeof(int));
     Rng r = rng_stream(12345, VD_STREAM_ORDER, 7);
@@ -45,9 +67,13 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
         lab[i] = vertical * side + pos;
         for (int k = 0; k < side; k++) {
             int y = vertical ? k : pos, x = vertical ? pos : k;
-            img[i * D + y * side + x] = gray;
+            for (int c = 0; c < C; c++)
+                img[i * D + ((long)y * side + x) * C + c] =
+                    C == 1 || (vertical + c) % 2 ? gray : 0.4 * gray;
         }
     }
+    if (chw)
+        to_chw(img, n, side, C);
     if (bad && strcmp(bad, "nan") == 0)
         img[D * (n / 2) + 3] = 0.0 / 0.0;
     if (bad && strcmp(bad, "range") == 0 && strcmp(type, "u8") != 0)
@@ -60,20 +86,25 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
     H5Pset_create_intermediate_group(lcpl, 1);
     int rank1 = bad && strcmp(bad, "rank1") == 0;
     int huge = bad && strcmp(bad, "huge") == 0;
-    hsize_t dims[3] = {bad && strcmp(bad, "empty") == 0 ? 0
+    hsize_t dims[4] = {bad && strcmp(bad, "empty") == 0 ? 0
                        : huge                          ? 1000000000000ULL
                        : bigchunk                      ? 8192
                                                        : (hsize_t)n,
-                       (hsize_t)side, (hsize_t)side};
+                       (hsize_t)side, (hsize_t)side, (hsize_t)C};
+    int nd = channels ? 4 : 3;
+    if (channels && chw) {
+        dims[1] = (hsize_t)C;
+        dims[3] = (hsize_t)side;
+    }
     hsize_t flat = (hsize_t)(n * D);
-    hid_t space = rank1 ? H5Screate_simple(1, &flat, NULL) : H5Screate_simple(3, dims, NULL);
+    hid_t space = rank1 ? H5Screate_simple(1, &flat, NULL) : H5Screate_simple(nd, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     if (huge && chunk <= 0)
         chunk = 64;
     if (chunk > 0 && !rank1 && dims[0] > 0) {
-        hsize_t c[3] = {(hsize_t)(chunk < (long)dims[0] ? chunk : (long)dims[0]), (hsize_t)side,
-                        (hsize_t)side};
-        H5Pset_chunk(dcpl, 3, c);
+        hsize_t c[4] = {(hsize_t)(chunk < (long)dims[0] ? chunk : (long)dims[0]), dims[1], dims[2],
+                        dims[3]};
+        H5Pset_chunk(dcpl, nd, c);
         if (deflate > 0)
             H5Pset_deflate(dcpl, (unsigned)deflate);
     }
@@ -102,9 +133,9 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
         } else {
             hid_t fs = H5Dget_space(d), ms = H5S_ALL;
             if (huge) { /* write the first n rows only */
-                hsize_t start[3] = {0, 0, 0}, cnt[3] = {(hsize_t)n, (hsize_t)side, (hsize_t)side};
+                hsize_t start[4] = {0, 0, 0, 0}, cnt[4] = {(hsize_t)n, dims[1], dims[2], dims[3]};
                 H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
-                ms = H5Screate_simple(3, cnt, NULL);
+                ms = H5Screate_simple(nd, cnt, NULL);
             }
             rc |= H5Dwrite(d, H5T_NATIVE_DOUBLE, ms, huge ? fs : H5S_ALL, H5P_DEFAULT, img) < 0;
             if (huge)
@@ -164,6 +195,11 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--deflate") == 0) deflate = atoi(v);
         else if (strcmp(a, "--bad") == 0) bad = v;
         else if (strcmp(a, "--gray") == 0) gray = atof(v);
+        else if (strcmp(a, "--channels") == 0) channels = atoi(v);
+        else if (strcmp(a, "--layout") == 0) {
+            chw = strcmp(v, "chw") == 0;
+            channels = channels ? channels : 1;
+        }
         else {
             fprintf(stderr, "gen_data: unknown option %s\n", a);
             return 64;

@@ -32,9 +32,9 @@ static void save(const char *path, const Vae *m, const TrainState *st)
     TrainConfig cfg;
     memset(&cfg, 0, sizeof cfg);
     opts_defaults(train_options, &cfg);
-    int64_t in_shape[2] = {5, 6};
+    CkptData data = {2, {5, 6}, 1000, {1, 5, 6, 0}};
     VdError err = {0};
-    assert_int_equal(ckpt_save(path, m, st, in_shape, 2, 1000, train_options, &cfg, 3, &err), VD_OK);
+    assert_int_equal(ckpt_save(path, m, st, &data, train_options, &cfg, 3, &err), VD_OK);
 }
 
 static void test_round_trip_is_bitwise(void **state)
@@ -60,10 +60,12 @@ static void test_round_trip_is_bitwise(void **state)
     assert_memory_equal(m->adam_m, m2->adam_m, sizeof(float) * m->n_params);
     assert_memory_equal(m->adam_v, m2->adam_v, sizeof(float) * m->n_params);
     assert_memory_equal(&got, &st, sizeof st); /* the run's counters come back too */
-    int64_t shape[4], rows = 0;
-    assert_int_equal(ckpt_read_data_shape(path, shape, 4, &rows), 2);
-    assert_int_equal(shape[1], 6);
-    assert_int_equal(rows, 1000);
+    CkptData data;
+    assert_int_equal(ckpt_read_data(path, &data), 0);
+    assert_int_equal(data.n_dims, 2);
+    assert_int_equal(data.shape[1], 6);
+    assert_int_equal(data.rows, 1000);
+    assert_true(data.img.c == 1 && data.img.h == 5 && data.img.w == 6 && !data.img.chw);
     /* h5py-readable layout: named tensors and the configuration */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(H5Lexists(f, "/params/decoder.2.weight", H5P_DEFAULT) > 0);

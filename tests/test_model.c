@@ -1,6 +1,7 @@
-/* test_model.c — the model's kernels and its whole gradient against finite
- * differences of a double-precision reference, the KL closed form against
- * Monte Carlo, and the reparameterization gradients. */
+/* test_model.c — the model's loss kernels and its whole gradient against
+ * finite differences of a double-precision reference (the layers alone are
+ * test_layers.c), the KL closed form against Monte Carlo, and the
+ * reparameterization gradients. */
 #include "testutil.h"
 
 #include <math.h>
@@ -13,78 +14,6 @@ static void fill_uniform(float *x, size_t n, uint32_t a, float lo, float hi)
 {
     Rng r = rng_stream(777, VD_STREAM_INIT, 5);
     rng_uniform_fill(&r, a, 0, n, lo, hi, x);
-}
-
-/* BLAS linear layer against the naive triple loop. */
-static void test_linear_forward_matches_reference(void **state)
-{
-    (void)state;
-    enum { B = 5, IN = 13, OUT = 7 };
-    float w[OUT * IN], b[OUT], x[B * IN], y[B * OUT];
-    double wd[OUT * IN], bd[OUT], xd[B * IN], yd[B * OUT];
-    fill_uniform(w, OUT * IN, 1, -1, 1);
-    fill_uniform(b, OUT, 2, -1, 1);
-    fill_uniform(x, B * IN, 3, -1, 1);
-    for (int i = 0; i < OUT * IN; i++) wd[i] = w[i];
-    for (int i = 0; i < OUT; i++) bd[i] = b[i];
-    for (int i = 0; i < B * IN; i++) xd[i] = x[i];
-    Linear l = {w, b, IN, OUT};
-    linear_forward(y, x, &l, B);
-    linear_forward_ref(yd, xd, wd, bd, B, IN, OUT);
-    for (int i = 0; i < B * OUT; i++)
-        assert_true(fabs(y[i] - yd[i]) < 1e-5);
-}
-
-/* Per-layer gradient check: L = sum(r * (x W^T + b)); finite differences of
- * the double reference for dW, db and dx. */
-static void test_linear_backward_finite_differences(void **state)
-{
-    (void)state;
-    enum { B = 4, IN = 6, OUT = 5 };
-    float w[OUT * IN], b[OUT], x[B * IN], r[B * OUT], dw[OUT * IN] = {0}, db[OUT] = {0},
-          dx[B * IN];
-    double wd[OUT * IN], bd[OUT], xd[B * IN], y[B * OUT];
-    fill_uniform(w, OUT * IN, 4, -1, 1);
-    fill_uniform(b, OUT, 5, -1, 1);
-    fill_uniform(x, B * IN, 6, -1, 1);
-    fill_uniform(r, B * OUT, 7, -1, 1);
-    Linear l = {w, b, IN, OUT}, dl = {dw, db, IN, OUT};
-    linear_backward(dx, &dl, r, x, &l, B);
-    const double h = 1e-6;
-#define LOSS(out)                                                                          \
-    do {                                                                                   \
-        linear_forward_ref(y, xd, wd, bd, B, IN, OUT);                                     \
-        out = 0;                                                                           \
-        for (int k = 0; k < B * OUT; k++)                                                  \
-            out += r[k] * y[k];                                                            \
-    } while (0)
-#define CHECK(arr, n, grad)                                                                \
-    for (int i = 0; i < (n); i++) {                                                        \
-        double keep = arr[i], lp, lm;                                                      \
-        arr[i] = keep + h;                                                                 \
-        LOSS(lp);                                                                          \
-        arr[i] = keep - h;                                                                 \
-        LOSS(lm);                                                                          \
-        arr[i] = keep;                                                                     \
-        assert_true(rel_err((lp - lm) / (2 * h), grad[i], 1e-3) < 1e-4);                   \
-    }
-    for (int i = 0; i < OUT * IN; i++) wd[i] = w[i];
-    for (int i = 0; i < OUT; i++) bd[i] = b[i];
-    for (int i = 0; i < B * IN; i++) xd[i] = x[i];
-    CHECK(wd, OUT * IN, dw);
-    CHECK(bd, OUT, db);
-    CHECK(xd, B * IN, dx);
-#undef CHECK
-#undef LOSS
-    /* backward writes over what the buffers held */
-    float dw1 = dw[3], db1 = db[2];
-    for (int i = 0; i < OUT * IN; i++)
-        dw[i] = 7.0f;
-    for (int i = 0; i < OUT; i++)
-        db[i] = -7.0f;
-    linear_backward(NULL, &dl, r, x, &l, B);
-    assert_float_equal(dw[3], dw1, 0.0f);
-    assert_float_equal(db[2], db1, 0.0f);
 }
 
 static double bernoulli_ref(double a, double x) { return fmax(a, 0) + log1p(exp(-fabs(a))) - x * a; }
@@ -360,6 +289,62 @@ static void test_gradcheck_conditional(void **state)
     check_model(&s, 6, 0.8f);
 }
 
+/* The convolutional model, tensor by tensor: two convolutions (8x8 -> 4x4
+ * -> 2x2), a dense layer, the heads, and the mirrored decoder's dense
+ * layers and transposed convolutions. */
+static void test_gradcheck_conv(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 64, .n_latent = 3, .n_hidden = 1, .hidden = {6}, .n_conv = 2,
+                  .conv = {3, 4}, .in_c = 1, .in_h = 8, .in_w = 8};
+    check_model(&s, 3, 1.0f);
+}
+
+/* Three channels, tanh, a conditional Gaussian with learned variance. */
+static void test_gradcheck_conv_conditional_gaussian(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 48, .n_latent = 2, .n_hidden = 2, .hidden = {5, 4}, .n_conv = 1,
+                  .conv = {2}, .in_c = 3, .in_h = 4, .in_w = 4, .activation = VD_ACT_TANH,
+                  .likelihood = VD_LIK_GAUSSIAN, .learn_var = 1, .obs_logvar = -0.4f,
+                  .n_classes = 3};
+    check_model(&s, 4, 0.7f);
+}
+
+/* The convolutional VAE of the benchmark: its layers and parameter count,
+ * as PyTorch counts them (1,691,369). */
+static void test_conv_layout(void **state)
+{
+    (void)state;
+    VaeShape s = {.n_input = 784, .n_latent = 20, .n_hidden = 1, .hidden = {256}, .n_conv = 2,
+                  .conv = {32, 64}, .in_c = 1, .in_h = 28, .in_w = 28};
+    const char *why = NULL;
+    Vae *m = vae_create(&s, &why);
+    assert_non_null(m);
+    assert_int_equal(m->n_params, 1691369);
+    assert_true(vae_shape_params(&s) == 1691369.0);
+    assert_int_equal(m->n_layers, 8);
+    const char *kinds[8] = {"conv", "conv", "dense", "heads", "dense", "dense", "tconv", "tconv"};
+    for (int i = 0; i < 8; i++)
+        assert_string_equal(m->layers[i].kind->name, kinds[i]);
+    assert_true(m->layers[5].out_c == 64 && m->layers[5].out_h == 7 && m->layers[5].out_w == 7);
+    assert_true(m->layers[7].out_c == 1 && m->layers[7].out_h == 28 && m->layers[7].act == VD_ACT_NONE);
+    const VaeTensor *t = vae_tensor(m, "encoder.1.weight");
+    assert_non_null(t);
+    assert_true(t->n_dims == 4 && t->dims[0] == 64 && t->dims[1] == 4 && t->dims[3] == 32);
+    assert_non_null(vae_tensor(m, "decoder.3.weight")); /* the last transposed convolution */
+    char text[160];
+    vae_shape_text(&s, text, sizeof text);
+    assert_string_equal(text, "28x28x1-conv32-conv64-256-20");
+    /* a third halving of 28 (7 -> 3.5) is refused */
+    VaeShape odd = s;
+    odd.n_conv = 3;
+    odd.conv[2] = 128;
+    assert_null(vae_create(&odd, &why));
+    assert_non_null(strstr(why, "even"));
+    vae_free(m);
+}
+
 /* The Gaussian term and its gradient against the formula, in double. */
 static void test_gaussian_loss_formula(void **state)
 {
@@ -491,8 +476,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_and_init),
-        cmocka_unit_test(test_linear_forward_matches_reference),
-        cmocka_unit_test(test_linear_backward_finite_differences),
         cmocka_unit_test(test_bernoulli_loss_and_gradient),
         cmocka_unit_test(test_bernoulli_accuracy_sweep),
         cmocka_unit_test(test_kl_matches_monte_carlo),
@@ -505,6 +488,9 @@ int main(void)
         cmocka_unit_test(test_gradcheck_gaussian_fixed_variance),
         cmocka_unit_test(test_gradcheck_gaussian_learned_variance),
         cmocka_unit_test(test_gradcheck_conditional),
+        cmocka_unit_test(test_gradcheck_conv),
+        cmocka_unit_test(test_gradcheck_conv_conditional_gaussian),
+        cmocka_unit_test(test_conv_layout),
         cmocka_unit_test(test_gaussian_loss_formula),
         cmocka_unit_test(test_options_layout),
     };

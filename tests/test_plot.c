@@ -86,7 +86,7 @@ static void test_image_grid_layout(void **state)
                 img[(k * IH + y) * IW + x] = (float)(k * 12 + y * 4 + x) / 50.0f - 0.1f;
     int gw, gh, w, h;
     uint8_t grid[(COLS * (IW + 1) + 1) * (3 * (IH + 1) + 1)], *back;
-    image_grid(grid, &gw, &gh, img, N, IH, IW, COLS);
+    image_grid(grid, &gw, &gh, img, N, &(ImageGeom){1, IH, IW, 0}, COLS);
     assert_int_equal(gw, COLS * (IW + 1) + 1);
     assert_int_equal(gh, 3 * (IH + 1) + 1);
     char path[600];
@@ -106,6 +106,71 @@ static void test_image_grid_layout(void **state)
             }
     assert_int_equal(back[0], 32); /* the gap colour */
     free(back);
+}
+
+/* Three channels give an RGB grid: pixel (y, x) of image k has its three
+ * channels (stored channels last) as red, green and blue. */
+static void test_image_grid_colour(void **state)
+{
+    (void)state;
+    enum { N = 3, IH = 2, IW = 3, C = 3, COLS = 2 };
+    float img[N * IH * IW * C];
+    for (int i = 0; i < N * IH * IW * C; i++)
+        img[i] = (float)((i * 37) % 101) / 100.0f;
+    char path[600];
+    snprintf(path, sizeof path, "%s/rgb.png", test_tmpdir());
+    VdError err = {0};
+    ImageGeom g = {C, IH, IW, 0};
+    assert_int_equal(image_grid_png(path, img, N, &g, COLS, &err), VD_OK);
+    uint8_t *back;
+    int w, h;
+    assert_int_equal(png_read_rgb(path, &back, &w, &h, &err), VD_OK);
+    assert_int_equal(w, COLS * (IW + 1) + 1);
+    assert_int_equal(h, 2 * (IH + 1) + 1);
+    for (int k = 0; k < N; k++)
+        for (int y = 0; y < IH; y++)
+            for (int x = 0; x < IW; x++)
+                for (int c = 0; c < C; c++) {
+                    float v = img[((k * IH + y) * IW + x) * C + c];
+                    int px = 1 + (k % COLS) * (IW + 1) + x, py = 1 + (k / COLS) * (IH + 1) + y;
+                    assert_int_equal(back[(py * w + px) * 3 + c], (int)(v * 255.0f + 0.5f));
+                }
+    free(back);
+}
+
+/* The layout rule: channels where an axis of at most 4 faces one of more;
+ * what the shape leaves open goes to the tie (or is no image); an override
+ * that contradicts the shape is refused. */
+static void test_image_geometry_rule(void **state)
+{
+    (void)state;
+    ImageGeom g;
+    char why[256];
+    int64_t hwc[3] = {32, 32, 3}, chw[3] = {3, 32, 32}, one[3] = {1, 28, 28}, hw[2] = {28, 28};
+    int64_t flat[1] = {784}, table[1] = {12}, open_[3] = {4, 4, 3}, big[3] = {64, 64, 64};
+    assert_int_equal(image_geom(hwc, 3, VD_LAYOUT_AUTO, VD_LAYOUT_AUTO, &g, why, sizeof why), 0);
+    assert_true(g.c == 3 && g.h == 32 && g.w == 32 && !g.chw);
+    assert_int_equal(image_geom(chw, 3, VD_LAYOUT_AUTO, VD_LAYOUT_AUTO, &g, why, sizeof why), 0);
+    assert_true(g.c == 3 && g.h == 32 && g.w == 32 && g.chw);
+    assert_int_equal(image_geom(one, 3, VD_LAYOUT_AUTO, VD_LAYOUT_AUTO, &g, why, sizeof why), 0);
+    assert_true(g.c == 1 && g.h == 28 && g.w == 28);
+    assert_int_equal(image_geom(hw, 2, VD_LAYOUT_CHW, VD_LAYOUT_AUTO, &g, why, sizeof why), 0);
+    assert_true(g.c == 1 && g.h == 28);
+    assert_int_equal(image_geom(flat, 1, VD_LAYOUT_AUTO, VD_LAYOUT_AUTO, &g, why, sizeof why), 0);
+    assert_true(g.c == 1 && g.h == 28 && g.w == 28);
+    assert_int_equal(image_geom(table, 1, VD_LAYOUT_AUTO, VD_LAYOUT_AUTO, &g, why, sizeof why), 0);
+    assert_int_equal(g.c, 0);
+    assert_int_equal(image_geom(table, 1, VD_LAYOUT_HWC, VD_LAYOUT_AUTO, &g, why, sizeof why), -1);
+    assert_int_equal(image_geom(open_, 3, VD_LAYOUT_AUTO, VD_LAYOUT_AUTO, &g, why, sizeof why), 0);
+    assert_int_equal(g.c, 0);
+    assert_int_equal(image_geom(open_, 3, VD_LAYOUT_AUTO, VD_LAYOUT_CHW, &g, why, sizeof why), 0);
+    assert_true(g.c == 4 && g.chw);
+    assert_int_equal(image_geom(big, 3, VD_LAYOUT_HWC, VD_LAYOUT_AUTO, &g, why, sizeof why), 0);
+    assert_true(g.c == 64 && !g.chw);
+    assert_int_equal(image_geom(hwc, 3, VD_LAYOUT_CHW, VD_LAYOUT_AUTO, &g, why, sizeof why), -1);
+    assert_non_null(strstr(why, "--layout hwc"));
+    assert_int_equal(image_geom(chw, 3, VD_LAYOUT_HWC, VD_LAYOUT_AUTO, &g, why, sizeof why), -1);
+    assert_string_equal(image_layout_name(&(ImageGeom){3, 32, 32, 1}), "chw");
 }
 
 static void test_text(void **state)
@@ -381,6 +446,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png_rgb_round_trip),
         cmocka_unit_test(test_image_grid_layout),
+        cmocka_unit_test(test_image_grid_colour),
+        cmocka_unit_test(test_image_geometry_rule),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_line_clipping),
         cmocka_unit_test(test_scatter_clusters),

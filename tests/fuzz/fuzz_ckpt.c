@@ -32,17 +32,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     VaeShape shape;
     VdError err = {0};
     if (ckpt_read_shape(fuzz_path, &shape, &err) == VD_OK) {
-        double n = (double)shape.n_input * shape.hidden[0] * 2 + 4.0 * shape.n_latent * 1024 +
-                   (double)shape.n_classes * shape.n_latent;
-        for (int l = 1; l < shape.n_hidden; l++)
-            n += 2.0 * shape.hidden[l] * shape.hidden[l - 1];
+        double n = vae_shape_params(&shape); /* -1 for a shape vae_create refuses */
         const char *why;
         m = n < 1e6 ? vae_create(&shape, &why) : NULL;
         if (m) {
             TrainState st;
             ckpt_load(fuzz_path, m, &st, &err);
-            int64_t dims[8], rows;
-            ckpt_read_data_shape(fuzz_path, dims, 8, &rows);
+            CkptData data;
+            ckpt_read_data(fuzz_path, &data);
             char buf[64];
             ckpt_read_config(fuzz_path, "batch", buf, sizeof buf);
             vae_free(m);

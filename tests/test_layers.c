@@ -1,0 +1,284 @@
+/* test_layers.c — every layer kind (layer.h) on its own: the BLAS forward
+ * against the kind's double reference, backward against finite differences
+ * of that reference, a small convolution and transposed convolution worked
+ * out by hand, and the shape rules. */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "layer.h"
+#include "rng.h"
+
+static void fill_uniform(float *x, size_t n, uint32_t a, float lo, float hi)
+{
+    Rng r = rng_stream(778, VD_STREAM_INIT, 6);
+    rng_uniform_fill(&r, a, 0, n, lo, hi, x);
+}
+
+/* A layer with its buffers, as model.c would give them. */
+typedef struct {
+    Layer l;
+    size_t nw, nb, nin, nout;
+    float *w, *b, *dw, *db, *in, *out, *din, *dout, *scratch, *saved;
+} Bench;
+
+static void bench_init(Bench *t, Layer l, int B)
+{
+    memset(t, 0, sizeof *t);
+    t->l = l;
+    TensorSpec spec[4];
+    int n = l.kind->tensors(&l, spec);
+    size_t sizes[4];
+    for (int k = 0; k < n; k++) {
+        sizes[k] = 1;
+        for (int j = 0; j < spec[k].n_dims; j++)
+            sizes[k] *= (size_t)spec[k].dims[j];
+    }
+    /* the heads split weight and bias in two named halves each */
+    t->nw = n == 4 ? sizes[0] + sizes[1] : sizes[0];
+    t->nb = n == 4 ? sizes[2] + sizes[3] : sizes[1];
+    t->nin = (size_t)B * layer_in_size(&l);
+    t->nout = (size_t)B * layer_out_size(&l);
+    t->w = calloc(t->nw, sizeof(float));
+    t->b = calloc(t->nb, sizeof(float));
+    t->dw = calloc(t->nw, sizeof(float));
+    t->db = calloc(t->nb, sizeof(float));
+    t->in = calloc(t->nin, sizeof(float));
+    t->din = calloc(t->nin, sizeof(float));
+    t->out = calloc(t->nout, sizeof(float));
+    t->dout = calloc(t->nout, sizeof(float));
+    t->scratch = calloc(l.kind->scratch_floats(&l, B) + 1, sizeof(float));
+    t->saved = calloc(l.kind->saved_floats(&l, B) + 1, sizeof(float));
+}
+
+static void bench_free(Bench *t)
+{
+    free(t->w); free(t->b); free(t->dw); free(t->db); free(t->in); free(t->din);
+    free(t->out); free(t->dout); free(t->scratch); free(t->saved);
+}
+
+static void forward(Bench *t, int B)
+{
+    LayerParams p = {t->w, t->b};
+    t->l.kind->forward(&t->l, &p, t->out, t->in, B, t->scratch, t->saved);
+}
+
+/* The float forward against the double reference, sample by sample. */
+static void check_forward(Layer l, int B, double tol)
+{
+    Bench t;
+    bench_init(&t, l, B);
+    fill_uniform(t.w, t.nw, 1, -0.5f, 0.5f);
+    fill_uniform(t.b, t.nb, 2, -0.5f, 0.5f);
+    fill_uniform(t.in, t.nin, 3, -1, 1);
+    forward(&t, B);
+    size_t ni = layer_in_size(&l), no = layer_out_size(&l);
+    double *wd = malloc(sizeof(double) * t.nw), *bd = malloc(sizeof(double) * t.nb);
+    double *xd = malloc(sizeof(double) * ni), *yd = malloc(sizeof(double) * no);
+    for (size_t i = 0; i < t.nw; i++) wd[i] = t.w[i];
+    for (size_t i = 0; i < t.nb; i++) bd[i] = t.b[i];
+    double worst = 0;
+    for (int s = 0; s < B; s++) {
+        for (size_t i = 0; i < ni; i++) xd[i] = t.in[s * ni + i];
+        l.kind->forward_ref(&l, wd, bd, yd, xd);
+        for (size_t i = 0; i < no; i++)
+            worst = fmax(worst, fabs(yd[i] - t.out[s * no + i]));
+    }
+    if (worst >= tol)
+        print_error("%s: worst forward error %g\n", l.kind->name, worst);
+    assert_true(worst < tol);
+    free(wd); free(bd); free(xd); free(yd);
+    bench_free(&t);
+}
+
+/* L = sum(r * layer(in)) over B samples, in double through the reference. */
+static double ref_loss(const Layer *l, const double *w, const double *b, const double *x,
+                       const float *r, int B)
+{
+    size_t ni = layer_in_size(l), no = layer_out_size(l);
+    double *y = malloc(sizeof(double) * no), sum = 0;
+    for (int s = 0; s < B; s++) {
+        l->kind->forward_ref(l, w, b, y, x + s * ni);
+        for (size_t i = 0; i < no; i++)
+            sum += r[s * no + i] * y[i];
+    }
+    free(y);
+    return sum;
+}
+
+/* backward's dW, db and din against central differences of ref_loss; the
+ * gradients are written over garbage (backward must not accumulate). */
+static void check_backward(Layer l, int B)
+{
+    Bench t;
+    bench_init(&t, l, B);
+    fill_uniform(t.w, t.nw, 4, -0.5f, 0.5f);
+    fill_uniform(t.b, t.nb, 5, -0.5f, 0.5f);
+    fill_uniform(t.in, t.nin, 6, -1, 1);
+    fill_uniform(t.dout, t.nout, 7, -1, 1);
+    for (size_t i = 0; i < t.nw; i++) t.dw[i] = NAN;
+    for (size_t i = 0; i < t.nb; i++) t.db[i] = NAN;
+    for (size_t i = 0; i < t.nin; i++) t.din[i] = NAN;
+    forward(&t, B);
+    LayerParams p = {t.w, t.b}, g = {t.dw, t.db};
+    l.kind->backward(&l, &p, &g, t.din, t.dout, t.in, B, t.scratch, t.saved);
+    double *wd = malloc(sizeof(double) * t.nw), *bd = malloc(sizeof(double) * t.nb);
+    double *xd = malloc(sizeof(double) * t.nin);
+    for (size_t i = 0; i < t.nw; i++) wd[i] = t.w[i];
+    for (size_t i = 0; i < t.nb; i++) bd[i] = t.b[i];
+    for (size_t i = 0; i < t.nin; i++) xd[i] = t.in[i];
+    const double h = 1e-6;
+    struct { double *v; size_t n; const float *grad; const char *what; } parts[3] = {
+        {wd, t.nw, t.dw, "weight"}, {bd, t.nb, t.db, "bias"}, {xd, t.nin, t.din, "input"}};
+    for (int k = 0; k < 3; k++) {
+        double worst = 0;
+        for (size_t i = 0; i < parts[k].n; i++) {
+            double keep = parts[k].v[i];
+            parts[k].v[i] = keep + h;
+            double lp = ref_loss(&l, wd, bd, xd, t.dout, B);
+            parts[k].v[i] = keep - h;
+            double lm = ref_loss(&l, wd, bd, xd, t.dout, B);
+            parts[k].v[i] = keep;
+            worst = fmax(worst, rel_err((lp - lm) / (2 * h), parts[k].grad[i], 1e-2));
+        }
+        if (worst >= 1e-4)
+            print_error("%s %s: worst relative error %g\n", l.kind->name, parts[k].what, worst);
+        assert_true(worst < 1e-4);
+    }
+    /* no input gradient asked for: the parameters' are the same */
+    float dw0 = t.dw[0];
+    l.kind->backward(&l, &p, &g, NULL, t.dout, t.in, B, t.scratch, t.saved);
+    assert_true(t.dw[0] == dw0);
+    free(wd); free(bd); free(xd);
+    bench_free(&t);
+}
+
+static void test_dense_against_reference(void **state)
+{
+    (void)state;
+    check_forward(layer_dense_make(13, 7, VD_ACT_NONE), 5, 1e-5);
+    check_forward(layer_heads_make(9, 3), 4, 1e-5);
+    check_backward(layer_dense_make(6, 5, VD_ACT_NONE), 4);
+    check_backward(layer_heads_make(5, 2), 3);
+}
+
+static void test_conv_against_reference(void **state)
+{
+    (void)state;
+    Layer l;
+    assert_null(layer_conv_make(&l, 3, 8, 6, 5, VD_ACT_RELU)); /* not square, odd channels */
+    check_forward(l, 3, 1e-5);
+    check_backward(l, 2);
+    assert_null(layer_conv_make(&l, 1, 4, 4, 2, VD_ACT_RELU)); /* one input channel, as conv1 */
+    check_forward(l, 2, 1e-5);
+    check_backward(l, 2);
+}
+
+static void test_tconv_against_reference(void **state)
+{
+    (void)state;
+    Layer l;
+    assert_null(layer_tconv_make(&l, 4, 3, 2, 3, VD_ACT_NONE));
+    check_forward(l, 3, 1e-5);
+    check_backward(l, 2);
+    assert_null(layer_tconv_make(&l, 3, 2, 2, 1, VD_ACT_NONE)); /* one output channel */
+    check_forward(l, 2, 1e-5);
+    check_backward(l, 2);
+}
+
+/* A 4x4 one-channel image 1..16 (row-major) through a 4x4 stride-2 window:
+ * with all-ones weights each output is the sum of its window within the
+ * image (padding reads zero); with one tap at (ky, kx) it is the input at
+ * (2 oy + ky - 1, 2 ox + kx - 1). */
+static void test_conv_by_hand(void **state)
+{
+    (void)state;
+    Layer l;
+    assert_null(layer_conv_make(&l, 1, 4, 4, 1, VD_ACT_NONE));
+    Bench t;
+    bench_init(&t, l, 1);
+    for (int i = 0; i < 16; i++) {
+        t.in[i] = (float)(i + 1);
+        t.w[i] = 1.0f;
+    }
+    forward(&t, 1);
+    float want[4] = {54, 63, 90, 99};
+    assert_memory_equal(t.out, want, sizeof want);
+    memset(t.w, 0, sizeof(float) * 16);
+    t.w[0 * 4 + 0] = 1.0f; /* tap (0, 0): input (2 oy - 1, 2 ox - 1) */
+    t.b[0] = 0.25f;
+    forward(&t, 1);
+    float tap00[4] = {0.25f, 0.25f, 0.25f, 6.25f};
+    assert_memory_equal(t.out, tap00, sizeof tap00);
+    t.w[0] = 0.0f;
+    t.w[1 * 4 + 2] = 1.0f; /* tap (1, 2): input (2 oy, 2 ox + 1) */
+    forward(&t, 1);
+    float tap12[4] = {2.25f, 4.25f, 10.25f, 12.25f};
+    assert_memory_equal(t.out, tap12, sizeof tap12);
+    bench_free(&t);
+}
+
+/* A 2x2 image [[1, 2], [3, 4]] through the transposed window: output (oy,
+ * ox) gathers the inputs whose window covers it, o = 2 i + k - 1. */
+static void test_tconv_by_hand(void **state)
+{
+    (void)state;
+    Layer l;
+    assert_null(layer_tconv_make(&l, 1, 2, 2, 1, VD_ACT_NONE));
+    Bench t;
+    bench_init(&t, l, 1);
+    float in[4] = {1, 2, 3, 4};
+    memcpy(t.in, in, sizeof in);
+    for (int i = 0; i < 16; i++)
+        t.w[i] = 1.0f;
+    forward(&t, 1);
+    float ones[16] = {1, 3, 3, 2, 4, 10, 10, 6, 4, 10, 10, 6, 3, 7, 7, 4};
+    assert_memory_equal(t.out, ones, sizeof ones);
+    memset(t.w, 0, sizeof(float) * 16);
+    t.w[1 * 4 + 2] = 1.0f; /* tap (1, 2): input (iy, ix) lands on (2 iy, 2 ix + 1) */
+    t.b[0] = 0.5f;
+    forward(&t, 1);
+    float tap[16];
+    for (int i = 0; i < 16; i++)
+        tap[i] = 0.5f;
+    tap[0 * 4 + 1] += 1;
+    tap[0 * 4 + 3] += 2;
+    tap[2 * 4 + 1] += 3;
+    tap[2 * 4 + 3] += 4;
+    assert_memory_equal(t.out, tap, sizeof tap);
+    bench_free(&t);
+}
+
+/* The shape rules: a convolution halves an even image, its transpose
+ * doubles any; odd sizes are refused with a reason. */
+static void test_shape_rules(void **state)
+{
+    (void)state;
+    Layer l;
+    assert_null(layer_conv_make(&l, 1, 28, 28, 32, VD_ACT_RELU));
+    assert_true(l.out_h == 14 && l.out_w == 14 && l.out_c == 32 && layer_out_size(&l) == 6272);
+    assert_non_null(layer_conv_make(&l, 64, 7, 7, 128, VD_ACT_RELU)); /* 7 does not halve */
+    assert_null(layer_tconv_make(&l, 64, 7, 7, 32, VD_ACT_RELU));
+    assert_true(l.out_h == 14 && l.out_w == 14 && l.out_c == 32);
+    TensorSpec spec[4];
+    assert_int_equal(layer_conv.tensors(&(Layer){&layer_conv, 3, 8, 8, 5, 4, 4, 0, 0, 0}, spec), 2);
+    assert_true(spec[0].n_dims == 4 && spec[0].dims[0] == 5 && spec[0].dims[3] == 3);
+    assert_int_equal(spec[0].fan_in, 48);
+    assert_int_equal(layer_tconv.tensors(&(Layer){&layer_tconv, 5, 4, 4, 3, 8, 8, 0, 0, 0}, spec), 2);
+    assert_true(spec[0].dims[0] == 5 && spec[0].dims[3] == 3 && spec[0].fan_in == 48);
+    assert_true(layer_conv.macs(&(Layer){&layer_conv, 1, 28, 28, 32, 14, 14, 0, 0, 0}) ==
+                14.0 * 14 * 32 * 16);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dense_against_reference),
+        cmocka_unit_test(test_conv_against_reference),
+        cmocka_unit_test(test_tconv_against_reference),
+        cmocka_unit_test(test_conv_by_hand),
+        cmocka_unit_test(test_tconv_by_hand),
+        cmocka_unit_test(test_shape_rules),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
