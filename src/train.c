@@ -15,6 +15,27 @@
 #include "runtime.h"
 #include "train_opts.h"
 
+/* Local: why --conv does not fit the image (each convolution halves an
+ * even height and width), or VD_OK. */
+static int check_halvings(const TrainConfig *cfg, const ImageGeom *img, VdError *err)
+{
+    char chain[256];
+    int h = img->h, w = img->w;
+    size_t n = (size_t)snprintf(chain, sizeof chain, "%dx%d", h, w);
+    for (int i = 0; i < cfg->conv.n; i++) {
+        if (h % 2 || w % 2)
+            return vd_fail(err, VD_EX_USAGE,
+                           "--conv: convolution %d of %d cannot halve %dx%d (%s): use fewer, or "
+                           "images whose sides divide by %d", i + 1, cfg->conv.n, h, w, chain,
+                           1 << cfg->conv.n);
+        h /= 2;
+        w /= 2;
+        if (n < sizeof chain)
+            n += (size_t)snprintf(chain + n, sizeof chain - n, " -> %dx%d", h, w);
+    }
+    return VD_OK;
+}
+
 /* Collective: the model of the options, for the data's sample size, with
  * parameters from the init stream. */
 static int create_model(Run *r, VdError *err)
@@ -28,6 +49,8 @@ static int create_model(Run *r, VdError *err)
     memcpy(shape.hidden, cfg->hidden.v, sizeof(int) * (size_t)cfg->hidden.n);
     memcpy(shape.conv, cfg->conv.v, sizeof(int) * (size_t)cfg->conv.n);
     train_check_options(cfg, &shape.obs_logvar, &shape.learn_var, err);
+    if (err->code == VD_OK && cfg->conv.n)
+        check_halvings(cfg, img, err);
     const char *why = NULL;
     if (err->code == VD_OK && !(r->m = vae_create(&shape, &why)))
         vd_fail(err, VD_EX_USAGE, "invalid model: %s", why);

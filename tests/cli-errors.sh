@@ -9,6 +9,8 @@ for bad in nan range rank1 empty string labels-range labels-length huge bigchunk
     "$GEN" "$WORK/$bad.h5" --n 400 --test 50 --type f32 --bad "$bad" || fail "gen_data --bad $bad"
 done
 "$GEN" "$WORK/other.h5" --n 300 --test 50 --type f32 || fail "gen_data other"
+"$GEN" "$WORK/table.h5" --n 300 --test 50 --table 12 || fail "gen_data --table"
+"$GEN" "$WORK/rgb.h5" --n 300 --test 50 --channels 3 || fail "gen_data --channels"
 echo "not an hdf5 file" >"$WORK/text.h5"
 head -c 3000 "$WORK/good.h5" >"$WORK/truncated.h5"
 touch "$WORK/a-file"
@@ -70,6 +72,10 @@ expect 64 "malformed variance"       --data "$WORK/good.h5" --likelihood gaussia
 expect 64 "binarize with Gaussian"   --data "$WORK/good.h5" --likelihood gaussian --binarize $SMALL --out "$WORK/r"
 expect 64 "classes without labels"   --data "$WORK/good.h5" --labels none --classes 16 $SMALL --out "$WORK/r"
 expect 65 "label past --classes"     --data "$WORK/good.h5" --classes 4 $SMALL --out "$WORK/r"
+expect 64 "--conv on tabular data"   --data "$WORK/table.h5" --conv 4 $SMALL --out "$WORK/r"
+expect 64 "--conv halving too often" --data "$WORK/good.h5" --conv 2,2,2,2 $SMALL --out "$WORK/r"
+expect 64 "--layout contradicting"   --data "$WORK/rgb.h5" --layout chw $SMALL --out "$WORK/r"
+expect 64 "--layout on tabular data" --data "$WORK/table.h5" --layout hwc $SMALL --out "$WORK/r"
 expect 66 "import: missing IDX"      import --train-images "$WORK/none.gz" --out "$WORK/i.h5"
 expect 73 "import: output exists"    import --out "$WORK/good.h5"
 
@@ -82,6 +88,7 @@ expect 64 "resume: other batch"        --data "$WORK/good.h5" --epochs 2 --batch
 expect 64 "resume: other seed"         --data "$WORK/good.h5" $SMALL --seed 9 --out "$WORK/run"
 expect 64 "resume: other data"         --data "$WORK/other.h5" $SMALL --out "$WORK/run"
 expect 64 "resume: other likelihood"   --data "$WORK/good.h5" $SMALL --likelihood gaussian --out "$WORK/run"
+expect 64 "resume: other --conv"       --data "$WORK/good.h5" $SMALL --conv 4 --out "$WORK/run"
 after=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" "$WORK/run/epochs.csv" | cksum)
 [ "$before" = "$after" ] && pass "existing run untouched" || fail "existing run was modified"
 finish

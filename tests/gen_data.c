@@ -14,7 +14,8 @@
  * --channels C (or --layout) writes (N, S, S, C) (hwc, the default) or
  * (N, C, S, S) (chw) colour images: channel c of a bar is V when (vertical +
  * c) is odd, else 0.4 V, so the orientation shows in the colour too. The
- * same seed gives the same images whatever the layout. */
+ * same seed gives the same images whatever the layout. --table D writes
+ * (N, D) rows of uniform values in [0, 1) instead: tabular data, no images. */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,37 @@ static hid_t file_type(const char *type, int be)
 }
 
 static int channels = 0, chw = 0; /* --channels, --layout chw; 0: (N, S, S) */
+static long table = 0;            /* --table D */
+
+/* (n, D) uniform rows as prefix/images, and labels 0. */
+static int write_table(hid_t file, const char *prefix, long n, uint32_t stream_row)
+{
+    double *v = malloc(sizeof(double) * (size_t)(n * table));
+    int *lab = calloc((size_t)n, sizeof(int));
+    Rng r = rng_stream(54321, VD_STREAM_ORDER, 9);
+    for (long i = 0; i < n * table; i++)
+        v[i] = (double)rng_below(&r, stream_row, (uint64_t)i, 1000) / 1000.0;
+    char name[64];
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hsize_t dims[2] = {(hsize_t)n, (hsize_t)table};
+    hid_t space = H5Screate_simple(2, dims, NULL);
+    snprintf(name, sizeof name, "%s/images", prefix);
+    hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = d < 0 || H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0;
+    H5Dclose(d);
+    H5Sclose(space);
+    space = H5Screate_simple(1, dims, NULL);
+    snprintf(name, sizeof name, "%s/labels", prefix);
+    d = H5Dcreate2(file, name, H5T_STD_I32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    rc |= d < 0 || H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) < 0;
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Pclose(lcpl);
+    free(v);
+    free(lab);
+    return rc;
+}
 
 /* img (n, S, S, C) -> (n, C, S, S) in place, through a copy. */
 static void to_chw(double *img, long n, int side, int c)
@@ -196,6 +228,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--bad") == 0) bad = v;
         else if (strcmp(a, "--gray") == 0) gray = atof(v);
         else if (strcmp(a, "--channels") == 0) channels = atoi(v);
+        else if (strcmp(a, "--table") == 0) table = atol(v);
         else if (strcmp(a, "--layout") == 0) {
             chw = strcmp(v, "chw") == 0;
             channels = channels ? channels : 1;
@@ -208,9 +241,16 @@ int main(int argc, char **argv)
     hid_t f = H5Fcreate(argv[1], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0)
         return 73;
-    int rc = write_set(f, "/train", n, side, type, be, chunk, deflate, bad, 0, gray);
-    if (test > 0)
-        rc |= write_set(f, "/test", test, side, type, be, chunk, deflate, NULL, 1, gray);
+    int rc;
+    if (table > 0) {
+        rc = write_table(f, "/train", n, 0);
+        if (test > 0)
+            rc |= write_table(f, "/test", test, 1);
+    } else {
+        rc = write_set(f, "/train", n, side, type, be, chunk, deflate, bad, 0, gray);
+        if (test > 0)
+            rc |= write_set(f, "/test", test, side, type, be, chunk, deflate, NULL, 1, gray);
+    }
     rc |= H5Fclose(f) < 0;
     return rc ? 74 : 0;
 }
