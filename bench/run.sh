@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh — the benchmark (`make bench`). In one run on this machine, for the
 # reference model 784-400-20 at global batch 128 and a larger 784-1024-1024-64
-# at batch 512, measures:
+# at batch 512 (and the convolutional VAE 28x28x1-conv32-conv64-256-20 at
+# batch 128: its ceiling, np=1, PyTorch, np=2, memory), measures:
 #   - the sgemm ceiling: OpenBLAS alone on the step's matrix products (bench/sgemm),
 #     and the same products at the local batches of 2 to 512 ranks;
 #   - vae-dist at np=1 (one OpenBLAS thread): samples/s, GFLOP/s, the step's
@@ -175,6 +176,52 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
     echo >>"$md.tmp"
     echo "Compute ceiling at np=2: two sgemm copies at once at batch $((batch / 2)) run at $two GFLOP/s each." >>"$md.tmp"
 done
+# The convolutional VAE: 28x28x1-conv32-conv64-256-20 at batch 128, with
+# the same measures: the ceiling of its own products, np=1 against it and
+# against PyTorch, np=2 against np=1, peak memory.
+echo "== 28x28x1-conv32-conv64-256-20, batch 128"
+cname=conv32-64-256-20 csteps=60
+cceil=$(for i in $(seq "$REPS"); do "$SGEMM" --image 28x28x1 --conv 32,64 --hidden 256 --latent 20 \
+    --batch 128 --reps 5 | sed -n 's/sgemm_gflops=\([0-9.]*\).*/\1/p'; done | median)
+for np in 1 2; do
+    for i in $(seq "$REPS"); do
+        VD_EXTRA="--conv 32,64" vae "$np" 256 20 128 "$csteps"
+        cp "$TMP/log" "$TMP/conv$np.$i"
+    done
+done
+mc() { for i in $(seq "$REPS"); do prof "$2" "$TMP/conv$1.$i"; done | median; }
+cs1=$(mc 1 samples) cg1=$(mc 1 gflops) crss1=$(mc 1 rss) cs2=$(mc 2 samples) crss2=$(mc 2 rss)
+csplit=""
+for part in data forward backward allreduce optimizer step; do csplit="$csplit $(mc 1 $part)"; done
+ctps="absent"
+if [ -n "$PY" ]; then
+    ctps=$(for i in $(seq "$REPS"); do "$PY" bench/torch_vae.py --data "$DATA" --steps 40 --warmup 5 \
+        --conv 32,64 --hidden 256 --latent 20 --batch 128 --threads 1 |
+        sed -n 's/^samples_per_s=//p'; done | median)
+fi
+row "$cname" 128 sgemm_ceiling_gflops "$cceil"
+row "$cname" 128 np1_samples_per_s "$cs1"
+row "$cname" 128 np1_gflops "$cg1"
+row "$cname" 128 np1_peak_rss_mib "$crss1"
+row "$cname" 128 torch_1thread_samples_per_s "$ctps"
+row "$cname" 128 np2_samples_per_s "$cs2"
+row "$cname" 128 np2_peak_rss_mib "$crss2"
+set -- $csplit
+{
+    echo
+    echo "## 28x28x1-conv32-conv64-256-20 (1,691,369 parameters), global batch 128"
+    echo
+    echo "| measure | value |"
+    echo "| --- | --- |"
+    echo "| sgemm ceiling (the step's products alone, in vae-dist's blocks) | $cceil GFLOP/s |"
+    echo "| vae-dist np=1 | $cs1 samples/s, $cg1 GFLOP/s, $(awk -v a="$cg1" -v b="$cceil" 'BEGIN {printf "%.2f", a / b}') of the ceiling |"
+    if [ "$ctps" = absent ]; then echo "| PyTorch, 1 thread | absent (no python3-torch) |"
+    else echo "| PyTorch, 1 thread (oneDNN) | $ctps samples/s; vae-dist np=1 is $(awk -v a="$cs1" -v b="$ctps" 'BEGIN {printf "%.2fx", a / b}') |"; fi
+    echo "| vae-dist np=2 | $cs2 samples/s, $(awk -v a="$cs2" -v b="$cs1" 'BEGIN {printf "%.2fx", a / b}') np=1 |"
+    echo "| peak resident memory per rank, np=1 / np=2 | $crss1 / $crss2 MiB |"
+    echo "| step split at np=1 (ms) | data $1, forward $2, backward $3, reduce $4, optimizer $5 (total $6) |"
+} >>"$md.tmp"
+
 {
     echo
     echo "np=4 and np=8 run $cores cores oversubscribed: they show per-rank overheads, not scaling."

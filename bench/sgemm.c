@@ -1,16 +1,25 @@
 /* sgemm.c — the ceiling for a training step: OpenBLAS sgemm alone on the
  * exact matrix products of one vae-dist step (same shapes, same transposes,
- * same row-major layout), with nothing else in between.
+ * same row-major layout, the same blocks), with nothing else in between.
  *
  *   bench/sgemm --input 784 --hidden 400 --latent 20 --batch 128 [--reps 200]
+ *   bench/sgemm --image 28x28x1 --conv 32,64 --hidden 256 --latent 20 --batch 128
  *
  * prints "sgemm_gflops=X step_ms=Y": the products' FLOPs (counted as
  * vae-dist's --profile counts them) over their best-of-5 time per step. A
- * step's products, for each linear layer (n_in -> n_out) of the encoder,
- * the heads and the decoder, at B rows:
+ * step's products, for each dense layer (n_in -> n_out) of the encoder, the
+ * heads and the decoder, at B rows:
  *   forward   out (B, n_out) = bias + in (B, n_in) W^T   2 B n_in n_out
  *   backward  dW (n_out, n_in) = dout^T in               2 B n_in n_out
- *             din (B, n_in) = dout W (not for layer 1)   2 B n_in n_out */
+ *             din (B, n_in) = dout W (not for layer 1)   2 B n_in n_out
+ * and for each 4x4 stride-2 convolution (c_in -> c_out, K = 16 c_in) over
+ * blocks of P output pixels (as layer_conv.c makes them: P = 2^17 / K):
+ *   forward   out (P, c_out) += cols (P, K) W^T
+ *   backward  dW (c_out, K) += dout^T cols;  dcols (P, K) = dout W (not layer 1)
+ * and each transposed one (c_in -> c_out, N = 16 c_out, P input pixels,
+ * P = 2^17 / N):
+ *   forward   cols (P, N) = in (P, c_in) W
+ *   backward  dW (c_in, N) += in^T dcols;  din (P, c_in) = dcols W^T */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +29,17 @@
 #define MAX_LAYERS 20
 
 typedef struct {
-    int n_in, n_out;
+    int kind;         /* 0 dense, 1 convolution, 2 transposed convolution */
+    int n_in, n_out;  /* dense: sizes; convolutions: channels */
+    long pixels;      /* convolutions: the product's pixels per sample */
 } Shape;
+
+/* Pixels per block of windows, as layer_conv.c picks them. */
+static long block_pixels(int c)
+{
+    long n = (1L << 17) / (16L * c);
+    return n < 16 ? 16 : n;
+}
 
 static double now(void)
 {
@@ -42,12 +60,70 @@ static float *filled(size_t n)
     return p;
 }
 
+/* One layer's products, forward (dir 0) or backward (dir 1; din unless first). */
+static void products(const Shape *l, int batch, int dir, int first, float *in, float *out,
+                     float *din, float *w, float *dw)
+{
+    if (l->kind == 0) {
+        int ni = l->n_in, no = l->n_out;
+        if (dir == 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, no, ni, 1.0f, in, ni, w,
+                        ni, 1.0f, out, no);
+        else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, no, ni, batch, 1.0f, out, no,
+                        in, ni, 0.0f, dw, ni);
+            if (!first)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, ni, no, 1.0f, out,
+                            no, w, ni, 0.0f, din, ni);
+        }
+        return;
+    }
+    int conv = l->kind == 1, wide = 16 * (conv ? l->n_in : l->n_out);
+    int narrow = conv ? l->n_out : l->n_in;
+    long M = (long)batch * l->pixels, step = block_pixels(conv ? l->n_in : l->n_out);
+    for (long p0 = 0; p0 < M; p0 += step) {
+        int P = (int)(p0 + step < M ? step : M - p0);
+        if (conv && dir == 0) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, narrow, wide, 1.0f, in, wide,
+                        w, wide, 1.0f, out, narrow);
+        } else if (conv) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, narrow, wide, P, 1.0f, out,
+                        narrow, in, wide, p0 ? 1.0f : 0.0f, dw, wide);
+            if (!first)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, wide, narrow, 1.0f, out,
+                            narrow, w, wide, 0.0f, din, wide);
+        } else if (dir == 0) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, wide, narrow, 1.0f, in,
+                        narrow, w, wide, 0.0f, out, wide);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, narrow, wide, P, 1.0f, in, narrow,
+                        out, wide, p0 ? 1.0f : 0.0f, dw, wide);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, narrow, wide, 1.0f, out, wide,
+                        w, wide, 0.0f, din, narrow);
+        }
+    }
+}
+
+static double layer_flops(const Shape *l, int batch, int first)
+{
+    double macs = l->kind == 0 ? (double)l->n_in * l->n_out
+                               : (double)l->pixels * 16.0 * l->n_in * l->n_out;
+    return 2.0 * batch * macs * (first ? 2 : 3);
+}
+
 int main(int argc, char **argv)
 {
     int input = 784, latent = 20, batch = 128, reps = 200, hidden[8] = {400}, n_hidden = 1;
+    int conv[8], n_conv = 0, ih = 0, iw = 0, ic = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--input"))
             input = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--image"))
+            sscanf(argv[i + 1], "%dx%dx%d", &ih, &iw, &ic);
+        else if (!strcmp(argv[i], "--conv")) {
+            for (char *p = argv[i + 1]; *p && n_conv < 8; p += *p == ',')
+                conv[n_conv++] = (int)strtol(p, &p, 10);
+        }
         else if (!strcmp(argv[i], "--latent"))
             latent = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch"))
@@ -63,52 +139,68 @@ int main(int argc, char **argv)
             return 64;
         }
     }
+    if (n_conv)
+        input = ih * iw * ic;
     if (input < 1 || latent < 1 || batch < 1 || reps < 1 || n_hidden < 1) {
         fprintf(stderr, "sgemm: sizes must be positive\n");
         return 64;
     }
-    /* the model's layers: encoder, heads (one 2d-row matrix), decoder */
+    /* the model's layers: convolutions, dense encoder, heads (one 2d-row
+     * matrix), decoder, transposed convolutions */
     Shape layer[MAX_LAYERS];
-    int L = 0, prev = input;
+    int L = 0, prev = input, c = ic, h = ih, wd = iw;
+    for (int l = 0; l < n_conv; l++) {
+        h /= 2;
+        wd /= 2;
+        layer[L++] = (Shape){1, c, conv[l], (long)h * wd};
+        c = conv[l];
+    }
+    if (n_conv)
+        prev = c * h * wd;
+    int flat = prev;
     for (int l = 0; l < n_hidden; prev = hidden[l++])
-        layer[L++] = (Shape){prev, hidden[l]};
-    layer[L++] = (Shape){prev, 2 * latent};
+        layer[L++] = (Shape){0, prev, hidden[l], 0};
+    layer[L++] = (Shape){0, prev, 2 * latent, 0};
     prev = latent;
     for (int l = n_hidden - 1; l >= 0; prev = hidden[l--])
-        layer[L++] = (Shape){prev, hidden[l]};
-    layer[L++] = (Shape){prev, input};
+        layer[L++] = (Shape){0, prev, hidden[l], 0};
+    layer[L++] = (Shape){0, prev, flat, 0};
+    for (int l = n_conv - 1; l >= 0; l--) {
+        int out = l ? conv[l - 1] : ic;
+        layer[L++] = (Shape){2, c, out, (long)h * wd};
+        c = out;
+        h *= 2;
+        wd *= 2;
+    }
 
-    int widest = input;
-    for (int l = 0; l < L; l++)
-        widest = layer[l].n_out > widest ? layer[l].n_out : widest;
-    float *in = filled((size_t)batch * widest), *out = filled((size_t)batch * widest);
-    float *din = filled((size_t)batch * widest);
-    float *w[MAX_LAYERS], *dw[MAX_LAYERS];
+    size_t widest = (size_t)input, wmax = 0;
     double flops = 0;
     for (int l = 0; l < L; l++) {
-        size_t n = (size_t)layer[l].n_in * layer[l].n_out;
+        size_t a = layer[l].kind == 0 ? (size_t)batch * (layer[l].n_out > layer[l].n_in ? layer[l].n_out : layer[l].n_in)
+                                      : (size_t)(block_pixels(layer[l].kind == 1 ? layer[l].n_in : layer[l].n_out) + 1) * 16 *
+                                            (layer[l].n_in > layer[l].n_out ? layer[l].n_in : layer[l].n_out);
+        size_t nw = (size_t)layer[l].n_in * layer[l].n_out * (layer[l].kind ? 16 : 1);
+        widest = a > widest ? a : widest;
+        wmax = nw > wmax ? nw : wmax;
+        flops += layer_flops(&layer[l], batch, l == 0);
+    }
+    float *in = filled(widest), *out = filled(widest), *din = filled(widest);
+    float *w[MAX_LAYERS], *dw[MAX_LAYERS];
+    for (int l = 0; l < L; l++) {
+        size_t n = (size_t)layer[l].n_in * layer[l].n_out * (layer[l].kind ? 16 : 1);
         w[l] = filled(n);
         dw[l] = filled(n);
-        flops += 2.0 * batch * (double)n * (l == 0 ? 2 : 3);
     }
+    (void)wmax;
 
     double best = 1e30;
     for (int trial = 0; trial < 5; trial++) {
         double t0 = now();
         for (int r = 0; r < reps; r++) {
-            for (int l = 0; l < L; l++) {
-                int ni = layer[l].n_in, no = layer[l].n_out;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, no, ni, 1.0f, in, ni,
-                            w[l], ni, 1.0f, out, no);
-            }
-            for (int l = L - 1; l >= 0; l--) {
-                int ni = layer[l].n_in, no = layer[l].n_out;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, no, ni, batch, 1.0f, out, no,
-                            in, ni, 0.0f, dw[l], ni);
-                if (l > 0)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, ni, no, 1.0f,
-                                out, no, w[l], ni, 0.0f, din, ni);
-            }
+            for (int l = 0; l < L; l++)
+                products(&layer[l], batch, 0, l == 0, in, out, din, w[l], dw[l]);
+            for (int l = L - 1; l >= 0; l--)
+                products(&layer[l], batch, 1, l == 0, in, out, din, w[l], dw[l]);
         }
         double t = (now() - t0) / reps;
         best = t < best ? t : best;
