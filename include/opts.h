@@ -60,10 +60,12 @@ typedef struct {
 int opts_command(const OptCommand *c, void *cfg, int argc, char **argv, int rank, VdError *err);
 
 /* The reference of commands[0 .. n): Markdown (docs/options.md), or a man
- * page in roff (vae-dist.1) headed by version. Defaults are the tables'
- * own, so the text does not depend on the environment. */
+ * page in roff (vae-dist.1) headed by version, with exit_status as its EXIT
+ * STATUS. Defaults are the tables' own, so the text does not depend on the
+ * environment. */
 void opts_markdown(FILE *f, const OptCommand *const *commands, int n);
-void opts_man(FILE *f, const OptCommand *const *commands, int n, const char *version);
+void opts_man(FILE *f, const OptCommand *const *commands, int n, const char *version,
+              const char *exit_status);
 
 /* Sets every option of table in cfg to its default. Aborts on a bad default
  * (a programming error). */

@@ -32,12 +32,15 @@ typedef struct {
     double shared_mib; /* --reduce shm: the node's segment */
     Shard test;        /* this rank's block of test rows */
     Feed *feed;
+    struct Metrics *metrics; /* rank 0 */
     int64_t *batch_rows; /* (B) dataset rows of the current batch */
     int64_t n_rows, steps_per_epoch, total_steps, test_begin, test_end;
     int B;               /* local batch */
     float *test_mu, *all_mu;     /* latent means of the test rows: 2-D latent with labels */
     int32_t *test_lab, *all_lab; /* (this rank's; all on rank 0) */
     TrainState st;
+    char resumed_from[VD_PATH_MAX]; /* rank 0: the checkpoint the run continues, or "" */
+    int started;                    /* the start lines are printed */
     Profile prof;
 } Run;
 
@@ -54,7 +57,9 @@ int rundir_prepare(Run *r, VdError *err);
  * directory, if any: rank 0 picks and loads it (falling back to older ones
  * when it is damaged) and broadcasts the state. Returns 1 if resumed. */
 int rundir_resume(Run *r, VdError *err);
-/* Rank 0: the metrics files and config.txt. */
+/* Rank 0: a note for each option the resumed run changes (those it may). */
+void rundir_note_changes(const Run *r);
+/* Rank 0: the metrics files (metrics.h) and config.txt. */
 int rundir_start_logs(Run *r, VdError *err);
 /* Rank 0: checkpoint, "latest", and pruning to --keep. */
 int rundir_save(Run *r, VdError *err);

@@ -27,6 +27,9 @@ enum {
     VD_EX_DIVERGED = 76  /* non-finite loss or gradient; the step was not applied */
 };
 
+/* What an exit code means, in a few words ("bad data"). */
+const char *vd_exit_meaning(int code);
+
 typedef struct {
     int code;       /* VD_OK when no error */
     char msg[768];  /* one line, no trailing newline */

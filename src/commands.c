@@ -29,20 +29,20 @@ static const Command commands[] = {
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
-static const char exit_codes[] =
-    "exit codes: 0 ok, 64 usage, 65 bad data, 66 missing input, 70 internal error,\n"
-    "73 cannot create output, 74 I/O error, 75 stopped by a signal (checkpoint saved:\n"
-    "run the same command again), 76 non-finite loss or gradient\n";
+static const int exit_codes[] = {VD_OK, VD_EX_USAGE, VD_EX_DATAERR, VD_EX_NOINPUT, VD_EX_SOFTWARE,
+                                 VD_EX_CANTCREAT, VD_EX_IOERR, VD_EX_TEMPFAIL, VD_EX_DIVERGED};
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mpirun -np N vae-dist [COMMAND] [options]\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].cmd->name, commands[i].summary);
-    fprintf(f, "  %-12s %s\n\n%s", "help",
+    fprintf(f, "  %-12s %s\n\nexit codes:\n", "help",
             "this text; `vae-dist COMMAND --help` lists a command's options\n"
-            "               (--markdown, --man: the reference of every option)",
-            exit_codes);
+            "               (--markdown, --man: the reference of every option)");
+    for (size_t i = 0; i < sizeof exit_codes / sizeof *exit_codes; i++)
+        fprintf(f, "  %-3d %s%s\n", exit_codes[i], vd_exit_meaning(exit_codes[i]),
+                exit_codes[i] == VD_EX_TEMPFAIL ? ": run the same command again" : "");
 }
 
 static void print_version(void)
@@ -73,8 +73,13 @@ static int help(int argc, char **argv, int print)
     }
     if (print && markdown)
         opts_markdown(stdout, list, N_COMMANDS);
-    else if (print && man)
-        opts_man(stdout, list, N_COMMANDS, PACKAGE_STRING);
+    else if (print && man) {
+        char status[512] = "";
+        for (size_t i = 0; i < sizeof exit_codes / sizeof *exit_codes; i++)
+            snprintf(status + strlen(status), sizeof status - strlen(status), "%s%d %s", i ? "; " : "",
+                     exit_codes[i], vd_exit_meaning(exit_codes[i]));
+        opts_man(stdout, list, N_COMMANDS, PACKAGE_STRING, status);
+    }
     else if (print)
         usage(stdout);
     return VD_OK;

@@ -76,7 +76,7 @@ static void epoch_report(Run *r, int64_t epoch, double ep_start, const double to
                     st->ep_count ? st->ep_loss / st->ep_count : NAN,
                     r->has_test ? (tot[0] + tot[1]) / tot[2] : NAN,
                     r->has_test ? tot[0] / tot[2] : NAN, r->has_test ? tot[1] / tot[2] : NAN,
-                    vd_now() - ep_start};
+                    vd_now() - ep_start, NAN};
     if (r->has_test)
         printf("epoch %lld done: test loss %.2f = %.2f + %.2f nats (%lld samples), "
                "train loss %.2f, %.1f s\n",
@@ -87,7 +87,7 @@ static void epoch_report(Run *r, int64_t epoch, double ep_start, const double to
                row.train_loss, row.seconds);
     st->ep_loss = st->ep_count = 0; /* before the checkpoint: a resumed epoch starts empty */
     h5_lock(); /* the stream reader's thread may be in HDF5 */
-    metrics_epoch(r->cfg.out, &row, err);
+    metrics_epoch(r->metrics, &row);
     h5_unlock();
 }
 
@@ -138,7 +138,7 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err
                  (double)(r->total_steps - st->step);
     TrainRow row = {(double)st->step, (double)epoch + 1,
                     (st->ivl_recon + st->ivl_kl) / st->ivl_count, st->ivl_recon / st->ivl_count,
-                    st->ivl_kl / st->ivl_count, r->cfg.lr, rate};
+                    st->ivl_kl / st->ivl_count, r->cfg.lr, rate, 0};
     if (r->rank == 0) {
         char etab[32];
         fmt_duration(etab, sizeof etab, eta);
@@ -147,7 +147,7 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err
                (long long)r->steps_per_epoch, row.loss, row.recon, row.kl, rate, etab);
         fflush(stdout);
         h5_lock(); /* the stream reader's thread may be in HDF5 */
-        metrics_train(r->cfg.out, &row, err);
+        metrics_train(r->metrics, &row);
         h5_unlock();
     }
     st->ivl_recon = st->ivl_kl = st->ivl_count = 0;
@@ -261,10 +261,13 @@ int run_loop(Run *r, VdError *err)
     for (int64_t epoch = r->st.step / r->steps_per_epoch; epoch < cfg->epochs && !l.stop; epoch++)
         if (run_epoch(r, &l, epoch, err))
             return err->code;
-    if (r->rank == 0)
-        printf("%s: %lld steps in %.1f s; outputs in %s\n",
-               l.code == VD_EX_TEMPFAIL ? "preempted" : "done",
-               (long long)(r->st.step - l.first_step), vd_now() - l.run_start, cfg->out);
+    if (r->rank == 0 && l.code == VD_EX_TEMPFAIL)
+        printf("preempted: %lld steps in %.1f s, checkpoint saved in %s; run the same command "
+               "again to continue (exit 75)\n", (long long)(r->st.step - l.first_step),
+               vd_now() - l.run_start, cfg->out);
+    else if (r->rank == 0)
+        printf("done: %lld steps in %.1f s; outputs in %s\n", (long long)(r->st.step - l.first_step),
+               vd_now() - l.run_start, cfg->out);
     return l.code;
 }
 

@@ -117,6 +117,59 @@ void opts_defaults(const OptSpec *table, void *cfg)
     }
 }
 
+/* Is arg one of table's options ("--name" or "--name=...")? A value that
+ * happens to start with "--" is taken as the next option only then. */
+static int is_option(const OptSpec *table, const char *arg)
+{
+    if (strncmp(arg, "--", 2) != 0)
+        return 0;
+    const char *name = arg + 2;
+    size_t len = strcspn(name, "=");
+    for (const OptSpec *o = table; o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return 1;
+    return strcmp(arg, "--help") == 0;
+}
+
+/* Edit distance of a and b (both short option names), capped at 9. */
+static int distance(const char *a, size_t la, const char *b)
+{
+    size_t lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return 9;
+    int row[41];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            best = up + 1 < best ? up + 1 : best;
+            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb] < 9 ? row[lb] : 9;
+}
+
+/* The option a mistyped name most likely meant: the one it starts, or the
+ * nearest within two edits; NULL if none is close. */
+static const OptSpec *nearest(const OptSpec *table, const char *name, size_t len)
+{
+    const OptSpec *best = NULL;
+    int best_d = 3;
+    for (const OptSpec *o = table; o->name; o++) {
+        int d = strncmp(o->name, name, len) == 0 ? 1 : distance(name, len, o->name);
+        if (d < best_d) {
+            best_d = d;
+            best = o;
+        }
+    }
+    return best;
+}
+
 int opts_parse(const OptSpec *table, void *cfg, int argc, char **argv, int *help, VdError *err)
 {
     *help = 0;
@@ -134,9 +187,14 @@ int opts_parse(const OptSpec *table, void *cfg, int argc, char **argv, int *help
         const OptSpec *o = table;
         while (o->name && !(strlen(o->name) == len && strncmp(o->name, name, len) == 0))
             o++;
-        if (!o->name)
+        if (!o->name) {
+            const OptSpec *near = nearest(table, name, len);
+            if (near)
+                return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s': did you mean --%s?",
+                               (int)len, name, near->name);
             return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s' (see --help)", (int)len,
                            name);
+        }
         const char *value;
         if (o->type == OPT_BOOL) {
             if (eq)
@@ -144,8 +202,11 @@ int opts_parse(const OptSpec *table, void *cfg, int argc, char **argv, int *help
             value = "1";
         } else if (eq) {
             value = eq + 1;
-        } else if (i + 1 < argc) {
+        } else if (i + 1 < argc && !is_option(table, argv[i + 1])) {
             value = argv[++i];
+        } else if (i + 1 < argc) {
+            return vd_fail(err, VD_EX_USAGE, "--%s needs a value (before %s)", o->name,
+                           argv[i + 1]);
         } else {
             return vd_fail(err, VD_EX_USAGE, "--%s needs a value", o->name);
         }
@@ -164,7 +225,15 @@ void opts_format(const OptSpec *o, const void *cfg, char *buf, size_t n)
     case OPT_INT: snprintf(buf, n, "%d", *(const int *)field); break;
     case OPT_I64: snprintf(buf, n, "%" PRId64, *(const int64_t *)field); break;
     case OPT_U64: snprintf(buf, n, "%" PRIu64, *(const uint64_t *)field); break;
-    case OPT_F64: snprintf(buf, n, "%.17g", *(const double *)field); break;
+    case OPT_F64: { /* the shortest text that reads back as the same double */
+        double v = *(const double *)field;
+        for (int digits = 1; digits <= 17; digits++) {
+            snprintf(buf, n, "%.*g", digits, v);
+            if (strtod(buf, NULL) == v)
+                break;
+        }
+        break;
+    }
     case OPT_CHOICE: {
         const char *c = o->metavar;
         for (int k = *(const int *)field; k > 0 && strchr(c, '|'); k--)
@@ -286,7 +355,8 @@ static void roff_text(FILE *f, const char *s)
     }
 }
 
-void opts_man(FILE *f, const OptCommand *const *commands, int n, const char *version)
+void opts_man(FILE *f, const OptCommand *const *commands, int n, const char *version,
+              const char *exit_status)
 {
     fprintf(f, ".TH VAE-DIST 1 \"\" \"%s\" \"User Commands\"\n.SH NAME\n"
                "vae\\-dist \\- MPI data\\-parallel trainer for variational autoencoders\n"
@@ -323,10 +393,7 @@ void opts_man(FILE *f, const OptCommand *const *commands, int n, const char *ver
         }
     }
     fputs(".SH EXIT STATUS\n", f);
-    roff_text(f, "0 success; 64 bad command line; 65 bad data or no valid checkpoint; 66 missing "
-                 "input; 70 internal error; 73 cannot create an output; 74 I/O error; 75 stopped "
-                 "by a signal with a checkpoint saved (run the same command again); 76 "
-                 "non-finite loss or gradient.");
+    roff_text(f, exit_status);
     fputs("\n.SH SEE ALSO\n", f);
     roff_text(f, "mpirun(1); the README and docs/ of the source distribution.");
     fputc('\n', f);

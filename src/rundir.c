@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,7 +89,11 @@ static int option_differs(const Run *r, const char *path, const char *name, char
     while (strcmp(o->name, name) != 0)
         o++;
     opts_format(o, &r->cfg, want, n);
-    return ckpt_read_config(path, name, have, n) == 0 && strcmp(have, want) != 0;
+    if (ckpt_read_config(path, name, have, n) != 0)
+        return 0;
+    if (o->type == OPT_F64) /* older checkpoints wrote 17 digits: compare the numbers */
+        return strtod(have, NULL) != strtod(want, NULL);
+    return strcmp(have, want) != 0;
 }
 
 /* "28x28" for the n dims of shape */
@@ -136,13 +141,14 @@ static int check_resumable(const Run *r, const char *path, VdError *err)
 
 /* Rank 0: the options a resumed run may change (the optimizer's and the
  * objective's), said out loud when they differ from the checkpoint's. */
-static void note_changed_options(const Run *r, const char *path)
+void rundir_note_changes(const Run *r)
 {
     static const char *may_change[] = {"lr", "beta1", "beta2", "adam-eps", "beta", "warmup",
                                        "binarize"};
     char have[64], want[64];
+    const char *path = r->resumed_from;
     for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++)
-        if (option_differs(r, path, may_change[i], have, want, sizeof have))
+        if (path[0] && option_differs(r, path, may_change[i], have, want, sizeof have))
             printf("note: continuing with --%s %s; the run so far had %s\n", may_change[i], want,
                    have);
 }
@@ -162,9 +168,7 @@ static int load_newest(Run *r, VdError *err)
         int rc = ckpt_load(path, r->m, &r->st, &e);
         if (rc == VD_OK) {
             resumed = 1;
-            printf("resuming from %s: step %lld, epoch %lld\n", path, (long long)r->st.step,
-                   (long long)r->st.epoch);
-            note_changed_options(r, path);
+            snprintf(r->resumed_from, sizeof r->resumed_from, "%s", path);
             if (i > 0)
                 fprintf(stderr, "vae-dist: warning: resumed from %s, an older checkpoint "
                                 "(newer ones are damaged)\n", names[i]);
@@ -187,11 +191,8 @@ static int load_newest(Run *r, VdError *err)
 int rundir_resume(Run *r, VdError *err)
 {
     int resumed = 0;
-    if (r->rank == 0) {
+    if (r->rank == 0)
         resumed = load_newest(r, err);
-        if (err->code == VD_OK) /* rows of a run that never got as far are dropped */
-            metrics_truncate(r->cfg.out, resumed ? r->st.step : 0, err);
-    }
     if (vd_error_agree(err, r->comm))
         return 0;
     MPI_Bcast(&resumed, 1, MPI_INT, 0, r->comm);
@@ -210,7 +211,9 @@ int rundir_start_logs(Run *r, VdError *err)
 {
     char path[VD_PATH_MAX];
     DurableFile f;
-    if (metrics_open(r->cfg.out, err) != VD_OK)
+    /* rows a resumed run logged after its checkpoint (or a run that never
+     * checkpointed) are dropped, so each is written once */
+    if (!(r->metrics = metrics_start(r->cfg.out, r->resumed_from[0] ? r->st.step : 0, err)))
         return err->code;
     if (vd_path_join(path, r->cfg.out, "config.txt") != 0)
         return vd_fail(err, VD_EX_CANTCREAT, "%s/config.txt: path too long", r->cfg.out);

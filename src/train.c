@@ -11,6 +11,7 @@
 #include "comm.h"
 #include "image.h"
 #include "import.h"
+#include "metrics.h"
 #include "run.h"
 #include "runtime.h"
 #include "train_opts.h"
@@ -60,23 +61,43 @@ static int create_model(Run *r, VdError *err)
     return VD_OK;
 }
 
-/* Rank 0: the lines that open a run. */
+static const char *plural(long n) { return n == 1 ? "" : "s"; }
+
+/* Rank 0: the few lines that open a run: version, ranks, model, data, run
+ * directory and where it stands (config.txt has the whole configuration;
+ * --show-config prints it too). */
 static void print_start(const Run *r)
 {
     const TrainConfig *cfg = &r->cfg;
-    char desc[160];
+    const H5Rows *x = &r->train_x;
+    char desc[160], shape[64] = "";
     vae_shape_text(&r->m->shape, desc, sizeof desc);
-    printf("vae-dist %s: %d ranks x %d threads; model %s (%zu parameters)\n", PACKAGE_VERSION,
-           r->size, r->threads, desc, r->m->n_params);
-    printf("data %s: %lld training samples of %lld values%s; %lld test samples\n",
-           r->train_x.where, (long long)r->n_rows, (long long)r->train_x.row_len,
-           r->train_x.is_u8 ? " (uint8 / 255)" : "",
-           r->has_test ? (long long)r->test_x.n_rows : 0LL);
-    printf("%lld steps/epoch of %lld samples (%lld unused per epoch); run directory %s\n",
+    for (int i = 1; i < x->n_dims; i++)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", i > 1 ? "x" : "",
+                 (long long)x->dims[i]);
+    printf("vae-dist %s: %d rank%s x %d thread%s; model %s (%zu parameters)\n", PACKAGE_VERSION,
+           r->size, plural(r->size), r->threads, plural(r->threads), desc, r->m->n_params);
+    printf("data %s: %lld samples of %s%s%s, %lld test samples; %lld steps per epoch of %lld "
+           "(%lld unused)\n", x->where, (long long)r->n_rows, shape,
+           x->img.c ? (x->img.chw ? " (channels first)" : "") : " (not images)",
+           x->is_u8 ? ", uint8 / 255" : "", r->has_test ? (long long)r->test_x.n_rows : 0LL,
            (long long)r->steps_per_epoch, (long long)cfg->batch,
-           (long long)(r->n_rows - r->steps_per_epoch * cfg->batch), cfg->out);
-    printf("configuration:\n");
-    opts_print(stdout, train_options, cfg);
+           (long long)(r->n_rows - r->steps_per_epoch * cfg->batch));
+    int64_t step = r->st.step, spe = r->steps_per_epoch;
+    if (!r->resumed_from[0])
+        printf("run directory %s: a new run of %lld steps\n", cfg->out, (long long)r->total_steps);
+    else if (step % spe == 0)
+        printf("resuming from %s: step %lld, epoch %lld done\n", r->resumed_from, (long long)step,
+               (long long)(step / spe));
+    else
+        printf("resuming from %s: step %lld, in epoch %lld (%lld of %lld steps done)\n",
+               r->resumed_from, (long long)step, (long long)(step / spe + 1),
+               (long long)(step % spe), (long long)spe);
+    rundir_note_changes(r);
+    if (cfg->show_config) {
+        printf("configuration:\n");
+        opts_print(stdout, train_options, cfg);
+    }
     fflush(stdout);
 }
 
@@ -149,6 +170,7 @@ static int setup(Run *r, VdError *err)
         r->total_steps = cfg->max_steps;
     if (r->rank == 0)
         print_start(r);
+    r->started = 1;
     if (r->st.step >= r->total_steps) {
         if (r->rank == 0)
             printf("nothing to do: the run is at step %lld of %lld%s\n", (long long)r->st.step,
@@ -165,6 +187,7 @@ static void run_free(Run *r)
 {
     reduce_free(r->red, 0); /* the model is not used again */
     feed_close(r->feed);
+    metrics_close(r->metrics);
     shard_free(&r->test);
     vd_free(r->batch_rows);
     vd_free(r->test_mu);
@@ -205,6 +228,9 @@ int train_main(int argc, char **argv, MPI_Comm comm)
         code = VD_OK; /* nothing to do */
     if (err.code != VD_OK)
         code = err.code;
+    if (r->started && code != VD_OK && code != VD_EX_TEMPFAIL && r->rank == 0)
+        printf("failed: %s (exit %d); the vae-dist: line on stderr says why\n",
+               vd_exit_meaning(code), code); /* after the start lines, easy to miss */
     run_free(r);
     return code;
 }

@@ -11,6 +11,22 @@
 #include <time.h>
 #include <unistd.h>
 
+const char *vd_exit_meaning(int code)
+{
+    switch (code) {
+    case VD_OK: return "success";
+    case VD_EX_USAGE: return "bad command line";
+    case VD_EX_DATAERR: return "bad data or no valid checkpoint";
+    case VD_EX_NOINPUT: return "missing input";
+    case VD_EX_SOFTWARE: return "internal error";
+    case VD_EX_CANTCREAT: return "cannot create an output";
+    case VD_EX_IOERR: return "I/O error";
+    case VD_EX_TEMPFAIL: return "stopped by a signal, checkpoint saved";
+    case VD_EX_DIVERGED: return "non-finite loss or gradient";
+    default: return "error";
+    }
+}
+
 int vd_fail(VdError *err, int code, const char *fmt, ...)
 {
     if (err == NULL || err->code != VD_OK)

@@ -64,6 +64,12 @@ static void test_format_round_trips(void **state)
     Cfg a, b;
     VdError err;
     char *argv[] = {"--x", "0.30000000000000004", "--list", "7", "--choice", "a", "--flag"};
+    char shortest[32];
+    Cfg c;
+    VdError e0;
+    assert_int_equal(parse(&c, &e0, 2, (char *[]){"--x", "3e-3"}), VD_OK);
+    opts_format(&table[4], &c, shortest, sizeof shortest);
+    assert_string_equal(shortest, "0.003"); /* not 0.0030000000000000001 */
     assert_int_equal(parse(&a, &err, 7, argv), VD_OK);
     char args[8][2][64], *back[16];
     int k = 0;
@@ -116,6 +122,9 @@ static void test_bad_values_refused(void **state)
     refused("--flag", 1, (char *[]){"--flag=1"});
     refused("--name", 2, (char *[]){"--name", "a string longer than sixteen"});
     refused("--n", 1, (char *[]){"--n"});
+    refused("--x needs a value (before --n)", 3, (char *[]){"--x", "--n", "3"});
+    refused("did you mean --list?", 2, (char *[]){"--lst", "3"});
+    refused("did you mean --choice?", 2, (char *[]){"--cho", "a"}); /* a prefix */
     refused("--bogus", 1, (char *[]){"--bogus"});
     refused("unexpected argument 'x'", 1, (char *[]){"x"});
 }
@@ -148,7 +157,7 @@ static void test_reference_pages(void **state)
     opts_markdown(f, list, 1);
     fclose(f);
     f = open_memstream(&man, &nman);
-    opts_man(f, list, 1, "demo 1.0");
+    opts_man(f, list, 1, "demo 1.0", "0 success");
     fclose(f);
     for (const OptSpec *o = table; o->name; o++) {
         char want[64];
