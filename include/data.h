@@ -99,12 +99,14 @@ void shard_free(Shard *s);
 
 /* Local. Loads the n rows listed in training order (any order, distinct).
  * Returns VD_OK, VD_EX_IOERR, or VD_EX_DATAERR for values outside [0, 1]
- * (with check_unit) or non-finite, and labels below 0 or not below
- * n_classes (when set; set it after shard_init). */
+ * (with check_unit) or non-finite, and labels outside [0, n_classes) (when
+ * set; set it after shard_init). */
 int shard_load(Shard *s, const int64_t *rows, int64_t n, VdError *err);
 
 /* Local. Checks n rows read into raw (n, row_len) and lab (when labels):
- * labels in range, float values finite (and in [0, 1] with check_unit).
+ * labels in [0, n_classes) when n_classes > 0 (a model without classes takes
+ * any, -1 for unlabelled too), float values finite (and in [0, 1] with
+ * check_unit).
  * row_ids name the rows in messages. VD_OK or VD_EX_DATAERR. */
 int rows_check(const H5Rows *images, const H5Rows *labels, int check_unit, int n_classes,
                const void *raw, const int32_t *lab, const int64_t *row_ids, int64_t n,

@@ -13,12 +13,19 @@
  * with err set if it cannot be loaded. */
 Vae *trained_load(const char *arg, char *path, VdError *err);
 
-/* Opens file:dataset for the model of checkpoint ckpt, after defaulting an
- * empty file (VD_PATH_MAX bytes) to the one the run trained on, else the
- * default data file. Its samples must have the model's size (and be the
- * images a convolutional model takes); they are read as the model was
- * trained (channels last). */
-int trained_open_data(char *file, const char *dataset, const char *ckpt, const Vae *m,
+/* Fills what the user left empty from the run that made checkpoint ckpt:
+ * file (VD_PATH_MAX bytes) the data it trained on (else the default data
+ * file), dataset (dn bytes) its test set, and labels (ln bytes; NULL when
+ * not wanted) the test set's labels; a run without a test set gives its
+ * training samples, with a note printed on rank 0. */
+void trained_defaults(const char *ckpt, int rank, char *file, char *dataset, size_t dn,
+                      char *labels, size_t ln);
+
+/* Opens file:dataset (see trained_defaults) for the model of checkpoint
+ * ckpt. Its samples must have the model's size (and be the images a
+ * convolutional model takes); they are read as the model was trained
+ * (channels last). */
+int trained_open_data(const char *file, const char *dataset, const char *ckpt, const Vae *m,
                       H5Rows *x, VdError *err);
 
 /* Opens file:path, the labels of x, for a conditional model. */

@@ -99,6 +99,10 @@ int vd_mkdirs(const char *dir);
 /* Every file path in vae-dist fits VD_PATH_MAX bytes. */
 #define VD_PATH_MAX 4096
 
+/* path (VD_PATH_MAX bytes) made absolute, symbolic links resolved, when
+ * it names an existing file; else left as it is. */
+void vd_absolute(char *path);
+
 /* out (VD_PATH_MAX bytes) = dir "/" name; 0, or -1 with errno ENAMETOOLONG
  * (out then holds the truncated path, for messages). */
 int vd_path_join(char *out, const char *dir, const char *name);

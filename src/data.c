@@ -89,6 +89,29 @@ static int check_shape(H5Rows *r, VdError *err)
     return VD_OK;
 }
 
+/* Every filter of the dataset is one this HDF5 can decode: a filter of a
+ * plugin that is not installed (h5py's lzf, blosc, ...) otherwise fails at
+ * the first read, looking like a damaged file. */
+static int check_filters(H5Rows *r, hid_t dcpl, VdError *err)
+{
+    int n = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < n; i++) {
+        unsigned flags = 0, config = 0;
+        size_t nv = 0;
+        char name[64] = "";
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nv, NULL, sizeof name, name,
+                                         &config);
+        if (id < 0 || H5Zfilter_avail(id) > 0)
+            continue;
+        return vd_fail(err, VD_EX_DATAERR,
+                       "%s is compressed with the '%s' filter (HDF5 filter %d), which this HDF5 "
+                       "cannot decode: write it with gzip (h5py: compression='gzip'), or convert "
+                       "it where the filter is installed, e.g. h5repack -f GZIP=4 IN.h5 OUT.h5",
+                       r->where, name[0] ? name : "unknown", (int)id);
+    }
+    return VD_OK;
+}
+
 /* Chunks HDF5 can decode without gigabytes of work, covering written data;
  * sets r->chunk_rows when chunks hold whole rows. */
 static int check_chunks(H5Rows *r, hid_t dcpl, VdError *err)
@@ -166,7 +189,9 @@ static int open_rows(H5Rows *r, const char *path, const char *dset, int is_label
     if (open_dataset(r, path, dset, err) != VD_OK || check_shape(r, err) != VD_OK)
         return err->code;
     hid_t dcpl = H5Dget_create_plist(r->dset);
-    int rc = check_chunks(r, dcpl, err);
+    int rc = check_filters(r, dcpl, err);
+    if (rc == VD_OK)
+        rc = check_chunks(r, dcpl, err);
     H5Pclose(dcpl);
     if (rc != VD_OK || check_type(r, err) != VD_OK)
         return err->code;
@@ -365,13 +390,12 @@ int rows_check(const H5Rows *images, const H5Rows *labels, int check_unit, int n
                const void *raw, const int32_t *lab, const int64_t *row_ids, int64_t n,
                VdError *err)
 {
-    if (labels)
+    if (labels && n_classes > 0) /* a model without classes only colours by them */
         for (int64_t i = 0; i < n; i++)
-            if (lab[i] < 0 || (n_classes > 0 && lab[i] >= n_classes))
-                return vd_fail(err, VD_EX_DATAERR, "%s: label %d at row %lld is outside 0..%d%s",
-                               labels->where, lab[i], (long long)row_ids[i],
-                               n_classes > 0 ? n_classes - 1 : INT32_MAX,
-                               n_classes > 0 ? " (the model's classes)" : "");
+            if (lab[i] < 0 || lab[i] >= n_classes)
+                return vd_fail(err, VD_EX_DATAERR,
+                               "%s: label %d at row %lld is outside 0..%d (the model's classes)",
+                               labels->where, lab[i], (long long)row_ids[i], n_classes - 1);
     if (!images->is_u8) {
         const float *v = raw;
         int64_t len = images->row_len;

@@ -30,10 +30,11 @@ static const OptSpec eval_options[] = {
     {"ckpt", ESTR(ckpt), "runs/default", 0, 0, "PATH",
      "checkpoint file, or run directory (its newest checkpoint)"},
     {"data", ESTR(data), "", 0, 0, "FILE", "HDF5 data file (default: the one the run trained on)"},
-    {"dataset", ESTR(dataset), "/test/images", 0, 0, "PATH", "samples to evaluate, shaped (N, ...)"},
-    {"labels", ESTR(labels), "/test/labels", 0, 0, "PATH",
-     "their labels, for a conditional model (it estimates log p(x | y)); default: the "
-     "dataset's group's labels"},
+    {"dataset", ESTR(dataset), "", 0, 0, "PATH",
+     "samples to evaluate, shaped (N, ...) (default: the run's test set)"},
+    {"labels", ESTR(labels), "", 0, 0, "PATH",
+     "their labels, for a conditional model (it estimates log p(x | y)); default: the run's "
+     "test labels, or G/labels for a --dataset G/images"},
     {"samples", OPT_INT, EOFF(samples), 0, "5000", 1, 1e7, "K",
      "importance samples per row (5000 as in the literature; fewer for a quick figure)"},
     {"max-rows", OPT_I64, EOFF(max_rows), 0, "0", 0, 1e15, "N", "evaluate the first N rows (0: all)"},
@@ -185,12 +186,14 @@ static void open_inputs(Eval *e, VdError *err)
         vd_fail(err, VD_EX_USAGE, "--out %s: the name must end in .json, .csv or .h5", cfg->out);
     if (err->code == VD_OK)
         e->m = trained_load(cfg->ckpt, e->ckpt, err);
-    if (err->code == VD_OK)
+    if (err->code == VD_OK) {
+        trained_defaults(e->ckpt, e->rank, cfg->data, cfg->dataset, sizeof cfg->dataset,
+                         cfg->labels, sizeof cfg->labels);
         trained_open_data(cfg->data, cfg->dataset, e->ckpt, e->m, &e->x, err);
+    }
     e->cond = err->code == VD_OK && e->m->shape.n_classes > 0;
-    if (e->cond && strcmp(cfg->labels, "/test/labels") == 0 &&
-        strcmp(cfg->dataset, "/test/images") != 0) {
-        /* the default labels go with the default samples: G/images -> G/labels */
+    if (e->cond && !cfg->labels[0]) {
+        /* labels for samples the user named: G/images -> G/labels */
         size_t len = strlen(cfg->dataset);
         if (len > 7 && strcmp(cfg->dataset + len - 7, "/images") == 0)
             snprintf(cfg->labels, sizeof cfg->labels, "%.*s/labels", (int)(len - 7), cfg->dataset);

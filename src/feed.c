@@ -529,6 +529,12 @@ int feed_open(Feed **out, const FeedConfig *c, VdError *err)
                 (double)min_window * (rb + 8) / (1 << 20));
         return vd_error_agree(err, c->comm);
     }
+    /* the window never holds more than the rank's units supply in an epoch:
+     * a budget far larger than the data must not become gigabytes (the draws,
+     * which see min(window, supply), are the same) */
+    int64_t most = (f->n_units + f->size - 1) / f->size * f->unit_rows;
+    if (f->window > most)
+        f->window = most;
     f->win = vd_calloc((size_t)f->window, f->row_bytes);
     f->win_lab = vd_calloc((size_t)f->window, sizeof(int32_t));
     f->win_row = vd_calloc((size_t)f->window, sizeof(int64_t));

@@ -22,6 +22,8 @@ typedef struct {
     int64_t poison_step; /* test hook $VAE_DIST_TEST_NAN_STEP (docs/faults-and-resume.md) */
     int64_t first_step;  /* where this process started */
     double run_start, ivl_start;
+    double ivl_fresh;    /* samples of the interval stepped by this process: a resumed
+                          * interval's earlier samples were not, and do not count in its rate */
     int stop, code;
 } Loop;
 
@@ -133,7 +135,7 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err
     TrainState *st = &r->st;
     if (st->ivl_count == 0) /* every step of the interval was skipped */
         return;
-    double now = vd_now(), rate = st->ivl_count / (now - l->ivl_start);
+    double now = vd_now(), rate = l->ivl_fresh / (now - l->ivl_start);
     double eta = (now - l->run_start) / (double)(st->step - l->first_step) *
                  (double)(r->total_steps - st->step);
     TrainRow row = {(double)st->step, (double)epoch + 1,
@@ -150,7 +152,7 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err
         metrics_train(r->metrics, &row);
         h5_unlock();
     }
-    st->ivl_recon = st->ivl_kl = st->ivl_count = 0;
+    st->ivl_recon = st->ivl_kl = st->ivl_count = l->ivl_fresh = 0;
     l->ivl_start = vd_now();
     r->prof.io += l->ivl_start - now;
 }
@@ -208,6 +210,7 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
         st->ivl_recon += extra[VD_EXTRA_RECON];
         st->ivl_kl += extra[VD_EXTRA_KL];
         st->ivl_count += extra[VD_EXTRA_COUNT];
+        l->ivl_fresh += extra[VD_EXTRA_COUNT];
         st->ep_loss += extra[VD_EXTRA_RECON] + extra[VD_EXTRA_KL];
         st->ep_count += extra[VD_EXTRA_COUNT];
     }

@@ -105,17 +105,29 @@ static void shape_text(char *buf, size_t size, const int64_t *shape, int n)
                  (long long)shape[i]);
 }
 
-/* Rank 0: why checkpoint path cannot continue this run (VD_EX_USAGE), or VD_OK. */
+/* Rank 0: why checkpoint path cannot continue this run (VD_EX_USAGE), or
+ * VD_OK: another batch, seed, data file, training set or (for a conditional
+ * model) labels, or data of another shape or layout, would train on
+ * something else than the run so far. */
 static int check_resumable(const Run *r, const char *path, VdError *err)
 {
-    static const char *must_match[] = {"batch", "seed", "dataset"};
+    static const char *must_match[] = {"batch", "seed", "data", "dataset", "labels"};
     char have[VD_PATH_MAX], want[VD_PATH_MAX];
-    for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++)
-        if (option_differs(r, path, must_match[i], have, want, sizeof have))
-            return vd_fail(err, VD_EX_USAGE,
-                           "%s was made with --%s %s, this run has --%s %s: use the same value, "
-                           "another --out, or --fresh",
-                           path, must_match[i], have, must_match[i], want);
+    for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++) {
+        if (!strcmp(must_match[i], "labels") && !r->cfg.classes)
+            continue; /* only a conditional model trains on them */
+        if (!option_differs(r, path, must_match[i], have, want, sizeof have))
+            continue;
+        if (!strcmp(must_match[i], "data")) { /* older runs stored it as typed */
+            vd_absolute(have);
+            if (!strcmp(have, want))
+                continue;
+        }
+        return vd_fail(err, VD_EX_USAGE,
+                       "%s was made with --%s %s, this run has --%s %s: use the same value, "
+                       "another --out, or --fresh",
+                       path, must_match[i], have, must_match[i], want);
+    }
     CkptData d;
     if (ckpt_read_data(path, &d) != 0)
         return VD_OK; /* ckpt_load names the damage */
@@ -144,7 +156,7 @@ static int check_resumable(const Run *r, const char *path, VdError *err)
 void rundir_note_changes(const Run *r)
 {
     static const char *may_change[] = {"lr", "beta1", "beta2", "adam-eps", "beta", "warmup",
-                                       "binarize"};
+                                       "binarize", "data-mode"};
     char have[64], want[64];
     const char *path = r->resumed_from;
     for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++)

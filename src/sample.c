@@ -185,7 +185,7 @@ static const OptSpec recon_options[] = {
     {"ckpt", RSTR(ckpt), "runs/default", 0, 0, "PATH",
      "checkpoint file, or run directory (its newest checkpoint)"},
     {"data", RSTR(data), "", 0, 0, "FILE", "HDF5 data file (default: the one the run trained on)"},
-    {"dataset", RSTR(dataset), "/test/images", 0, 0, "PATH", "samples to reconstruct"},
+    {"dataset", RSTR(dataset), "", 0, 0, "PATH", "samples to reconstruct (default: the run's test set)"},
     {"first", OPT_I64, ROFF(first), 0, "0", 0, 1e15, "I", "first row"},
     {"n", OPT_INT, ROFF(n), 0, "32", 1, 4096, "N", "rows to reconstruct"},
     {"cols", OPT_INT, ROFF(cols), 0, "8", 1, 1024, "N", "images per row of the grid"},
@@ -258,6 +258,8 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
     if (rank == 0 && err.code == VD_OK && (m = trained_load(cfg.ckpt, ckpt, &err)) &&
         cfg.binarize && m->shape.likelihood != VD_LIK_BERNOULLI)
         vd_fail(&err, VD_EX_USAGE, "--binarize: the model in %s is not Bernoulli", ckpt);
+    if (rank == 0 && err.code == VD_OK)
+        trained_defaults(ckpt, rank, cfg.data, cfg.dataset, sizeof cfg.dataset, NULL, 0);
     if (rank == 0 && err.code == VD_OK &&
         trained_open_data(cfg.data, cfg.dataset, ckpt, m, &x, &err) == VD_OK) {
         if (!x.img.c)

@@ -143,6 +143,9 @@ static int setup(Run *r, VdError *err)
                 (long long)cfg->batch, r->size);
     if (err->code == VD_OK && r->rank == 0)
         import_default_data(cfg->data, err);
+    if (err->code == VD_OK && r->rank == 0) /* stored absolute: eval runs from anywhere */
+        vd_absolute(cfg->data);
+    MPI_Bcast(cfg->data, sizeof cfg->data, MPI_CHAR, 0, r->comm);
     if (vd_error_agree(err, r->comm))
         return err->code;
     run_open_data(r, err);

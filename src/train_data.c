@@ -19,6 +19,38 @@ static int open_optional(H5Rows *r, const char *file, const char *path, const ch
     return h5rows_open(r, file, path, is_label, err) == VD_OK;
 }
 
+/* Opens the labels at path (default def). A model without --classes uses
+ * them only to colour latent.png: default labels that are not usable
+ * (floats, strings, -1 for "unlabelled" is fine) are then a note, not an
+ * error; a conditional model's error says what it needs. Returns 1 if
+ * opened. */
+static int open_labels(Run *r, H5Rows *y, const char *path, const char *def, const char *option,
+                       VdError *err)
+{
+    VdError e = {0};
+    int classes = r->cfg.classes;
+    if (open_optional(y, r->cfg.data, path, def, 1, &e))
+        return 1;
+    if (e.code == VD_OK)
+        return 0;
+    if (classes == 0 && strcmp(path, def) == 0 && e.code == VD_EX_DATAERR) {
+        if (r->rank == 0)
+            printf("note: %s; the model uses no labels, so they are left out\n", e.msg);
+        h5rows_close(y);
+        return 0;
+    }
+    *err = e;
+    size_t len = strlen(err->msg);
+    if (e.code == VD_EX_DATAERR && classes > 0)
+        snprintf(err->msg + len, sizeof err->msg - len,
+                 " (--classes %d needs integer labels 0..%d, shaped (N) or (N, 1))", classes,
+                 classes - 1);
+    else if (e.code == VD_EX_DATAERR)
+        snprintf(err->msg + len, sizeof err->msg - len,
+                 " (the model uses no labels: %s none leaves them out)", option);
+    return 0;
+}
+
 /* Every label in [0, classes), read in blocks: a bad one fails the run now,
  * not in whichever epoch first draws its row. */
 static int check_label_range(H5Rows *y, int classes, VdError *err)
@@ -110,11 +142,12 @@ void run_open_data(Run *r, VdError *err)
     const TrainConfig *cfg = &r->cfg;
     if (h5rows_open(&r->train_x, cfg->data, cfg->dataset, 0, err) != VD_OK)
         return;
-    r->has_train_y = open_optional(&r->train_y, cfg->data, cfg->labels, "/train/labels", 1, err);
+    r->has_train_y = open_labels(r, &r->train_y, cfg->labels, "/train/labels", "--labels", err);
     if (err->code == VD_OK)
         r->has_test = open_optional(&r->test_x, cfg->data, cfg->test_dataset, "/test/images", 0, err);
     if (err->code == VD_OK && r->has_test)
-        r->has_test_y = open_optional(&r->test_y, cfg->data, cfg->test_labels, "/test/labels", 1, err);
+        r->has_test_y = open_labels(r, &r->test_y, cfg->test_labels, "/test/labels",
+                                    "--test-labels", err);
     if (err->code != VD_OK)
         return;
     if (check_images(r, err) != VD_OK)

@@ -27,12 +27,37 @@ Vae *trained_load(const char *arg, char *path, VdError *err)
     return m;
 }
 
-int trained_open_data(char *file, const char *dataset, const char *ckpt, const Vae *m,
+void trained_defaults(const char *ckpt, int rank, char *file, char *dataset, size_t dn,
+                      char *labels, size_t ln)
+{
+    char test[256] = "";
+    if (!file[0] && (ckpt_read_config(ckpt, "data", file, VD_PATH_MAX) != 0 || !file[0]))
+        runtime_default_data(file);
+    if (dataset[0])
+        return;
+    int want_labels = labels && !labels[0];
+    if (ckpt_read_config(ckpt, "test-dataset", test, sizeof test) != 0) { /* no /config */
+        snprintf(dataset, dn, "/test/images");
+        if (want_labels)
+            snprintf(labels, ln, "/test/labels");
+    } else if (strcmp(test, "none") != 0) {
+        snprintf(dataset, dn, "%s", test);
+        if (want_labels)
+            ckpt_read_config(ckpt, "test-labels", labels, ln);
+    } else {
+        ckpt_read_config(ckpt, "dataset", dataset, dn);
+        if (want_labels)
+            ckpt_read_config(ckpt, "labels", labels, ln);
+        if (rank == 0)
+            printf("note: the run had no test set (--test-dataset none); using its training "
+                   "samples %s\n", dataset);
+    }
+}
+
+int trained_open_data(const char *file, const char *dataset, const char *ckpt, const Vae *m,
                       H5Rows *x, VdError *err)
 {
     const VaeShape *s = &m->shape;
-    if (!file[0] && (ckpt_read_config(ckpt, "data", file, VD_PATH_MAX) != 0 || !file[0]))
-        runtime_default_data(file);
     if (h5rows_open(x, file, dataset, 0, err) != VD_OK)
         return err->code;
     if (x->row_len != s->n_input)

@@ -94,6 +94,14 @@ uint64_t vd_checksum_more(uint64_t h, const float *x, size_t n)
     return h;
 }
 
+void vd_absolute(char *path)
+{
+    char *real = realpath(path, NULL);
+    if (real && strlen(real) < VD_PATH_MAX)
+        memcpy(path, real, strlen(real) + 1);
+    free(real);
+}
+
 int vd_path_join(char *out, const char *dir, const char *name)
 {
     int len = snprintf(out, VD_PATH_MAX, "%s/%s", dir, name);

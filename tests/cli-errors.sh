@@ -44,7 +44,7 @@ expect 65 "string dataset"           --data "$WORK/string.h5" $SMALL --out "$WOR
 expect 65 "labels used as samples"   --data "$WORK/good.h5" --dataset /train/labels $SMALL --out "$WORK/r"
 expect 65 "NaN in the data"          --data "$WORK/nan.h5" $SMALL --out "$WORK/r"
 expect 65 "values outside [0,1]"     --data "$WORK/range.h5" $SMALL --out "$WORK/r"
-expect 65 "negative label"           --data "$WORK/labels-range.h5" $SMALL --out "$WORK/r"
+expect 65 "negative label, --classes" --data "$WORK/labels-range.h5" --classes 16 $SMALL --out "$WORK/r"
 expect 65 "labels of wrong length"   --data "$WORK/labels-length.h5" $SMALL --out "$WORK/r"
 expect 65 "fewer samples than batch" --data "$WORK/good.h5" --epochs 1 --batch 500 --out "$WORK/r"
 expect 64 "batch below rank count"   --data "$WORK/good.h5" --batch 1 --out "$WORK/r"
@@ -79,6 +79,38 @@ expect 64 "--layout on tabular data" --data "$WORK/table.h5" --layout hwc $SMALL
 expect 66 "import: missing IDX"      import --train-images "$WORK/none.gz" --out "$WORK/i.h5"
 expect 73 "import: output exists"    import --out "$WORK/good.h5"
 
+# labels the model does not use do not stop it: -1 ("unlabelled") trains
+run_mpi 2 60 "$VAE" --data "$WORK/labels-range.h5" $SMALL --out "$WORK/unl" >"$WORK/out" 2>&1 &&
+    pass "labels of -1 without --classes: trains" || { cat "$WORK/out"; fail "labels of -1 without --classes"; }
+# files h5py writes: an lzf filter HDF5 cannot decode, float labels
+PY=""
+for p in python3 /usr/bin/python3; do "$p" -c 'import h5py, numpy' 2>/dev/null && { PY=$p; break; }; done
+if [ -n "$PY" ]; then
+    "$PY" - "$WORK" <<'PYEOF' || fail "h5py files"
+import sys, h5py, numpy as np
+w, x = sys.argv[1], np.random.default_rng(1).random((400, 8, 8), dtype=np.float32)
+def write(name, train_opts, test_opts, labels=None):
+    with h5py.File(w + "/" + name, "w") as f:
+        f.create_dataset("/train/images", data=x, chunks=(50, 8, 8), **train_opts)
+        f.create_dataset("/test/images", data=x[:50], chunks=(10, 8, 8), **test_opts)
+        if labels is not None:
+            f.create_dataset("/train/labels", data=labels)
+write("lzf.h5", {"compression": "lzf"}, {})
+write("lzf-test.h5", {}, {"compression": "lzf"})
+write("flabels.h5", {}, {}, labels=np.linspace(0, 1, 400))
+PYEOF
+    expect 65 "lzf-compressed samples"  --data "$WORK/lzf.h5" $SMALL --out "$WORK/r"
+    grep -q "'lzf' filter" "$WORK/err" || fail "the lzf error does not name the filter"
+    expect 65 "lzf-compressed test set" --data "$WORK/lzf-test.h5" $SMALL --out "$WORK/r"
+    expect 65 "float labels, --classes" --data "$WORK/flabels.h5" --classes 4 $SMALL --out "$WORK/r"
+    grep -q "needs integer labels" "$WORK/err" || fail "the float labels error does not say what is needed"
+    run_mpi 2 60 "$VAE" --data "$WORK/flabels.h5" $SMALL --out "$WORK/fl" >"$WORK/out" 2>&1 &&
+        grep -q "^note: .*labels must be integers; the model uses no labels" "$WORK/out" &&
+        pass "float labels without --classes: a note, and it trains" || { cat "$WORK/out"; fail "float labels without --classes"; }
+else
+    echo "(no python3-h5py: the lzf and float-label cases are not run)"
+fi
+
 # a run directory holding another configuration's checkpoints is refused,
 # and nothing in it changes
 run_mpi 2 60 "$VAE" --data "$WORK/good.h5" $SMALL --out "$WORK/run" >/dev/null 2>&1 || fail "first run"
@@ -87,6 +119,8 @@ expect 64 "resume: other architecture" --data "$WORK/good.h5" --epochs 2 --batch
 expect 64 "resume: other batch"        --data "$WORK/good.h5" --epochs 2 --batch 40 --hidden 16 --latent 2 --out "$WORK/run"
 expect 64 "resume: other seed"         --data "$WORK/good.h5" $SMALL --seed 9 --out "$WORK/run"
 expect 64 "resume: other data"         --data "$WORK/other.h5" $SMALL --out "$WORK/run"
+cp "$WORK/good.h5" "$WORK/good-copy.h5"
+expect 64 "resume: another data file"  --data "$WORK/good-copy.h5" $SMALL --out "$WORK/run"
 expect 64 "resume: other likelihood"   --data "$WORK/good.h5" $SMALL --likelihood gaussian --out "$WORK/run"
 expect 64 "resume: other --conv"       --data "$WORK/good.h5" $SMALL --conv 4 --out "$WORK/run"
 after=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" "$WORK/run/epochs.csv" | cksum)

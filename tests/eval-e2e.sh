@@ -5,6 +5,9 @@
 # sample and reconstruct reproduce the run's own figures bitwise; bad input
 # gives one line and its exit code.
 . "$top_srcdir/tests/lib.sh"
+PY_H5=""
+for p in python3 /usr/bin/python3; do "$p" -c 'import h5py' 2>/dev/null && { PY_H5=$p; break; }; done
+[ -n "$PY_H5" ] || skip "no python3 with h5py (apt-get install python3-h5py)"
 
 "$GEN" "$WORK/bars.h5" --n 1200 --test 300 --side 8 --type f32 --chunk 64 --deflate 4 ||
     { fail "gen_data"; finish; }
@@ -63,6 +66,34 @@ cmp -s "$WORK/r.png" "$WORK/run/reconstructions.png" &&
 run_mpi 1 60 "$VAE" sample --ckpt "$WORK/run" --seed 8 --out "$WORK/s8" >/dev/null 2>&1
 cmp -s "$WORK/s8.png" "$WORK/s.png" && fail "another seed drew the same samples" ||
     pass "another seed, other samples"
+
+# the run's own data by default: trained from its directory with a relative
+# --data and its own dataset names, evaluated from elsewhere
+mkdir -p "$WORK/d" "$WORK/elsewhere"
+"$PY_H5" - "$WORK/d/custom.h5" "$WORK/bars.h5" <<'PYEOF' || fail "custom dataset names"
+import sys, h5py
+with h5py.File(sys.argv[2], "r") as src, h5py.File(sys.argv[1], "w") as f:
+    f["/train/x"] = src["/train/images"][...]
+    f["/test/x"] = src["/test/images"][...][:100]
+PYEOF
+(cd "$WORK/d" && run_mpi 2 120 "$VAE" --data custom.h5 --dataset /train/x --test-dataset /test/x \
+    --epochs 1 --batch 20 --hidden 32 --latent 3 --out run >"$WORK/c.log" 2>&1) || fail "training on custom.h5"
+(cd "$WORK/elsewhere" && run_mpi 2 120 "$VAE" eval --ckpt "$WORK/d/run" --samples 5 >"$WORK/ce.log" 2>&1) &&
+    grep -q "on $WORK/d/custom.h5:/test/x: 100 rows" "$WORK/ce.log" &&
+    pass "eval from elsewhere takes the run's data (absolute) and its test set /test/x" ||
+    { cat "$WORK/ce.log"; fail "eval of a run trained with a relative path and /test/x"; }
+(cd "$WORK/elsewhere" && run_mpi 1 60 "$VAE" reconstruct --ckpt "$WORK/d/run" --n 8 --out r >/dev/null 2>&1) &&
+    pass "reconstruct from elsewhere, the run's test set" || fail "reconstruct from elsewhere"
+
+# a model of tabular data: sample writes /samples (n, 12) and /z, no PNG
+"$GEN" "$WORK/table.h5" --n 400 --test 50 --table 12 || fail "gen_data --table"
+run_mpi 2 120 "$VAE" --data "$WORK/table.h5" --likelihood gaussian --epochs 1 --batch 20 --hidden 16 \
+    --latent 2 --out "$WORK/tab" >/dev/null 2>&1 || fail "training on tabular data"
+run_mpi 1 60 "$VAE" sample --ckpt "$WORK/tab" --n 10 --out "$WORK/tabs" >"$WORK/tabs.log" 2>&1 &&
+    [ ! -e "$WORK/tabs.png" ] && h5dump -H "$WORK/tabs.h5" 2>/dev/null | grep -q "( 10, 12 )" &&
+    h5dump -H "$WORK/tabs.h5" 2>/dev/null | grep -q 'DATASET "z"' &&
+    pass "sample of a tabular model: /samples (10, 12) and /z, no PNG" ||
+    { cat "$WORK/tabs.log"; fail "sample of a tabular model"; }
 
 # bad input: exit code and exactly one line, on 2 ranks
 bad() {

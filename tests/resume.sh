@@ -32,6 +32,16 @@ run_mpi 2 120 "$VAE" $ARGS --out "$WORK/a" >"$WORK/a.log" 2>&1 || fail "resume a
 grep -q "resuming from .*ckpt-0000000250.h5" "$WORK/a.log" || fail "a did not resume from step 250"
 same_run "$WORK/a" "step limit at 250"
 
+# the first interval after a resume counts only the samples this process
+# stepped: resumed at 259 (the interval began at 241), its rate is not
+# inflated by the 19 steps stepped before
+run_mpi 2 120 "$VAE" $ARGS --out "$WORK/rate" --max-steps 259 >/dev/null 2>&1 || fail "run to 259"
+run_mpi 2 120 "$VAE" $ARGS --out "$WORK/rate" --max-steps 400 >/dev/null 2>&1 || fail "resume to 400"
+awk -F, 'NR > 1 {r[$1] = $7; if ($1 > 270) {n++; s += $7}} END {
+    m = s / n; exit !(n > 0 && r[270] > 0 && r[270] < 1.8 * m)}' "$WORK/rate/metrics.csv" &&
+    pass "the rate right after a resume is not inflated ($(awk -F, '$1 == 270 {print $7}' "$WORK/rate/metrics.csv") samples/s at step 270)" ||
+    { cat "$WORK/rate/metrics.csv"; fail "the rate after a resume is inflated"; }
+
 # 2. signals, until the run completes: SIGUSR1 to mpirun (it forwards), and
 #    SIGTERM to the ranks themselves (as srun delivers), each exiting 75.
 #    Each attempt is signalled shortly after its first progress line.

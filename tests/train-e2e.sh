@@ -52,4 +52,17 @@ run_mpi 4 180 "$VAE" --data "$WORK/bars.h5" --epochs 2 --batch 41 --hidden 32 --
     { cat "$WORK/d.log"; fail "4 ranks, uneven batch"; }
 grep -q "29 steps per epoch of 41 (11 unused)" "$WORK/d.log" &&
     pass "remainder reported" || fail "remainder not reported"
+
+# streaming holds no more than the data needs, whatever the budget: at the
+# default budget (a quarter of the memory) its peak stays near resident's
+# on the same small data (it once reserved gigabytes)
+for m in stream resident; do
+    run_mpi 2 120 "$VAE" --data "$WORK/bars.h5" --epochs 1 --batch 20 --hidden 64 --latent 4 \
+        --data-mode $m --profile --out "$WORK/mem-$m" >"$WORK/mem-$m.log" 2>&1 || fail "--data-mode $m"
+done
+peak() { sed -n 's/.*MiB (rank 0), \([0-9.]*\) MiB (max over ranks).*/\1/p' "$WORK/mem-$1.log"; }
+held=$(sed -n 's/^data: streamed, \([0-9.]*\) MiB per rank.*/\1/p' "$WORK/mem-stream.log")
+awk -v s="$(peak stream)" -v r="$(peak resident)" -v h="$held" 'BEGIN {exit !(s != "" && r != "" && s <= r + 8 && h < 4)}' &&
+    pass "streaming peaks at $(peak stream) MiB against $(peak resident) resident, holding $held MiB of rows" ||
+    fail "streaming peak $(peak stream) MiB (holds $held MiB) against $(peak resident) resident"
 finish
