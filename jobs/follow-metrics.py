@@ -24,7 +24,8 @@ with h5py.File(run + "/metrics.h5", "r", libver="latest", swmr=True) as f:
     while quiet < patience:
         step.refresh()  # what the writer has flushed since
         loss.refresh()
-        n = len(step)
+        # the columns grow one after the other: a row is whole once it is in both
+        n = min(len(step), len(loss))
         for i in range(seen, n):
             print("step %d loss %.2f" % (step[i], loss[i]), flush=True)
         quiet = 0.0 if n > seen else quiet + every

@@ -33,13 +33,16 @@ grep -q "resuming from .*ckpt-0000000250.h5" "$WORK/a.log" || fail "a did not re
 same_run "$WORK/a" "step limit at 250"
 
 # the first interval after a resume counts only the samples this process
-# stepped: resumed at 259 (the interval began at 241), its rate is not
-# inflated by the 19 steps stepped before
-run_mpi 2 120 "$VAE" $ARGS --out "$WORK/rate" --max-steps 259 >/dev/null 2>&1 || fail "run to 259"
-run_mpi 2 120 "$VAE" $ARGS --out "$WORK/rate" --max-steps 400 >/dev/null 2>&1 || fail "resume to 400"
-awk -F, 'NR > 1 {r[$1] = $7; if ($1 > 270) {n++; s += $7}} END {
-    m = s / n; exit !(n > 0 && r[270] > 0 && r[270] < 1.8 * m)}' "$WORK/rate/metrics.csv" &&
-    pass "the rate right after a resume is not inflated ($(awk -F, '$1 == 270 {print $7}' "$WORK/rate/metrics.csv") samples/s at step 270)" ||
+# stepped: resumed at 299, the interval that began at 201 has one fresh
+# step, and its rate must not count the 98 stepped before (that made it
+# about 99 times too high). Timing on a loaded machine varies several-fold
+# between intervals, so the bound is loose: under 5 times the fastest other
+# interval of the same run.
+run_mpi 2 120 "$VAE" $ARGS --log-every 100 --out "$WORK/rate" --max-steps 299 >/dev/null 2>&1 || fail "run to 299"
+run_mpi 2 120 "$VAE" $ARGS --log-every 100 --out "$WORK/rate" --max-steps 400 >/dev/null 2>&1 || fail "resume to 400"
+awk -F, 'NR > 1 {r[$1] = $7; if ($1 != 300 && $7 > top) top = $7} END {
+    exit !(top > 0 && r[300] > 0 && r[300] < 5 * top)}' "$WORK/rate/metrics.csv" &&
+    pass "the rate right after a resume is not inflated ($(awk -F, '$1 == 300 {print $7}' "$WORK/rate/metrics.csv") samples/s at step 300)" ||
     { cat "$WORK/rate/metrics.csv"; fail "the rate after a resume is inflated"; }
 
 # 2. signals, until the run completes: SIGUSR1 to mpirun (it forwards), and

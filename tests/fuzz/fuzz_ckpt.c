@@ -47,5 +47,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     unlink(fuzz_path);
+    fuzz_check_closed();
     return 0;
 }

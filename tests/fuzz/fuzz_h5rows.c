@@ -73,5 +73,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     try_dataset("/train/labels", 1);
     try_dataset("/x", 0);
     unlink(fuzz_path);
+    fuzz_check_closed();
     return 0;
 }
