@@ -44,7 +44,20 @@ typedef struct {
     int64_t skipped;       /* non-finite steps skipped so far (--max-skips) */
     double ivl_recon, ivl_kl, ivl_count; /* logging interval in progress */
     double ep_loss, ep_count;            /* epoch in progress */
+    /* since format 3, each optional (an older file means the defaults):
+     * gradient clipping, the plateau schedule, the best checkpoint */
+    double ivl_clipped;      /* steps clipped in the interval in progress */
+    int64_t clipped;         /* steps clipped so far (--clip-norm) */
+    double lr_scale;         /* the plateau schedule's factor so far (1) */
+    double plateau_best;     /* the loss it watches: its best (inf), and */
+    int64_t plateau_bad;     /* the epochs since that best, or its last cut */
+    double best_loss;        /* the best checkpoint's loss (inf: none) */
+    int64_t best_step;       /* its step (0: none) */
+    int64_t bad_epochs;      /* epochs since the best (--early-stop) */
 } TrainState;
+
+/* A state that has trained nothing: zeros, and the defaults above. */
+void ckpt_state_init(TrainState *st);
 
 /* What a run trained on: one sample's shape as stored, the training rows,
  * and how the samples are images (c = 0: not images). */
@@ -86,14 +99,16 @@ int ckpt_list(const char *dir, char (*names)[64], int max);
 #define VD_MAX_CKPTS 4096
 
 /* Rank 0 only. Deletes all but the newest keep checkpoints in dir (keep 0
- * keeps all). */
-void ckpt_prune(const char *dir, int keep);
+ * keeps all), and never spare (a name, or NULL). */
+void ckpt_prune(const char *dir, int keep, const char *spare);
 
-/* Rank 0 only. Replaces dir/latest, the name of the newest complete
- * checkpoint, durably. VD_OK, VD_EX_CANTCREAT or VD_EX_IOERR. */
-int ckpt_mark_latest(const char *dir, const char *name, VdError *err);
+/* Rank 0 only. Replaces dir/which ("latest": the newest complete
+ * checkpoint; "best": the best so far) with name, durably. VD_OK,
+ * VD_EX_CANTCREAT or VD_EX_IOERR. */
+int ckpt_mark(const char *dir, const char *which, const char *name, VdError *err);
 
-/* Local. Resolves a checkpoint argument: a checkpoint file, or a run
+/* Local. Resolves a checkpoint argument: a checkpoint file, a run's
+ * "latest" or "best" file (the checkpoint it names, beside it), or a run
  * directory (its "latest", else its newest ckpt-*.h5). path (VD_PATH_MAX
  * bytes) gets the file. VD_OK or VD_EX_NOINPUT. */
 int ckpt_find(const char *arg, char *path, VdError *err);

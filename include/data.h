@@ -28,13 +28,14 @@ typedef struct {
     char where[512];            /* "file:/path", for messages */
     int n_dims;
     int64_t dims[VD_MAX_DIMS];
-    int64_t n_rows;             /* dims[0] */
+    int64_t n_rows;             /* dims[0], or the rows of a view (h5rows_select) */
     int64_t row_len;            /* product of dims[1..] (1 for labels) */
     int is_u8;                  /* stored as uint8: scaled by 1/255 when used */
     int is_label;               /* integer labels, read as int32 */
     int64_t chunk_rows;         /* rows per chunk, 0 when not chunked by rows */
     void *block;                /* (chunk_rows, row_len) scratch for chunk reads */
     ImageGeom img;              /* the samples as images (h5rows_layout); c = 0: not images */
+    int64_t *map;               /* a view: (n_rows) its rows in the dataset, ascending; NULL: all */
 } H5Rows;
 
 /* Local. Opens path:dset for reading. Returns VD_OK, or VD_EX_NOINPUT
@@ -58,6 +59,20 @@ int h5rows_layout(H5Rows *r, int want, int tie, VdError *err);
  * regular selections avoid its slow per-element chunk mapping of irregular
  * ones. Other layouts are read as unions of runs of rows. */
 int h5rows_read(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdError *err);
+
+/* Local. Makes r a view of n of its rows, listed ascending in rows (taken
+ * over, freed by h5rows_close): row i of the view is row rows[i] of the
+ * dataset, for every reader above (n_rows becomes n). */
+void h5rows_select(H5Rows *r, int64_t *rows, int64_t n);
+
+/* Local. y, the labels of x, becomes the same view as x. */
+void h5rows_select_like(H5Rows *y, const H5Rows *x);
+
+/* Local. The split of n rows by --val-fraction frac: round(frac n) rows
+ * held out, a fixed choice given the seed (the first of a permutation from
+ * VD_STREAM_SPLIT), the same whatever the rank count. Returns the held-out
+ * rows (held) or the rest, ascending, and their number in *count. */
+int64_t *rows_split(int64_t n, double frac, uint64_t seed, int held, int64_t *count);
 
 /* Does the file hold an object at path? Local; 0 if the file can't be opened. */
 int h5_has_path(const char *file, const char *path);

@@ -75,8 +75,10 @@ void reduce_ready(void *r, size_t offset);
 
 /* Collective. Completes the sum over all ranks; afterwards the summed
  * extras are in the tail of m->grads. Returns 1 if the whole sum is finite,
- * the same verdict on every rank. */
-int reduce_finish(Reducer *r);
+ * the same verdict on every rank. With sumsq, also the sum of squares of the
+ * summed parameters' gradient (for clipping), the same double on every
+ * rank. */
+int reduce_finish(Reducer *r, double *sumsq);
 
 /* Collective (shm: over the node). If apply, Adam step t with the summed
  * gradient times grad_scale; on return every rank sees all the updated

@@ -27,7 +27,9 @@
  *   VD_STREAM_UNITS  the order of the units read by --data-mode stream, rank
  *                    field 0; a = epoch, b = Fisher-Yates position.
  *   VD_STREAM_WINDOW the draws from each rank's shuffle window in stream
- *                    mode, one stream per rank; a = epoch, b = draw index. */
+ *                    mode, one stream per rank; a = epoch, b = draw index.
+ *   VD_STREAM_SPLIT  the rows --val-fraction holds out, rank field 0; a = 0,
+ *                    b = Fisher-Yates position. */
 #ifndef VD_RNG_H
 #define VD_RNG_H
 
@@ -42,7 +44,8 @@ typedef enum {
     VD_STREAM_IWAE = 5,
     VD_STREAM_BINARIZE = 6,
     VD_STREAM_UNITS = 7,
-    VD_STREAM_WINDOW = 8
+    VD_STREAM_WINDOW = 8,
+    VD_STREAM_SPLIT = 9
 } VdStream;
 
 typedef struct {

@@ -61,8 +61,9 @@ int rundir_resume(Run *r, VdError *err);
 void rundir_note_changes(const Run *r);
 /* Rank 0: the metrics files (metrics.h) and config.txt. */
 int rundir_start_logs(Run *r, VdError *err);
-/* Rank 0: checkpoint, "latest", and pruning to --keep. */
-int rundir_save(Run *r, VdError *err);
+/* Rank 0: checkpoint, "latest" (and "best" when best), and pruning to
+ * --keep, which never takes the best. */
+int rundir_save(Run *r, int best, VdError *err);
 
 /* figures.c. Rank 0: loss.png, and for image data reconstructions.png and
  * samples.png of the model as it is; a figure that cannot be written is a

@@ -12,10 +12,13 @@ typedef struct {
 } StepTimes;
 
 typedef struct {
-    int stop;        /* in: this rank was asked to stop; out: some rank was */
-    int poison;      /* in: test hook, make this rank's reduced values non-finite */
-    int failed;      /* in: this rank's batch is missing; out: some rank's was (not applied) */
-    StepTimes times; /* out */
+    int stop;         /* in: this rank was asked to stop; out: some rank was */
+    int poison;       /* in: test hook, make this rank's reduced values non-finite */
+    int failed;       /* in: this rank's batch is missing; out: some rank's was (not applied) */
+    double clip_norm; /* in: > 0, clip the mean gradient to this global norm (--clip-norm) */
+    double grad_norm; /* out, with clip_norm: the mean gradient's norm before clipping */
+    int clipped;      /* out: the gradient was scaled down to clip_norm */
+    StepTimes times;  /* out */
 } StepIO;
 
 /* Collective over the reducer's ranks. One optimizer step on rows [0, n) of
@@ -23,13 +26,11 @@ typedef struct {
  * local sum of per-sample gradients, their sum over the ranks (loss sums,
  * sample count and the stop and failure flags in the tail of the flat
  * buffer), and Adam step t with the gradient divided by the global sample
- * count. The summed tail is in m->grads afterwards. Returns 1, or 0 without
+ * count (and, with io->clip_norm, scaled down to that norm, the same on
+ * every rank). The summed tail is in m->grads afterwards. Returns 1, or 0 without
  * touching the parameters if any reduced value is not finite (the same
  * verdict on every rank). io may be NULL. */
 int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, long t,
                Reducer *red, StepIO *io);
-
-/* The KL weight at optimizer step t (from 1): beta * min(1, t / warmup). */
-double step_kl_weight(double beta, int64_t warmup, int64_t t);
 
 #endif

@@ -16,6 +16,13 @@ typedef struct {
     int epochs;
     int64_t batch; /* GLOBAL: samples per optimizer step over all ranks */
     double lr, beta1, beta2, adam_eps;
+    int lr_schedule;       /* SchedKind */
+    int64_t lr_warmup, lr_step, lr_patience;
+    double lr_min, lr_gamma;
+    double clip_norm;      /* > 0: clip the mean gradient's global norm */
+    double weight_decay;   /* decoupled (AdamW) */
+    int early_stop;        /* > 0: stop after that many epochs without a better loss */
+    double val_fraction;   /* > 0: hold out that part of the training rows as the test set */
     OptList hidden;
     OptList conv;       /* convolutions' output channels; empty: an MLP */
     int layout;         /* VdLayout of the samples */

@@ -16,19 +16,21 @@ Vae *trained_load(const char *arg, char *path, VdError *err);
 /* Fills what the user left empty from the run that made checkpoint ckpt:
  * file (VD_PATH_MAX bytes) the data it trained on (else the default data
  * file), dataset (dn bytes) its test set, and labels (ln bytes; NULL when
- * not wanted) the test set's labels; a run without a test set gives its
- * training samples, with a note printed on rank 0. */
-void trained_defaults(const char *ckpt, int rank, char *file, char *dataset, size_t dn,
-                      char *labels, size_t ln);
+ * not wanted) the test set's labels. A run without a test set gives its
+ * training samples, with a note printed on rank 0; returns 1 when those
+ * are to be the rows it held out (--val-fraction), else 0. */
+int trained_defaults(const char *ckpt, int rank, char *file, char *dataset, size_t dn,
+                     char *labels, size_t ln);
 
 /* Opens file:dataset (see trained_defaults) for the model of checkpoint
- * ckpt. Its samples must have the model's size (and be the images a
- * convolutional model takes); they are read as the model was trained
- * (channels last). */
-int trained_open_data(const char *file, const char *dataset, const char *ckpt, const Vae *m,
-                      H5Rows *x, VdError *err);
+ * ckpt, as the view of the rows the run held out when held. Its samples
+ * must have the model's size (and be the images a convolutional model
+ * takes); they are read as the model was trained (channels last). */
+int trained_open_data(const char *file, const char *dataset, int held, const char *ckpt,
+                      const Vae *m, H5Rows *x, VdError *err);
 
-/* Opens file:path, the labels of x, for a conditional model. */
+/* Opens file:path, the labels of x (of the same rows when x is a view),
+ * for a conditional model. */
 int trained_open_labels(const char *file, const char *path, const H5Rows *x, H5Rows *y,
                         VdError *err);
 

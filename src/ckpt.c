@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <hdf5.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,6 +34,55 @@ static int write_group(hid_t file, const char *group, const Vae *m, const float 
     }
     H5Gclose(g);
     return rc;
+}
+
+/* TrainState's optional attributes: name, and where (double or int64_t). */
+static const struct {
+    const char *name;
+    size_t offset;
+    int is_int;
+} optional_state[] = {
+    {"interval_clipped", offsetof(TrainState, ivl_clipped), 0},
+    {"clipped_steps", offsetof(TrainState, clipped), 1},
+    {"lr_scale", offsetof(TrainState, lr_scale), 0},
+    {"plateau_best", offsetof(TrainState, plateau_best), 0},
+    {"plateau_bad_epochs", offsetof(TrainState, plateau_bad), 1},
+    {"best_loss", offsetof(TrainState, best_loss), 0},
+    {"best_step", offsetof(TrainState, best_step), 1},
+    {"bad_epochs", offsetof(TrainState, bad_epochs), 1},
+};
+enum { N_OPTIONAL = sizeof optional_state / sizeof *optional_state };
+
+void ckpt_state_init(TrainState *st)
+{
+    memset(st, 0, sizeof *st);
+    st->lr_scale = 1.0;
+    st->plateau_best = st->best_loss = INFINITY;
+}
+
+static int write_optional_state(hid_t file, const TrainState *st)
+{
+    int bad = 0;
+    for (int i = 0; i < N_OPTIONAL; i++) {
+        const char *p = (const char *)st + optional_state[i].offset;
+        bad |= optional_state[i].is_int ? h5_attr_i64(file, optional_state[i].name, (const int64_t *)p, 1)
+                                        : h5_attr_f64(file, optional_state[i].name, *(const double *)p);
+    }
+    return bad;
+}
+
+/* Reads those present; 0, or -1 if one is present and unreadable. */
+static int read_optional_state(hid_t file, TrainState *st)
+{
+    for (int i = 0; i < N_OPTIONAL; i++) {
+        char *p = (char *)st + optional_state[i].offset;
+        if (H5Aexists(file, optional_state[i].name) <= 0)
+            continue;
+        if (optional_state[i].is_int ? h5_attr_read_i64(file, optional_state[i].name, (int64_t *)p, 1) != 1
+                                     : h5_attr_read_f64(file, optional_state[i].name, (double *)p) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 static uint64_t state_checksum(const Vae *m)
@@ -106,7 +156,7 @@ int ckpt_save(const char *path, const Vae *m, const TrainState *st, const CkptDa
         h5_attr_f64(file, "interval_kl", st->ivl_kl) ||
         h5_attr_f64(file, "interval_count", st->ivl_count) ||
         h5_attr_f64(file, "epoch_loss", st->ep_loss) ||
-        h5_attr_f64(file, "epoch_count", st->ep_count) ||
+        h5_attr_f64(file, "epoch_count", st->ep_count) || write_optional_state(file, st) ||
         h5_attr_str(file, "created_by", PACKAGE_STRING)) {
         step_failed = "root attributes";
         goto fail;
@@ -307,7 +357,7 @@ static int load(const char *path, Vae *m, TrainState *st, VdError *err)
     if (file < 0)
         return err->code;
     uint64_t sum = 0;
-    memset(st, 0, sizeof *st);
+    ckpt_state_init(st);
     int ok = h5_attr_read_i64(file, "step", &st->step, 1) == 1 &&
              h5_attr_read_i64(file, "epoch", &st->epoch, 1) == 1 &&
              h5_attr_read_i64(file, "skipped_steps", &st->skipped, 1) == 1 &&
@@ -316,6 +366,7 @@ static int load(const char *path, Vae *m, TrainState *st, VdError *err)
              h5_attr_read_f64(file, "interval_count", &st->ivl_count) == 0 &&
              h5_attr_read_f64(file, "epoch_loss", &st->ep_loss) == 0 &&
              h5_attr_read_f64(file, "epoch_count", &st->ep_count) == 0 &&
+             read_optional_state(file, st) == 0 &&
              h5_attr_read_u64(file, "state_checksum", &sum) == 0 &&
              read_group(file, "params", m, m->params) == 0 &&
              read_group(file, "adam/m", m, m->adam_m) == 0 &&
@@ -441,7 +492,7 @@ int ckpt_list(const char *dir, char (*names)[64], int max)
     return n;
 }
 
-void ckpt_prune(const char *dir, int keep)
+void ckpt_prune(const char *dir, int keep, const char *spare)
 {
     if (keep <= 0)
         return;
@@ -449,22 +500,38 @@ void ckpt_prune(const char *dir, int keep)
     int n = ckpt_list(dir, names, VD_MAX_CKPTS);
     for (int i = keep; i < n; i++) {
         char path[VD_PATH_MAX];
-        if (vd_path_join(path, dir, names[i]) == 0)
+        if ((!spare || strcmp(names[i], spare) != 0) && vd_path_join(path, dir, names[i]) == 0)
             unlink(path);
     }
     vd_free(names);
 }
 
-int ckpt_mark_latest(const char *dir, const char *name, VdError *err)
+int ckpt_mark(const char *dir, const char *which, const char *name, VdError *err)
 {
     char path[VD_PATH_MAX];
     DurableFile f;
-    if (vd_path_join(path, dir, "latest") != 0)
-        return vd_fail(err, VD_EX_CANTCREAT, "%s/latest: path too long", dir);
+    if (vd_path_join(path, dir, which) != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "%s/%s: path too long", dir, which);
     if (durable_open(&f, path, "w", err) != VD_OK)
         return err->code;
     fprintf(f.f, "%s\n", name);
     return durable_commit(&f, err);
+}
+
+/* The checkpoint name a pointer file ("latest", "best") holds, into name
+ * (64 bytes); "" if none. */
+static void read_pointer(const char *path, char *name)
+{
+    FILE *f = fopen(path, "r");
+    name[0] = '\0';
+    if (f) {
+        if (!fgets(name, 64, f))
+            name[0] = '\0';
+        fclose(f);
+        name[strcspn(name, "\n")] = '\0';
+    }
+    if (strchr(name, '/'))
+        name[0] = '\0';
 }
 
 int ckpt_find(const char *arg, char *path, VdError *err)
@@ -472,19 +539,28 @@ int ckpt_find(const char *arg, char *path, VdError *err)
     struct stat sb;
     if (stat(arg, &sb) != 0)
         return vd_fail(err, VD_EX_NOINPUT, "%s: no such checkpoint or run directory", arg);
+    const char *base = strrchr(arg, '/') ? strrchr(arg, '/') + 1 : arg;
+    char name[64] = "", dir[VD_PATH_MAX];
+    if (!S_ISDIR(sb.st_mode) && (!strcmp(base, "best") || !strcmp(base, "latest"))) {
+        read_pointer(arg, name); /* RUN/best: the checkpoint it names, beside it */
+        snprintf(dir, sizeof dir, "%.*s", base > arg ? (int)(base - arg - 1) : 1,
+                 base > arg ? arg : ".");
+        if (!name[0])
+            return vd_fail(err, VD_EX_NOINPUT, "%s names no checkpoint", arg);
+        if (vd_path_join(path, dir, name) != 0)
+            return vd_fail(err, VD_EX_NOINPUT, "%s/%s: path too long", dir, name);
+        if (stat(path, &sb) != 0)
+            return vd_fail(err, VD_EX_NOINPUT, "%s names %s, which is gone", arg, name);
+        return VD_OK;
+    }
     if (!S_ISDIR(sb.st_mode)) {
         snprintf(path, VD_PATH_MAX, "%s", arg);
         return VD_OK;
     }
-    char latest[VD_PATH_MAX], name[64] = "";
-    FILE *f = vd_path_join(latest, arg, "latest") == 0 ? fopen(latest, "r") : NULL;
-    if (f) {
-        if (!fgets(name, sizeof name, f))
-            name[0] = '\0';
-        fclose(f);
-        name[strcspn(name, "\n")] = '\0';
-    }
-    if (!name[0] || strchr(name, '/')) {
+    char latest[VD_PATH_MAX];
+    if (vd_path_join(latest, arg, "latest") == 0)
+        read_pointer(latest, name);
+    if (!name[0]) {
         char(*names)[64] = vd_calloc(1, 64);
         if (ckpt_list(arg, names, 1) == 1)
             snprintf(name, sizeof name, "%s", names[0]);

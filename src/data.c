@@ -1,5 +1,6 @@
 /* data.c — HDF5 row reader, sharding and the in-memory shard. See data.h. */
 #include "data.h"
+#include "rng.h"
 
 #include <errno.h>
 #include <math.h>
@@ -210,7 +211,43 @@ void h5rows_close(H5Rows *r)
         H5Fclose(r->file);
     r->dset = r->file = H5I_INVALID_HID;
     vd_free(r->block);
+    vd_free(r->map);
     r->block = NULL;
+    r->map = NULL;
+}
+
+void h5rows_select(H5Rows *r, int64_t *rows, int64_t n)
+{
+    vd_free(r->map);
+    r->map = rows;
+    r->n_rows = n;
+}
+
+void h5rows_select_like(H5Rows *y, const H5Rows *x)
+{
+    if (!x->map)
+        return;
+    int64_t *rows = vd_calloc((size_t)(x->n_rows ? x->n_rows : 1), sizeof(int64_t));
+    memcpy(rows, x->map, sizeof(int64_t) * (size_t)x->n_rows);
+    h5rows_select(y, rows, x->n_rows);
+}
+
+int64_t *rows_split(int64_t n, double frac, uint64_t seed, int held, int64_t *count)
+{
+    int64_t n_held = (int64_t)llround(frac * (double)n);
+    int64_t *perm = vd_calloc((size_t)(n ? n : 1), sizeof(int64_t));
+    char *out = vd_calloc((size_t)(n ? n : 1), 1);
+    Rng split = rng_stream(seed, VD_STREAM_SPLIT, 0);
+    rng_permutation(&split, 0, perm, n);
+    for (int64_t i = 0; i < n_held; i++)
+        out[perm[i]] = 1;
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (out[i] == held)
+            perm[k++] = i;
+    vd_free(out);
+    *count = k;
+    return perm;
 }
 
 /* Reads count rows from first (a regular selection) into dst. */
@@ -242,7 +279,7 @@ static int read_rows(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdErr
             /* all wanted rows in this chunk's block */
             int64_t c = rows[i] / r->chunk_rows;
             first = c * r->chunk_rows;
-            count = first + r->chunk_rows <= r->n_rows ? r->chunk_rows : r->n_rows - first;
+            count = first + r->chunk_rows <= r->dims[0] ? r->chunk_rows : r->dims[0] - first;
             while (j < n && rows[j] < first + count)
                 j++;
             if (read_block(r, fspace, mtype, first, count, r->block) == 0) {
@@ -290,9 +327,19 @@ int h5rows_open(H5Rows *r, const char *path, const char *dset, int is_label, VdE
 
 int h5rows_read(H5Rows *r, const int64_t *rows, int64_t n, void *out, VdError *err)
 {
+    int64_t *in_file = NULL; /* a view's rows, as the dataset numbers them */
+    if (r->map) {
+        in_file = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+        if (!in_file)
+            return vd_fail(err, VD_EX_IOERR, "out of memory listing %lld rows", (long long)n);
+        for (int64_t i = 0; i < n; i++)
+            in_file[i] = r->map[rows[i]];
+        rows = in_file;
+    }
     vd_guard_arm(r->where);
     int rc = read_rows(r, rows, n, out, err);
     vd_guard_disarm();
+    free(in_file);
     return rc;
 }
 

@@ -28,7 +28,7 @@ typedef struct {
 #define ESTR(f) OPT_STR, EOFF(f), sizeof(((EvalConfig *)0)->f)
 static const OptSpec eval_options[] = {
     {"ckpt", ESTR(ckpt), "runs/default", 0, 0, "PATH",
-     "checkpoint file, or run directory (its newest checkpoint)"},
+     "checkpoint file, run directory (its latest checkpoint), or RUN/best"},
     {"data", ESTR(data), "", 0, 0, "FILE", "HDF5 data file (default: the one the run trained on)"},
     {"dataset", ESTR(dataset), "", 0, 0, "PATH",
      "samples to evaluate, shaped (N, ...) (default: the run's test set)"},
@@ -156,16 +156,23 @@ static int report(const Eval *e, const double *s, VdError *err)
     double n = s[S_N], elbo = s[S_ELBO] / n, nll = s[S_NLL] / n;
     double se_elbo = n > 1 ? sqrt(fmax(s[S_ELBO2] / n - elbo * elbo, 0) / (n - 1)) : 0;
     double se_nll = n > 1 ? sqrt(fmax(s[S_NLL2] / n - nll * nll, 0) / (n - 1)) : 0;
+    /* active units (Burda et al.): latent dimensions whose posterior mean
+     * varies over the rows by more than 0.01 */
+    int d = e->m->shape.n_latent, active = 0;
+    for (int j = 0; j < d; j++) {
+        double mean = s[S_COUNT + j] / n;
+        active += s[S_COUNT + d + j] / n - mean * mean > 0.01;
+    }
     /* nll is -log p(x), or -log p(x | y) for a conditional model */
     const char *names[] = {"rows", "samples", "neg_elbo", "recon", "kl", "nll", "neg_elbo_se",
-                           "nll_se", "binarized", "conditional"};
+                           "nll_se", "binarized", "conditional", "active_units", "latent"};
     double v[] = {n, cfg->samples, elbo, s[S_RECON] / n, s[S_KL] / n, nll, se_elbo, se_nll,
-                  cfg->binarize, e->cond};
+                  cfg->binarize, e->cond, active, d};
     int nv = (int)(sizeof v / sizeof *v);
     printf("negative ELBO %.2f = %.2f + %.2f nats (+- %.2f); %s %.2f nats (+- %.2f, "
-           "K=%d); gap %.2f\n",
+           "K=%d); gap %.2f; %d of %d latent units active\n",
            elbo, v[3], v[4], se_elbo, e->cond ? "-log p(x|y)" : "-log p(x)", nll, se_nll,
-           cfg->samples, elbo - nll);
+           cfg->samples, elbo - nll, active, d);
     if (!cfg->out[0])
         return VD_OK;
     const char *ext = strrchr(cfg->out, '.');
@@ -187,9 +194,9 @@ static void open_inputs(Eval *e, VdError *err)
     if (err->code == VD_OK)
         e->m = trained_load(cfg->ckpt, e->ckpt, err);
     if (err->code == VD_OK) {
-        trained_defaults(e->ckpt, e->rank, cfg->data, cfg->dataset, sizeof cfg->dataset,
-                         cfg->labels, sizeof cfg->labels);
-        trained_open_data(cfg->data, cfg->dataset, e->ckpt, e->m, &e->x, err);
+        int held = trained_defaults(e->ckpt, e->rank, cfg->data, cfg->dataset,
+                                    sizeof cfg->dataset, cfg->labels, sizeof cfg->labels);
+        trained_open_data(cfg->data, cfg->dataset, held, e->ckpt, e->m, &e->x, err);
     }
     e->cond = err->code == VD_OK && e->m->shape.n_classes > 0;
     if (e->cond && !cfg->labels[0]) {
@@ -232,13 +239,14 @@ static void load_rows(Eval *e, VdError *err)
     vd_free(list);
 }
 
-/* Local: the sums s (S_COUNT) over this rank's rows, with a progress line
+/* Local: the sums s (S_COUNT, then the posterior means' sums and sums of
+ * squares per latent dimension) over this rank's rows, with a progress line
  * from rank 0 every 5 s. */
 static void estimate(Eval *e, double *s)
 {
     enum { GROUP = 64 };
     const Vae *m = e->m;
-    int D = m->shape.n_input, K = e->cfg.samples;
+    int D = m->shape.n_input, K = e->cfg.samples, d = m->shape.n_latent;
     VaeWork *w = vae_work_create(m, K < 512 ? (K > GROUP ? K : GROUP) : 512);
     float *xb = vd_calloc((size_t)GROUP * D, sizeof(float));
     int32_t *yb = vd_calloc(GROUP, sizeof(int32_t));
@@ -251,6 +259,15 @@ static void estimate(Eval *e, double *s)
         shard_batch(&e->sh, i, g, xb, yb);
         if (e->cfg.binarize)
             rng_binarize(&bin, 0, e->begin + i, g, D, xb);
+        /* the posterior means' moments, for the active units */
+        memcpy(w->x, xb, sizeof(float) * (size_t)g * D);
+        vae_encode(m, w, g);
+        for (int k = 0; k < g; k++)
+            for (int j = 0; j < d; j++) {
+                double mu = w->head[(size_t)k * 2 * d + j];
+                s[S_COUNT + j] += mu;
+                s[S_COUNT + d + j] += mu * mu;
+            }
         vae_importance(m, w, xb, e->cond ? yb : NULL, g, K, &iw, e->begin + i, rows);
         for (int k = 0; k < g; k++) {
             double elbo = rows[k].recon + rows[k].kl, nll = -rows[k].log_px;
@@ -296,18 +313,21 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
         load_rows(e, &err);
         if (vd_error_agree(&err, comm) == VD_OK) {
             if (e->rank == 0) {
-                printf("eval %s on %s: %lld rows, K=%d importance samples, %d ranks x %d "
-                       "threads%s%s\n", e->ckpt, e->x.where, (long long)e->n_rows,
-                       e->cfg.samples, e->size, threads,
+                printf("eval %s on %s: %lld rows, K=%d importance samples, %d rank%s x %d "
+                       "thread%s%s%s\n", e->ckpt, e->x.where, (long long)e->n_rows,
+                       e->cfg.samples, e->size, e->size == 1 ? "" : "s", threads,
+                       threads == 1 ? "" : "s",
                        e->cfg.binarize ? ", dynamically binarized" : "",
                        e->cond ? ", conditional on the labels" : "");
                 fflush(stdout);
             }
-            double s[S_COUNT] = {0};
+            int ns = S_COUNT + 2 * e->m->shape.n_latent;
+            double *s = vd_calloc((size_t)ns, sizeof(double));
             estimate(e, s);
-            MPI_Allreduce(MPI_IN_PLACE, s, S_COUNT, MPI_DOUBLE, MPI_SUM, comm);
+            MPI_Allreduce(MPI_IN_PLACE, s, ns, MPI_DOUBLE, MPI_SUM, comm);
             if (e->rank == 0)
                 report(e, s, &err);
+            vd_free(s);
             vd_error_agree(&err, comm);
         }
     }

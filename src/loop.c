@@ -13,19 +13,26 @@
 #include "metrics.h"
 #include "rng.h"
 #include "runtime.h"
+#include "schedule.h"
 #include "step.h"
 
 /* What the loop carries from step to step, besides the run's state. */
 typedef struct {
     Rng noise, bin;
     AdamConfig adam;
+    Schedule sched;
+    double lr;           /* the rate of the last step */
     int64_t poison_step; /* test hook $VAE_DIST_TEST_NAN_STEP (docs/faults-and-resume.md) */
     int64_t first_step;  /* where this process started */
     double run_start, ivl_start;
     double ivl_fresh;    /* samples of the interval stepped by this process: a resumed
                           * interval's earlier samples were not, and do not count in its rate */
     int stop, code;
+    int early;           /* stopped by --early-stop */
 } Loop;
+
+/* The test set's figures of one epoch, summed over the ranks. */
+enum { T_RECON, T_KL, T_COUNT, T_N };
 
 static void fmt_duration(char *buf, size_t n, double s)
 {
@@ -36,18 +43,21 @@ static void fmt_duration(char *buf, size_t n, double s)
         snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
-/* Local. Sums of (recon, KL, count) over this rank's test rows, with eps
+/* Collective. The test set's sums of (recon, KL, count) in tot, with eps
  * from the eval stream indexed by global row, so the figure does not depend
- * on the rank count; with test_mu, also each row's latent mean and label. */
-static void test_sums(Run *r, int64_t epoch, double sums[3])
+ * on the rank count; the latent means' first two moments per dimension give
+ * the active units (Burda et al.: dimensions whose posterior mean varies over
+ * the data by more than 0.01); with test_mu, each row's latent mean and
+ * label too. */
+static void test_figures(Run *r, int64_t epoch, double tot[T_N], int *active)
 {
     const Vae *m = r->m;
     VaeWork *w = r->w;
     Rng eval = rng_stream(r->cfg.seed, VD_STREAM_EVAL, 0);
     Rng bin = rng_stream(r->cfg.seed, VD_STREAM_BINARIZE, 0);
     int d = m->shape.n_latent;
-    sums[0] = sums[1] = 0.0;
-    sums[2] = (double)r->test.n;
+    double *sums = vd_calloc((size_t)(T_N + 2 * d), sizeof(double)), *mom = sums + T_N;
+    sums[T_COUNT] = (double)r->test.n;
     for (int64_t i = 0; i < r->test.n; i += w->max_batch) {
         int n = (int)(r->test.n - i < w->max_batch ? r->test.n - i : w->max_batch);
         int64_t row0 = r->test_begin + i;
@@ -58,57 +68,105 @@ static void test_sums(Run *r, int64_t epoch, double sums[3])
                         (size_t)n * (size_t)d, w->eps);
         vae_forward(m, w, n, 1.0f, 0);
         for (int k = 0; k < n; k++) {
-            sums[0] += w->recon[k];
-            sums[1] += w->kl[k];
+            const float *mu = w->head + (size_t)k * 2 * d;
+            sums[T_RECON] += w->recon[k];
+            sums[T_KL] += w->kl[k];
+            for (int j = 0; j < d; j++) {
+                mom[j] += mu[j];
+                mom[d + j] += (double)mu[j] * mu[j];
+            }
             if (r->test_mu) {
-                memcpy(r->test_mu + (size_t)(i + k) * d, w->head + (size_t)k * 2 * d,
-                       sizeof(float) * d);
+                memcpy(r->test_mu + (size_t)(i + k) * d, mu, sizeof(float) * d);
                 r->test_lab[i + k] = w->y[k];
             }
         }
     }
+    MPI_Allreduce(MPI_IN_PLACE, sums, T_N + 2 * d, MPI_DOUBLE, MPI_SUM, r->comm);
+    memcpy(tot, sums, sizeof(double) * T_N);
+    *active = 0;
+    for (int j = 0; j < d && tot[T_COUNT] > 0; j++) {
+        double mean = mom[j] / tot[T_COUNT];
+        *active += mom[d + j] / tot[T_COUNT] - mean * mean > 0.01;
+    }
+    vd_free(sums);
 }
 
-/* Rank 0: the epoch's line and metrics row; the epoch's sums start over. */
-static void epoch_report(Run *r, int64_t epoch, double ep_start, const double tot[3],
-                         VdError *err)
+/* Rank 0: the epoch's line and metrics row. */
+static void epoch_report(Run *r, int64_t epoch, double ep_start, const double tot[T_N],
+                         int active, int best)
 {
     TrainState *st = &r->st;
+    double n = tot[T_COUNT];
     EpochRow row = {(double)epoch + 1, (double)st->step,
                     st->ep_count ? st->ep_loss / st->ep_count : NAN,
-                    r->has_test ? (tot[0] + tot[1]) / tot[2] : NAN,
-                    r->has_test ? tot[0] / tot[2] : NAN, r->has_test ? tot[1] / tot[2] : NAN,
-                    vd_now() - ep_start, NAN};
+                    r->has_test ? (tot[T_RECON] + tot[T_KL]) / n : NAN,
+                    r->has_test ? tot[T_RECON] / n : NAN, r->has_test ? tot[T_KL] / n : NAN,
+                    vd_now() - ep_start, r->has_test ? active : NAN};
     if (r->has_test)
-        printf("epoch %lld done: test loss %.2f = %.2f + %.2f nats (%lld samples), "
-               "train loss %.2f, %.1f s\n",
-               (long long)epoch + 1, row.test_loss, row.test_recon, row.test_kl,
-               (long long)tot[2], row.train_loss, row.seconds);
+        printf("epoch %lld done: test loss %.2f = %.2f + %.2f nats (%lld samples, %d of %d "
+               "latent units active), train loss %.2f, %.1f s%s\n",
+               (long long)epoch + 1, row.test_loss, row.test_recon, row.test_kl, (long long)n,
+               active, r->m->shape.n_latent, row.train_loss, row.seconds, best ? ", best" : "");
     else
-        printf("epoch %lld done: train loss %.2f, %.1f s\n", (long long)epoch + 1,
-               row.train_loss, row.seconds);
-    st->ep_loss = st->ep_count = 0; /* before the checkpoint: a resumed epoch starts empty */
+        printf("epoch %lld done: train loss %.2f, %.1f s%s\n", (long long)epoch + 1,
+               row.train_loss, row.seconds, best ? ", best" : "");
     h5_lock(); /* the stream reader's thread may be in HDF5 */
     metrics_epoch(r->metrics, &row);
     h5_unlock();
 }
 
-/* Collective: test ELBO, epoch metrics, checkpoint and figures at an epoch's end. */
-static void end_epoch(Run *r, int64_t epoch, double ep_start, int want_ckpt, VdError *err)
+/* Collective, the same verdicts on every rank (the losses are reduced): the
+ * watched loss (test, else training) against the best and the plateau
+ * schedule. Returns 1 if this epoch is the best so far. */
+static int judge_epoch(Run *r, Loop *l, const double tot[T_N])
 {
-    double t0 = vd_now(), sums[3] = {0, 0, 0}, tot[3] = {0, 0, 0};
+    TrainState *st = &r->st;
+    double watch = r->has_test ? (tot[T_RECON] + tot[T_KL]) / tot[T_COUNT]
+                   : st->ep_count ? st->ep_loss / st->ep_count : NAN;
+    int best = isfinite(watch) && watch < st->best_loss;
+    if (best) {
+        st->best_loss = watch;
+        st->best_step = st->step;
+        st->bad_epochs = 0;
+    } else {
+        st->bad_epochs++;
+    }
+    if (sched_plateau(&l->sched, watch, &st->plateau_best, &st->plateau_bad, &st->lr_scale) &&
+        r->rank == 0)
+        printf("note: no better loss in %lld epoch%s: the learning rate is now %g\n",
+               (long long)l->sched.patience + 1, l->sched.patience ? "s" : "",
+               l->sched.lr * st->lr_scale);
+    if (r->cfg.early_stop && st->bad_epochs >= r->cfg.early_stop && !l->stop) {
+        l->stop = l->early = 1;
+        if (r->rank == 0)
+            printf("early stop: no better loss in %lld epochs; the best, %.2f, is step %lld's "
+                   "checkpoint (%s/best)\n", (long long)st->bad_epochs, st->best_loss,
+                   (long long)st->best_step, r->cfg.out);
+    }
+    return best;
+}
+
+/* Collective: test ELBO, epoch metrics, checkpoint and figures at an epoch's
+ * end; the best epoch is always checkpointed. */
+static void end_epoch(Run *r, Loop *l, int64_t epoch, double ep_start, int want_ckpt,
+                      VdError *err)
+{
+    double t0 = vd_now(), tot[T_N] = {0, 0, 0};
+    int active = 0;
     if (r->has_test)
-        test_sums(r, epoch, sums);
-    MPI_Allreduce(sums, tot, 3, MPI_DOUBLE, MPI_SUM, r->comm);
+        test_figures(r, epoch, tot, &active);
     double t1 = vd_now();
     r->prof.eval += t1 - t0;
+    int best = judge_epoch(r, l, tot);
+    want_ckpt |= best || l->stop;
     if (want_ckpt && !comm_same_bits(r->m->params, r->m->n_params, r->comm))
         vd_fail(err, VD_EX_SOFTWARE, "replicas diverged: parameter checksums differ at step %lld",
                 (long long)r->st.step);
     if (r->rank == 0 && err->code == VD_OK) {
-        epoch_report(r, epoch, ep_start, tot, err);
-        if (err->code == VD_OK && want_ckpt)
-            rundir_save(r, err);
+        epoch_report(r, epoch, ep_start, tot, active, best);
+        r->st.ep_loss = r->st.ep_count = 0; /* before the checkpoint: a resumed epoch starts empty */
+        if (want_ckpt)
+            rundir_save(r, best, err);
         if (err->code == VD_OK)
             figures_images(r);
         fflush(stdout);
@@ -125,12 +183,12 @@ static void save_inside_epoch(Run *r, VdError *err)
     if (!comm_same_bits(r->m->params, r->m->n_params, r->comm))
         vd_fail(err, VD_EX_SOFTWARE, "replicas diverged at step %lld", (long long)r->st.step);
     if (r->rank == 0 && err->code == VD_OK)
-        rundir_save(r, err);
+        rundir_save(r, 0, err);
 }
 
 /* Rank 0: one progress line and metrics row for the interval that ends now
  * (local step s of epoch). */
-static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
+static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
 {
     TrainState *st = &r->st;
     if (st->ivl_count == 0) /* every step of the interval was skipped */
@@ -140,7 +198,7 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err
                  (double)(r->total_steps - st->step);
     TrainRow row = {(double)st->step, (double)epoch + 1,
                     (st->ivl_recon + st->ivl_kl) / st->ivl_count, st->ivl_recon / st->ivl_count,
-                    st->ivl_kl / st->ivl_count, r->cfg.lr, rate, 0};
+                    st->ivl_kl / st->ivl_count, l->lr, rate, st->ivl_clipped};
     if (r->rank == 0) {
         char etab[32];
         fmt_duration(etab, sizeof etab, eta);
@@ -152,7 +210,7 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err
         metrics_train(r->metrics, &row);
         h5_unlock();
     }
-    st->ivl_recon = st->ivl_kl = st->ivl_count = l->ivl_fresh = 0;
+    st->ivl_recon = st->ivl_kl = st->ivl_count = st->ivl_clipped = l->ivl_fresh = 0;
     l->ivl_start = vd_now();
     r->prof.io += l->ivl_start - now;
 }
@@ -180,8 +238,11 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     r->prof.data += vd_now() - t0;
     StepIO io = {.stop = runtime_stop_signal() != 0,
                  .poison = st->step + 1 == l->poison_step && r->rank == r->size - 1,
-                 .failed = feed_failed(r->feed)};
-    float beta = (float)step_kl_weight(r->cfg.beta, r->cfg.warmup, st->step + 1);
+                 .failed = feed_failed(r->feed), .clip_norm = r->cfg.clip_norm};
+    float beta = (float)sched_kl_weight(r->cfg.beta, r->cfg.warmup, st->step + 1);
+    l->lr = sched_lr(&l->sched, st->lr_scale, st->step + 1, r->steps_per_epoch,
+                     r->steps_per_epoch * r->cfg.epochs);
+    l->adam.lr = (float)l->lr;
     int finite = train_step(r->m, r->w, r->B, beta, &l->adam, st->step + 1, r->red, &io);
     r->prof.forward += io.times.forward;
     r->prof.backward += io.times.backward;
@@ -205,6 +266,8 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
                     (long long)st->step + 1, (long long)st->skipped, r->cfg.max_skips);
     }
     st->step++; /* a skipped step still consumes its batch and noise */
+    st->clipped += io.clipped;
+    st->ivl_clipped += io.clipped;
     if (finite) {
         const float *extra = r->m->grads + r->m->n_params;
         st->ivl_recon += extra[VD_EXTRA_RECON];
@@ -215,7 +278,7 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
         st->ep_count += extra[VD_EXTRA_COUNT];
     }
     if (st->step % r->cfg.log_every == 0 || s + 1 == r->steps_per_epoch)
-        log_interval(r, l, epoch, s, err);
+        log_interval(r, l, epoch, s);
     if (!io.stop && st->step < r->total_steps)
         return 1;
     l->stop = 1;
@@ -243,7 +306,7 @@ static int run_epoch(Run *r, Loop *l, int64_t epoch, VdError *err)
         st->epoch = epoch + 1;
         int want = l->stop || epoch + 1 == r->cfg.epochs ||
                    (r->cfg.ckpt_every > 0 && (epoch + 1) % r->cfg.ckpt_every == 0);
-        end_epoch(r, epoch, ep_start, want, err);
+        end_epoch(r, l, epoch, ep_start, want, err);
     } else if (err->code == VD_OK) { /* stopped inside the epoch */
         save_inside_epoch(r, err);
     }
@@ -256,7 +319,10 @@ int run_loop(Run *r, VdError *err)
     const char *nan_step = getenv("VAE_DIST_TEST_NAN_STEP");
     Loop l = {.noise = rng_stream(cfg->seed, VD_STREAM_NOISE, (uint32_t)r->rank),
               .bin = rng_stream(cfg->seed, VD_STREAM_BINARIZE, 0),
-              .adam = {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps},
+              .adam = {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps,
+                       (float)cfg->weight_decay},
+              .sched = {cfg->lr_schedule, cfg->lr, cfg->lr_min, cfg->lr_gamma, cfg->lr_warmup,
+                        cfg->lr_step, cfg->lr_patience},
               .poison_step = nan_step ? atoll(nan_step) : -1,
               .first_step = r->st.step,
               .run_start = vd_now()};
@@ -269,8 +335,8 @@ int run_loop(Run *r, VdError *err)
                "again to continue (exit 75)\n", (long long)(r->st.step - l.first_step),
                vd_now() - l.run_start, cfg->out);
     else if (r->rank == 0)
-        printf("done: %lld steps in %.1f s; outputs in %s\n", (long long)(r->st.step - l.first_step),
-               vd_now() - l.run_start, cfg->out);
+        printf("done%s: %lld steps in %.1f s; outputs in %s\n", l.early ? " (early stop)" : "",
+               (long long)(r->st.step - l.first_step), vd_now() - l.run_start, cfg->out);
     return l.code;
 }
 

@@ -42,6 +42,7 @@ struct Reducer {
     float *sum;     /* (n_red) the gradient summed over all ranks */
     float *params, *adam_m, *adam_v;
     int *flags;     /* (lsize * FLAG_STRIDE) non-finite verdicts of the slices */
+    double *sumsq;  /* (lsize * FLAG_STRIDE / 2) each slice's sum of squares */
 };
 
 static size_t padded(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
@@ -143,7 +144,7 @@ static int map_segment(Reducer *r, MPI_Comm comm, const char **why)
 {
     long page = sysconf(_SC_PAGESIZE);
     size_t gs = padded(r->n_red) * sizeof(float), ps = padded(r->n) * sizeof(float);
-    r->bytes = (size_t)(r->lsize + 1) * gs + 3 * ps + (size_t)r->lsize * FLAG_STRIDE * sizeof(int);
+    r->bytes = (size_t)(r->lsize + 1) * gs + 3 * ps + 2 * (size_t)r->lsize * FLAG_STRIDE * sizeof(int);
     r->bytes = (r->bytes + (size_t)page - 1) / (size_t)page * (size_t)page;
     double mib = (double)r->bytes / (1 << 20);
     char name[64] = {0};
@@ -236,6 +237,7 @@ static int shm_open_node(Reducer *r, MPI_Comm node, const char **why)
     r->adam_v = r->adam_m + padded(r->n);
     r->sum = r->adam_v + padded(r->n);
     r->flags = (int *)(r->sum + padded(r->n_red));
+    r->sumsq = (double *)(r->flags + (size_t)r->lsize * FLAG_STRIDE);
     Vae *m = r->m;
     if (r->lrank == 0) {
         memcpy(r->params, m->params, r->n * sizeof(float));
@@ -335,31 +337,49 @@ static void sum_slice(float *restrict out, float *const *g, int k, size_t lo, si
     }
 }
 
-static int shm_finish(Reducer *r)
+/* The sum of squares of x (n), in double, in order. */
+static double sum_squares(const float *x, size_t n)
 {
-    size_t len = r->hi - r->lo;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}
+
+static int shm_finish(Reducer *r, double *sumsq)
+{
+    size_t len = r->hi - r->lo, hi = r->hi < r->n ? r->hi : r->n;
     node_sync(r); /* every gradient is written */
     sum_slice(r->sum + r->lo, r->g, r->lsize, r->lo, len);
     if (r->nodes > 1)
         MPI_Allreduce(MPI_IN_PLACE, r->sum + r->lo, (int)len, MPI_FLOAT, MPI_SUM, r->cross);
     r->flags[r->lrank * FLAG_STRIDE] = !vd_all_finite(r->sum + r->lo, len);
+    if (sumsq) /* this slice's, of the parameters' part */
+        r->sumsq[r->lrank * FLAG_STRIDE / 2] = hi > r->lo ? sum_squares(r->sum + r->lo, hi - r->lo) : 0;
     node_sync(r); /* every slice is summed and judged */
     int bad = 0;
     for (int i = 0; i < r->lsize; i++)
         bad |= r->flags[i * FLAG_STRIDE];
+    if (sumsq) { /* the slices' in node-rank order: the same double everywhere */
+        *sumsq = 0.0;
+        for (int i = 0; i < r->lsize; i++)
+            *sumsq += r->sumsq[i * FLAG_STRIDE / 2];
+    }
     memcpy(r->m->grads + r->n, r->sum + r->n, VD_GRAD_EXTRA * sizeof(float));
     return !bad;
 }
 
-int reduce_finish(Reducer *r)
+int reduce_finish(Reducer *r, double *sumsq)
 {
     if (r->mode == VD_REDUCE_SHM)
-        return shm_finish(r);
+        return shm_finish(r, sumsq);
     if (r->size > 1) {
         if (r->sent > 0)
             bucket_post(r, 0);
         MPI_Waitall(r->n_req, r->req, MPI_STATUSES_IGNORE);
     }
+    if (sumsq)
+        *sumsq = sum_squares(r->m->grads, r->n);
     return vd_all_finite(r->m->grads, r->n_red);
 }
 

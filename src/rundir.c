@@ -35,7 +35,7 @@ static void expand_out(TrainConfig *cfg, VdError *err)
 /* Rank 0: moves a previous run's files into DIR/replaced-<time>/ (--fresh). */
 static void set_aside_previous_run(const char *dir, VdError *err)
 {
-    static const char *files[] = {"latest", "metrics.csv", "epochs.csv", "metrics.h5",
+    static const char *files[] = {"latest", "best", "metrics.csv", "epochs.csv", "metrics.h5",
                                   "config.txt", "loss.png", "samples.png",
                                   "reconstructions.png", "latent.png"};
     char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64), aside[VD_PATH_MAX], from[VD_PATH_MAX],
@@ -111,7 +111,8 @@ static void shape_text(char *buf, size_t size, const int64_t *shape, int n)
  * something else than the run so far. */
 static int check_resumable(const Run *r, const char *path, VdError *err)
 {
-    static const char *must_match[] = {"batch", "seed", "data", "dataset", "labels"};
+    static const char *must_match[] = {"batch", "seed", "data", "dataset", "labels",
+                                       "val-fraction"};
     char have[VD_PATH_MAX], want[VD_PATH_MAX];
     for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++) {
         if (!strcmp(must_match[i], "labels") && !r->cfg.classes)
@@ -156,7 +157,9 @@ static int check_resumable(const Run *r, const char *path, VdError *err)
 void rundir_note_changes(const Run *r)
 {
     static const char *may_change[] = {"lr", "beta1", "beta2", "adam-eps", "beta", "warmup",
-                                       "binarize", "data-mode"};
+                                       "binarize", "data-mode", "lr-schedule", "lr-warmup",
+                                       "lr-min", "lr-gamma", "lr-step", "lr-patience",
+                                       "clip-norm", "weight-decay", "early-stop"};
     char have[64], want[64];
     const char *path = r->resumed_from;
     for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++)
@@ -245,7 +248,7 @@ int rundir_start_logs(Run *r, VdError *err)
     return durable_commit(&f, err);
 }
 
-int rundir_save(Run *r, VdError *err)
+int rundir_save(Run *r, int best, VdError *err)
 {
     char name[64], path[VD_PATH_MAX];
     snprintf(name, sizeof name, "ckpt-%010lld.h5", (long long)r->st.step);
@@ -257,9 +260,13 @@ int rundir_save(Run *r, VdError *err)
     h5_lock(); /* the stream reader's thread may be in HDF5 */
     int rc = ckpt_save(path, r->m, &r->st, &data, train_options, &r->cfg, r->size, err);
     h5_unlock();
-    if (rc != VD_OK || ckpt_mark_latest(r->cfg.out, name, err) != VD_OK)
+    if (rc != VD_OK || ckpt_mark(r->cfg.out, "latest", name, err) != VD_OK ||
+        (best && ckpt_mark(r->cfg.out, "best", name, err) != VD_OK))
         return err->code;
-    ckpt_prune(r->cfg.out, r->cfg.keep);
-    printf("checkpoint %s\n", path);
+    char keep[64] = ""; /* --keep never takes the best */
+    if (r->st.best_step > 0)
+        snprintf(keep, sizeof keep, "ckpt-%010lld.h5", (long long)r->st.best_step);
+    ckpt_prune(r->cfg.out, r->cfg.keep, keep);
+    printf("checkpoint %s%s\n", path, best ? " (the best so far)" : "");
     return VD_OK;
 }

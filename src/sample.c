@@ -27,7 +27,7 @@ typedef struct {
 #define SSTR(f) OPT_STR, SOFF(f), sizeof(((SampleConfig *)0)->f)
 static const OptSpec sample_options[] = {
     {"ckpt", SSTR(ckpt), "runs/default", 0, 0, "PATH",
-     "checkpoint file, or run directory (its newest checkpoint)"},
+     "checkpoint file, run directory (its latest checkpoint), or RUN/best"},
     {"n", OPT_INT, SOFF(n), 0, "0", 0, 65536, "N",
      "draws from the prior (0: 64, or --cols per class for a conditional model)"},
     {"cols", OPT_INT, SOFF(cols), 0, "8", 1, 1024, "N", "images per row of the grid"},
@@ -183,7 +183,7 @@ typedef struct {
 #define RSTR(f) OPT_STR, ROFF(f), sizeof(((ReconConfig *)0)->f)
 static const OptSpec recon_options[] = {
     {"ckpt", RSTR(ckpt), "runs/default", 0, 0, "PATH",
-     "checkpoint file, or run directory (its newest checkpoint)"},
+     "checkpoint file, run directory (its latest checkpoint), or RUN/best"},
     {"data", RSTR(data), "", 0, 0, "FILE", "HDF5 data file (default: the one the run trained on)"},
     {"dataset", RSTR(dataset), "", 0, 0, "PATH", "samples to reconstruct (default: the run's test set)"},
     {"first", OPT_I64, ROFF(first), 0, "0", 0, 1e15, "I", "first row"},
@@ -258,10 +258,11 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
     if (rank == 0 && err.code == VD_OK && (m = trained_load(cfg.ckpt, ckpt, &err)) &&
         cfg.binarize && m->shape.likelihood != VD_LIK_BERNOULLI)
         vd_fail(&err, VD_EX_USAGE, "--binarize: the model in %s is not Bernoulli", ckpt);
+    int held = 0;
     if (rank == 0 && err.code == VD_OK)
-        trained_defaults(ckpt, rank, cfg.data, cfg.dataset, sizeof cfg.dataset, NULL, 0);
+        held = trained_defaults(ckpt, rank, cfg.data, cfg.dataset, sizeof cfg.dataset, NULL, 0);
     if (rank == 0 && err.code == VD_OK &&
-        trained_open_data(cfg.data, cfg.dataset, ckpt, m, &x, &err) == VD_OK) {
+        trained_open_data(cfg.data, cfg.dataset, held, ckpt, m, &x, &err) == VD_OK) {
         if (!x.img.c)
             vd_fail(&err, VD_EX_DATAERR, "%s: reconstruct draws images, and these samples are not "
                     "images ((N, H, W), (N, H, W, C) or (N, C, H, W))", x.where);

@@ -27,10 +27,18 @@ int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, lo
     reduce_begin(red);
     vae_backward_hook(m, w, n, beta, reduce_ready, red);
     double t2 = vd_now();
-    int finite = reduce_finish(red);
+    double sumsq = 0.0, clip = io ? io->clip_norm : 0.0;
+    int finite = reduce_finish(red, clip > 0 ? &sumsq : NULL);
     double t3 = vd_now();
     int failed = extra[VD_EXTRA_FAIL] > 0.0f;
-    reduce_update(red, adam, t, 1.0f / extra[VD_EXTRA_COUNT], finite && !failed);
+    float scale = 1.0f / extra[VD_EXTRA_COUNT];
+    if (clip > 0) { /* the norm of the mean gradient, from the same double on every rank */
+        io->grad_norm = sqrt(sumsq) / extra[VD_EXTRA_COUNT];
+        io->clipped = finite && io->grad_norm > clip;
+        if (io->clipped)
+            scale = (float)(clip / (io->grad_norm * extra[VD_EXTRA_COUNT]));
+    }
+    reduce_update(red, adam, t, scale, finite && !failed);
     double t4 = vd_now();
     if (io) {
         io->stop = extra[VD_EXTRA_STOP] > 0.0f;
@@ -38,9 +46,4 @@ int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, lo
         io->times = (StepTimes){t1 - t0, t2 - t1, t3 - t2, t4 - t3};
     }
     return finite;
-}
-
-double step_kl_weight(double beta, int64_t warmup, int64_t t)
-{
-    return warmup > 0 && t < warmup ? beta * (double)t / (double)warmup : beta;
 }

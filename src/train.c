@@ -180,6 +180,13 @@ static int setup(Run *r, VdError *err)
                    (long long)r->total_steps, resumed ? " (raise --epochs to continue)" : "");
         return -1;
     }
+    if (cfg->early_stop > 0 && r->st.bad_epochs >= cfg->early_stop) {
+        if (r->rank == 0)
+            printf("nothing to do: the run stopped early, %lld epochs after its best (step %lld); "
+                   "raise --early-stop to go on\n", (long long)r->st.bad_epochs,
+                   (long long)r->st.best_step);
+        return -1;
+    }
     /* everything the loop needs, allocated once */
     r->w = vae_work_create(r->m, r->B > 256 ? r->B : 256);
     r->batch_rows = vd_calloc((size_t)r->B, sizeof(int64_t));
@@ -215,6 +222,7 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     MPI_Comm_size(comm, &r->size);
     r->train_x = (H5Rows){.file = -1, .dset = -1};
     r->train_y = r->test_x = r->test_y = r->train_x;
+    ckpt_state_init(&r->st);
     if (opts_command(&train_command, &r->cfg, argc, argv, r->rank, &err)) {
         vd_free(r);
         return VD_OK;

@@ -137,6 +137,45 @@ static int check_images(Run *r, VdError *err)
                    "(N, C, H, W); %s has %lld values per sample", x->where, (long long)x->row_len);
 }
 
+/* --val-fraction: the training rows split in two views of the same
+ * datasets, the held-out part becoming the test set. */
+static void hold_out(Run *r, VdError *err)
+{
+    const TrainConfig *cfg = &r->cfg;
+    if (r->has_test) {
+        vd_fail(err, VD_EX_USAGE, "--val-fraction holds out a test set when the data has none, "
+                "and %s is one: pass --test-dataset none to hold out training rows instead",
+                r->test_x.where);
+        return;
+    }
+    int64_t n = r->train_x.n_rows, n_keep, n_held;
+    int64_t *keep = rows_split(n, cfg->val_fraction, cfg->seed, 0, &n_keep);
+    int64_t *held = rows_split(n, cfg->val_fraction, cfg->seed, 1, &n_held);
+    if (n_held < 1 || n_keep < 1) {
+        vd_free(keep);
+        vd_free(held);
+        vd_fail(err, VD_EX_USAGE, "--val-fraction %g of %s's %lld rows leaves %s", cfg->val_fraction,
+                r->train_x.where, (long long)n, n_held < 1 ? "no row held out" : "no row to train on");
+        return;
+    }
+    if (h5rows_open(&r->test_x, cfg->data, cfg->dataset, 0, err) != VD_OK ||
+        h5rows_layout(&r->test_x, cfg->layout, VD_LAYOUT_AUTO, err) != VD_OK ||
+        (r->has_train_y && h5rows_open(&r->test_y, cfg->data, cfg->labels, 1, err) != VD_OK)) {
+        vd_free(keep);
+        vd_free(held);
+        return;
+    }
+    h5rows_select(&r->train_x, keep, n_keep);
+    h5rows_select(&r->test_x, held, n_held);
+    if (r->has_train_y) {
+        h5rows_select_like(&r->train_y, &r->train_x);
+        h5rows_select_like(&r->test_y, &r->test_x);
+    }
+    r->has_test = 1;
+    r->has_test_y = r->has_train_y;
+    snprintf(r->test_x.where, sizeof r->test_x.where, "%.480s (held out)", r->train_x.where);
+}
+
 void run_open_data(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
@@ -148,6 +187,8 @@ void run_open_data(Run *r, VdError *err)
     if (err->code == VD_OK && r->has_test)
         r->has_test_y = open_labels(r, &r->test_y, cfg->test_labels, "/test/labels",
                                     "--test-labels", err);
+    if (err->code == VD_OK && cfg->val_fraction > 0)
+        hold_out(r, err);
     if (err->code != VD_OK)
         return;
     if (check_images(r, err) != VD_OK)
@@ -216,7 +257,8 @@ int run_load_data(Run *r, VdError *err)
     int unit = cfg->likelihood == VD_LIK_BERNOULLI;
     FeedConfig fc = {&r->train_x, r->has_train_y ? &r->train_y : NULL, unit, cfg->classes,
                      cfg->batch, r->steps_per_epoch, cfg->epochs, cfg->seed,
-                     data_budget(cfg, r->comm), cfg->data_mode, cfg->parallel_io, r->comm};
+                     data_budget(cfg, r->comm), cfg->data_mode,
+                     cfg->parallel_io && !r->train_x.map, r->comm};
     if (feed_open(&r->feed, &fc, err))
         return err->code;
     if (r->rank == 0) {
@@ -224,7 +266,8 @@ int run_load_data(Run *r, VdError *err)
         if (feed_mode(r->feed) == VD_FEED_RESIDENT)
             printf("data: resident, %.1f MiB per rank (budget %.0f MiB), read in %.2f s%s\n", mib,
                    (double)fc.budget / (1 << 20), feed_load_seconds(r->feed),
-                   cfg->parallel_io ? " (MPI-IO collective)" : "");
+                   fc.collective ? " (MPI-IO collective)"
+                   : cfg->parallel_io ? " (not collective: --val-fraction picks rows)" : "");
         else
             printf("data: streamed, %.1f MiB per rank (budget %.0f MiB)\n", mib,
                    (double)fc.budget / (1 << 20));

@@ -33,6 +33,28 @@ const OptSpec train_options[] = {
     {"beta1", NUM(OPT_F64, beta1), "0.9", 0, 0.999999, "X", "Adam first-moment decay"},
     {"beta2", NUM(OPT_F64, beta2), "0.999", 0, 0.99999999, "X", "Adam second-moment decay"},
     {"adam-eps", NUM(OPT_F64, adam_eps), "1e-8", 1e-30, 1, "X", "Adam epsilon"},
+    {"lr-schedule", NUM(OPT_CHOICE, lr_schedule), "constant", 0, 0,
+     "constant|cosine|step|plateau",
+     "the learning rate over the run: constant; cosine from --lr to --lr-min; step, times "
+     "--lr-gamma every --lr-step epochs; plateau, times --lr-gamma after --lr-patience epochs "
+     "without a better test loss (training loss without a test set)"},
+    {"lr-warmup", NUM(OPT_I64, lr_warmup), "0", 0, 1e15, "N",
+     "learning-rate warm-up: the rate at step t is times min(1, t / N)"},
+    {"lr-min", NUM(OPT_F64, lr_min), "0", 0, 10, "X", "cosine: the rate at the last step"},
+    {"lr-gamma", NUM(OPT_F64, lr_gamma), "0.1", 1e-6, 1, "X", "step, plateau: the factor of a cut"},
+    {"lr-step", NUM(OPT_I64, lr_step), "5", 1, 1e9, "N", "step: epochs between cuts"},
+    {"lr-patience", NUM(OPT_I64, lr_patience), "2", 0, 1e9, "N",
+     "plateau: epochs without improvement before a cut"},
+    {"clip-norm", NUM(OPT_F64, clip_norm), "0", 0, 1e12, "X",
+     "clip the mean gradient to this global norm, after the sum over ranks (0: off)"},
+    {"weight-decay", NUM(OPT_F64, weight_decay), "0", 0, 1, "X",
+     "decoupled weight decay, as AdamW: each step takes lr X of every parameter"},
+    {"early-stop", NUM(OPT_INT, early_stop), "0", 0, 1e6, "N",
+     "stop after N epochs without a better test loss (training loss without a test set); "
+     "exit 0 (0: off)"},
+    {"val-fraction", NUM(OPT_F64, val_fraction), "0", 0, 0.99, "F",
+     "hold out this part of the training rows (a fixed, seeded choice) as the test set, "
+     "when the file has none (0: off)"},
     {"hidden", NUM(OPT_LIST, hidden), "400", 1, 1 << 20, "N[,N...]",
      "encoder hidden widths (1 to 8 layers); the decoder mirrors them"},
     {"conv", NUM(OPT_LIST, conv), "none", 1, 65536, "C[,C...]",

@@ -2,6 +2,7 @@
 #include "trained.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ckpt.h"
@@ -27,38 +28,62 @@ Vae *trained_load(const char *arg, char *path, VdError *err)
     return m;
 }
 
-void trained_defaults(const char *ckpt, int rank, char *file, char *dataset, size_t dn,
-                      char *labels, size_t ln)
+int trained_defaults(const char *ckpt, int rank, char *file, char *dataset, size_t dn,
+                     char *labels, size_t ln)
 {
-    char test[256] = "";
+    char test[256] = "", frac[64] = "";
     if (!file[0] && (ckpt_read_config(ckpt, "data", file, VD_PATH_MAX) != 0 || !file[0]))
         runtime_default_data(file);
     if (dataset[0])
-        return;
+        return 0;
     int want_labels = labels && !labels[0];
     if (ckpt_read_config(ckpt, "test-dataset", test, sizeof test) != 0) { /* no /config */
         snprintf(dataset, dn, "/test/images");
         if (want_labels)
             snprintf(labels, ln, "/test/labels");
-    } else if (strcmp(test, "none") != 0) {
+        return 0;
+    }
+    if (strcmp(test, "none") != 0) {
         snprintf(dataset, dn, "%s", test);
         if (want_labels)
             ckpt_read_config(ckpt, "test-labels", labels, ln);
-    } else {
-        ckpt_read_config(ckpt, "dataset", dataset, dn);
-        if (want_labels)
-            ckpt_read_config(ckpt, "labels", labels, ln);
-        if (rank == 0)
-            printf("note: the run had no test set (--test-dataset none); using its training "
-                   "samples %s\n", dataset);
+        return 0;
     }
+    ckpt_read_config(ckpt, "dataset", dataset, dn);
+    if (want_labels)
+        ckpt_read_config(ckpt, "labels", labels, ln);
+    int held = ckpt_read_config(ckpt, "val-fraction", frac, sizeof frac) == 0 && atof(frac) > 0;
+    if (rank == 0 && held)
+        printf("note: using the rows the run held out for validation (--val-fraction %s of %s)\n",
+               frac, dataset);
+    else if (rank == 0)
+        printf("note: the run had no test set (--test-dataset none); using its training "
+               "samples %s\n", dataset);
+    return held;
 }
 
-int trained_open_data(const char *file, const char *dataset, const char *ckpt, const Vae *m,
-                      H5Rows *x, VdError *err)
+/* The run's held-out rows of x, as training chose them. */
+static int select_held(const char *ckpt, H5Rows *x, VdError *err)
+{
+    char frac[64] = "", seed[64] = "";
+    ckpt_read_config(ckpt, "val-fraction", frac, sizeof frac);
+    ckpt_read_config(ckpt, "seed", seed, sizeof seed);
+    int64_t n;
+    int64_t *rows = rows_split(x->n_rows, atof(frac), strtoull(seed, NULL, 10), 1, &n);
+    h5rows_select(x, rows, n);
+    if (n < 1)
+        return vd_fail(err, VD_EX_DATAERR, "%s: --val-fraction %s holds out no rows", x->where, frac);
+    snprintf(x->where + strlen(x->where), sizeof x->where - strlen(x->where), " (held out)");
+    return VD_OK;
+}
+
+int trained_open_data(const char *file, const char *dataset, int held, const char *ckpt,
+                      const Vae *m, H5Rows *x, VdError *err)
 {
     const VaeShape *s = &m->shape;
     if (h5rows_open(x, file, dataset, 0, err) != VD_OK)
+        return err->code;
+    if (held && select_held(ckpt, x, err) != VD_OK)
         return err->code;
     if (x->row_len != s->n_input)
         return vd_fail(err, VD_EX_DATAERR, "%s samples have %lld values, the model in %s takes %d",
@@ -81,12 +106,15 @@ int trained_open_data(const char *file, const char *dataset, const char *ckpt, c
 int trained_open_labels(const char *file, const char *path, const H5Rows *x, H5Rows *y,
                         VdError *err)
 {
-    if (h5rows_open(y, file, path, 1, err) == VD_OK && y->n_rows != x->n_rows)
+    int64_t want = x->map ? x->dims[0] : x->n_rows; /* a view: the labels of all the rows */
+    if (h5rows_open(y, file, path, 1, err) == VD_OK && y->n_rows != want)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", y->where,
-                (long long)y->n_rows, (long long)x->n_rows);
+                (long long)y->n_rows, (long long)want);
     else if (err->code != VD_OK)
         snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
                  " (the model is conditional: --labels PATH)");
+    else
+        h5rows_select_like(y, x);
     return err->code;
 }
 

@@ -140,8 +140,15 @@ static void test_list_and_prune(void **state)
     assert_string_equal(names[0], "ckpt-0000000100.h5");
     assert_string_equal(names[1], "ckpt-0000000010.h5");
     assert_string_equal(names[2], "ckpt-0000000009.h5");
-    ckpt_prune(dir, 2);
+    ckpt_prune(dir, 2, NULL);
     assert_int_equal(ckpt_list(dir, names, 8), 2);
+    assert_string_equal(names[1], "ckpt-0000000010.h5");
+    /* the best checkpoint is spared, however old */
+    snprintf(path, sizeof path, "%s/ckpt-0000000200.h5", dir);
+    fclose(fopen(path, "w"));
+    ckpt_prune(dir, 1, "ckpt-0000000010.h5");
+    assert_int_equal(ckpt_list(dir, names, 8), 2);
+    assert_string_equal(names[0], "ckpt-0000000200.h5");
     assert_string_equal(names[1], "ckpt-0000000010.h5");
     snprintf(path, sizeof path, "%s/notes.txt", dir);
     assert_int_equal(access(path, F_OK), 0); /* only checkpoints are pruned */
@@ -251,6 +258,20 @@ static void test_find_checkpoint(void **state)
     touch(dir, "latest", "ckpt-0000000010.h5\n"); /* latest wins */
     assert_int_equal(ckpt_find(dir, path, &err), VD_OK);
     assert_non_null(strstr(path, "/run/ckpt-0000000010.h5"));
+    /* RUN/best and RUN/latest name the checkpoint beside them */
+    touch(dir, "best", "ckpt-0000000200.h5\n");
+    snprintf(path, sizeof path, "%s/best", dir);
+    char arg[VD_PATH_MAX];
+    snprintf(arg, sizeof arg, "%s", path);
+    assert_int_equal(ckpt_find(arg, path, &err), VD_OK);
+    assert_non_null(strstr(path, "/run/ckpt-0000000200.h5"));
+    snprintf(arg, sizeof arg, "%s/latest", dir);
+    assert_int_equal(ckpt_find(arg, path, &err), VD_OK);
+    assert_non_null(strstr(path, "/run/ckpt-0000000010.h5"));
+    touch(dir, "best", "ckpt-0000000999.h5\n"); /* names a file that is gone */
+    snprintf(arg, sizeof arg, "%s/best", dir);
+    err = (VdError){0};
+    assert_int_equal(ckpt_find(arg, path, &err), VD_EX_NOINPUT);
     snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/ckpt-0000000200.h5");
     assert_int_equal(ckpt_find(dir, path, &err), VD_OK);
     assert_string_equal(path, dir);

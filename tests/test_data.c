@@ -183,6 +183,79 @@ static void test_reader_rejects_bad_files(void **state)
     h5rows_close(&r);
 }
 
+/* --val-fraction: the held-out rows and the rest are disjoint, ascending,
+ * cover every row, number round(F n), and depend on the seed alone. */
+static void test_split_is_fixed_and_complete(void **state)
+{
+    (void)state;
+    enum { N = 1001 };
+    int64_t nk, nh, nh2, nh3;
+    int64_t *keep = rows_split(N, 0.1, 7, 0, &nk), *held = rows_split(N, 0.1, 7, 1, &nh);
+    int64_t *again = rows_split(N, 0.1, 7, 1, &nh2), *other = rows_split(N, 0.1, 8, 1, &nh3);
+    assert_int_equal(nh, 100);
+    assert_int_equal(nk, N - 100);
+    char seen[N] = {0};
+    for (int64_t i = 0; i < nk; i++) {
+        assert_true(i == 0 || keep[i] > keep[i - 1]);
+        seen[keep[i]]++;
+    }
+    for (int64_t i = 0; i < nh; i++) {
+        assert_true(i == 0 || held[i] > held[i - 1]);
+        seen[held[i]]++;
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
+    assert_int_equal(nh2, nh);
+    assert_memory_equal(again, held, sizeof(int64_t) * (size_t)nh);
+    assert_int_equal(nh3, nh);
+    assert_true(memcmp(other, held, sizeof(int64_t) * (size_t)nh) != 0);
+    /* spread over the rows, not a block: some held rows in each half */
+    int low = 0;
+    for (int64_t i = 0; i < nh; i++)
+        low += held[i] < N / 2;
+    assert_true(low > 25 && low < 75);
+    free(keep);
+    free(held);
+    free(again);
+    free(other);
+}
+
+/* A view reads the rows it lists: row i of the view is row map[i] of the
+ * dataset, through the chunked and the contiguous reader, and labels made
+ * like it line up. */
+static void test_view_reads_its_rows(void **state)
+{
+    (void)state;
+    enum { N = 301, H = 3, W = 5 };
+    char path[600];
+    snprintf(path, sizeof path, "%s/view.h5", test_tmpdir());
+    for (int chunk = 0; chunk <= 32; chunk += 32) {
+        write_h5(path, H5T_IEEE_F32LE, chunk, 0, N, H, W);
+        H5Rows r, y;
+        VdError err = {0};
+        assert_int_equal(h5rows_open(&r, path, "/x", 0, &err), VD_OK);
+        int64_t n;
+        int64_t *rows = rows_split(N, 0.3, 3, 1, &n);
+        int64_t first = rows[0], last = rows[n - 1];
+        h5rows_select(&r, rows, n);
+        assert_int_equal(r.n_rows, n);
+        int64_t want[2] = {0, n - 1};
+        float x[2 * H * W];
+        assert_int_equal(h5rows_read(&r, want, 2, x, &err), VD_OK);
+        for (int j = 0; j < H * W; j++) {
+            assert_float_equal(x[j], (float)((double)((first * H * W + j) % 97) / 96.0), 1e-7);
+            assert_float_equal(x[H * W + j], (float)((double)((last * H * W + j) % 97) / 96.0), 1e-7);
+        }
+        memset(&y, 0, sizeof y);
+        h5rows_select_like(&y, &r);
+        assert_int_equal(y.n_rows, n);
+        assert_memory_equal(y.map, r.map, sizeof(int64_t) * (size_t)n);
+        vd_free(y.map);
+        h5rows_close(&r);
+        assert_null(r.map);
+    }
+}
+
 int main(void)
 {
     h5_quiet();
@@ -193,6 +266,8 @@ int main(void)
         cmocka_unit_test(test_reader_f32_contiguous),
         cmocka_unit_test(test_reader_f32_odd_chunks),
         cmocka_unit_test(test_reader_rejects_bad_files),
+        cmocka_unit_test(test_split_is_fixed_and_complete),
+        cmocka_unit_test(test_view_reads_its_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,7 +83,7 @@ static Reducer *shared(Vae *m, MPI_Comm node, const char **why)
 static void test_allreduce_equals_serial_sum(void **state)
 {
     (void)state;
-    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
     Vae *dist = new_model(), *serial = new_model();
     VaeWork *wd = work_for(&shape, LOCAL_B), *ws = work_for(&shape, LOCAL_B * size);
     fill_rank_batch(wd, rank, 0, 0);
@@ -113,7 +113,7 @@ static void test_allreduce_equals_serial_sum(void **state)
 static void test_replicas_identical_after_steps(void **state)
 {
     (void)state;
-    AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f};
+    AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.0f};
     Vae *m = new_model();
     VaeWork *w = work_for(&shape, LOCAL_B);
     uint64_t init = vd_checksum_f32(m->params, m->n_params);
@@ -151,7 +151,7 @@ static void test_replicas_identical_after_steps(void **state)
 static void test_nonfinite_agreed_by_all(void **state)
 {
     (void)state;
-    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
     Vae *m = new_model();
     VaeWork *w = work_for(&shape, LOCAL_B);
     fill_rank_batch(w, rank, 0, 0);
@@ -199,7 +199,7 @@ static void test_injected_failure(void **state)
 static void test_stop_flag_reaches_all(void **state)
 {
     (void)state;
-    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
     Vae *m = new_model();
     VaeWork *w = work_for(&shape, LOCAL_B);
     fill_rank_batch(w, rank, 0, 0);
@@ -220,7 +220,7 @@ static void test_stop_flag_reaches_all(void **state)
 static void test_bucketed_matches_blocking(void **state)
 {
     (void)state;
-    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
     Vae *a = new_model(), *b = new_model();
     VaeWork *w = work_for(&shape, LOCAL_B);
     Reducer *one = allreduce(a, MPI_COMM_WORLD, 0);
@@ -252,7 +252,7 @@ static void test_bucketed_matches_blocking(void **state)
  * the shared-memory reducer shm (of b) for b. */
 static void train_both(Vae *a, Vae *b, Reducer *shm, int steps)
 {
-    AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f};
+    AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.0f};
     VaeWork *w = work_for(&shape, LOCAL_B);
     Reducer *one = allreduce(a, MPI_COMM_WORLD, 0);
     for (int t = 1; t <= steps; t++) {
@@ -359,7 +359,7 @@ static void test_shared_declines_uneven_nodes(void **state)
 static void test_shared_verdicts_agreed(void **state)
 {
     (void)state;
-    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
     Vae *m = new_model();
     VaeWork *w = work_for(&shape, LOCAL_B);
     const char *why = NULL;
@@ -408,10 +408,10 @@ static void test_shared_barriers_hold(void **state)
     b->grads[b->n_params + VD_EXTRA_COUNT] = 1.0f;
     b->grads[b->n_params + VD_EXTRA_FAIL] = 0.0f;
     reduce_begin(share);
-    assert_all(reduce_finish(share));
+    assert_all(reduce_finish(share, NULL));
     /* the reference, before the update: the same sum, and the whole Adam
      * step on one rank */
-    AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f};
+    AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.0f};
     float scale = 1.0f / b->grads[b->n_params + VD_EXTRA_COUNT];
     float *g = malloc(sizeof(float) * a->n_params);
     for (size_t i = 0; i < a->n_params; i++) {
@@ -436,6 +436,60 @@ static void test_shared_barriers_hold(void **state)
     vae_free(b);
 }
 
+/* --clip-norm: the norm is the global one, of the mean gradient over all
+ * ranks, whichever reduction holds which slice (allreduce; shared memory on
+ * one node; shared memory over two "nodes"); it is the same double on every
+ * rank; a norm above the limit is reported clipped, one below is not. */
+static void test_clip_norm_is_global(void **state)
+{
+    (void)state;
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    Vae *serial = new_model();
+    VaeWork *ws = work_for(&shape, LOCAL_B * size), *w = work_for(&shape, LOCAL_B);
+    for (int r = 0; r < size; r++)
+        fill_rank_batch(ws, r, 0, r * LOCAL_B);
+    Reducer *rs = allreduce(serial, MPI_COMM_SELF, 0);
+    StepIO ios = {.clip_norm = 1e30};
+    assert_all(train_step(serial, ws, LOCAL_B * size, 1.0f, &adam, 1, rs, &ios));
+    double want = 0;
+    for (size_t i = 0; i < serial->n_params; i++)
+        want += (double)serial->grads[i] * serial->grads[i];
+    want = sqrt(want) / (LOCAL_B * size);
+    assert_all(ios.grad_norm > 0 && fabs(ios.grad_norm - want) <= 1e-12 * want && !ios.clipped);
+    MPI_Comm node = MPI_COMM_NULL;
+    if (size % 2 == 0)
+        MPI_Comm_split(MPI_COMM_WORLD, rank / (size / 2), rank, &node);
+    for (int mode = 0; mode < 3; mode++) {
+        if (mode == 2 && node == MPI_COMM_NULL)
+            break;
+        Vae *m = new_model();
+        const char *why = NULL;
+        Reducer *red = mode == 0 ? allreduce(m, MPI_COMM_WORLD, 0)
+                                 : shared(m, mode == 1 ? MPI_COMM_NULL : node, &why);
+        assert_all(red != NULL);
+        fill_rank_batch(w, rank, 0, 0);
+        StepIO io = {.clip_norm = want / 2}; /* half the norm: clipped */
+        assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, red, &io));
+        assert_all(io.clipped);
+        assert_all(fabs(io.grad_norm - want) <= 1e-5 * want);
+        float bits[2]; /* the double's bits, compared as two floats */
+        memcpy(bits, &io.grad_norm, sizeof bits);
+        assert_all(comm_same_bits(bits, 2, MPI_COMM_WORLD));
+        assert_all(comm_same_bits(m->params, m->n_params, MPI_COMM_WORLD));
+        io = (StepIO){.clip_norm = want * 100};
+        assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 2, red, &io));
+        assert_all(!io.clipped && io.grad_norm > 0);
+        reduce_free(red, 1);
+        vae_free(m);
+    }
+    if (node != MPI_COMM_NULL)
+        MPI_Comm_free(&node);
+    reduce_free(rs, 1);
+    vae_work_free(ws);
+    vae_work_free(w);
+    vae_free(serial);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -457,6 +511,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_shared_verdicts_agreed),
         cmocka_unit_test(test_shared_barriers_hold),
         cmocka_unit_test(test_injected_failure),
+        cmocka_unit_test(test_clip_norm_is_global),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
