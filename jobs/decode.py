@@ -2,7 +2,7 @@
 """Decode latent vectors with a vae-dist checkpoint, using only h5py and numpy.
 
     python3 jobs/decode.py CKPT Z.h5 [OUT.npy]
-    python3 jobs/decode.py --encode CKPT DATA.h5 DATASET [OUT.npy]
+    python3 jobs/decode.py --encode CKPT DATA.h5 DATASET [ENCODED.h5 | OUT.npy]
 
 CKPT is a checkpoint file or a run directory (its "latest", else its newest
 ckpt-*.h5). Z.h5 holds /z, shaped (n, latent), as `vae-dist sample` writes
@@ -10,8 +10,9 @@ it. The decoded means, shaped like the training samples as stored, go to
 OUT.npy; when Z.h5 also holds /samples (vae-dist's own decoding of the same
 z), the largest difference is printed. With --encode, the rows of
 DATA.h5:DATASET go through the encoder instead, and OUT.npy gets their
-(mu | logvar), shaped (n, 2 latent); when DATA.h5 also holds /mu (as
-`vae-dist encode` writes it), the largest difference is printed. Needs
+(mu | logvar), shaped (n, 2 latent); given ENCODED.h5 (as `vae-dist encode`
+writes it, /mu and /logvar of the same rows) instead, the largest
+difference from it is printed. Needs
 python3-h5py (Debian), which brings numpy.
 
 The layers, as vae-dist builds them (docs/checkpoint-format.md): images are
@@ -143,12 +144,15 @@ def main(argv):
         model, params = load(argv[2])
         with h5py.File(argv[3], "r") as f:
             x = f[argv[4]][()]
-            theirs = np.concatenate([f["mu"][()], f["logvar"][()]], axis=1) if "mu" in f else None
         out = encode(model, params, x)
         print("encoded %d rows to %d latent means and log-variances" % (len(out), out.shape[1] // 2))
-        if theirs is not None:
+        if len(argv) == 6 and argv[5].endswith(".h5"):
+            with h5py.File(argv[5], "r") as f:
+                theirs = np.concatenate([f["mu"][()], f["logvar"][()]], axis=1)
+            if theirs.shape != out.shape:
+                sys.exit("%s holds %s, the encoder gives %s" % (argv[5], theirs.shape, out.shape))
             print("max |difference| from /mu, /logvar: %.3g" % np.abs(out - theirs).max())
-        if len(argv) == 6:
+        elif len(argv) == 6:
             np.save(argv[5], out)
         return
     if len(argv) not in (3, 4):

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encode.h"
 #include "eval.h"
 #include "import.h"
 #include "sample.h"
@@ -25,6 +26,8 @@ static const Command commands[] = {
     {&eval_command, eval_main, "negative ELBO and importance-weighted log-likelihood of a data set"},
     {&sample_command, sample_main, "draw from the prior through a trained decoder (PNG grid, HDF5)"},
     {&reconstruct_command, reconstruct_main, "data rows above their reconstructions (PNG grid)"},
+    {&encode_command, encode_main, "the posterior mean and log-variance of every row (HDF5)"},
+    {&interpolate_command, interpolate_main, "decode the line between two rows' latent means (PNG, HDF5)"},
     {&import_command, import_main, "convert IDX files (MNIST, Fashion-MNIST) to one HDF5 file"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
