@@ -1,0 +1,92 @@
+#!/bin/sh
+# vae-dist across simulated nodes (tests/nodes.sh: a network, UTS and mount
+# namespace per node, mpirun on n1 reaching the others over a bridge), so the
+# multi-node path runs for real: shared-memory sums on each node and an
+# allreduce between nodes. Checks: 2 nodes x 2 ranks engage the shared-memory
+# sum on both nodes, repeat bitwise and equal --reduce mpi bitwise; uneven
+# nodes fall back to the allreduce with a note; 3 nodes x 2 ranks repeat
+# bitwise; every process of one node killed mid-run ends the job within 30 s,
+# and the last checkpoint resumes. Skipped (exit 77) without root.
+. "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/nodes.sh"
+need_h5diff
+
+nodes_up 3
+cd "$WORK"
+"$GEN" "$WORK/data.h5" --n 4000 --test 500 --side 16 --type f32 >/dev/null || { fail gen_data; finish; }
+ARGS="train --data $WORK/data.h5 --epochs 2 --batch 100 --hidden 64 --latent 8"
+ns_hostfile "$WORK/hosts-2x2" n1:2 n2:2
+ns_hostfile "$WORK/hosts-2+1" n1:2 n2:1
+ns_hostfile "$WORK/hosts-3x2" n1:2 n2:2 n3:2
+
+final() { echo "$1/$(cat "$1/latest" 2>/dev/null)"; }
+# same A B WHAT: the final checkpoints of run directories A and B are equal
+same() {
+    ok=1
+    for g in /params /adam/m /adam/v; do
+        "$H5DIFF" -q "$(final "$1")" "$(final "$2")" $g >/dev/null 2>&1 || ok=0
+    done
+    [ $ok -eq 1 ] && pass "$3: bitwise identical (/params, /adam/m, /adam/v)" || fail "$3: checkpoints differ"
+}
+# train NAME HOSTFILE NP ARGS...: one run into $WORK/NAME, log in NAME.log;
+# it must end 0 (vae-dist compares the replicas' checksums at each checkpoint)
+train() {
+    name=$1; hf=$2; np=$3; shift 3
+    ns_mpirun 120 "$hf" -np "$np" "$VAE" $ARGS --out "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] && pass "$name: exit 0 ($(grep -m1 '^done:' "$WORK/$name.log"))" ||
+        { tail -n 20 "$WORK/$name.log"; fail "$name: exit $rc"; }
+}
+
+# 1. 2 nodes x 2 ranks
+train 2x2 "$WORK/hosts-2x2" 4
+grep -q "^gradients: summed in shared memory, 2 ranks per node on 2 nodes" "$WORK/2x2.log" &&
+    pass "2x2: $(grep -m1 '^gradients:' "$WORK/2x2.log")" || fail "2x2: the shared-memory sum did not engage on both nodes"
+[ "$(grep -c '^epoch 2 done' "$WORK/2x2.log")" -eq 1 ] && pass "2x2: one rank prints" || fail "2x2: output repeated"
+train 2x2-again "$WORK/hosts-2x2" 4
+same 2x2 2x2-again "2x2 rerun"
+train 2x2-mpi "$WORK/hosts-2x2" 4 --reduce mpi
+grep -q "^gradients: summed in shared memory" "$WORK/2x2-mpi.log" && fail "2x2 --reduce mpi used shared memory"
+same 2x2 2x2-mpi "2x2 shared memory against --reduce mpi"
+
+# 2. uneven nodes: 2 ranks on n1, 1 on n2
+train 2+1 "$WORK/hosts-2+1" 3
+grep -q "^vae-dist: note: the nodes hold different numbers of ranks; summing gradients with MPI_Allreduce instead (--reduce mpi)" \
+    "$WORK/2+1.log" && pass "2+1: falls back to the allreduce, with its note" ||
+    { cat "$WORK/2+1.log"; fail "2+1: no fallback note"; }
+
+# 3. 3 nodes x 2 ranks (6 ranks on this machine's cores)
+train 3x2 "$WORK/hosts-3x2" 6 --batch 120
+grep -q "^gradients: summed in shared memory, 2 ranks per node on 3 nodes" "$WORK/3x2.log" &&
+    pass "3x2: $(grep -m1 '^gradients:' "$WORK/3x2.log")" || fail "3x2: the shared-memory sum did not engage on 3 nodes"
+train 3x2-again "$WORK/hosts-3x2" 6 --batch 120
+same 3x2 3x2-again "3x2 rerun"
+
+# 4. every process of n2 (its orted and both ranks) killed with SIGKILL
+#    mid-run: the ranks on n1 and mpirun end by themselves within 30 s, not
+#    with 0, and the last checkpoint resumes
+KARGS="--epochs 200 --log-every 5 --out $WORK/k"
+ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $KARGS >"$WORK/k.log" 2>&1 &
+job=$!
+i=0; while [ ! -f "$WORK/k/latest" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
+victims=$(node_procs n2 | tr '\n' ' ')
+ranks=$(node_pids n2 vae-dist | wc -l)
+start=$(date +%s)
+node_kill KILL n2
+wait $job; rc=$?
+took=$(($(date +%s) - start))
+left=$(node_procs n1 | tr '\n' ' ')
+if [ "$ranks" -eq 2 ] && [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $rc -ne 137 ] && [ $took -le 30 ] && [ -z "$left" ]; then
+    pass "n2 killed ($ranks ranks and orted: $victims): the job ended in ${took}s, exit $rc, nothing left on n1"
+else
+    tail -n 20 "$WORK/k.log"
+    fail "n2 killed ($ranks ranks of: $victims): exit $rc after ${took}s, left on n1: ${left:-nothing}"
+fi
+last=$(cat "$WORK/k/latest" 2>/dev/null)
+step=$(echo "$last" | sed 's/ckpt-0*\([0-9]*\)\.h5/\1/')
+ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $KARGS --max-steps $((step + 10)) >"$WORK/k2.log" 2>&1 &&
+    grep -q "^resuming from .*$last" "$WORK/k2.log" &&
+    pass "after the node's loss: $(grep -m1 '^resuming from' "$WORK/k2.log" | sed "s|$WORK/||")" ||
+    { tail -n 20 "$WORK/k2.log"; fail "the last checkpoint ($last) did not resume after the node's loss"; }
+finish
