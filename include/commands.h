@@ -1,5 +1,6 @@
 /* commands.h — vae-dist's commands (train, eval, sample, reconstruct,
- * import, help) and their dispatch: what main() calls. */
+ * encode, interpolate, import, help) and their dispatch: what main()
+ * calls. */
 #ifndef VD_COMMANDS_H
 #define VD_COMMANDS_H
 

@@ -7,7 +7,7 @@
  *   key     = the 64-bit seed
  *   counter = { b low 32, b high 32, a, stream << 24 | rank }
  *
- * Streams (see README "Random streams"):
+ * Streams (docs/vae-math.md, "Random streams"):
  *   VD_STREAM_INIT   parameter init, rank field 0: identical on every rank;
  *                    a = tensor index, b = element index in the tensor / 4.
  *   VD_STREAM_ORDER  data order, rank field 0: every rank derives the same

@@ -1,6 +1,6 @@
 /* trained.h — what the commands that use a trained model share (eval,
- * sample, reconstruct): loading the model a checkpoint argument names, and
- * opening data for it. Local. */
+ * sample, reconstruct, encode, interpolate): loading the model a checkpoint
+ * argument names, and opening data for it. Local. */
 #ifndef VD_TRAINED_H
 #define VD_TRAINED_H
 

@@ -34,7 +34,11 @@ def text(v):
 
 
 def checkpoint(path):
-    """A checkpoint file, or a run directory's newest checkpoint."""
+    """A checkpoint file, a run's "latest" or "best" file (the checkpoint it
+    names, beside it), or a run directory's newest checkpoint."""
+    if os.path.basename(path) in ("latest", "best") and os.path.isfile(path):
+        with open(path) as f:
+            return os.path.join(os.path.dirname(path), f.read().strip())
     if not os.path.isdir(path):
         return path
     latest = os.path.join(path, "latest")

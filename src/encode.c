@@ -37,7 +37,8 @@ static const OptSpec encode_options[] = {
      "labels copied to /labels (default: the run's test labels, or G/labels beside a "
      "--dataset G/images, when there; none: no labels)"},
     {"out", ESTR(out), "encoded.h5", 0, 0, "FILE",
-     "writes FILE (.h5): /mu and /logvar (N, d) in row order, /labels (N) where there are labels"},
+     "writes FILE (.h5): /mu and /logvar (N, d) in row order, /labels (N) where there are "
+     "labels, and /rows (N), the rows' indices in the dataset, for the held-out rows"},
     {"sample", OPT_BOOL, EOFF(sample), 0, "0", 0, 0, NULL,
      "also /z (N, d): one draw z = mu + exp(logvar / 2) eps per row"},
     {"seed", OPT_U64, EOFF(seed), 0, "1", 0, 0, "N",
@@ -157,6 +158,13 @@ static void encode_rows(Encode *e, VdError *err)
             ds_lv = f >= 0 ? create_rows(f, "logvar", H5T_IEEE_F32LE, n, d) : -1;
             ds_z = f >= 0 && sample ? create_rows(f, "z", H5T_IEEE_F32LE, n, d) : 0;
             ds_y = f >= 0 && e->has_y ? create_rows(f, "labels", H5T_STD_I32LE, n, 0) : 0;
+            if (f >= 0 && e->x.map) { /* held-out rows: which rows of the dataset they are */
+                hid_t ds = create_rows(f, "rows", H5T_STD_I64LE, n, 0);
+                if (ds < 0 || write_rows(ds, H5T_NATIVE_INT64, 0, n, 0, e->x.map))
+                    vd_fail(err, VD_EX_CANTCREAT, "cannot write %s", e->cfg.out);
+                if (ds >= 0)
+                    H5Dclose(ds);
+            }
             if (ds_mu < 0 || ds_lv < 0 || ds_z < 0 || ds_y < 0 ||
                 h5_attr_str(f, "checkpoint", e->ckpt) || h5_attr_str(f, "data", e->x.where) ||
                 (sample && h5_attr_u64(f, "seed", e->cfg.seed)))
@@ -374,7 +382,11 @@ static int write_interp(const InterpConfig *cfg, const char *ckpt, const H5Rows 
     } else {
         memcpy(stored, pics, sizeof(float) * (size_t)K * D);
     }
-    int64_t ft[2] = {cfg->from, cfg->to};
+    int64_t ft[2] = {cfg->from, cfg->to}; /* as the dataset numbers them */
+    if (x->map) {
+        ft[0] = x->map[cfg->from];
+        ft[1] = x->map[cfg->to];
+    }
     hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     int bad = f < 0 || h5_write_f32(f, "z", z, K, d) || h5_write_f32(f, "t", tf, K, 1) ||
               h5_write_f32_nd(f, "samples", stored, dims, data.n_dims + 1) ||

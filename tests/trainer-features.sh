@@ -53,6 +53,11 @@ run_mpi 2 60 "$VAE" eval --ckpt "$WORK/ref/best" --samples 5 >"$WORK/eval.log" 2
     pass "eval --ckpt RUN/best: the best checkpoint, on the held-out rows" ||
     { cat "$WORK/eval.log"; fail "eval of RUN/best"; }
 
+run_mpi 2 60 "$VAE" encode --ckpt "$WORK/ref/best" --out "$WORK/held.h5" >/dev/null 2>&1 &&
+    h5dump -H "$WORK/held.h5" | grep -A3 'DATASET "rows"' | grep -q "( 40 )" &&
+    pass "encode of the held-out rows records their rows in the dataset (/rows, 40)" ||
+    fail "encode of the held-out rows: no /rows"
+
 # stopped inside an epoch and resumed, then stopped at an epoch's end and
 # resumed: bitwise the uninterrupted run, schedule state and all
 run_mpi 2 120 "$VAE" $ARGS --out "$WORK/a" --max-steps 61 >/dev/null 2>&1 || fail "run to step 61"
