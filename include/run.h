@@ -64,6 +64,10 @@ int rundir_start_logs(Run *r, VdError *err);
 /* Rank 0: checkpoint, "latest" (and "best" when best), and pruning to
  * --keep, which never takes the best. */
 int rundir_save(Run *r, int best, VdError *err);
+/* Rank 0, at the end: RUN/status, one line for batch scripts: "done STEP",
+ * "stopped STEP" (exit 75) or "failed CODE STEP", STEP the newest
+ * checkpoint's. Best effort. */
+void rundir_status(const Run *r, int code);
 
 /* figures.c. Rank 0: loss.png, and for image data reconstructions.png and
  * samples.png of the model as it is; a figure that cannot be written is a

@@ -34,6 +34,7 @@ typedef struct {
     int keep;
     int fresh;
     int max_skips;
+    double stall_timeout; /* seconds a wait on other ranks may last (0: no watchdog) */
     int64_t max_steps;
     int profile;
     int show_config;    /* print the whole configuration at the start */

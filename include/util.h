@@ -20,6 +20,7 @@ enum {
     VD_EX_USAGE = 64,    /* bad command line */
     VD_EX_DATAERR = 65,  /* input data malformed or unusable */
     VD_EX_NOINPUT = 66,  /* input file or dataset missing */
+    VD_EX_STALL = 69,    /* other ranks stopped answering (--stall-timeout): a node or link lost */
     VD_EX_SOFTWARE = 70, /* internal error (replicas differ, ...) */
     VD_EX_CANTCREAT = 73,/* cannot create an output file or directory */
     VD_EX_IOERR = 74,    /* read or write failed part way */

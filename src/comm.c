@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "watch.h"
+
 static void abort_job(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
 void comm_init(void)
@@ -19,7 +21,9 @@ int vd_error_agree(VdError *err, MPI_Comm comm)
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
     int mine = err->code != VD_OK ? rank : size, first;
+    watch_wait("the agreement on errors");
     MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    watch_done();
     if (first == size)
         return VD_OK;
     int code = err->code;
@@ -47,6 +51,8 @@ int comm_node_ranks(MPI_Comm comm)
 int comm_same_bits(const float *x, size_t n, MPI_Comm comm)
 {
     uint64_t h = vd_checksum_f32(x, n), pair[2] = {h, ~h}, out[2];
+    watch_wait("the check that replicas agree");
     MPI_Allreduce(pair, out, 2, MPI_UINT64_T, MPI_MAX, comm);
+    watch_done();
     return out[0] == h && ~out[1] == h;
 }

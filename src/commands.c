@@ -32,7 +32,7 @@ static const Command commands[] = {
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
-static const int exit_codes[] = {VD_OK, VD_EX_USAGE, VD_EX_DATAERR, VD_EX_NOINPUT, VD_EX_SOFTWARE,
+static const int exit_codes[] = {VD_OK, VD_EX_USAGE, VD_EX_DATAERR, VD_EX_NOINPUT, VD_EX_STALL, VD_EX_SOFTWARE,
                                  VD_EX_CANTCREAT, VD_EX_IOERR, VD_EX_TEMPFAIL, VD_EX_DIVERGED};
 
 static void usage(FILE *f)

@@ -8,6 +8,7 @@
 #include "comm.h"
 #include "h5util.h"
 #include "rng.h"
+#include "watch.h"
 
 #define UNIT_BYTES (1 << 20) /* stream mode reads about this much at a time, */
 #define UNIT_SHARE 16        /* or 1/16 of the budget if that is less */
@@ -264,11 +265,13 @@ static void resident_post(Feed *f, int64_t epoch, int b)
 static void resident_epoch(Feed *f, int64_t epoch)
 {
     double t0 = vd_now();
+    watch_wait("the exchange of training rows");
     if (f->pending != epoch) { /* the first epoch, or resumed: nothing read ahead */
         MPI_Waitall(2, f->req, MPI_STATUSES_IGNORE);
         resident_post(f, epoch, 0);
     }
     MPI_Waitall(2, f->req, MPI_STATUSES_IGNORE);
+    watch_done();
     f->wait += vd_now() - t0;
     f->cur = f->pending_buf;
     if (epoch + 1 < f->c.epochs)

@@ -3,6 +3,7 @@
 #include "run.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "runtime.h"
 #include "schedule.h"
 #include "step.h"
+#include "watch.h"
 
 /* What the loop carries from step to step, besides the run's state. */
 typedef struct {
@@ -23,12 +25,14 @@ typedef struct {
     Schedule sched;
     double lr;           /* the rate of the last step */
     int64_t poison_step; /* test hook $VAE_DIST_TEST_NAN_STEP (docs/faults-and-resume.md) */
+    int64_t kill_step;   /* test hook $VAE_DIST_TEST_KILL_STEP: the last rank dies there */
     int64_t first_step;  /* where this process started */
     double run_start, ivl_start;
     double ivl_fresh;    /* samples of the interval stepped by this process: a resumed
                           * interval's earlier samples were not, and do not count in its rate */
     int stop, code;
     int early;           /* stopped by --early-stop */
+    int cut;             /* the plateau schedule cut the rate at this epoch's end */
 } Loop;
 
 /* The test set's figures of one epoch, summed over the ranks. */
@@ -81,7 +85,9 @@ static void test_figures(Run *r, int64_t epoch, double tot[T_N], int *active)
             }
         }
     }
+    watch_wait("the sum of the test-set figures");
     MPI_Allreduce(MPI_IN_PLACE, sums, T_N + 2 * d, MPI_DOUBLE, MPI_SUM, r->comm);
+    watch_done();
     memcpy(tot, sums, sizeof(double) * T_N);
     *active = 0;
     for (int j = 0; j < d && tot[T_COUNT] > 0; j++) {
@@ -131,19 +137,24 @@ static int judge_epoch(Run *r, Loop *l, const double tot[T_N])
     } else {
         st->bad_epochs++;
     }
-    if (sched_plateau(&l->sched, watch, &st->plateau_best, &st->plateau_bad, &st->lr_scale) &&
-        r->rank == 0)
+    l->cut = sched_plateau(&l->sched, watch, &st->plateau_best, &st->plateau_bad, &st->lr_scale);
+    if (r->cfg.early_stop && st->bad_epochs >= r->cfg.early_stop && !l->stop)
+        l->stop = l->early = 1;
+    return best;
+}
+
+/* Rank 0: what judge_epoch decided, after the epoch's line. */
+static void judge_report(const Run *r, const Loop *l)
+{
+    const TrainState *st = &r->st;
+    if (l->cut)
         printf("note: no better loss in %lld epoch%s: the learning rate is now %g\n",
                (long long)l->sched.patience + 1, l->sched.patience ? "s" : "",
                l->sched.lr * st->lr_scale);
-    if (r->cfg.early_stop && st->bad_epochs >= r->cfg.early_stop && !l->stop) {
-        l->stop = l->early = 1;
-        if (r->rank == 0)
-            printf("early stop: no better loss in %lld epochs; the best, %.2f, is step %lld's "
-                   "checkpoint (%s/best)\n", (long long)st->bad_epochs, st->best_loss,
-                   (long long)st->best_step, r->cfg.out);
-    }
-    return best;
+    if (l->early)
+        printf("early stop: no better loss in %lld epochs; the best, %.2f, is step %lld's "
+               "checkpoint (%s/best)\n", (long long)st->bad_epochs, st->best_loss,
+               (long long)st->best_step, r->cfg.out);
 }
 
 /* Collective: test ELBO, epoch metrics, checkpoint and figures at an epoch's
@@ -164,6 +175,7 @@ static void end_epoch(Run *r, Loop *l, int64_t epoch, double ep_start, int want_
                 (long long)r->st.step);
     if (r->rank == 0 && err->code == VD_OK) {
         epoch_report(r, epoch, ep_start, tot, active, best);
+        judge_report(r, l);
         r->st.ep_loss = r->st.ep_count = 0; /* before the checkpoint: a resumed epoch starts empty */
         if (want_ckpt)
             rundir_save(r, best, err);
@@ -184,6 +196,22 @@ static void save_inside_epoch(Run *r, VdError *err)
         vd_fail(err, VD_EX_SOFTWARE, "replicas diverged at step %lld", (long long)r->st.step);
     if (r->rank == 0 && err->code == VD_OK)
         rundir_save(r, 0, err);
+}
+
+/* Test hook: this rank dies by SIGKILL, as on a lost node; with
+ * $VAE_DIST_TEST_KILL_ONCE=FILE only if FILE does not exist yet (it is
+ * made first), so that the next attempt gets past. */
+static void test_kill(void)
+{
+    const char *once = getenv("VAE_DIST_TEST_KILL_ONCE");
+    if (once && *once) {
+        FILE *f = fopen(once, "wx");
+        if (!f)
+            return;
+        fclose(f);
+    }
+    fflush(stdout);
+    raise(SIGKILL);
 }
 
 /* Rank 0: one progress line and metrics row for the interval that ends now
@@ -239,6 +267,9 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     StepIO io = {.stop = runtime_stop_signal() != 0,
                  .poison = st->step + 1 == l->poison_step && r->rank == r->size - 1,
                  .failed = feed_failed(r->feed), .clip_norm = r->cfg.clip_norm};
+    watch_step(st->step + 1);
+    if (st->step + 1 == l->kill_step && r->rank == r->size - 1)
+        test_kill();
     float beta = (float)sched_kl_weight(r->cfg.beta, r->cfg.warmup, st->step + 1);
     l->lr = sched_lr(&l->sched, st->lr_scale, st->step + 1, r->steps_per_epoch,
                      r->steps_per_epoch * r->cfg.epochs);
@@ -317,6 +348,7 @@ int run_loop(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
     const char *nan_step = getenv("VAE_DIST_TEST_NAN_STEP");
+    const char *kill_step = getenv("VAE_DIST_TEST_KILL_STEP");
     Loop l = {.noise = rng_stream(cfg->seed, VD_STREAM_NOISE, (uint32_t)r->rank),
               .bin = rng_stream(cfg->seed, VD_STREAM_BINARIZE, 0),
               .adam = {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps,
@@ -324,6 +356,7 @@ int run_loop(Run *r, VdError *err)
               .sched = {cfg->lr_schedule, cfg->lr, cfg->lr_min, cfg->lr_gamma, cfg->lr_warmup,
                         cfg->lr_step, cfg->lr_patience},
               .poison_step = nan_step ? atoll(nan_step) : -1,
+              .kill_step = kill_step ? atoll(kill_step) : -1,
               .first_step = r->st.step,
               .run_start = vd_now()};
     l.ivl_start = l.run_start;

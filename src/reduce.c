@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "watch.h"
 
 #define ALIGN 16       /* floats: slices start on their own 64-byte line */
 #define FLAG_STRIDE 16 /* ints: one verdict per cache line */
@@ -51,7 +52,9 @@ static size_t padded(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
 static void node_sync(Reducer *r)
 {
     atomic_thread_fence(memory_order_seq_cst);
+    watch_wait("the node's shared-memory barrier");
     MPI_Barrier(r->node);
+    watch_done();
     atomic_thread_fence(memory_order_seq_cst);
 }
 
@@ -351,8 +354,11 @@ static int shm_finish(Reducer *r, double *sumsq)
     size_t len = r->hi - r->lo, hi = r->hi < r->n ? r->hi : r->n;
     node_sync(r); /* every gradient is written */
     sum_slice(r->sum + r->lo, r->g, r->lsize, r->lo, len);
-    if (r->nodes > 1)
+    if (r->nodes > 1) {
+        watch_wait("the cross-node gradient allreduce");
         MPI_Allreduce(MPI_IN_PLACE, r->sum + r->lo, (int)len, MPI_FLOAT, MPI_SUM, r->cross);
+        watch_done();
+    }
     r->flags[r->lrank * FLAG_STRIDE] = !vd_all_finite(r->sum + r->lo, len);
     if (sumsq) /* this slice's, of the parameters' part */
         r->sumsq[r->lrank * FLAG_STRIDE / 2] = hi > r->lo ? sum_squares(r->sum + r->lo, hi - r->lo) : 0;
@@ -376,7 +382,9 @@ int reduce_finish(Reducer *r, double *sumsq)
     if (r->size > 1) {
         if (r->sent > 0)
             bucket_post(r, 0);
+        watch_wait("the gradient allreduce");
         MPI_Waitall(r->n_req, r->req, MPI_STATUSES_IGNORE);
+        watch_done();
     }
     if (sumsq)
         *sumsq = sum_squares(r->m->grads, r->n);

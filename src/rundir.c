@@ -35,7 +35,7 @@ static void expand_out(TrainConfig *cfg, VdError *err)
 /* Rank 0: moves a previous run's files into DIR/replaced-<time>/ (--fresh). */
 static void set_aside_previous_run(const char *dir, VdError *err)
 {
-    static const char *files[] = {"latest", "best", "metrics.csv", "epochs.csv", "metrics.h5",
+    static const char *files[] = {"latest", "best", "status", "metrics.csv", "epochs.csv", "metrics.h5",
                                   "config.txt", "loss.png", "samples.png",
                                   "reconstructions.png", "latent.png"};
     char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64), aside[VD_PATH_MAX], from[VD_PATH_MAX],
@@ -269,4 +269,31 @@ int rundir_save(Run *r, int best, VdError *err)
     ckpt_prune(r->cfg.out, r->cfg.keep, keep);
     printf("checkpoint %s%s\n", path, best ? " (the best so far)" : "");
     return VD_OK;
+}
+
+void rundir_status(const Run *r, int code)
+{
+    char path[VD_PATH_MAX], line[96];
+    char latest[64] = "";
+    long long step = 0;
+    if (vd_path_join(path, r->cfg.out, "latest") == 0) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fgets(latest, sizeof latest, f))
+                sscanf(latest, "ckpt-%lld.h5", &step);
+            fclose(f);
+        }
+    }
+    if (code == VD_OK)
+        snprintf(line, sizeof line, "done %lld\n", step);
+    else if (code == VD_EX_TEMPFAIL)
+        snprintf(line, sizeof line, "stopped %lld\n", step);
+    else
+        snprintf(line, sizeof line, "failed %d %lld\n", code, step);
+    DurableFile d;
+    VdError err = {0};
+    if (vd_path_join(path, r->cfg.out, "status") != 0 || durable_open(&d, path, "w", &err) != VD_OK)
+        return;
+    fputs(line, d.f);
+    durable_commit(&d, &err);
 }

@@ -15,6 +15,7 @@
 #include "run.h"
 #include "runtime.h"
 #include "train_opts.h"
+#include "watch.h"
 
 /* Local: why --conv does not fit the image (each convolution halves an
  * even height and width), or VD_OK. */
@@ -213,6 +214,16 @@ static void run_free(Run *r)
     vd_free(r);
 }
 
+/* Rank 0's record of a stall in the run directory (from the watchdog's
+ * thread, the main thread stuck in MPI): batch scripts read it. */
+static const Run *stalled_run;
+static void record_stall(int64_t step)
+{
+    (void)step;
+    if (stalled_run && stalled_run->started)
+        rundir_status(stalled_run, VD_EX_STALL);
+}
+
 int train_main(int argc, char **argv, MPI_Comm comm)
 {
     Run *r = vd_calloc(1, sizeof *r);
@@ -226,6 +237,11 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     if (opts_command(&train_command, &r->cfg, argc, argv, r->rank, &err)) {
         vd_free(r);
         return VD_OK;
+    }
+    watch_start(r->cfg.stall_timeout, r->rank);
+    if (r->rank == 0) {
+        stalled_run = r;
+        watch_on_stall(record_stall);
     }
     int code = setup(r, &err);
     if (code == VD_OK) {
@@ -242,6 +258,10 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     if (r->started && code != VD_OK && code != VD_EX_TEMPFAIL && r->rank == 0)
         printf("failed: %s (exit %d); the vae-dist: line on stderr says why\n",
                vd_exit_meaning(code), code); /* after the start lines, easy to miss */
+    if (r->started && r->rank == 0)
+        rundir_status(r, code);
+    watch_stop();
+    stalled_run = NULL;
     run_free(r);
     return code;
 }

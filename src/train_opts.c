@@ -75,6 +75,9 @@ const OptSpec train_options[] = {
      "start over: move a previous run's files aside instead of resuming"},
     {"max-skips", NUM(OPT_INT, max_skips), "0", 0, 1e9, "N",
      "non-finite steps to skip before stopping (0: stop at the first)"},
+    {"stall-timeout", NUM(OPT_F64, stall_timeout), "600", 0, 1e7, "S",
+     "end the job (exit 69) when a wait on other ranks lasts S seconds: a lost node or link "
+     "(0: wait for ever)"},
     {"max-steps", NUM(OPT_I64, max_steps), "0", 0, 1e15, "N", "stop after N steps (0: no limit)"},
     {"profile", NUM(OPT_BOOL, profile), "0", 0, 0, NULL,
      "print a per-step time split at the end"},

@@ -18,6 +18,7 @@ const char *vd_exit_meaning(int code)
     case VD_EX_USAGE: return "bad command line";
     case VD_EX_DATAERR: return "bad data or no valid checkpoint";
     case VD_EX_NOINPUT: return "missing input";
+    case VD_EX_STALL: return "a node or link lost: other ranks stopped answering";
     case VD_EX_SOFTWARE: return "internal error";
     case VD_EX_CANTCREAT: return "cannot create an output";
     case VD_EX_IOERR: return "I/O error";

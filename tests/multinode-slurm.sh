@@ -4,7 +4,9 @@
 # (jobs/train.sbatch through srun, jobs/train-mpirun.sbatch through mpirun
 # inside the allocation) runs a 2-node job that is preempted with
 # `scancel --signal=USR1`, requeues itself, resumes, and must end bitwise
-# identical to an uninterrupted 2-node run; then the srun job's run
+# identical to an uninterrupted 2-node run; a job that loses a node (its
+# ranks killed, or its link cut) requeues itself and resumes to the same
+# end; then the srun job's run
 # directory resumes on one node with more epochs and finishes. Skipped
 # (exit 77, with the reason) without root, SLURM, munge or pmix.
 . "$top_srcdir/tests/lib.sh"
@@ -93,6 +95,53 @@ preempt_and_resume() {
 }
 preempt_and_resume train.sbatch ""                 # srun delivers the signal to the ranks
 preempt_and_resume train-mpirun.sbatch "--batch"   # the batch shell forwards it to mpirun
+
+# lose_node SCRIPT HOW: a 2-node job loses n2 mid-run, after its first
+# checkpoint: HOW=kill, n2's ranks (and orted) die by SIGKILL; HOW=cut, n2's
+# link goes down, and comes back once the job has requeued itself. The
+# ranks left end by themselves (--stall-timeout 5) within 30 s, the batch
+# script requeues the job, and the next attempt resumes and ends bitwise
+# identical to the uninterrupted run.
+lose_node() {
+    script=$1; how=$2; run="$WORK/lost-$how-$(basename "$script" .sbatch)"
+    job=$(submit "$run" -N2 -n4 "$top_srcdir/jobs/$script" $ARGS --epochs $EPOCHS --stall-timeout 5) ||
+        { fail "sbatch $script"; return; }
+    out="$SL_DIR/jobs/vae-dist-$job.out"
+    i=0
+    until [ -f "$run/latest" ] && grep -q "samples/s" "$out" 2>/dev/null; do
+        i=$((i + 1)); [ $i -gt 900 ] && { cat "$out"; fail "$script: job $job never checkpointed"; return; }
+        sleep 0.1
+    done
+    start=$(date +%s)
+    if [ "$how" = kill ]; then
+        for p in $(node_pids n2 vae-dist) $(node_pids n2 orted); do kill -9 "$p" 2>/dev/null; done
+    else
+        nsrun n2 ip link set eth0 down
+    fi
+    i=0
+    while { [ -n "$(node_pids n1 vae-dist)" ] || [ -n "$(node_pids n2 vae-dist)" ]; } && [ $i -lt 300 ]; do
+        sleep 0.1; i=$((i + 1))
+    done
+    took=$(($(date +%s) - start))
+    [ $i -lt 300 ] && pass "$script, n2 lost ($how): every rank ended within ${took}s" ||
+        fail "$script, n2 lost ($how): ranks still running after ${took}s"
+    i=0
+    until grep -q "requeueing job" "$out" 2>/dev/null; do
+        i=$((i + 1)); [ $i -gt 300 ] && { cat "$out"; fail "$script, n2 lost ($how): job $job did not requeue"; break; }
+        sleep 0.2
+    done
+    [ "$how" = cut ] && nsrun n2 ip link set eth0 up
+    grep -q "requeueing job" "$out" && pass "$script, n2 lost ($how): $(grep -m1 'requeueing job' "$out" | sed "s|$WORK/||")"
+    wait_done "$job" "$out" "$script, n2 lost ($how)" || return
+    grep -q "restart 1" "$out" && grep -q "^resuming from" "$out" &&
+        pass "$script, n2 lost ($how): the next attempt resumed: $(grep -m1 '^resuming from' "$out" | sed "s|$WORK/||")" ||
+        { cat "$out"; fail "$script, n2 lost ($how): no resume"; }
+    same_final "$run" "$script, n2 lost ($how)"
+}
+lose_node train.sbatch kill
+lose_node train-mpirun.sbatch kill
+lose_node train.sbatch cut
+lose_node train-mpirun.sbatch cut
 
 # the srun job's run directory, continued on one node with one more epoch
 run="$WORK/run-train"

@@ -6,7 +6,9 @@
 # sum on both nodes, repeat bitwise and equal --reduce mpi bitwise; uneven
 # nodes fall back to the allreduce with a note; 3 nodes x 2 ranks repeat
 # bitwise; every process of one node killed mid-run ends the job within 30 s,
-# and the last checkpoint resumes. Skipped (exit 77) without root.
+# and the last checkpoint resumes; with one node's link cut, every rank on
+# both sides ends by itself (the stall watchdog) and the run resumes once
+# the link is back. Skipped (exit 77) without root.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/nodes.sh"
 need_h5diff
@@ -89,4 +91,42 @@ ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $KARGS --max-steps $((step + 
     grep -q "^resuming from .*$last" "$WORK/k2.log" &&
     pass "after the node's loss: $(grep -m1 '^resuming from' "$WORK/k2.log" | sed "s|$WORK/||")" ||
     { tail -n 20 "$WORK/k2.log"; fail "the last checkpoint ($last) did not resume after the node's loss"; }
+# 5. n2's link cut mid-run (eth0 down in its namespace): every rank, on both
+#    sides of the cut, ends by itself (--stall-timeout 5) with a line naming
+#    its rank, host, step and wait, and rank 0 records "failed 69" in
+#    RUN/status. Open MPI's mpirun waits minutes for the daemon it cannot
+#    reach (the batch scripts end it once rank 0 has ended), so the test
+#    ends it too. With the link back, the same command resumes.
+LARGS="--epochs 200 --log-every 5 --stall-timeout 5 --out $WORK/cut"
+ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $LARGS >"$WORK/cut.log" 2>&1 &
+job=$!
+i=0; while [ ! -f "$WORK/cut/latest" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
+start=$(date +%s)
+nsrun n2 ip link set eth0 down
+i=0
+while { [ -n "$(node_pids n1 vae-dist)" ] || [ -n "$(node_pids n2 vae-dist)" ]; } && [ $i -lt 300 ]; do
+    sleep 0.1; i=$((i + 1))
+done
+took=$(($(date +%s) - start))
+left="$(node_pids n1 vae-dist) $(node_pids n2 vae-dist)"
+lines=$(grep -c "^vae-dist: rank [0-9] on n[12] stalled at step [0-9]*: .* made no progress for [0-9]* s (--stall-timeout 5)" "$WORK/cut.log")
+# (n2's own lines travel through its daemon, over the cut link, and are
+# lost; nothing can reach n2 to end its ranks, so they ended themselves)
+if [ -z "$(echo $left)" ] && [ $took -le 20 ] && [ "$lines" -ge 2 ] &&
+    grep -q "^failed 69 " "$WORK/cut/status"; then
+    pass "n2's link cut: all 4 ranks, on both sides, ended by themselves within ${took}s; n1's ranks said: $(grep -m1 'stalled at' "$WORK/cut.log" | cut -c1-90)...; status: $(cat "$WORK/cut/status")"
+else
+    tail -n 20 "$WORK/cut.log"
+    fail "n2's link cut: after ${took}s ranks left: ${left}; $lines stall lines; status: $(cat "$WORK/cut/status" 2>/dev/null)"
+fi
+for p in $(node_pids n1 mpirun) $(node_pids n1 orted) $(node_pids n2 orted); do kill -9 $p 2>/dev/null; done
+wait $job 2>/dev/null
+nsrun n2 ip link set eth0 up
+last=$(cat "$WORK/cut/latest" 2>/dev/null)
+step=$(echo "$last" | sed 's/ckpt-0*\([0-9]*\)\.h5/\1/')
+ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $LARGS --max-steps $((step + 10)) >"$WORK/cut2.log" 2>&1 &&
+    grep -q "^resuming from .*$last" "$WORK/cut2.log" &&
+    pass "the link back: the same command resumes ($(grep -m1 '^resuming from' "$WORK/cut2.log" | sed "s|$WORK/||"))" ||
+    { tail -n 20 "$WORK/cut2.log"; fail "after the link came back, $last did not resume"; }
 finish

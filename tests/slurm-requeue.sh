@@ -127,4 +127,59 @@ preempt_and_resume() {
 }
 preempt_and_resume train.sbatch ""                 # srun delivers the signal to the ranks
 preempt_and_resume train-mpirun.sbatch "--batch"   # the batch shell forwards it to mpirun
+
+# until_gone JOB OUT WHAT: waits for the job to leave the queue for good,
+# starting each requeued attempt at once; prints its final JobState
+until_gone() {
+    i=0; pending=0
+    while :; do
+        state=$(squeue -h -j "$1" -o %T 2>/dev/null)
+        if [ "$state" = PENDING ]; then
+            pending=$((pending + 1))
+            [ $((pending % 6)) -eq 0 ] && scontrol update JobId="$1" StartTime=now >/dev/null 2>&1
+        elif [ -z "$state" ] && scontrol show job "$1" 2>/dev/null | grep -qE "JobState=(COMPLETED|FAILED|CANCELLED|NODE_FAIL|TIMEOUT)"; then
+            scontrol show job "$1" | grep -o 'JobState=[A-Z_]*' | cut -d= -f2
+            return 0
+        fi
+        i=$((i + 1)); [ $i -gt 900 ] && { cat "$2"; fail "$3: job $1 did not end"; scancel "$1"; return 1; }
+        sleep 0.5
+    done
+}
+# a rank killed once (as when its node is lost): the job requeues itself and
+# the next attempt resumes and finishes the run, bitwise as if never stopped
+for script in train.sbatch train-mpirun.sbatch; do
+    run="$WORK/lost-$(basename "$script" .sbatch)"
+    job=$(PATH="$S/bin:$PATH" sbatch --parsable --ntasks=2 --time=10 \
+        --export=ALL,OMPI_ALLOW_RUN_AS_ROOT=1,OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1,RUN="$run",VAE_DIST_TEST_KILL_STEP=250,VAE_DIST_TEST_KILL_ONCE="$WORK/killed-$script" \
+        "$top_srcdir/jobs/$script" $ARGS) || { fail "sbatch $script"; continue; }
+    out="$WORK/vae-dist-$job.out"
+    end=$(until_gone "$job" "$out" "$script, a rank killed") || continue
+    ok=1
+    for g in /params /adam/m /adam/v; do
+        "$H5DIFF" -q "$WORK/ref/$FINAL" "$run/$FINAL" $g >/dev/null 2>&1 || ok=0
+    done
+    [ "$end" = COMPLETED ] && [ $ok -eq 1 ] && grep -q "attempt 1 of 3 at ckpt-0000000200.h5; requeueing" "$out" &&
+        grep -q "resuming from .*ckpt-0000000200.h5" "$out" &&
+        pass "$script: a rank killed at step 250: requeued, resumed from step 200, final checkpoint bitwise identical" ||
+        { cat "$out"; fail "$script: a rank killed once: $end"; }
+done
+# a rank killed at the same step every attempt: VAE_DIST_RETRIES attempts, then the job ends
+run="$WORK/doomed"
+job=$(PATH="$S/bin:$PATH" sbatch --parsable --ntasks=2 --time=10 \
+    --export=ALL,OMPI_ALLOW_RUN_AS_ROOT=1,OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1,RUN="$run",VAE_DIST_TEST_KILL_STEP=250,VAE_DIST_RETRIES=2 \
+    "$top_srcdir/jobs/train-mpirun.sbatch" $ARGS) || fail "sbatch doomed"
+out="$WORK/vae-dist-$job.out"
+end=$(until_gone "$job" "$out" "doomed")
+[ "$end" = FAILED ] && grep -q "restart 1)" "$out" && ! grep -q "restart 2)" "$out" &&
+    grep -q "failed (exit [0-9]*) 2 times at ckpt-0000000200.h5; not requeued (VAE_DIST_RETRIES=2)" "$out" &&
+    pass "failing at the same step every attempt: 2 attempts (VAE_DIST_RETRIES=2), then the job ends $end" ||
+    { cat "$out"; fail "a run failing at the same step: $end"; }
+# bad input is not requeued
+job=$(PATH="$S/bin:$PATH" sbatch --parsable --ntasks=2 --time=10 \
+    --export=ALL,OMPI_ALLOW_RUN_AS_ROOT=1,OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1,RUN="$WORK/bad" \
+    "$top_srcdir/jobs/train.sbatch" $ARGS --data "$WORK/none.h5") || fail "sbatch bad input"
+out="$WORK/vae-dist-$job.out"
+end=$(until_gone "$job" "$out" "bad input")
+[ "$end" = FAILED ] && ! grep -q "restart 1)" "$out" && grep -q "failed (exit 66); not requeued" "$out" &&
+    pass "bad input (exit 66): not requeued" || { cat "$out"; fail "bad input under SLURM: $end"; }
 finish

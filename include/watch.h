@@ -1,0 +1,35 @@
+/* watch.h — the stall watchdog (--stall-timeout). A lost node or a cut
+ * link leaves the other ranks in an MPI call that never returns, spinning:
+ * TCP takes many minutes to give up, and the MPI library keeps waiting.
+ * The main thread marks each wait on other ranks (watch_wait ... watch_done);
+ * a thread looks once a second, and a wait that has lasted the timeout ends
+ * this process: one line on stderr naming the rank, its host, the step and
+ * what it waited for, then exit VD_EX_STALL. Every rank watches for itself,
+ * so ranks on both sides of a cut end. Nothing written is lost: checkpoints
+ * and metrics rows are complete on disk before any wait that could stall.
+ * Local; MPI-free. */
+#ifndef VD_WATCH_H
+#define VD_WATCH_H
+
+#include <stdint.h>
+
+/* Starts the watchdog thread for this process (rank, for the message);
+ * timeout <= 0 starts nothing and makes the other calls no-ops. */
+void watch_start(double timeout, int rank);
+
+/* fn(step) runs in the watchdog thread just before it ends the process
+ * (rank 0 records the failure in the run directory). */
+void watch_on_stall(void (*fn)(int64_t step));
+
+/* The optimizer step the process is at, for the message. */
+void watch_step(int64_t step);
+
+/* The main thread enters a wait on other ranks, described by what (a
+ * string constant: "the cross-node gradient allreduce"), and leaves it. */
+void watch_wait(const char *what);
+void watch_done(void);
+
+/* Stops the thread (before MPI_Finalize). */
+void watch_stop(void);
+
+#endif
