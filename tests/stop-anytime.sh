@@ -1,0 +1,95 @@
+#!/bin/sh
+# A stop at any moment loses nothing: SIGUSR1, SIGTERM or SIGINT, sent to the
+# ranks or to mpirun at a random time from the start of the processes to the
+# end of the run, start-up included. Sent to the ranks (from the moment
+# their handler is installed, at the top of main), each attempt ends 75 with
+# a checkpoint or, once the run is done, 0. mpirun forwards only USR1; on
+# TERM and INT it ends the ranks itself and exits 1, and a USR1 that comes
+# before it has started the ranks is dropped: the run's own verdict is then
+# in RUN/status, which the batch scripts read. Either way, running the
+# same command until it ends 0 gives bitwise the uninterrupted run.
+. "$top_srcdir/tests/lib.sh"
+need_h5diff
+
+"$GEN" "$WORK/bars.h5" --n 1000 --test 100 --side 8 --type u8 || { fail gen_data; finish; }
+ARGS="--data $WORK/bars.h5 --epochs 30 --batch 20 --hidden 256,128 --latent 4 --log-every 10"
+FINAL=ckpt-0000001500.h5
+run_mpi 2 120 "$VAE" $ARGS --out "$WORK/ref" >/dev/null 2>&1 || { fail "reference run"; finish; }
+
+# caught PID SIG: has PID installed a handler for SIG (SigCgt in /proc)?
+caught() {
+    mask=$(sed -n 's/^SigCgt:\s*//p' "/proc/$1/status" 2>/dev/null)
+    [ -n "$mask" ] && [ $(( (0x$mask >> ($2 - 1)) & 1 )) -eq 1 ]
+}
+signum() { case $1 in USR1) echo 10 ;; TERM) echo 15 ;; INT) echo 2 ;; esac; }
+
+seed=$(( $$ % 1000 ))
+# pause K: sleep a pseudo-random time in window K of the attempt: 0-0.4 s,
+# 0.4-0.8 s (start-up: MPI_Init, options, data), 0.8-1.3 s, 1.3-2 s; the
+# first attempt trains for about 3 s after a start-up of about 1 s
+pause() {
+    seed=$(( (seed * 1103515245 + 12345) % 2147483648 ))
+    set -- $(echo "0 400 400 800 800 1300 1300 2000" | cut -d' ' -f$(( 2 * $1 - 1 ))-$(( 2 * $1 )))
+    delay=$(( $1 + seed % ($2 - $1) ))
+    sleep "$(awk -v m=$delay 'BEGIN {print m / 1000}')"
+}
+for target in ranks mpirun; do
+    for sig in USR1 TERM INT; do
+        [ $target = mpirun ] && [ $sig != USR1 ] && continue # (checked below)
+        d="$WORK/$target-$sig"; stops=0; tries=0; rc=1; early=0
+        while [ $tries -lt 5 ] && [ $rc -ne 0 ]; do
+            tries=$((tries + 1))
+            run_mpi 2 120 "$VAE" $ARGS --out "$d" >"$d.log" 2>&1 &
+            job=$!
+            [ $tries -le 4 ] && pause $tries || { wait $job; rc=$?; break; } # the last attempt runs to the end
+            grep -q "samples/s" "$d.log" || early=$((early + 1))
+            if [ $target = ranks ]; then
+                pids=$(pgrep -f "^$VAE .*--out $d\$")
+                for p in $pids; do # only once main has installed its handler
+                    i=0; while ! caught "$p" "$(signum $sig)" && [ $i -lt 200 ] && kill -0 "$p" 2>/dev/null; do sleep 0.01; i=$((i + 1)); done
+                    kill -$sig "$p" 2>/dev/null
+                done
+            else
+                pkill -$sig -f "^$MPIRUN .*--out $d\$"
+            fi
+            wait $job; rc=$?
+            # a signal that reaches mpirun as it ends the job kills it (Open MPI)
+            [ $target = mpirun ] && [ $rc -eq 138 ] && grep -q "^done " "$d/status" && rc=0
+            [ $rc -eq 0 ] && ! grep -q "^done " "$d/status" && { fail "$target $sig: exit 0 but status: $(cat "$d/status" 2>/dev/null)"; break; }
+            if [ $rc -eq 75 ]; then
+                stops=$((stops + 1))
+                grep -q "^stopped " "$d/status" || { fail "$target $sig: exit 75, status $(cat "$d/status" 2>/dev/null)"; break; }
+                grep -q "run the same command again to continue" "$d.log" || { cat "$d.log"; fail "$target $sig: no 'run the same command again' line"; break; }
+            elif [ $rc -ne 0 ]; then
+                cat "$d.log"; fail "$target $sig after ${delay} ms: exit $rc"; break
+            fi
+        done
+        ok=1
+        for g in /params /adam/m /adam/v; do "$H5DIFF" -q "$WORK/ref/$FINAL" "$d/$FINAL" $g || ok=0; done
+        [ $rc -eq 0 ] && [ $stops -ge 2 ] && [ $ok -eq 1 ] &&
+            pass "$sig to the $target at random times: $stops stops with exit 75 ($early of the signals came before training began), then done; bitwise the uninterrupted run" ||
+            fail "$sig to the $target: $stops stops in $tries attempts, last exit $rc, final state equal: $ok"
+    done
+done
+
+# TERM and INT to mpirun: the ranks are ended by mpirun (SIGTERM, then
+# SIGKILL after a second), mpirun exits 1; what the ranks did is in
+# RUN/status, and whatever it was, nothing is lost
+for sig in TERM INT; do
+    d="$WORK/mpirun-$sig"; tries=0; rc=1; stopped=0
+    while [ $tries -lt 5 ] && ! grep -q "^done " "$d/status" 2>/dev/null; do
+        tries=$((tries + 1))
+        run_mpi 2 120 "$VAE" $ARGS --out "$d" >"$d.log" 2>&1 &
+        job=$!
+        [ $tries -le 4 ] && pause $tries || { wait $job; break; }
+        pkill -$sig -f "^$MPIRUN .*--out $d\$"
+        wait $job; rc=$?
+        grep -q "^stopped " "$d/status" 2>/dev/null && stopped=$((stopped + 1))
+    done
+    ok=1
+    for g in /params /adam/m /adam/v; do "$H5DIFF" -q "$WORK/ref/$FINAL" "$d/$FINAL" $g || ok=0; done
+    grep -q "^done " "$d/status" 2>/dev/null && [ $stopped -ge 2 ] && [ $ok -eq 1 ] &&
+        pass "$sig to mpirun at random times: $stopped attempts stopped with a checkpoint (RUN/status), $tries in all; bitwise the uninterrupted run" ||
+        fail "$sig to mpirun: $tries attempts, not done or not equal ($ok)"
+done
+finish
