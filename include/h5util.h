@@ -26,6 +26,13 @@ int h5_write_f32_nd(hid_t loc, const char *name, const float *data, const int64_
 int h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n);
 /* Appends one double to a 1-D extendible dataset, creating it if needed. */
 int h5_append_f64(hid_t loc, const char *name, double v);
+/* HDF5 locks each file it opens (flock), and where the file system refuses
+ * locks (some NFS and Lustre mounts) HDF5 1.10 reports only a failed open.
+ * Probes path (a file, or a directory): if flock is refused there, turns
+ * HDF5's locking off for this process, as HDF5_USE_FILE_LOCKING=FALSE does,
+ * with one note from rank 0. Left alone when the user set
+ * HDF5_USE_FILE_LOCKING. */
+void h5_locking_probe(const char *path);
 /* Silences HDF5's own error stack printing: vae-dist reports errors itself. */
 void h5_quiet(void);
 

@@ -49,6 +49,7 @@ _Noreturn void vd_abort_at(const char *file, int line, const char *fmt, ...)
 /* The process's rank for messages, and how it ends the job on VD_ABORT
  * (called by comm_init). */
 void vd_set_process(int rank, void (*abort_job)(int code));
+int vd_process_rank(void);
 
 /* Marks a hot elementwise loop for an AVX2 clone, picked when the program
  * loads (x86-64, GCC or clang), beside the baseline one. The build's

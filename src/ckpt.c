@@ -208,6 +208,7 @@ static hid_t open_ckpt(const char *path, VdError *err)
         vd_fail(err, VD_EX_NOINPUT, "cannot read checkpoint %s: %s", path, strerror(errno));
         return H5I_INVALID_HID;
     }
+    h5_locking_probe(path);
     hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     char format[64] = "";
     int64_t version = 0;

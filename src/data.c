@@ -1,5 +1,6 @@
 /* data.c — HDF5 row reader, sharding and the in-memory shard. See data.h. */
 #include "data.h"
+#include "h5util.h"
 #include "rng.h"
 
 #include <errno.h>
@@ -37,6 +38,7 @@ static int open_dataset(H5Rows *r, const char *path, const char *dset, VdError *
 {
     if (access(path, R_OK) != 0)
         return vd_fail(err, VD_EX_NOINPUT, "cannot read %s: %s", path, strerror(errno));
+    h5_locking_probe(path);
     if (H5Fis_hdf5(path) <= 0)
         return vd_fail(err, VD_EX_DATAERR, "%s is not an HDF5 file (or is truncated)", path);
     r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

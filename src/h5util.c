@@ -1,12 +1,40 @@
 /* h5util.c — HDF5 helpers. See h5util.h. */
 #include "h5util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "util.h"
 
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+void h5_locking_probe(const char *path)
+{
+    if (getenv("HDF5_USE_FILE_LOCKING"))
+        return; /* the user's choice, or ours already */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* the open that follows reports it */
+    int refused = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno != EWOULDBLOCK;
+    int why = errno;
+    if (!refused)
+        flock(fd, LOCK_UN);
+    close(fd);
+    if (!refused)
+        return;
+    setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1); /* read by HDF5 at each open */
+    if (vd_process_rank() == 0)
+        fprintf(stderr, "vae-dist: note: the file system of %s refuses file locks (%s); HDF5's "
+                "locking is off for this run, as with HDF5_USE_FILE_LOCKING=FALSE: nothing "
+                "then keeps another program from writing these files meanwhile\n", path,
+                strerror(why));
+}
 
 static pthread_mutex_t h5_mutex = PTHREAD_MUTEX_INITIALIZER;
 void h5_lock(void) { pthread_mutex_lock(&h5_mutex); }

@@ -74,6 +74,8 @@ int rundir_prepare(Run *r, VdError *err)
                     strerror(errno));
         else if (cfg->fresh)
             set_aside_previous_run(cfg->out, err);
+        if (err->code == VD_OK)
+            h5_locking_probe(cfg->out); /* checkpoints and metrics.h5 go there */
     }
     return vd_error_agree(err, r->comm);
 }

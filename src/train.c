@@ -117,7 +117,10 @@ static void open_reducer(Run *r)
     if (why)
         fprintf(stderr, "vae-dist: note: %s; summing gradients with MPI_Allreduce instead "
                         "(--reduce mpi)\n", why);
-    if (reduce_mode(r->red) == VD_REDUCE_SHM)
+    if (reduce_mode(r->red) == VD_REDUCE_SHM && reduce_node_size(r->red) == 1)
+        printf("gradients: 1 rank per node on %d nodes, allreduced between the nodes\n",
+               reduce_nodes(r->red));
+    else if (reduce_mode(r->red) == VD_REDUCE_SHM)
         printf("gradients: summed in shared memory, %d ranks per node on %d node%s; each rank "
                "updates 1/%d of the parameters\n", reduce_node_size(r->red), reduce_nodes(r->red),
                reduce_nodes(r->red) > 1 ? "s" : "", reduce_node_size(r->red));

@@ -43,6 +43,8 @@ int vd_fail(VdError *err, int code, const char *fmt, ...)
 static int process_rank;
 static void (*process_abort)(int code);
 
+int vd_process_rank(void) { return process_rank; }
+
 void vd_set_process(int rank, void (*abort_job)(int code))
 {
     process_rank = rank;
