@@ -43,11 +43,20 @@
 /* The --reduce choices, in the option's order. */
 typedef enum { VD_REDUCE_SHM = 0, VD_REDUCE_MPI = 1 } ReduceMode;
 
+/* What crosses nodes under shm (--compress): the slices' float sums, or
+ * 16-bit floats of them. The extras (loss sums, counts, flags) always go as
+ * float. */
+typedef enum { VD_COMPRESS_NONE = 0, VD_COMPRESS_FP16 = 1, VD_COMPRESS_BF16 = 2 } CompressMode;
+
 typedef struct {
     int mode;      /* ReduceMode */
     size_t bucket; /* mpi: floats per bucket posted during backward; 0: one allreduce after it */
     MPI_Comm node; /* shm: the ranks sharing memory, or MPI_COMM_NULL for
                     * MPI_COMM_TYPE_SHARED (tests pass a split of comm) */
+    int compress;  /* shm on more than one node: CompressMode */
+    float scale;   /* fp16: the sums are multiplied by scale before the conversion and
+                    * divided after (a power of two, about 1 / the global batch, so
+                    * that sums of many samples stay below fp16's 65504) */
 } ReduceConfig;
 
 typedef struct Reducer Reducer;

@@ -34,6 +34,7 @@ typedef struct {
     int keep;
     int fresh;
     int max_skips;
+    int compress;         /* CompressMode of what crosses nodes */
     double stall_timeout; /* seconds a wait on other ranks may last (0: no watchdog) */
     int64_t max_steps;
     int profile;

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +46,25 @@ struct Reducer {
     float *params, *adam_m, *adam_v;
     int *flags;     /* (lsize * FLAG_STRIDE) non-finite verdicts of the slices */
     double *sumsq;  /* (lsize * FLAG_STRIDE / 2) each slice's sum of squares */
+    /* how far each node rank's backward has come this step: step tag << 40 |
+     * offset, all of its gradient at >= offset final (one cache line each) */
+    _Atomic int64_t *progress; /* (lsize * FLAG_STRIDE / 2) */
+    int64_t tag;      /* this step's tag */
+    size_t chunk;     /* floats of the slice summed (and allreduced) at a time */
+    size_t summed;    /* [summed, hi) of the slice is summed, and posted between nodes */
+    int n_creq;
+    MPI_Request *creq; /* (chunks of the slice + 1) the cross-node allreduces in flight */
+    int compress;      /* CompressMode */
+    float scale, unscale;
+    uint16_t *half;    /* compress: (hi - lo) the slice's parameters as 16-bit floats */
+    MPI_Op half_sum;
 };
+
+#define TAG_MASK 0x7fffff /* 23 bits of the step count: ranks are at most a step apart */
+#define PROGRESS(tag, offset) ((int64_t)((tag) & TAG_MASK) << 40 | (int64_t)(offset))
+
+static void fp16_sum(void *in, void *inout, int *len, MPI_Datatype *type);
+static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type);
 
 static size_t padded(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
 
@@ -147,7 +167,7 @@ static int map_segment(Reducer *r, MPI_Comm comm, const char **why)
 {
     long page = sysconf(_SC_PAGESIZE);
     size_t gs = padded(r->n_red) * sizeof(float), ps = padded(r->n) * sizeof(float);
-    r->bytes = (size_t)(r->lsize + 1) * gs + 3 * ps + 2 * (size_t)r->lsize * FLAG_STRIDE * sizeof(int);
+    r->bytes = (size_t)(r->lsize + 1) * gs + 3 * ps + 3 * (size_t)r->lsize * FLAG_STRIDE * sizeof(int);
     r->bytes = (r->bytes + (size_t)page - 1) / (size_t)page * (size_t)page;
     double mib = (double)r->bytes / (1 << 20);
     char name[64] = {0};
@@ -241,6 +261,15 @@ static int shm_open_node(Reducer *r, MPI_Comm node, const char **why)
     r->sum = r->adam_v + padded(r->n);
     r->flags = (int *)(r->sum + padded(r->n_red));
     r->sumsq = (double *)(r->flags + (size_t)r->lsize * FLAG_STRIDE);
+    r->progress = (_Atomic int64_t *)(r->sumsq + (size_t)r->lsize * FLAG_STRIDE / 2);
+    r->chunk = r->bucket > 0 ? r->bucket : (r->hi > r->lo ? r->hi - r->lo : 1);
+    r->creq = vd_calloc((r->hi - r->lo) / r->chunk + 3, sizeof *r->creq);
+    if (r->nodes > 1 && r->compress != VD_COMPRESS_NONE) {
+        r->half = vd_calloc(r->hi - r->lo + 1, sizeof *r->half);
+        MPI_Op_create(r->compress == VD_COMPRESS_FP16 ? fp16_sum : bf16_sum, 1, &r->half_sum);
+    } else {
+        r->compress = VD_COMPRESS_NONE;
+    }
     Vae *m = r->m;
     if (r->lrank == 0) {
         memcpy(r->params, m->params, r->n * sizeof(float));
@@ -261,6 +290,9 @@ Reducer *reduce_create(Vae *m, MPI_Comm comm, const ReduceConfig *c, const char 
     r->n = m->n_params;
     r->n_red = m->n_params + VD_GRAD_EXTRA;
     r->bucket = c->bucket;
+    r->compress = c->compress;
+    r->scale = c->compress == VD_COMPRESS_FP16 ? c->scale : 1.0f;
+    r->unscale = 1.0f / r->scale;
     MPI_Comm_size(comm, &r->size);
     *why = NULL;
     r->mode = VD_REDUCE_MPI;
@@ -291,6 +323,10 @@ void reduce_free(Reducer *r, int keep)
         vae_set_buffers(m, p, g, am, av, 1);
         munmap(r->base, r->bytes);
         free_comms(r);
+        vd_free(r->creq);
+        vd_free(r->half);
+        if (r->half)
+            MPI_Op_free(&r->half_sum);
     }
     vd_free(r);
 }
@@ -310,12 +346,25 @@ void reduce_begin(Reducer *r)
 {
     r->sent = r->n_red; /* the extras, after the parameters, travel with the first bucket */
     r->n_req = 0;
+    if (r->mode == VD_REDUCE_SHM) {
+        r->tag++;
+        r->summed = r->hi;
+        r->n_creq = 0;
+        atomic_store_explicit(&r->progress[r->lrank * FLAG_STRIDE / 2], PROGRESS(r->tag, r->n_red),
+                              memory_order_release);
+    }
 }
+
+static void shm_ready(Reducer *r, size_t offset);
 
 void reduce_ready(void *ctx, size_t offset)
 {
     Reducer *r = ctx;
-    if (r->mode != VD_REDUCE_MPI || r->bucket == 0 || r->size == 1)
+    if (r->mode == VD_REDUCE_SHM) {
+        shm_ready(r, offset);
+        return;
+    }
+    if (r->bucket == 0 || r->size == 1)
         return;
     if (r->sent - offset >= r->bucket)
         bucket_post(r, offset);
@@ -323,8 +372,6 @@ void reduce_ready(void *ctx, size_t offset)
     MPI_Testall(r->n_req, r->req, &done, MPI_STATUSES_IGNORE);
 }
 
-/* out = g[0] + g[1] + ... + g[k-1] over [lo, lo + n), in that order. */
-VD_VECTOR_CLONES
 static void sum_slice(float *restrict out, float *const *g, int k, size_t lo, size_t n)
 {
     const float *a = g[0] + lo, *b = k > 1 ? g[1] + lo : NULL;
@@ -340,6 +387,148 @@ static void sum_slice(float *restrict out, float *const *g, int k, size_t lo, si
     }
 }
 
+/* ---- 16-bit floats for what crosses nodes (--compress) ------------------ */
+
+/* float to bfloat16 and back: the top half of the bits, rounded to nearest
+ * even; NaN stays NaN. */
+static uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+static float from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+/* IEEE half precision, through the compiler's _Float16 (round to nearest
+ * even; overflow to infinity, which the step's finite check then refuses). */
+static uint16_t to_fp16(float f)
+{
+    _Float16 h = (_Float16)f;
+    uint16_t u;
+    memcpy(&u, &h, 2);
+    return u;
+}
+static float from_fp16(uint16_t u)
+{
+    _Float16 h;
+    memcpy(&h, &u, 2);
+    return (float)h;
+}
+/* The MPI_Ops: inout[i] = in[i] + inout[i], added in float and rounded
+ * back. Commutative, and every node receives the same result. */
+static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int i = 0; i < *len; i++)
+        b[i] = to_bf16(from_bf16(a[i]) + from_bf16(b[i]));
+}
+static void fp16_sum(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int i = 0; i < *len; i++)
+        b[i] = to_fp16(from_fp16(a[i]) + from_fp16(b[i]));
+}
+
+/* Starts the allreduce between nodes of sum[start, start + len): as float,
+ * or its parameters as 16-bit floats and the extras as float. */
+static void post_cross(Reducer *r, size_t start, size_t len)
+{
+    if (r->compress == VD_COMPRESS_NONE) {
+        MPI_Iallreduce(MPI_IN_PLACE, r->sum + start, (int)len, MPI_FLOAT, MPI_SUM, r->cross,
+                       &r->creq[r->n_creq++]);
+        return;
+    }
+    size_t end = start + len, pend = end < r->n ? end : r->n;
+    if (pend > start) {
+        uint16_t *h = r->half + (start - r->lo);
+        const float *x = r->sum + start;
+        if (r->compress == VD_COMPRESS_FP16)
+            for (size_t i = 0; i < pend - start; i++)
+                h[i] = to_fp16(x[i] * r->scale);
+        else
+            for (size_t i = 0; i < pend - start; i++)
+                h[i] = to_bf16(x[i]);
+        MPI_Iallreduce(MPI_IN_PLACE, h, (int)(pend - start), MPI_UINT16_T, r->half_sum, r->cross,
+                       &r->creq[r->n_creq++]);
+    }
+    if (end > pend)
+        MPI_Iallreduce(MPI_IN_PLACE, r->sum + pend, (int)(end - pend), MPI_FLOAT, MPI_SUM,
+                       r->cross, &r->creq[r->n_creq++]);
+}
+
+/* After the allreduces: the slice's parameters back to float. */
+static void decode_cross(Reducer *r)
+{
+    size_t pend = r->hi < r->n ? r->hi : r->n;
+    float *x = r->sum + r->lo;
+    const uint16_t *h = r->half;
+    if (r->compress == VD_COMPRESS_FP16)
+        for (size_t i = 0; r->lo + i < pend; i++)
+            x[i] = from_fp16(h[i]) * r->unscale;
+    else if (r->compress == VD_COMPRESS_BF16)
+        for (size_t i = 0; r->lo + i < pend; i++)
+            x[i] = from_bf16(h[i]);
+}
+
+/* Where every node rank's gradient is final this step: [from, n_red). A rank
+ * still on the last step's tag has nothing final yet. */
+static size_t node_final_from(const Reducer *r)
+{
+    size_t from = 0;
+    for (int i = 0; i < r->lsize; i++) {
+        int64_t p = atomic_load_explicit(&r->progress[i * FLAG_STRIDE / 2], memory_order_acquire);
+        size_t at = (p >> 40) == (r->tag & TAG_MASK) ? (size_t)(p & (((int64_t)1 << 40) - 1)) : r->n_red;
+        if (at > from)
+            from = at;
+    }
+    return from;
+}
+
+/* Sums each chunk of this rank's slice that every node rank has finished,
+ * from the top down (backward finishes the flat buffer's high offsets
+ * first), and on more than one node starts its allreduce between nodes at
+ * once, so that it travels while backward goes on. Returns 1 when the
+ * whole slice is summed. */
+static int sum_ready_chunks(Reducer *r)
+{
+    if (r->summed <= r->lo)
+        return 1;
+    size_t from = node_final_from(r);
+    while (r->summed > r->lo) {
+        size_t len = r->summed - r->lo < r->chunk ? r->summed - r->lo : r->chunk;
+        size_t start = r->summed - len;
+        if (start < from)
+            break;
+        sum_slice(r->sum + start, r->g, r->lsize, start, len);
+        if (r->nodes > 1)
+            post_cross(r, start, len);
+        r->summed = start;
+    }
+    return r->summed <= r->lo;
+}
+
+static void shm_ready(Reducer *r, size_t offset)
+{
+    atomic_store_explicit(&r->progress[r->lrank * FLAG_STRIDE / 2], PROGRESS(r->tag, offset),
+                          memory_order_release);
+    sum_ready_chunks(r);
+    if (r->n_creq) {
+        int done; /* Open MPI moves non-blocking collectives on inside MPI calls */
+        MPI_Testall(r->n_creq, r->creq, &done, MPI_STATUSES_IGNORE);
+    }
+}
+
 /* The sum of squares of x (n), in double, in order. */
 static double sum_squares(const float *x, size_t n)
 {
@@ -352,12 +541,25 @@ static double sum_squares(const float *x, size_t n)
 static int shm_finish(Reducer *r, double *sumsq)
 {
     size_t len = r->hi - r->lo, hi = r->hi < r->n ? r->hi : r->n;
-    node_sync(r); /* every gradient is written */
-    sum_slice(r->sum + r->lo, r->g, r->lsize, r->lo, len);
-    if (r->nodes > 1) {
-        watch_wait("the cross-node gradient allreduce");
-        MPI_Allreduce(MPI_IN_PLACE, r->sum + r->lo, (int)len, MPI_FLOAT, MPI_SUM, r->cross);
+    atomic_store_explicit(&r->progress[r->lrank * FLAG_STRIDE / 2], PROGRESS(r->tag, 0),
+                          memory_order_release);
+    if (!sum_ready_chunks(r)) { /* the rest waits for the node's slower ranks */
+        watch_wait("the node's other ranks' gradients");
+        for (long spins = 0; !sum_ready_chunks(r); spins++) {
+            if (r->n_creq) {
+                int done;
+                MPI_Testall(r->n_creq, r->creq, &done, MPI_STATUSES_IGNORE);
+            }
+            if (spins > 1000)
+                sched_yield(); /* more ranks than cores: let the others run */
+        }
         watch_done();
+    }
+    if (r->n_creq) {
+        watch_wait("the cross-node gradient allreduce");
+        MPI_Waitall(r->n_creq, r->creq, MPI_STATUSES_IGNORE);
+        watch_done();
+        decode_cross(r);
     }
     r->flags[r->lrank * FLAG_STRIDE] = !vd_all_finite(r->sum + r->lo, len);
     if (sumsq) /* this slice's, of the parameters' part */

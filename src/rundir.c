@@ -161,7 +161,8 @@ void rundir_note_changes(const Run *r)
     static const char *may_change[] = {"lr", "beta1", "beta2", "adam-eps", "beta", "warmup",
                                        "binarize", "data-mode", "lr-schedule", "lr-warmup",
                                        "lr-min", "lr-gamma", "lr-step", "lr-patience",
-                                       "clip-norm", "weight-decay", "early-stop"};
+                                       "clip-norm", "weight-decay", "early-stop", "compress",
+                                       "bucket", "reduce", "stall-timeout"};
     char have[64], want[64];
     const char *path = r->resumed_from;
     for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++)

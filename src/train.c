@@ -5,6 +5,7 @@
 #include "train.h"
 
 #include <malloc.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -107,8 +108,10 @@ static void print_start(const Run *r)
 static void open_reducer(Run *r)
 {
     const char *why = NULL;
+    /* fp16's scale: the power of two nearest 1 / the global batch */
+    float scale = (float)ldexp(1.0, -(int)lround(log2((double)r->cfg.batch)));
     ReduceConfig rc = {r->cfg.reduce, (size_t)(r->cfg.bucket_mib * (1 << 20) / sizeof(float)),
-                       MPI_COMM_NULL};
+                       MPI_COMM_NULL, r->cfg.compress, scale};
     r->red = reduce_create(r->m, r->comm, &rc, &why);
     if (reduce_mode(r->red) == VD_REDUCE_SHM)
         malloc_trim(0); /* hand back the private buffers it replaced (M_TRIM_THRESHOLD, main.c) */
@@ -117,18 +120,24 @@ static void open_reducer(Run *r)
     if (why)
         fprintf(stderr, "vae-dist: note: %s; summing gradients with MPI_Allreduce instead "
                         "(--reduce mpi)\n", why);
-    if (reduce_mode(r->red) == VD_REDUCE_SHM && reduce_node_size(r->red) == 1)
-        printf("gradients: 1 rank per node on %d nodes, allreduced between the nodes\n",
-               reduce_nodes(r->red));
+    static const char *sent_as[] = {"", ", sent between nodes as fp16 (--compress)",
+                                    ", sent between nodes as bf16 (--compress)"};
+    const char *as = reduce_nodes(r->red) > 1 ? sent_as[r->cfg.compress] : "";
+    int k = reduce_node_size(r->red), nodes = reduce_nodes(r->red);
+    if (reduce_mode(r->red) == VD_REDUCE_SHM && k == 1)
+        printf("gradients: 1 rank per node on %d nodes, allreduced between the nodes%s\n", nodes,
+               as);
     else if (reduce_mode(r->red) == VD_REDUCE_SHM)
         printf("gradients: summed in shared memory, %d ranks per node on %d node%s; each rank "
-               "updates 1/%d of the parameters\n", reduce_node_size(r->red), reduce_nodes(r->red),
-               reduce_nodes(r->red) > 1 ? "s" : "", reduce_node_size(r->red));
+               "updates 1/%d of the parameters%s\n", k, nodes, nodes > 1 ? "s" : "", k, as);
     else if (r->cfg.bucket_mib > 0)
         printf("gradients: MPI_Allreduce in buckets of %g MiB during backward\n",
                r->cfg.bucket_mib);
     else
         printf("gradients: one MPI_Allreduce after backward\n");
+    if (reduce_mode(r->red) == VD_REDUCE_MPI && r->cfg.compress != VD_COMPRESS_NONE)
+        fprintf(stderr, "vae-dist: note: --compress applies to --reduce shm only; the allreduce "
+                        "sends floats\n");
     fflush(stdout);
 }
 

@@ -109,7 +109,11 @@ const OptSpec train_options[] = {
      "sum gradients in node shared memory, each rank updating a slice of the parameters "
      "(shm), or allreduce them and update on every rank (mpi)"},
     {"bucket", NUM(OPT_F64, bucket_mib), "1", 0, 1024, "MIB",
-     "--reduce mpi: allreduce buckets of MIB, overlapped with backward (0: one allreduce after it)"},
+     "gradients are summed and sent between nodes in pieces of MIB as backward finishes them "
+     "(0: all at once after it)"},
+    {"compress", NUM(OPT_CHOICE, compress), "none", 0, 0, "none|fp16|bf16",
+     "what crosses nodes under --reduce shm: the exact float sums, or 16-bit floats of them "
+     "(half the bytes, for slow networks)"},
     OPT_END};
 
 static void train_defaults(void *cfg)

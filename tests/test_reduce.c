@@ -61,7 +61,7 @@ static VaeWork *work_for(const VaeShape *s, int B)
  * allreduce after backward). */
 static Reducer *allreduce(Vae *m, MPI_Comm comm, size_t bucket)
 {
-    ReduceConfig c = {VD_REDUCE_MPI, bucket, MPI_COMM_NULL};
+    ReduceConfig c = {VD_REDUCE_MPI, bucket, MPI_COMM_NULL, VD_COMPRESS_NONE, 1.0f};
     const char *why;
     return reduce_create(m, comm, &c, &why);
 }
@@ -70,7 +70,7 @@ static Reducer *allreduce(Vae *m, MPI_Comm comm, size_t bucket)
  * NULL with *why if it fell back. */
 static Reducer *shared(Vae *m, MPI_Comm node, const char **why)
 {
-    ReduceConfig c = {VD_REDUCE_SHM, 0, node};
+    ReduceConfig c = {VD_REDUCE_SHM, 0, node, VD_COMPRESS_NONE, 1.0f};
     Reducer *red = reduce_create(m, MPI_COMM_WORLD, &c, why);
     if (reduce_mode(red) == VD_REDUCE_SHM)
         return red;
@@ -490,6 +490,51 @@ static void test_clip_norm_is_global(void **state)
     vae_free(serial);
 }
 
+/* --compress over two "nodes": what crosses them goes as fp16 or bf16, so
+ * the first Adam moment (0.1 of the summed gradient after one step) is
+ * close to the exact one but not equal; every rank still holds the same
+ * bits, and the extras (the sample count) stay exact. */
+static void test_shared_compressed(void **state)
+{
+    (void)state;
+    if (size < 2 || size % 2)
+        skip();
+    MPI_Comm node;
+    MPI_Comm_split(MPI_COMM_WORLD, rank / (size / 2), rank, &node);
+    AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    VaeWork *w = work_for(&shape, LOCAL_B);
+    fill_rank_batch(w, rank, 1, 0);
+    Vae *exact = new_model();
+    const char *why = NULL;
+    Reducer *re = shared(exact, node, &why);
+    assert_all(re != NULL);
+    assert_all(train_step(exact, w, LOCAL_B, 1.0f, &adam, 1, re, NULL));
+    double bound[] = {0, 2e-3, 1e-2}; /* fp16: 11 bits of mantissa, bf16: 8 */
+    for (int mode = VD_COMPRESS_FP16; mode <= VD_COMPRESS_BF16; mode++) {
+        Vae *m = new_model();
+        ReduceConfig c = {VD_REDUCE_SHM, 0, node, mode, 1.0f / 16};
+        Reducer *red = reduce_create(m, MPI_COMM_WORLD, &c, &why);
+        assert_all(reduce_mode(red) == VD_REDUCE_SHM);
+        assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, red, NULL));
+        double d2 = 0, e2 = 0;
+        for (size_t i = 0; i < m->n_params; i++) {
+            double d = (double)m->adam_m[i] - exact->adam_m[i];
+            d2 += d * d;
+            e2 += (double)exact->adam_m[i] * exact->adam_m[i];
+        }
+        assert_all(e2 > 0 && d2 > 0 && sqrt(d2 / e2) < bound[mode]);
+        assert_all(comm_same_bits(m->params, m->n_params, MPI_COMM_WORLD));
+        assert_all(comm_same_bits(m->adam_m, m->n_params, MPI_COMM_WORLD));
+        assert_all(m->grads[m->n_params + VD_EXTRA_COUNT] == (float)(LOCAL_B * size));
+        reduce_free(red, 1);
+        vae_free(m);
+    }
+    reduce_free(re, 1);
+    vae_free(exact);
+    vae_work_free(w);
+    MPI_Comm_free(&node);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -512,6 +557,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_shared_barriers_hold),
         cmocka_unit_test(test_injected_failure),
         cmocka_unit_test(test_clip_norm_is_global),
+        cmocka_unit_test(test_shared_compressed),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
