@@ -12,7 +12,9 @@
 #     scaling efficiency against np=1;
 #   - the allreduce's latency and bandwidth (bench/comm at np=2 and 4) and
 #     the cost model's projection to 512 ranks (bench/scaling.sh,
-#     docs/scaling.md).
+#     docs/scaling.md);
+#   - as root, 2 simulated nodes x 1 rank against 1 node x 2 ranks over plain
+#     and shaped links (bench/multinode.sh, bench/results-multinode.md).
 # Each figure is the median of REPS runs (default 3), and only ratios taken
 # in this one run are compared. Writes bench/results.md and bench/results.csv.
 #
@@ -294,3 +296,8 @@ fi
 mv "$csv.tmp" "$csv"
 mv "$md.tmp" "$md"
 cat "$md"
+# across simulated nodes (root only): bench/results-multinode.md and .csv
+if [ "$(id -u)" -eq 0 ]; then
+    echo "== 2 simulated nodes against 1 (bench/multinode.sh)"
+    REPS=$REPS DATA=$DATA sh bench/multinode.sh || echo "run.sh: bench/multinode.sh failed" >&2
+fi
