@@ -49,11 +49,13 @@ static void im2col(float *cols, const float *x, int h, int w, int c, int oh, int
                 memset(dst, 0, sizeof(float) * run);
                 continue;
             }
-            const float *src = x + ((b * h + (size_t)iy) * w + 2 * ox - 1) * c;
+            /* the window's first column is 2 ox - 1, which is -1 at ox = 0:
+             * offset by lo first, so the pointer stays inside x */
+            const float *src = x + ((b * h + (size_t)iy) * w) * c + ((ptrdiff_t)(2 * ox - 1) * c + lo);
             for (int k = 0; k < lo; k++)
                 dst[k] = 0.0f;
             for (int k = lo; k < hi; k++)
-                dst[k] = src[k];
+                dst[k] = src[k - lo];
             for (int k = hi; k < (int)run; k++)
                 dst[k] = 0.0f;
         }
@@ -76,9 +78,9 @@ static void col2im_add(float *x, const float *cols, int h, int w, int c, int oh,
             int iy = 2 * oy + ky - 1;
             if (iy < 0 || iy >= h)
                 continue;
-            float *dst = x + ((b * h + (size_t)iy) * w + 2 * ox - 1) * c;
+            float *dst = x + ((b * h + (size_t)iy) * w) * c + ((ptrdiff_t)(2 * ox - 1) * c + lo);
             for (int k = lo; k < hi; k++)
-                dst[k] += src[k];
+                dst[k - lo] += src[k]; /* as in im2col: dst starts at column lo */
         }
     }
 }
