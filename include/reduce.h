@@ -12,14 +12,18 @@
  *
  * shm (the default): the k ranks of a node keep one copy of the parameters
  * and Adam moments in a POSIX shared memory segment; each rank's gradient
- * buffer lives there too. After backward, node rank i sums slice i of the k
- * gradients (in node-rank order) and, on more than one node, allreduces that
- * slice with node rank i of the other nodes; it then runs Adam on slice i
- * alone, which every rank of the node then reads. Three node barriers order
- * the phases:
+ * buffer lives there too. Node rank i owns slice i: it sums slice i of the
+ * k gradients (in node-rank order) and, on more than one node, allreduces
+ * it with node rank i of the other nodes; it then runs Adam on slice i
+ * alone, which every rank of the node then reads. The sums start during
+ * backward: each rank publishes in the segment how far its backward has
+ * come (reduce_ready), and the owner sums each chunk (ReduceConfig.bucket)
+ * of its slice that all node ranks have passed, posting its allreduce
+ * between nodes at once. Two node barriers order the rest:
  *
- *   backward -> barrier -> sum slice (+ allreduce over nodes) -> barrier
- *            -> Adam on slice -> barrier -> next forward
+ *   backward (+ sums and cross-node allreduces of finished chunks)
+ *     -> the rest of the slice -> barrier -> Adam on slice -> barrier
+ *     -> next forward
  *
  * Every node holds the same parameters: the slices' sums are the same on
  * every node (the same allreduce), and Adam is elementwise. Nodes must hold

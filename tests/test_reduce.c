@@ -182,7 +182,7 @@ static void test_error_agreement(void **state)
 }
 
 /* Not collective on purpose: with VD_TEST_INJECT_FAILURE=r, rank r fails
- * alone. tests/mpi-2.sh checks that the job then ends with an error instead
+ * alone. tests/mpi-np2.sh checks that the job then ends with an error instead
  * of hanging in the next collective. */
 static void test_injected_failure(void **state)
 {
@@ -535,6 +535,67 @@ static void test_shared_compressed(void **state)
     MPI_Comm_free(&node);
 }
 
+/* The shared-memory sum during backward, in chunks of 7 floats, with one
+ * rank lagging (it sleeps before reporting each finished part): the
+ * owners must wait for it chunk by chunk, and must not take the lagging
+ * rank's previous step for this one. Over 4 steps, on one node and on two
+ * "nodes", the training equals the allreduce's (to the bit on 2 ranks). */
+static int lag_rank;
+static void lagging_ready(void *red, size_t offset)
+{
+    if (rank == lag_rank)
+        usleep(300);
+    reduce_ready(red, offset);
+}
+
+static void test_shared_chunks_with_a_lagging_rank(void **state)
+{
+    (void)state;
+    AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    for (int split = 0; split <= (size % 2 == 0); split++) {
+        MPI_Comm node = MPI_COMM_NULL;
+        if (split)
+            MPI_Comm_split(MPI_COMM_WORLD, rank / (size / 2), rank, &node);
+        Vae *a = new_model(), *b = new_model();
+        VaeWork *w = work_for(&shape, LOCAL_B);
+        Reducer *one = allreduce(a, MPI_COMM_WORLD, 0);
+        ReduceConfig c = {VD_REDUCE_SHM, 7, split ? node : MPI_COMM_NULL, VD_COMPRESS_NONE, 1.0f};
+        const char *why;
+        Reducer *red = reduce_create(b, MPI_COMM_WORLD, &c, &why);
+        assert_all(reduce_mode(red) == VD_REDUCE_SHM);
+        for (int t = 1; t <= 4; t++) {
+            lag_rank = t % size; /* a different rank lags each step */
+            fill_rank_batch(w, rank, t % 3, 0);
+            assert_all(train_step(a, w, LOCAL_B, 1.0f, &adam, t, one, NULL));
+            /* train_step's work, with the lagging hook in backward */
+            vae_forward(b, w, LOCAL_B, 1.0f, 1);
+            float *extra = b->grads + b->n_params;
+            double rs = 0, ks = 0;
+            for (int i = 0; i < LOCAL_B; i++) {
+                rs += w->recon[i];
+                ks += w->kl[i];
+            }
+            extra[VD_EXTRA_RECON] = (float)rs;
+            extra[VD_EXTRA_KL] = (float)ks;
+            extra[VD_EXTRA_COUNT] = LOCAL_B;
+            extra[VD_EXTRA_STOP] = extra[VD_EXTRA_FAIL] = 0.0f;
+            reduce_begin(red);
+            vae_backward_hook(b, w, LOCAL_B, 1.0f, lagging_ready, red);
+            assert_all(reduce_finish(red, NULL));
+            reduce_update(red, &adam, t, 1.0f / extra[VD_EXTRA_COUNT], 1);
+            assert_all(extra[VD_EXTRA_COUNT] == (float)(LOCAL_B * size));
+        }
+        reduce_free(red, 1);
+        reduce_free(one, 1);
+        assert_same_training(a, b, size == 2);
+        vae_work_free(w);
+        vae_free(a);
+        vae_free(b);
+        if (node != MPI_COMM_NULL)
+            MPI_Comm_free(&node);
+    }
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -558,6 +619,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_injected_failure),
         cmocka_unit_test(test_clip_norm_is_global),
         cmocka_unit_test(test_shared_compressed),
+        cmocka_unit_test(test_shared_chunks_with_a_lagging_rank),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
