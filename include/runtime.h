@@ -23,4 +23,9 @@ int runtime_set_threads(int threads, MPI_Comm comm);
 void runtime_catch_stops(void);
 int runtime_stop_signal(void);
 
+/* Local. For the commands that have nothing to save (all but train): the
+ * three signals end the process again, and one that came during start-up
+ * is acted on now. */
+void runtime_default_stops(void);
+
 #endif

@@ -34,6 +34,7 @@ const char *vd_exit_meaning(int code);
 typedef struct {
     int code;       /* VD_OK when no error */
     char msg[768];  /* one line, no trailing newline */
+    int reported;   /* vd_error_agree has printed it */
 } VdError;
 
 /* Records the first error only (later calls keep the original); returns code. */

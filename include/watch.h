@@ -29,6 +29,12 @@ void watch_step(int64_t step);
 void watch_wait(const char *what);
 void watch_done(void);
 
+/* Around what rank 0 does alone while the others wait for it (the
+ * checkpoint, the figures): on, the waits begun get WATCH_IO_FACTOR times
+ * the timeout, as a slow shared file system is no lost node. */
+#define WATCH_IO_FACTOR 10
+void watch_rank0_io(int on);
+
 /* Stops the thread (before MPI_Finalize). */
 void watch_stop(void);
 

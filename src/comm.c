@@ -28,13 +28,14 @@ int vd_error_agree(VdError *err, MPI_Comm comm)
         return VD_OK;
     int code = err->code;
     MPI_Bcast(&code, 1, MPI_INT, first, comm);
-    if (rank == first) {
+    if (rank == first && !err->reported) { /* once, however often it is agreed on */
         fprintf(stderr, "vae-dist: %s\n", err->msg);
         fflush(stderr);
-    } else if (err->code == VD_OK) {
+    } else if (rank != first && err->code == VD_OK) {
         snprintf(err->msg, sizeof err->msg, "error reported by rank %d", first);
     }
     err->code = code;
+    err->reported = 1;
     return code;
 }
 

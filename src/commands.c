@@ -10,6 +10,7 @@
 #include "encode.h"
 #include "eval.h"
 #include "import.h"
+#include "runtime.h"
 #include "sample.h"
 #include "train.h"
 #include "train_opts.h"
@@ -121,8 +122,11 @@ int commands_run(int argc, char **argv, MPI_Comm comm)
     const char *name = named ? argv[1] : "train";
     int skip = named ? 2 : 1;
     for (int i = 0; i < N_COMMANDS; i++)
-        if (strcmp(name, commands[i].cmd->name) == 0)
+        if (strcmp(name, commands[i].cmd->name) == 0) {
+            if (commands[i].run != train_main)
+                runtime_default_stops(); /* only training has something to save */
             return commands[i].run(argc - skip, argv + skip, comm);
+        }
     if (rank == 0)
         fprintf(stderr, "vae-dist: unknown command '%s' (try: vae-dist help)\n", name);
     return VD_EX_USAGE;

@@ -333,6 +333,7 @@ static int run_epoch(Run *r, Loop *l, int64_t epoch, VdError *err)
     for (int64_t s = st->step % r->steps_per_epoch; s < r->steps_per_epoch; s++)
         if (!one_step(r, l, epoch, s, err))
             break;
+    watch_rank0_io(1); /* the others wait while rank 0 writes */
     if (err->code == VD_OK && st->step == (epoch + 1) * r->steps_per_epoch) {
         st->epoch = epoch + 1;
         int want = l->stop || epoch + 1 == r->cfg.epochs ||
@@ -341,7 +342,10 @@ static int run_epoch(Run *r, Loop *l, int64_t epoch, VdError *err)
     } else if (err->code == VD_OK) { /* stopped inside the epoch */
         save_inside_epoch(r, err);
     }
-    return vd_error_agree(err, r->comm);
+    int rc = vd_error_agree(err, r->comm);
+    watch_rank0_io(0);
+    l->ivl_start = vd_now(); /* the next interval's rate leaves the epoch's end out */
+    return rc;
 }
 
 int run_loop(Run *r, VdError *err)

@@ -5,6 +5,8 @@
 #include "run.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,39 @@ static void set_aside_previous_run(const char *dir, VdError *err)
     vd_free(names);
 }
 
+/* Rank 0: RUN/lock, held (flock) for as long as this run lives, so that a
+ * second run started in the same directory stops at once instead of both
+ * writing it. On a file system that refuses locks, the run goes on without
+ * (h5_locking_probe has said so). */
+static int lock_run(Run *r, VdError *err)
+{
+    char path[VD_PATH_MAX], who[160] = "";
+    if (vd_path_join(path, r->cfg.out, "lock") != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "%s/lock: path too long", r->cfg.out);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "cannot create %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        ssize_t got = busy ? read(fd, who, sizeof who - 1) : 0;
+        close(fd);
+        if (!busy)
+            return VD_OK;
+        who[got > 0 ? got : 0] = '\0';
+        who[strcspn(who, "\n")] = '\0';
+        return vd_fail(err, VD_EX_CANTCREAT, "run directory %s is in use by another vae-dist run "
+                       "(%s): wait for it to end, or give this run its own --out", r->cfg.out,
+                       who[0] ? who : "its pid is not recorded");
+    }
+    char host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    snprintf(who, sizeof who, "pid %ld on %s\n", (long)getpid(), host);
+    if (ftruncate(fd, 0) == 0 && write(fd, who, strlen(who)) < 0)
+        who[0] = '\0'; /* only for the other run's message */
+    r->lock_fd = fd;
+    return VD_OK;
+}
+
 int rundir_prepare(Run *r, VdError *err)
 {
     TrainConfig *cfg = &r->cfg;
@@ -72,7 +107,7 @@ int rundir_prepare(Run *r, VdError *err)
         if (vd_mkdirs(cfg->out) != 0)
             vd_fail(err, VD_EX_CANTCREAT, "cannot create run directory %s: %s", cfg->out,
                     strerror(errno));
-        else if (cfg->fresh)
+        else if (lock_run(r, err) == VD_OK && cfg->fresh)
             set_aside_previous_run(cfg->out, err);
         if (err->code == VD_OK)
             h5_locking_probe(cfg->out); /* checkpoints and metrics.h5 go there */
@@ -113,11 +148,14 @@ static void shape_text(char *buf, size_t size, const int64_t *shape, int n)
  * something else than the run so far. */
 static int check_resumable(const Run *r, const char *path, VdError *err)
 {
+    /* what is trained on, and what the best checkpoint, the plateau schedule
+     * and early stopping measure (the test set) */
     static const char *must_match[] = {"batch", "seed", "data", "dataset", "labels",
-                                       "val-fraction"};
+                                       "val-fraction", "test-dataset", "test-labels"};
     char have[VD_PATH_MAX], want[VD_PATH_MAX];
     for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++) {
-        if (!strcmp(must_match[i], "labels") && !r->cfg.classes)
+        int labels = !strcmp(must_match[i], "labels") || !strcmp(must_match[i], "test-labels");
+        if (labels && !r->cfg.classes)
             continue; /* only a conditional model trains on them */
         if (!option_differs(r, path, must_match[i], have, want, sizeof have))
             continue;
@@ -258,6 +296,9 @@ int rundir_save(Run *r, int best, VdError *err)
     if (vd_path_join(path, r->cfg.out, name) != 0)
         return vd_fail(err, VD_EX_CANTCREAT, "%s/%s: path too long", r->cfg.out, name);
     CkptData data = {.n_dims = r->train_x.n_dims - 1, .rows = r->n_rows, .img = r->train_x.img};
+    const char *delay = getenv("VAE_DIST_TEST_SAVE_DELAY"); /* test hook: a slow file system */
+    if (delay && atof(delay) > 0)
+        usleep((useconds_t)(atof(delay) * 1e6));
     for (int i = 1; i < r->train_x.n_dims; i++)
         data.shape[i - 1] = r->train_x.dims[i];
     h5_lock(); /* the stream reader's thread may be in HDF5 */

@@ -68,3 +68,12 @@ void runtime_catch_stops(void)
 }
 
 int runtime_stop_signal(void) { return stop_signal; }
+
+void runtime_default_stops(void)
+{
+    int sigs[3] = {SIGTERM, SIGUSR1, SIGINT};
+    for (int i = 0; i < 3; i++)
+        signal(sigs[i], SIG_DFL);
+    if (stop_signal)
+        raise(stop_signal);
+}

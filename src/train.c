@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "comm.h"
 #include "image.h"
@@ -223,6 +224,8 @@ static void run_free(Run *r)
     h5rows_close(&r->train_y);
     h5rows_close(&r->test_x);
     h5rows_close(&r->test_y);
+    if (r->lock_fd > 0)
+        close(r->lock_fd); /* last: the run directory is ours until here */
     vd_free(r);
 }
 
@@ -255,7 +258,9 @@ int train_main(int argc, char **argv, MPI_Comm comm)
         stalled_run = r;
         watch_on_stall(record_stall);
     }
+    watch_rank0_io(1); /* start-up: rank 0 alone imports, resumes, rebuilds the metrics */
     int code = setup(r, &err);
+    watch_rank0_io(0);
     if (code == VD_OK) {
         open_reducer(r);
         code = run_loop(r, &err);

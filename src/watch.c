@@ -17,7 +17,9 @@ static struct {
     _Atomic int64_t step;
     _Atomic(const char *) what;
     _Atomic int quit;
+    _Atomic int io;      /* the current wait is for rank 0's writing */
     void (*on_stall)(int64_t step);
+    int in_io;
 } w;
 
 static int64_t now_ns(void)
@@ -40,9 +42,10 @@ static void stalled(double waited)
         funlockfile(stdout);
     }
     fprintf(stderr, "vae-dist: rank %d on %s stalled at step %lld: %s made no progress for %.0f s "
-            "(--stall-timeout %g): a node or link is lost; ending the job (exit %d)\n",
+            "(--stall-timeout %g%s): a node or link is lost; ending the job (exit %d)\n",
             w.rank, host, (long long)atomic_load(&w.step), what ? what : "a wait on other ranks",
-            waited, w.timeout, VD_EX_STALL);
+            waited, w.timeout, atomic_load(&w.io) ? ", times 10 while rank 0 writes" : "",
+            VD_EX_STALL);
     fflush(stderr);
     if (w.on_stall)
         w.on_stall(atomic_load(&w.step));
@@ -57,7 +60,8 @@ static void *watch_thread(void *arg)
     while (!atomic_load(&w.quit)) {
         nanosleep(&nap, NULL);
         int64_t since = atomic_load(&w.since_ns);
-        if (since && (double)(now_ns() - since) * 1e-9 >= w.timeout)
+        double limit = w.timeout * (atomic_load(&w.io) ? WATCH_IO_FACTOR : 1);
+        if (since && (double)(now_ns() - since) * 1e-9 >= limit)
             stalled((double)(now_ns() - since) * 1e-9);
     }
     return NULL;
@@ -77,11 +81,14 @@ void watch_step(int64_t step) { atomic_store(&w.step, step); }
 
 void watch_on_stall(void (*fn)(int64_t step)) { w.on_stall = fn; }
 
+void watch_rank0_io(int on) { w.in_io = on; }
+
 void watch_wait(const char *what)
 {
     if (!w.running)
         return;
     atomic_store(&w.what, what);
+    atomic_store(&w.io, w.in_io);
     atomic_store(&w.since_ns, now_ns());
 }
 

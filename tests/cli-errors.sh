@@ -44,6 +44,7 @@ expect 65 "string dataset"           --data "$WORK/string.h5" $SMALL --out "$WOR
 expect 65 "labels used as samples"   --data "$WORK/good.h5" --dataset /train/labels $SMALL --out "$WORK/r"
 expect 65 "NaN in the data"          --data "$WORK/nan.h5" $SMALL --out "$WORK/r"
 expect 65 "values outside [0,1]"     --data "$WORK/range.h5" $SMALL --out "$WORK/r"
+expect 65 "NaN in streamed data"     --data "$WORK/nan.h5" --data-mode stream $SMALL --out "$WORK/r"
 expect 65 "negative label, --classes" --data "$WORK/labels-range.h5" --classes 16 $SMALL --out "$WORK/r"
 expect 65 "labels of wrong length"   --data "$WORK/labels-length.h5" $SMALL --out "$WORK/r"
 expect 65 "fewer samples than batch" --data "$WORK/good.h5" --epochs 1 --batch 500 --out "$WORK/r"
@@ -133,7 +134,17 @@ cp "$WORK/good.h5" "$WORK/good-copy.h5"
 expect 64 "resume: another data file"  --data "$WORK/good-copy.h5" $SMALL --out "$WORK/run"
 expect 64 "resume: other likelihood"   --data "$WORK/good.h5" $SMALL --likelihood gaussian --out "$WORK/run"
 expect 64 "resume: other --conv"       --data "$WORK/good.h5" $SMALL --conv 4 --out "$WORK/run"
+expect 64 "resume: other --test-dataset" --data "$WORK/good.h5" $SMALL --test-dataset none --out "$WORK/run"
 expect 64 "resume: other --val-fraction" --data "$WORK/good.h5" $SMALL --test-dataset none --val-fraction 0.2 --out "$WORK/run"
 after=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" "$WORK/run/epochs.csv" | cksum)
+# a second run in the directory of one still running stops at once
+run_mpi 2 120 "$VAE" --data "$WORK/good.h5" --epochs 400 --batch 20 --hidden 16 --latent 2 \
+    --out "$WORK/busy" >"$WORK/busy.log" 2>&1 &
+busy=$!
+i=0; while ! grep -q "samples/s" "$WORK/busy.log" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+expect 73 "run directory in use"       --data "$WORK/good.h5" --epochs 400 --batch 20 --hidden 16 --latent 2 --out "$WORK/busy"
+grep -q "in use by another vae-dist run (pid [0-9]* on " "$WORK/err" || fail "the message does not name the other run"
+pkill -TERM -f "^$VAE .*--out $WORK/busy\$"; wait $busy; rc=$?
+[ $rc -eq 75 ] && pass "the first run was not disturbed (stopped by SIGTERM: exit 75)" || fail "the first run: exit $rc"
 [ "$before" = "$after" ] && pass "existing run untouched" || fail "existing run was modified"
 finish

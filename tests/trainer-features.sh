@@ -72,6 +72,20 @@ cmp -s "$WORK/m1" "$WORK/m2" && cmp -s "$WORK/e1" "$WORK/e2" || ok=0
 [ $ok -eq 1 ] && pass "stopped at steps 61 and 96 and resumed: bitwise the uninterrupted run, lr, clipping and best included" ||
     { diff "$WORK/m1" "$WORK/m2" | head; fail "a resumed run differs"; }
 
+# the stall watchdog and a slow file system: rank 0 taking 3 s to write each
+# checkpoint (VAE_DIST_TEST_SAVE_DELAY) is no stall at --stall-timeout 1, as
+# waits for rank 0's writing get 10 times the timeout; 12 s is one
+run_mpi 2 120 -x VAE_DIST_TEST_SAVE_DELAY=3 "$VAE" --data "$WORK/bars.h5" --epochs 2 --batch 20 \
+    --hidden 32 --latent 2 --stall-timeout 1 --out "$WORK/slow" >"$WORK/slow.log" 2>&1 &&
+    grep -q "^done 20" "$WORK/slow/status" && pass "--stall-timeout 1: 3 s checkpoint writes are waited for" ||
+    { cat "$WORK/slow.log"; fail "a slow checkpoint write ended the run"; }
+run_mpi 2 120 -q -x VAE_DIST_TEST_SAVE_DELAY=12 "$VAE" --data "$WORK/bars.h5" --epochs 1 --batch 20 \
+    --hidden 32 --latent 2 --stall-timeout 1 --out "$WORK/stuck" >"$WORK/stuck.log" 2>&1
+rc=$?
+[ $rc -eq 69 ] && grep -q "stalled at step 10: the agreement on errors made no progress for 1[0-9] s (--stall-timeout 1, times 10 while rank 0 writes)" "$WORK/stuck.log" &&
+    pass "a 12 s checkpoint write at --stall-timeout 1 is a stall: exit 69" ||
+    { cat "$WORK/stuck.log"; fail "a 12 s write: exit $rc"; }
+
 # cosine: from --lr down to --lr-min at the last step
 run_mpi 2 120 "$VAE" --data "$WORK/bars.h5" --epochs 3 --batch 20 --hidden 32 --latent 2 --lr 1e-2 \
     --lr-schedule cosine --lr-min 1e-4 --log-every 1 --out "$WORK/cos" >/dev/null 2>&1 || fail "cosine run"
