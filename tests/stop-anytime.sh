@@ -1,8 +1,8 @@
 #!/bin/sh
 # A stop at any moment loses nothing: SIGUSR1, SIGTERM or SIGINT, sent to the
 # ranks or to mpirun at a random time from the start of the processes to the
-# end of the run, start-up included. Sent to the ranks (from the moment
-# their handler is installed, at the top of main), each attempt ends 75 with
+# end of the run, start-up included (from the moment the ranks' handler is
+# installed, at the top of main). Sent to the ranks, each attempt ends 75 with
 # a checkpoint or, once the run is done, 0. mpirun forwards only USR1; on
 # TERM and INT it ends the ranks itself and exits 1, and a USR1 that comes
 # before it has started the ranks is dropped: the run's own verdict is then
@@ -24,9 +24,20 @@ caught() {
 signum() { case $1 in USR1) echo 10 ;; TERM) echo 15 ;; INT) echo 2 ;; esac; }
 
 seed=$(( $$ % 1000 ))
-# pause K: sleep a pseudo-random time in window K of the attempt: 0-0.4 s,
-# 0.4-0.8 s (start-up: MPI_Init, options, data), 0.8-1.3 s, 1.3-2 s; the
-# first attempt trains for about 3 s after a start-up of about 1 s
+# started D SIG: wait until both ranks of the run in D exist and have
+# installed their handler for SIG (at the top of main, before MPI_Init):
+# the windows below count from then, so a loaded machine's slow start does
+# not push every signal past the end of the run
+started() {
+    i=0
+    while [ "$(pgrep -f "^$VAE .*--out $1\$" | wc -l)" -lt 2 ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+    for p in $(pgrep -f "^$VAE .*--out $1\$"); do
+        i=0; while ! caught "$p" "$(signum $2)" && [ $i -lt 500 ] && kill -0 "$p" 2>/dev/null; do sleep 0.01; i=$((i + 1)); done
+    done
+}
+# pause K: sleep a pseudo-random time in window K: 0-0.4 s, 0.4-0.8 s
+# (start-up: MPI_Init, options, data), 0.8-1.3 s, 1.3-2 s; the first
+# attempt trains for about 3 s after a start-up of about 1 s
 pause() {
     seed=$(( (seed * 1103515245 + 12345) % 2147483648 ))
     set -- $(echo "0 400 400 800 800 1300 1300 2000" | cut -d' ' -f$(( 2 * $1 - 1 ))-$(( 2 * $1 )))
@@ -41,15 +52,12 @@ for target in ranks mpirun; do
             tries=$((tries + 1))
             run_mpi 2 120 "$VAE" $ARGS --out "$d" >"$d.log" 2>&1 &
             job=$!
-            [ $tries -le 4 ] && pause $tries || { wait $job; rc=$?; break; } # the last attempt runs to the end
+            [ $tries -le 4 ] || { wait $job; rc=$?; break; } # the last attempt runs to the end
+            started "$d" $sig; pause $tries
             grep -q "samples/s" "$d.log" || early=$((early + 1))
             if [ $target = ranks ]; then
-                pids=$(pgrep -f "^$VAE .*--out $d\$")
-                for p in $pids; do # only once main has installed its handler
-                    i=0; while ! caught "$p" "$(signum $sig)" && [ $i -lt 200 ] && kill -0 "$p" 2>/dev/null; do sleep 0.01; i=$((i + 1)); done
-                    kill -$sig "$p" 2>/dev/null
-                done
-            else
+                pkill -$sig -f "^$VAE .*--out $d\$"
+            else # mpirun drops a USR1 that comes before it has started the ranks (see above)
                 pkill -$sig -f "^$MPIRUN .*--out $d\$"
             fi
             wait $job; rc=$?
@@ -81,7 +89,8 @@ for sig in TERM INT; do
         tries=$((tries + 1))
         run_mpi 2 120 "$VAE" $ARGS --out "$d" >"$d.log" 2>&1 &
         job=$!
-        [ $tries -le 4 ] && pause $tries || { wait $job; break; }
+        [ $tries -le 4 ] || { wait $job; break; }
+        started "$d" $sig; pause $tries
         pkill -$sig -f "^$MPIRUN .*--out $d\$"
         wait $job; rc=$?
         grep -q "^stopped " "$d/status" 2>/dev/null && stopped=$((stopped + 1))
@@ -92,4 +101,14 @@ for sig in TERM INT; do
         pass "$sig to mpirun at random times: $stopped attempts stopped with a checkpoint (RUN/status), $tries in all; bitwise the uninterrupted run" ||
         fail "$sig to mpirun: $tries attempts, not done or not equal ($ok)"
 done
+# commands with nothing to save (eval here) end at once on a stop signal
+run_mpi 2 120 "$VAE" eval --ckpt "$WORK/ref" --samples 1000000 >"$WORK/eval.log" 2>&1 &
+job=$!
+i=0; while ! grep -q "^eval " "$WORK/eval.log" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+start=$(date +%s)
+pkill -TERM -f "^$VAE eval --ckpt $WORK/ref"
+wait $job; rc=$?
+took=$(($(date +%s) - start))
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $took -le 10 ] && pass "SIGTERM to eval's ranks: ended in ${took}s (exit $rc)" ||
+    { cat "$WORK/eval.log"; fail "SIGTERM to eval: exit $rc after ${took}s"; }
 finish
