@@ -258,20 +258,29 @@ static int open_h5(Metrics *m)
 /* Appends the rows (n, NCOLS) to t's columns and flushes them to readers. */
 static int append_h5(Table *t, const double *rows, size_t n)
 {
+    /* The rows go after the shortest column: a write that failed part way
+     * (some columns grown, some not) is then redone in place when retried,
+     * and the columns stay aligned. */
+    hsize_t base = 0, cnt = (hsize_t)n;
+    for (int c = 0; c < NCOLS; c++) {
+        hsize_t len = 0;
+        hid_t space = H5Dget_space(t->dset[c]);
+        if (space < 0 || H5Sget_simple_extent_dims(space, &len, NULL) < 0)
+            len = 0;
+        H5Sclose(space);
+        base = c == 0 || len < base ? len : base;
+    }
     double *col = vd_calloc(n, sizeof(double));
     int bad = 0;
     for (int c = 0; !bad && c < NCOLS; c++) {
-        hid_t d = t->dset[c], space = H5Dget_space(d);
-        hsize_t len = 0, cnt = (hsize_t)n;
-        H5Sget_simple_extent_dims(space, &len, NULL);
-        H5Sclose(space);
-        hsize_t newlen = len + cnt;
+        hid_t d = t->dset[c];
+        hsize_t newlen = base + cnt;
         for (size_t i = 0; i < n; i++)
             col[i] = rows[i * NCOLS + c];
         bad = H5Dset_extent(d, &newlen) < 0;
         if (!bad) {
-            space = H5Dget_space(d);
-            H5Sselect_hyperslab(space, H5S_SELECT_SET, &len, NULL, &cnt, NULL);
+            hid_t space = H5Dget_space(d);
+            H5Sselect_hyperslab(space, H5S_SELECT_SET, &base, NULL, &cnt, NULL);
             hid_t mem = H5Screate_simple(1, &cnt, NULL);
             bad = H5Dwrite(d, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, col) < 0 ||
                   H5Dflush(d) < 0;
