@@ -29,9 +29,11 @@ void watch_step(int64_t step);
 void watch_wait(const char *what);
 void watch_done(void);
 
-/* Around what rank 0 does alone while the others wait for it (the
- * checkpoint, the figures): on, the waits begun get WATCH_IO_FACTOR times
- * the timeout, as a slow shared file system is no lost node. */
+/* Around start-up (where rank 0 alone may import the data, resume and
+ * rebuild the metrics files) and each epoch's end (the test pass, then
+ * rank 0's checkpoint and figures): on, the waits begun get
+ * WATCH_IO_FACTOR times the timeout, as a slow shared file system is no
+ * lost node. Rank 0's metrics rows at log intervals are not covered. */
 #define WATCH_IO_FACTOR 10
 void watch_rank0_io(int on);
 

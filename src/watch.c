@@ -37,6 +37,9 @@ static void stalled(double waited)
     char host[256] = "?";
     gethostname(host, sizeof host - 1);
     const char *what = atomic_load(&w.what);
+    char io[64] = "";
+    if (atomic_load(&w.io))
+        snprintf(io, sizeof io, ", times %d at start-up and epoch ends", WATCH_IO_FACTOR);
     if (ftrylockfile(stdout) == 0) {
         fflush_unlocked(stdout);
         funlockfile(stdout);
@@ -44,8 +47,7 @@ static void stalled(double waited)
     fprintf(stderr, "vae-dist: rank %d on %s stalled at step %lld: %s made no progress for %.0f s "
             "(--stall-timeout %g%s): a node or link is lost; ending the job (exit %d)\n",
             w.rank, host, (long long)atomic_load(&w.step), what ? what : "a wait on other ranks",
-            waited, w.timeout, atomic_load(&w.io) ? ", times 10 while rank 0 writes" : "",
-            VD_EX_STALL);
+            waited, w.timeout, io, VD_EX_STALL);
     fflush(stderr);
     if (w.on_stall)
         w.on_stall(atomic_load(&w.step));
@@ -59,8 +61,10 @@ static void *watch_thread(void *arg)
     struct timespec nap = {(time_t)tick, (long)((tick - (double)(time_t)tick) * 1e9)};
     while (!atomic_load(&w.quit)) {
         nanosleep(&nap, NULL);
-        int64_t since = atomic_load(&w.since_ns);
+        /* io before since: watch_wait stores them the other way round, so
+         * a wait's start is never paired with an older wait's shorter limit */
         double limit = w.timeout * (atomic_load(&w.io) ? WATCH_IO_FACTOR : 1);
+        int64_t since = atomic_load(&w.since_ns);
         if (since && (double)(now_ns() - since) * 1e-9 >= limit)
             stalled((double)(now_ns() - since) * 1e-9);
     }
