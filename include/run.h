@@ -41,7 +41,7 @@ typedef struct {
     TrainState st;
     char resumed_from[VD_PATH_MAX]; /* rank 0: the checkpoint the run continues, or "" */
     int started;                    /* the start lines are printed */
-    int lock_fd;                    /* rank 0: RUN/lock, held while the run lives (0: none) */
+    int lock_fd;                    /* rank 0: RUN/lock, held while the run lives (-1: none) */
     Profile prof;
 } Run;
 

@@ -66,8 +66,8 @@ static void set_aside_previous_run(const char *dir, VdError *err)
 
 /* Rank 0: RUN/lock, held (flock) for as long as this run lives, so that a
  * second run started in the same directory stops at once instead of both
- * writing it. On a file system that refuses locks, the run goes on without
- * (h5_locking_probe has said so). */
+ * writing it. On a file system that refuses locks, the run goes on
+ * without, with a note. */
 static int lock_run(Run *r, VdError *err)
 {
     char path[VD_PATH_MAX], who[160] = "";
@@ -77,11 +77,14 @@ static int lock_run(Run *r, VdError *err)
     if (fd < 0)
         return vd_fail(err, VD_EX_CANTCREAT, "cannot create %s: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int busy = errno == EWOULDBLOCK;
+        int why = errno, busy = why == EWOULDBLOCK;
         ssize_t got = busy ? read(fd, who, sizeof who - 1) : 0;
         close(fd);
-        if (!busy)
+        if (!busy) {
+            fprintf(stderr, "vae-dist: note: %s cannot be locked (%s): nothing keeps a second "
+                    "run out of this run directory\n", path, strerror(why));
             return VD_OK;
+        }
         who[got > 0 ? got : 0] = '\0';
         who[strcspn(who, "\n")] = '\0';
         return vd_fail(err, VD_EX_CANTCREAT, "run directory %s is in use by another vae-dist run "
@@ -143,9 +146,9 @@ static void shape_text(char *buf, size_t size, const int64_t *shape, int n)
 }
 
 /* Rank 0: why checkpoint path cannot continue this run (VD_EX_USAGE), or
- * VD_OK: another batch, seed, data file, training set or (for a conditional
- * model) labels, or data of another shape or layout, would train on
- * something else than the run so far. */
+ * VD_OK: another batch, seed, data file, training set, test set or (for a
+ * conditional model) labels, or data of another shape or layout, would
+ * train on or measure something else than the run so far. */
 static int check_resumable(const Run *r, const char *path, VdError *err)
 {
     /* what is trained on, and what the best checkpoint, the plateau schedule
@@ -297,8 +300,11 @@ int rundir_save(Run *r, int best, VdError *err)
         return vd_fail(err, VD_EX_CANTCREAT, "%s/%s: path too long", r->cfg.out, name);
     CkptData data = {.n_dims = r->train_x.n_dims - 1, .rows = r->n_rows, .img = r->train_x.img};
     const char *delay = getenv("VAE_DIST_TEST_SAVE_DELAY"); /* test hook: a slow file system */
-    if (delay && atof(delay) > 0)
-        usleep((useconds_t)(atof(delay) * 1e6));
+    if (delay && atof(delay) > 0) {
+        double secs = atof(delay);
+        struct timespec t = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+        nanosleep(&t, NULL);
+    }
     for (int i = 1; i < r->train_x.n_dims; i++)
         data.shape[i - 1] = r->train_x.dims[i];
     h5_lock(); /* the stream reader's thread may be in HDF5 */

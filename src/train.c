@@ -224,7 +224,7 @@ static void run_free(Run *r)
     h5rows_close(&r->train_y);
     h5rows_close(&r->test_x);
     h5rows_close(&r->test_y);
-    if (r->lock_fd > 0)
+    if (r->lock_fd >= 0)
         close(r->lock_fd); /* last: the run directory is ours until here */
     vd_free(r);
 }
@@ -244,6 +244,7 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     Run *r = vd_calloc(1, sizeof *r);
     VdError err = {0};
     r->comm = comm;
+    r->lock_fd = -1;
     MPI_Comm_rank(comm, &r->rank);
     MPI_Comm_size(comm, &r->size);
     r->train_x = (H5Rows){.file = -1, .dset = -1};

@@ -20,7 +20,7 @@ const char *vd_exit_meaning(int code)
     case VD_EX_NOINPUT: return "missing input";
     case VD_EX_STALL: return "a node or link lost: other ranks stopped answering";
     case VD_EX_SOFTWARE: return "internal error";
-    case VD_EX_CANTCREAT: return "cannot create an output";
+    case VD_EX_CANTCREAT: return "cannot create an output, or the run directory is in use";
     case VD_EX_IOERR: return "I/O error";
     case VD_EX_TEMPFAIL: return "stopped by a signal, checkpoint saved";
     case VD_EX_DIVERGED: return "non-finite loss or gradient";
