@@ -265,9 +265,11 @@ static int append_h5(Table *t, const double *rows, size_t n)
     for (int c = 0; c < NCOLS; c++) {
         hsize_t len = 0;
         hid_t space = H5Dget_space(t->dset[c]);
-        if (space < 0 || H5Sget_simple_extent_dims(space, &len, NULL) < 0)
-            len = 0;
-        H5Sclose(space);
+        int got = space >= 0 && H5Sget_simple_extent_dims(space, &len, NULL) >= 0;
+        if (space >= 0)
+            H5Sclose(space);
+        if (!got)
+            return -1; /* the rows stay pending: a length taken as 0 would cut the columns */
         base = c == 0 || len < base ? len : base;
     }
     double *col = vd_calloc(n, sizeof(double));
