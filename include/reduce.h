@@ -54,7 +54,8 @@ typedef enum { VD_COMPRESS_NONE = 0, VD_COMPRESS_FP16 = 1, VD_COMPRESS_BF16 = 2 
 
 typedef struct {
     int mode;      /* ReduceMode */
-    size_t bucket; /* mpi: floats per bucket posted during backward; 0: one allreduce after it */
+    size_t bucket; /* floats per chunk summed (shm) or bucket allreduced (mpi) during backward;
+                      mpi 0: one allreduce after it */
     MPI_Comm node; /* shm: the ranks sharing memory, or MPI_COMM_NULL for
                     * MPI_COMM_TYPE_SHARED (tests pass a split of comm) */
     int compress;  /* shm on more than one node: CompressMode */
@@ -106,5 +107,10 @@ int reduce_mode(const Reducer *r);
 int reduce_node_size(const Reducer *r);
 int reduce_nodes(const Reducer *r);
 size_t reduce_shared_bytes(const Reducer *r);
+
+/* For the tests: how many values the F16C and the plain fp16 loops of
+ * --compress fp16 convert or add to different bits (every half, and a
+ * million random floats and sums), or -1 where there is no F16C. */
+long reduce_fp16_mismatches(void);
 
 #endif

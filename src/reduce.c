@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -28,8 +29,9 @@ struct Reducer {
     int size;
     size_t n, n_red; /* parameters; parameters + extras */
 
-    /* mpi: buckets of the flat buffer, posted as backward finishes them */
-    size_t bucket;   /* floats per bucket; 0: one allreduce after backward */
+    /* mpi: buckets of the flat buffer, posted as backward finishes them;
+     * shm: the chunk of a slice summed during backward (r->chunk) */
+    size_t bucket;   /* floats per bucket or chunk; mpi 0: one allreduce after backward */
     size_t sent;     /* grads[sent ..) are posted */
     int n_req;
     MPI_Request req[VD_MAX_TENSORS + 1];
@@ -503,6 +505,54 @@ static void fp16_sum(void *in, void *inout, int *len, MPI_Datatype *type)
 {
     (void)type;
     fp16_add(in, inout, (size_t)*len);
+}
+
+long reduce_fp16_mismatches(void)
+{
+#ifdef HAVE_F16C_LOOPS
+    if (!use_f16c())
+        return -1;
+    enum { N = 65536 };
+    uint16_t *h = vd_calloc(N, sizeof *h), *a = vd_calloc(N, sizeof *a), *b = vd_calloc(N, sizeof *b);
+    float *x = vd_calloc(N, sizeof *x), *y = vd_calloc(N, sizeof *y);
+    long bad = 0;
+    for (int i = 0; i < N; i++)
+        h[i] = (uint16_t)i;
+    fp16_unpack_f16c(x, h, 1.0f, N); /* every half */
+    fp16_unpack_plain(y, h, 1.0f, N);
+    for (int i = 0; i < N; i++)
+        bad += memcmp(x + i, y + i, sizeof *x) != 0 && !(x[i] != x[i] && y[i] != y[i]);
+    uint32_t s = 12345;
+    for (int round = 0; round < 16; round++) {
+        for (int i = 0; i < N; i++) { /* floats of every exponent, halves of every value */
+            s = s * 1664525u + 1013904223u;
+            uint32_t bits = s;
+            memcpy(x + i, &bits, sizeof bits);
+            if (!isfinite(x[i]))
+                x[i] = 1.0f;
+            s = s * 1664525u + 1013904223u;
+            h[i] = (uint16_t)(s >> 16);
+        }
+        fp16_pack_f16c(a, x, 0.0078125f, N);
+        fp16_pack_plain(b, x, 0.0078125f, N);
+        bad += memcmp(a, b, sizeof *a * N) != 0;
+        fp16_add_f16c(h, a, N);
+        fp16_add_plain(h, b, N);
+        for (int i = 0; i < N; i++) { /* NaN payloads aside: the finite check refuses them */
+            int nan_a = (a[i] & 0x7c00) == 0x7c00 && (a[i] & 0x3ff),
+                nan_b = (b[i] & 0x7c00) == 0x7c00 && (b[i] & 0x3ff);
+            bad += a[i] != b[i] && !(nan_a && nan_b);
+        }
+    }
+    vd_free(h);
+    vd_free(a);
+    vd_free(b);
+    vd_free(x);
+    vd_free(y);
+    return bad;
+#else
+    return -1;
+#endif
 }
 
 /* Starts the allreduce between nodes of sum[start, start + len): as float,
