@@ -138,12 +138,14 @@ expect 64 "resume: other --test-dataset" --data "$WORK/good.h5" $SMALL --test-da
 expect 64 "resume: other --val-fraction" --data "$WORK/good.h5" $SMALL --test-dataset none --val-fraction 0.2 --out "$WORK/run"
 after=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" "$WORK/run/epochs.csv" | cksum)
 # a second run in the directory of one still running stops at once
-run_mpi 2 120 "$VAE" --data "$WORK/good.h5" --epochs 400 --batch 20 --hidden 16 --latent 2 \
+run_mpi 2 120 "$VAE" --data "$WORK/good.h5" --epochs 100000 --batch 20 --hidden 16 --latent 2 \
     --out "$WORK/busy" >"$WORK/busy.log" 2>&1 &
 busy=$!
 i=0; while ! grep -q "samples/s" "$WORK/busy.log" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-expect 73 "run directory in use"       --data "$WORK/good.h5" --epochs 400 --batch 20 --hidden 16 --latent 2 --out "$WORK/busy"
+grep -q "samples/s" "$WORK/busy.log" || fail "the first run in busy/ did not start training"
+expect 73 "run directory in use"       --data "$WORK/good.h5" --epochs 100000 --batch 20 --hidden 16 --latent 2 --out "$WORK/busy"
 grep -q "in use by another vae-dist run (pid [0-9]* on " "$WORK/err" || fail "the message does not name the other run"
+kill -0 $busy 2>/dev/null || fail "the first run ended before it was stopped"
 pkill -TERM -f "^$VAE .*--out $WORK/busy\$"; wait $busy; rc=$?
 [ $rc -eq 75 ] && pass "the first run was not disturbed (stopped by SIGTERM: exit 75)" || fail "the first run: exit $rc"
 [ "$before" = "$after" ] && pass "existing run untouched" || fail "existing run was modified"
