@@ -122,29 +122,128 @@ static int write_rows(hid_t ds, hid_t mtype, int64_t row, int64_t n, int64_t d, 
     return bad;
 }
 
+/* Rank 0's output: the file being written and its datasets. */
+typedef struct {
+    DurableFile out;
+    hid_t f, mu, lv, z, y; /* z, y: 0 when not written */
+} EncodeOut;
+
+static void open_output(const Encode *e, EncodeOut *o, VdError *err)
+{
+    int d = e->m->shape.n_latent, sample = e->cfg.sample;
+    int64_t n = e->x.n_rows;
+    *o = (EncodeOut){.f = H5I_INVALID_HID, .mu = -1, .lv = -1, .z = -1, .y = -1};
+    if (durable_begin(&o->out, e->cfg.out, err) != VD_OK)
+        return;
+    hid_t f = o->f = H5Fcreate(o->out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    o->mu = f >= 0 ? create_rows(f, "mu", H5T_IEEE_F32LE, n, d) : -1;
+    o->lv = f >= 0 ? create_rows(f, "logvar", H5T_IEEE_F32LE, n, d) : -1;
+    o->z = f >= 0 && sample ? create_rows(f, "z", H5T_IEEE_F32LE, n, d) : 0;
+    o->y = f >= 0 && e->has_y ? create_rows(f, "labels", H5T_STD_I32LE, n, 0) : 0;
+    if (f >= 0 && e->x.map) { /* held-out rows: which rows of the dataset they are */
+        hid_t ds = create_rows(f, "rows", H5T_STD_I64LE, n, 0);
+        if (ds < 0 || write_rows(ds, H5T_NATIVE_INT64, 0, n, 0, e->x.map))
+            vd_fail(err, VD_EX_CANTCREAT, "cannot write %s", e->cfg.out);
+        if (ds >= 0)
+            H5Dclose(ds);
+    }
+    if (o->mu < 0 || o->lv < 0 || o->z < 0 || o->y < 0 || h5_attr_str(f, "checkpoint", e->ckpt) ||
+        h5_attr_str(f, "data", e->x.where) || (sample && h5_attr_u64(f, "seed", e->cfg.seed)))
+        vd_fail(err, VD_EX_CANTCREAT, "cannot write %s", e->cfg.out);
+}
+
+static void close_output(const Encode *e, EncodeOut *o, VdError *err)
+{
+    hid_t ids[] = {o->mu, o->lv, o->z, o->y};
+    for (int i = 0; i < 4; i++)
+        if (ids[i] > 0)
+            H5Dclose(ids[i]);
+    if (o->f >= 0 && H5Fclose(o->f) < 0 && err->code == VD_OK)
+        vd_fail(err, VD_EX_IOERR, "cannot write %s", e->cfg.out);
+    if (o->out.tmp[0] && err->code == VD_OK && durable_commit(&o->out, err) == VD_OK)
+        printf("wrote %s (/mu, /logvar%s%s: %lld x %d)\n", e->cfg.out, e->cfg.sample ? ", /z" : "",
+               e->has_y ? ", /labels" : "", (long long)e->x.n_rows, e->m->shape.n_latent);
+    else if (o->out.tmp[0])
+        durable_discard(&o->out);
+}
+
+/* Local. Encodes the g rows of this rank from row first into mine, one
+ * packed row of per floats each (mu, logvar, z if sampled, the label's
+ * bits). */
+static void encode_part(const Encode *e, VaeWork *w, Shard *sh, Rng *draws, int64_t first, int g,
+                        float *xb, int32_t *yb, float *mine, VdError *err)
+{
+    const Vae *m = e->m;
+    int d = m->shape.n_latent, D = m->shape.n_input, sample = e->cfg.sample;
+    int per = 2 * d + sample * d + 1;
+    int64_t *list = vd_calloc(g > 0 ? (size_t)g : 1, sizeof(int64_t));
+    for (int i = 0; i < g; i++)
+        list[i] = first + i;
+    if (g > 0 && shard_load(sh, list, g, err) == VD_OK) {
+        shard_batch(sh, 0, g, xb, yb);
+        for (int b = 0; b < g; b += w->max_batch) {
+            int c = g - b < w->max_batch ? g - b : w->max_batch;
+            memcpy(w->x, xb + (size_t)b * D, sizeof(float) * (size_t)c * D);
+            vae_encode(m, w, c);
+            if (sample)
+                rng_normal_fill(draws, 0, (uint64_t)(first + b) * d, (size_t)c * d, w->eps);
+            for (int i = 0; i < c; i++) {
+                const float *mu = w->head + (size_t)i * 2 * d, *lv = mu + d;
+                float *row = mine + (size_t)(b + i) * per;
+                memcpy(row, mu, sizeof(float) * (size_t)2 * d);
+                if (sample)
+                    reparam_row(row + 2 * d, mu, lv, w->eps + (size_t)i * d, d);
+                memcpy(row + per - 1, yb + b + i, sizeof(float)); /* the label's bits */
+            }
+        }
+    }
+    vd_free(list);
+}
+
+/* Rank 0: writes rows packed rows from src (as encode_part makes them) to
+ * the datasets from row first; part is scratch of ROUND rows. */
+static void write_part(const Encode *e, EncodeOut *o, const float *src, int rows, int64_t first,
+                       float *part, VdError *err)
+{
+    int d = e->m->shape.n_latent, sample = e->cfg.sample;
+    int per = 2 * d + sample * d + 1, bad = 0;
+    for (int col = 0; col < 2 + sample && !bad; col++) { /* mu, logvar, z: each (rows, d) */
+        hid_t ds = col == 0 ? o->mu : col == 1 ? o->lv : o->z;
+        for (int i = 0; i < rows; i++)
+            memcpy(part + (size_t)i * d, src + (size_t)i * per + col * d, sizeof(float) * (size_t)d);
+        bad = write_rows(ds, H5T_NATIVE_FLOAT, first, rows, d, part);
+    }
+    if (!bad && e->has_y) {
+        int32_t *lab = (int32_t *)part;
+        for (int i = 0; i < rows; i++)
+            memcpy(lab + i, src + (size_t)i * per + per - 1, sizeof *lab);
+        bad = write_rows(o->y, H5T_NATIVE_INT32, first, rows, 0, lab);
+    }
+    if (bad)
+        vd_fail(err, VD_EX_IOERR, "writing rows of %s failed", e->cfg.out);
+}
+
 /* Collective. Each round, every rank encodes up to ROUND rows of its block
  * and rank 0 gathers and writes them where they belong, so memory stays
  * bounded whatever the data's size. */
 static void encode_rows(Encode *e, VdError *err)
 {
     const Vae *m = e->m;
-    int d = m->shape.n_latent, D = m->shape.n_input, sample = e->cfg.sample;
-    int per = 2 * d + sample * d + 1; /* floats a row sends: mu, logvar, z, label */
-    int64_t n = e->x.n_rows, most = e->mine; /* the largest block sets the rounds */
+    int d = m->shape.n_latent, D = m->shape.n_input;
+    int per = 2 * d + e->cfg.sample * d + 1; /* floats a row sends: mu, logvar, z, label */
+    int64_t most = e->mine; /* the largest block sets the rounds */
     MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_INT64_T, MPI_MAX, e->comm);
     int64_t rounds = (most + ROUND - 1) / ROUND;
     VaeWork *w = vae_work_create(m, GROUP);
     Shard sh;
     shard_init(&sh, &e->x, e->has_y ? &e->y : NULL, ROUND, m->shape.likelihood == VD_LIK_BERNOULLI);
-    int64_t *list = vd_calloc(ROUND, sizeof(int64_t));
     float *mine = vd_calloc((size_t)ROUND * per, sizeof(float));
     float *xb = vd_calloc((size_t)ROUND * D, sizeof(float));
     int32_t *yb = vd_calloc(ROUND, sizeof(int32_t));
     float *all = NULL, *part = NULL;
     int *counts = NULL, *displs = NULL;
     int64_t *firsts = NULL;
-    DurableFile out = {0};
-    hid_t f = H5I_INVALID_HID, ds_mu = -1, ds_lv = -1, ds_z = -1, ds_y = -1;
+    EncodeOut o = {.f = H5I_INVALID_HID};
     Rng draws = rng_stream(e->cfg.seed, VD_STREAM_IWAE, 0);
     if (e->rank == 0) {
         all = vd_calloc((size_t)ROUND * e->size * per, sizeof(float));
@@ -152,48 +251,12 @@ static void encode_rows(Encode *e, VdError *err)
         counts = vd_calloc((size_t)e->size, sizeof(int));
         displs = vd_calloc((size_t)e->size, sizeof(int));
         firsts = vd_calloc((size_t)e->size, sizeof(int64_t));
-        if (durable_begin(&out, e->cfg.out, err) == VD_OK) {
-            f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-            ds_mu = f >= 0 ? create_rows(f, "mu", H5T_IEEE_F32LE, n, d) : -1;
-            ds_lv = f >= 0 ? create_rows(f, "logvar", H5T_IEEE_F32LE, n, d) : -1;
-            ds_z = f >= 0 && sample ? create_rows(f, "z", H5T_IEEE_F32LE, n, d) : 0;
-            ds_y = f >= 0 && e->has_y ? create_rows(f, "labels", H5T_STD_I32LE, n, 0) : 0;
-            if (f >= 0 && e->x.map) { /* held-out rows: which rows of the dataset they are */
-                hid_t ds = create_rows(f, "rows", H5T_STD_I64LE, n, 0);
-                if (ds < 0 || write_rows(ds, H5T_NATIVE_INT64, 0, n, 0, e->x.map))
-                    vd_fail(err, VD_EX_CANTCREAT, "cannot write %s", e->cfg.out);
-                if (ds >= 0)
-                    H5Dclose(ds);
-            }
-            if (ds_mu < 0 || ds_lv < 0 || ds_z < 0 || ds_y < 0 ||
-                h5_attr_str(f, "checkpoint", e->ckpt) || h5_attr_str(f, "data", e->x.where) ||
-                (sample && h5_attr_u64(f, "seed", e->cfg.seed)))
-                vd_fail(err, VD_EX_CANTCREAT, "cannot write %s", e->cfg.out);
-        }
+        open_output(e, &o, err);
     }
     for (int64_t k = 0; k < rounds && vd_error_agree(err, e->comm) == VD_OK; k++) {
         int64_t first = e->begin + k * ROUND, left = e->mine - k * ROUND;
         int g = (int)(left < 0 ? 0 : left < ROUND ? left : ROUND);
-        for (int i = 0; i < g; i++)
-            list[i] = first + i;
-        if (g > 0 && shard_load(&sh, list, g, err) == VD_OK) {
-            shard_batch(&sh, 0, g, xb, yb);
-            for (int b = 0; b < g; b += w->max_batch) {
-                int c = g - b < w->max_batch ? g - b : w->max_batch;
-                memcpy(w->x, xb + (size_t)b * D, sizeof(float) * (size_t)c * D);
-                vae_encode(m, w, c);
-                if (sample)
-                    rng_normal_fill(&draws, 0, (uint64_t)(first + b) * d, (size_t)c * d, w->eps);
-                for (int i = 0; i < c; i++) {
-                    const float *mu = w->head + (size_t)i * 2 * d, *lv = mu + d;
-                    float *row = mine + (size_t)(b + i) * per;
-                    memcpy(row, mu, sizeof(float) * (size_t)2 * d);
-                    if (sample)
-                        reparam_row(row + 2 * d, mu, lv, w->eps + (size_t)i * d, d);
-                    memcpy(row + per - 1, yb + b + i, sizeof(float)); /* the label's bits */
-                }
-            }
-        }
+        encode_part(e, w, &sh, &draws, first, g, xb, yb, mine, err);
         int sent = err->code == VD_OK ? g * per : 0;
         MPI_Gather(&sent, 1, MPI_INT, counts, 1, MPI_INT, 0, e->comm);
         MPI_Gather(&first, 1, MPI_INT64_T, firsts, 1, MPI_INT64_T, 0, e->comm);
@@ -201,46 +264,14 @@ static void encode_rows(Encode *e, VdError *err)
             for (int r = 0, at = 0; r < e->size; at += counts[r++])
                 displs[r] = at;
         MPI_Gatherv(mine, sent, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, e->comm);
-        for (int r = 0; e->rank == 0 && err->code == VD_OK && r < e->size; r++) {
-            int rows = counts[r] / per;
-            const float *src = all + displs[r];
-            int bad = 0;
-            for (int col = 0; col < 3 && !bad; col++) { /* mu, logvar, z: each (rows, d) */
-                hid_t ds = col == 0 ? ds_mu : col == 1 ? ds_lv : ds_z;
-                if (col == 2 && !sample)
-                    break;
-                for (int i = 0; i < rows; i++)
-                    memcpy(part + (size_t)i * d, src + (size_t)i * per + col * d,
-                           sizeof(float) * (size_t)d);
-                bad = write_rows(ds, H5T_NATIVE_FLOAT, firsts[r], rows, d, part);
-            }
-            if (!bad && e->has_y) {
-                int32_t *lab = (int32_t *)part;
-                for (int i = 0; i < rows; i++)
-                    memcpy(lab + i, src + (size_t)i * per + per - 1, sizeof *lab);
-                bad = write_rows(ds_y, H5T_NATIVE_INT32, firsts[r], rows, 0, lab);
-            }
-            if (bad)
-                vd_fail(err, VD_EX_IOERR, "writing rows of %s failed", e->cfg.out);
-        }
+        for (int r = 0; e->rank == 0 && err->code == VD_OK && r < e->size; r++)
+            write_part(e, &o, all + displs[r], counts[r] / per, firsts[r], part, err);
     }
-    if (e->rank == 0) {
-        hid_t ids[] = {ds_mu, ds_lv, ds_z, ds_y};
-        for (int i = 0; i < 4; i++)
-            if (ids[i] > 0)
-                H5Dclose(ids[i]);
-        if (f >= 0 && H5Fclose(f) < 0 && err->code == VD_OK)
-            vd_fail(err, VD_EX_IOERR, "cannot write %s", e->cfg.out);
-        if (out.tmp[0] && err->code == VD_OK && durable_commit(&out, err) == VD_OK)
-            printf("wrote %s (/mu, /logvar%s%s: %lld x %d)\n", e->cfg.out, sample ? ", /z" : "",
-                   e->has_y ? ", /labels" : "", (long long)n, d);
-        else if (out.tmp[0])
-            durable_discard(&out);
-    }
+    if (e->rank == 0)
+        close_output(e, &o, err);
     vd_error_agree(err, e->comm);
     shard_free(&sh);
     vae_work_free(w);
-    vd_free(list);
     vd_free(mine);
     vd_free(xb);
     vd_free(yb);
