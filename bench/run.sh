@@ -229,8 +229,10 @@ set -- $csplit
     echo "np=4 and np=8 run $cores cores oversubscribed: they show per-rank overheads, not scaling."
     echo "The step split comes from vae-dist's --profile (rank 0). Rows without --reduce run the"
     echo "default, --reduce shm: gradients summed in node shared memory, Adam sharded over the"
-    echo "ranks; there the allreduce column is the barrier wait plus this rank's slice sum. With"
-    echo "--reduce mpi --bucket 1 it is the wait left after backward, the buckets posted during it."
+    echo "ranks, the chunks of each slice summed as backward finishes them; there the allreduce"
+    echo "column (the profile's \"reduce\") is what is left after backward: the last chunks' sums"
+    echo "and the barrier. With --reduce mpi --bucket 1 it is the wait left after backward, the"
+    echo "buckets posted during it."
 } >>"$md.tmp"
 
 # Data larger than the budget: a generated file of 400,000 28x28 uint8 rows
