@@ -74,7 +74,8 @@ void h5rows_select_like(H5Rows *y, const H5Rows *x);
  * rows (held) or the rest, ascending, and their number in *count. */
 int64_t *rows_split(int64_t n, double frac, uint64_t seed, int held, int64_t *count);
 
-/* Does the file hold an object at path? Local; 0 if the file can't be opened. */
+/* Does the file hold an object at path? Local; 0 if the file cannot be opened,
+ * -1 if HDF5 cannot read the groups on the way (a damaged file). */
 int h5_has_path(const char *file, const char *path);
 
 /* ---- sharding: pure functions ---------------------------------------- */

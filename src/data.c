@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+/* 1: the path exists; 0: it does not; -1: HDF5 cannot read the groups on
+ * the way (a damaged file). */
 static int has_path(const char *file, const char *path)
 {
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -19,11 +21,12 @@ static int has_path(const char *file, const char *path)
     char buf[512];
     snprintf(buf, sizeof buf, "%s", path);
     int ok = 1;
-    for (char *p = buf + 1; ok; p++) {
+    for (char *p = buf + 1; ok > 0; p++) {
         if (*p == '/' || *p == '\0') {
             char c = *p;
             *p = '\0';
-            ok = H5Lexists(f, buf, H5P_DEFAULT) > 0;
+            htri_t e = H5Lexists(f, buf, H5P_DEFAULT);
+            ok = e > 0 ? 1 : e == 0 ? 0 : -1;
             *p = c;
             if (c == '\0')
                 break;
@@ -44,7 +47,11 @@ static int open_dataset(H5Rows *r, const char *path, const char *dset, VdError *
     r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (r->file < 0)
         return vd_fail(err, VD_EX_DATAERR, "cannot open %s as HDF5 (truncated or corrupt?)", path);
-    if (dset[0] != '/' || !has_path(path, dset))
+    int there = dset[0] == '/' ? has_path(path, dset) : 0;
+    if (there < 0)
+        return vd_fail(err, VD_EX_DATAERR, "cannot read the groups of %s on the way to %s "
+                       "(corrupt file?)", path, dset);
+    if (!there)
         return vd_fail(err, VD_EX_NOINPUT, "%s has no dataset %s", path, dset);
     H5O_info_t info;
     if (H5Oget_info_by_name(r->file, dset, &info, H5P_DEFAULT) < 0 || info.type != H5O_TYPE_DATASET)

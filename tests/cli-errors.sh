@@ -65,6 +65,8 @@ expect 65 "1 GiB chunks"             --data "$WORK/bigchunk.h5" $SMALL --out "$W
 # found by fuzzing: a file on which HDF5 1.10.8 itself crashes (NULL memcpy in
 # H5F__accum_read); the crash guard turns it into a clean error
 expect 65 "file that crashes HDF5"   --data "$top_srcdir/tests/fuzz/regress/hdf5-null-memcpy.h5" $SMALL --out "$WORK/r"
+# found by fuzzing: a group's local heap claims 16 GiB; HDF5's lookup fails
+expect 65 "unreadable groups"        --data "$top_srcdir/tests/damaged/group-heap-16gib.h5" $SMALL --out "$WORK/r"
 # found by fuzzing: chunks tiled far past a 7-row dataset, so that reading
 # one row made HDF5 fill gigabytes (minutes); refused when opened
 expect 65 "chunks 1000x the data"    --data "$top_srcdir/tests/fuzz/regress/chunks-cover-1000x-data.h5" $SMALL --out "$WORK/r"
