@@ -101,7 +101,10 @@ LARGS="--epochs 200 --log-every 5 --stall-timeout 5 --out $WORK/cut"
 ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $LARGS >"$WORK/cut.log" 2>&1 &
 job=$!
 i=0; while [ ! -f "$WORK/cut/latest" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-sleep 0.5
+# mid-epoch, past the checkpoint (at an epoch's end the watchdog allows
+# ten times the timeout for rank 0's writing): after the next progress line
+n=$(grep -c "samples/s" "$WORK/cut.log"); i=0
+while [ "$(grep -c "samples/s" "$WORK/cut.log")" -le "$n" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 start=$(date +%s)
 nsrun n2 ip link set eth0 down
 i=0
