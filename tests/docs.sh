@@ -28,4 +28,11 @@ for f in "$top_srcdir/README.md" "$top_srcdir"/docs/*.md; do
     done
 done
 [ $bad -eq 0 ] && pass "README.md and docs/ link only to files that exist" || fail "$bad broken links"
+# and every link to a heading names one that exists
+if command -v python3 >/dev/null 2>&1; then
+    (cd "$top_srcdir" && python3 tests/anchors.py README.md docs/*.md) &&
+        pass "README.md and docs/ link only to headings that exist" || fail "links to headings that do not exist"
+else
+    echo "skip: no python3 to check the links' anchors"
+fi
 finish
