@@ -33,6 +33,10 @@ int h5_append_f64(hid_t loc, const char *name, double v);
  * with one note from rank 0. Left alone when the user set
  * HDF5_USE_FILE_LOCKING. */
 void h5_locking_probe(const char *path);
+
+/* After a failed open: HDF5_USE_FILE_LOCKING asks for locks (set, and not
+ * FALSE) and path's file system refuses them. */
+int h5_locks_forced_but_refused(const char *path);
 /* Silences HDF5's own error stack printing: vae-dist reports errors itself. */
 void h5_quiet(void);
 

@@ -45,6 +45,10 @@ static int open_dataset(H5Rows *r, const char *path, const char *dset, VdError *
     if (H5Fis_hdf5(path) <= 0)
         return vd_fail(err, VD_EX_DATAERR, "%s is not an HDF5 file (or is truncated)", path);
     r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (r->file < 0 && h5_locks_forced_but_refused(path))
+        return vd_fail(err, VD_EX_IOERR, "cannot open %s: its file system refuses file locks, "
+                       "which HDF5_USE_FILE_LOCKING=%s asks for (unset it, or set it to FALSE)",
+                       path, getenv("HDF5_USE_FILE_LOCKING"));
     if (r->file < 0)
         return vd_fail(err, VD_EX_DATAERR, "cannot open %s as HDF5 (truncated or corrupt?)", path);
     int there = dset[0] == '/' ? has_path(path, dset) : 0;

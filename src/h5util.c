@@ -14,19 +14,32 @@
 
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+/* errno of a refused shared flock on path, or 0 (granted, busy, or no file). */
+static int lock_refused(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0; /* the open that follows reports it */
+    int refused = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno != EWOULDBLOCK;
+    int why = refused ? errno : 0;
+    if (!refused)
+        flock(fd, LOCK_UN);
+    close(fd);
+    return why;
+}
+
+int h5_locks_forced_but_refused(const char *path)
+{
+    const char *v = getenv("HDF5_USE_FILE_LOCKING");
+    return v && strcmp(v, "FALSE") != 0 && lock_refused(path) != 0;
+}
+
 void h5_locking_probe(const char *path)
 {
     if (getenv("HDF5_USE_FILE_LOCKING"))
         return; /* the user's choice, or ours already */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return; /* the open that follows reports it */
-    int refused = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno != EWOULDBLOCK;
-    int why = errno;
-    if (!refused)
-        flock(fd, LOCK_UN);
-    close(fd);
-    if (!refused)
+    int why = lock_refused(path);
+    if (!why)
         return;
     setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1); /* read by HDF5 at each open */
     if (vd_process_rank() == 0)

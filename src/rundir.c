@@ -67,7 +67,8 @@ static void set_aside_previous_run(const char *dir, VdError *err)
 /* Rank 0: RUN/lock, held (flock) for as long as this run lives, so that a
  * second run started in the same directory stops at once instead of both
  * writing it. On a file system that refuses locks, the run goes on
- * without, with a note. */
+ * without; h5_locking_probe, run first, has said so, and a user who set
+ * HDF5_USE_FILE_LOCKING chose. */
 static int lock_run(Run *r, VdError *err)
 {
     char path[VD_PATH_MAX], who[160] = "";
@@ -81,8 +82,9 @@ static int lock_run(Run *r, VdError *err)
         ssize_t got = busy ? read(fd, who, sizeof who - 1) : 0;
         close(fd);
         if (!busy) {
-            fprintf(stderr, "vae-dist: note: %s cannot be locked (%s): nothing keeps a second "
-                    "run out of this run directory\n", path, strerror(why));
+            if (!getenv("HDF5_USE_FILE_LOCKING")) /* else the probe said it, or the user chose */
+                fprintf(stderr, "vae-dist: note: %s cannot be locked (%s): nothing keeps a "
+                        "second run out of this run directory\n", path, strerror(why));
             return VD_OK;
         }
         who[got > 0 ? got : 0] = '\0';
@@ -110,10 +112,11 @@ int rundir_prepare(Run *r, VdError *err)
         if (vd_mkdirs(cfg->out) != 0)
             vd_fail(err, VD_EX_CANTCREAT, "cannot create run directory %s: %s", cfg->out,
                     strerror(errno));
-        else if (lock_run(r, err) == VD_OK && cfg->fresh)
-            set_aside_previous_run(cfg->out, err);
-        if (err->code == VD_OK)
+        else {
             h5_locking_probe(cfg->out); /* checkpoints and metrics.h5 go there */
+            if (lock_run(r, err) == VD_OK && cfg->fresh)
+                set_aside_previous_run(cfg->out, err);
+        }
     }
     return vd_error_agree(err, r->comm);
 }
