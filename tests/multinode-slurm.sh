@@ -80,9 +80,10 @@ preempt_and_resume() {
     done
     grep -q "2 ranks per node on 2 nodes" "$out" && pass "$script: job $job: $(grep -m1 '^gradients:' "$out")" ||
         fail "$script: job $job does not run 2 ranks on each of 2 nodes"
-    slurm 20 scancel $flags --signal=USR1 "$job" && pass "$script: sent USR1 ($flags) to job $job"
-    i=0
-    until grep -q "requeueing job" "$out" 2>/dev/null; do
+    slurm 20 scancel $flags --signal=USR1 "$job" && pass "$script: sent USR1 ($flags) to job $job" ||
+        { fail "$script: scancel --signal=USR1 $job"; return; }
+    i=0 # the preemption's own line: a failure would requeue too
+    until grep -q "preempted with a checkpoint saved; requeueing job" "$out" 2>/dev/null; do
         i=$((i + 1)); [ $i -gt 300 ] && { cat "$out"; fail "$script: job $job did not requeue"; return; }
         sleep 0.2
     done

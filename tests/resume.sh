@@ -134,6 +134,7 @@ pid=$!
 i=0; while [ ! -f "$WORK/k/latest" ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
 sleep 0.5
 victim=$(pgrep -f "^$VAE .*--out $WORK/k\$" | tail -n 1)
+[ -n "$victim" ] && [ -f "$WORK/k/latest" ] || fail "SIGKILL of one rank: no rank or no checkpoint to kill after"
 start=$(date +%s)
 kill -KILL "$victim"
 wait $pid; rc=$?

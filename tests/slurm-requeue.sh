@@ -92,9 +92,10 @@ preempt_and_resume() {
         i=$((i + 1)); [ $i -gt 600 ] && { cat "$out" "$S/log/slurmd.log"; fail "$script: job $job never started training"; return; }
         sleep 0.1
     done
-    scancel $flags --signal=USR1 "$job" && pass "$script: sent USR1 ($flags) to job $job"
-    i=0
-    until grep -q "requeueing job" "$out" 2>/dev/null; do
+    scancel $flags --signal=USR1 "$job" && pass "$script: sent USR1 ($flags) to job $job" ||
+        { fail "$script: scancel --signal=USR1 $job"; return; }
+    i=0 # the preemption's own line: a failure would requeue too
+    until grep -q "preempted with a checkpoint saved; requeueing job" "$out" 2>/dev/null; do
         i=$((i + 1)); [ $i -gt 300 ] && { cat "$out"; fail "$script: job $job did not requeue"; return; }
         sleep 0.2
     done
