@@ -9,8 +9,8 @@ sh jobs/setup.sh
 
 # test-only packages: a real SLURM for tests/slurm-requeue.sh, clang and
 # its runtime (libFuzzer) for tests/fuzz, h5py (and numpy) for
-# tests/h5py-recipe.sh
-TEST_PACKAGES="slurm-wlm munge libpmix-dev clang libclang-rt-14-dev python3-h5py"
+# tests/h5py-recipe.sh, ip, tc and bridge for the simulated nodes, pgrep and pkill
+TEST_PACKAGES="slurm-wlm munge libpmix-dev clang libclang-rt-14-dev python3-h5py iproute2 procps"
 missing=""
 for p in $TEST_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
