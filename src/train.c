@@ -183,15 +183,19 @@ static int setup(Run *r, VdError *err)
     if (r->has_test)
         shard_range(r->test_x.n_rows, r->rank, r->size, &r->test_begin, &r->test_end);
     r->total_steps = r->steps_per_epoch * cfg->epochs;
-    if (cfg->max_steps > 0 && cfg->max_steps < r->total_steps)
+    int capped = cfg->max_steps > 0 && cfg->max_steps < r->total_steps;
+    if (capped)
         r->total_steps = cfg->max_steps;
     if (r->rank == 0)
         print_start(r);
     r->started = 1;
     if (r->st.step >= r->total_steps) {
+        const char *hint = !resumed ? ""
+                           : capped ? " (raise or drop --max-steps to continue)"
+                                    : " (raise --epochs to continue)";
         if (r->rank == 0)
             printf("nothing to do: the run is at step %lld of %lld%s\n", (long long)r->st.step,
-                   (long long)r->total_steps, resumed ? " (raise --epochs to continue)" : "");
+                   (long long)r->total_steps, hint);
         return -1;
     }
     if (cfg->early_stop > 0 && r->st.bad_epochs >= cfg->early_stop) {
