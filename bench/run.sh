@@ -142,11 +142,13 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
     row "$name" "$batch" sgemm_two_copies_half_batch_gflops "$two"
     # np=2 through MPI_Allreduce (--reduce mpi): one blocking call after
     # backward (--bucket 0, rows np2_blocking_*), and buckets posted during
-    # it (--bucket 1, rows np2_bucketed_*)
-    for vb in blocking:0 bucketed:1; do
-        v=${vb%:*}
+    # it (--bucket 1, rows np2_bucketed_*); and the shared-memory sum made
+    # during backward instead of inside Adam's pass (rows np2_backward_*)
+    for vb in "blocking:--reduce mpi --bucket 0" "bucketed:--reduce mpi --bucket 1" \
+        "backward:--node-sum backward"; do
+        v=${vb%%:*}
         for i in $(seq "$REPS"); do
-            VD_EXTRA="--reduce mpi --bucket ${vb#*:}" vae 2 "$hidden" "$latent" "$batch" "$steps"
+            VD_EXTRA="${vb#*:}" vae 2 "$hidden" "$latent" "$batch" "$steps"
             cp "$TMP/log" "$TMP/$v.$i"
         done
         mb() { for i in $(seq "$REPS"); do prof "$1" "$TMP/$v.$i"; done | median; }
@@ -166,10 +168,13 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
             row "$name" "$batch" "np${np}_${part}_ms" "$(mn $part)"
         done
         if [ "$np" = 2 ]; then
-            for v in blocking bucketed; do
+            for v in blocking bucketed backward; do
                 eval "sv=\$s_$v stv=\$st_$v arv=\$ar_$v"
-                [ $v = blocking ] && what="--reduce mpi --bucket 0: one MPI_Allreduce after backward" ||
-                    what="--reduce mpi: MPI_Iallreduce buckets during backward"
+                case $v in
+                blocking) what="--reduce mpi --bucket 0: one MPI_Allreduce after backward" ;;
+                bucketed) what="--reduce mpi: MPI_Iallreduce buckets during backward" ;;
+                backward) what="--node-sum backward: the slices summed during backward, then Adam" ;;
+                esac
                 echo "| 2, $what | $sv | $(awk -v a="$sv" -v b="$s1" 'BEGIN {printf "%.2f", a / b}') | $(awk -v a="$sv" -v b="$s1" 'BEGIN {printf "%.2f", a / b / 2}') | $stv | $arv | |" >>"$md.tmp"
             done
         fi

@@ -19,6 +19,9 @@
 #   blocking    = compute(B, 1) + ring(p, n)
 #   overlapped  = compute(B, 1) + max(0, ring(p, n) - backward(B))
 #   node        = compute(B, q) + sum(q) + 3 barrier(q) + ring(p/q, n) over the network
+#   fused       = compute(B, q) + (q-1)/q n / mbw + 2 barrier(q), on one node:
+#                 the sum inside Adam's pass (--node-sum adam), checked
+#                 against the default runs
 #                 q ranks per node share the parameters and split Adam, p/q
 #                 nodes; node rank i's slice (n/q bytes) goes round a ring
 #                 over the nodes, the q rings at once: n bytes per node, the
@@ -64,6 +67,10 @@ function allreduce(p, n, net, alg) {
 # --reduce shm: the sum of slice i of q gradient buffers at the memory
 # bandwidth of Adam at np=1; a barrier of q ranks, ceil(log2 q) rounds
 function nsum(m, k) { return k > 1 ? (k + 1) / k * NB[m] / MB[m] : 0 }
+# on one node the sum is fused into the Adam pass (--node-sum adam): Adam
+# reads k slices of gradient instead of one, and the sum is neither
+# written nor read back; two barriers
+function fsum(m, k) { return k > 1 ? (k - 1) / k * NB[m] / MB[m] : 0 }
 function barrier(k, a,   r, j) {
     for (j = 1; j < k; j *= 2) r++
     return r * a
@@ -179,8 +186,9 @@ END {
     md("  --reduce mpi --bucket 0: blocking step = compute(B, 1) + allreduce;")
     md("  --reduce mpi: overlapped = compute(B, 1) + max(0, allreduce - backward(B)).")
     md("- --reduce shm (the default): node = compute(B, q) + sum(q) + 3 barrier(q) + ring over")
-    md("  the p/q nodes of n bytes per node (none on one node), with q ranks per node;")
-    md("  sum(q) = (q+1)/q n/mbw, barrier(q) = ceil(log2 q) alpha.")
+    md("  the p/q nodes of n bytes per node, with q ranks per node; sum(q) = (q+1)/q n/mbw,")
+    md("  barrier(q) = ceil(log2 q) alpha. On one node the sum runs inside Adam'"'"'s pass")
+    md("  (--node-sum adam): fused(q) = compute(B, q) + (q-1)/q n/mbw + 2 barrier(q).")
     line = ""
     for (i = 1; i <= nm; i++)
         line = line (i > 1 ? ", " : "") sprintf("%.1f GB/s (%s)", MB[M[i]] / 1e6, M[i])
@@ -201,15 +209,15 @@ END {
     md("ceil(p/cores) x compute(G/p), the node sum likewise, and an MPI step is blocking,")
     md("with bench/comm'"'"'s allreduce and ping-pong at that rank count when measured.")
     md("--profile'"'"'s allreduce is the wait left after backward with buckets, and with")
-    md("--reduce shm what is left after backward: the last chunks'"'"' sums (the others run")
-    md("during it) and the first barrier (its optimizer includes the last barrier).")
+    md("--reduce shm on one node the first barrier (its optimizer holds the sums and the")
+    md("last barrier).")
     md("")
     md("| model | ranks | reduction: model | compute ms: model | --profile | reduction ms: model | " \
         "bench/comm | --profile | step ms: model | measured |")
     md("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     vname[0] = "mpi, --bucket 0: blocking"
     vname[1] = "mpi, buckets: overlapped"
-    vname[2] = "shm (default): node"
+    vname[2] = "shm (default): fused"
     for (i = 1; i <= nm; i++) {
         m = M[i]; g = G[m]
         for (p = 1; p <= 4; p *= 2)
@@ -229,7 +237,7 @@ END {
                 a = p > cores && ("comm" SUBSEP p SUBSEP "alpha_us") in V ? \
                     V["comm", p, "alpha_us"] / 1e3 : sa
                 c = over * compute(m, g / p, p, 0)
-                tr = ta = over * nsum(m, p) + 3 * barrier(p, a)
+                tr = ta = over * fsum(m, p) + 2 * barrier(p, a)
             } else {
                 c = over * compute(m, g / p, 1, 0)
                 tr = allreduce(p, NB[m], 0, 0)

@@ -25,6 +25,17 @@
  *     -> the rest of the slice -> barrier -> Adam on slice -> barrier
  *     -> next forward
  *
+ * fuse, on one node without clipping: nothing crosses nodes, so the sum
+ * need not exist before Adam. Each rank notes the largest |g| of its own
+ * gradient as backward writes it; one barrier agrees the verdict (the sum
+ * is finite if every part is, and their maxima cannot overflow it); then
+ * each rank sums its slice in L1-sized blocks that go straight into Adam,
+ * and the sum never goes through memory:
+ *
+ *   backward (+ own maximum) -> barrier -> sum + Adam on slice -> barrier
+ *
+ * The values are the same bits as the unfused path's.
+ *
  * Every node holds the same parameters: the slices' sums are the same on
  * every node (the same allreduce), and Adam is elementwise. Nodes must hold
  * the same number of ranks, and /dev/shm must hold the segment; otherwise
@@ -62,6 +73,8 @@ typedef struct {
     float scale;   /* fp16: the sums are multiplied by scale before the conversion and
                     * divided after (a power of two, about 1 / the global batch, so
                     * that sums of many samples stay below fp16's 65504) */
+    int fuse;      /* shm on one node: sum each slice inside Adam's pass, not during
+                    * backward (see above); ignored on more than one node */
 } ReduceConfig;
 
 typedef struct Reducer Reducer;
@@ -87,23 +100,29 @@ void reduce_free(Reducer *r, int keep);
 void reduce_begin(Reducer *r);
 void reduce_ready(void *r, size_t offset);
 
-/* Collective. Completes the sum over all ranks; afterwards the summed
- * extras are in the tail of m->grads. Returns 1 if the whole sum is finite,
- * the same verdict on every rank. With sumsq, also the sum of squares of the
- * summed parameters' gradient (for clipping), the same double on every
- * rank. */
+/* Collective. Completes the sum over all ranks, or (fuse) agrees that it
+ * will be finite; afterwards reduce_extras gives the summed extras. Returns
+ * 1 if the whole sum is finite, the same verdict on every rank. With sumsq,
+ * also the sum of squares of the summed parameters' gradient (for
+ * clipping), the same double on every rank. */
 int reduce_finish(Reducer *r, double *sumsq);
+
+/* Local, between reduce_finish and the next reduce_begin: the summed extras
+ * (VD_GRAD_EXTRA floats). */
+const float *reduce_extras(const Reducer *r);
 
 /* Collective (shm: over the node). If apply, Adam step t with the summed
  * gradient times grad_scale; on return every rank sees all the updated
- * parameters. Called on every step, applied or not, so that every step
- * passes the same barriers. */
+ * parameters, and the summed extras are in the tail of m->grads as well.
+ * Called on every step, applied or not, so that every step passes the same
+ * barriers. */
 void reduce_update(Reducer *r, const AdamConfig *c, long t, float grad_scale, int apply);
 
 /* What is in use. mode: VD_REDUCE_SHM or _MPI; node_size and nodes (shm:
  * ranks per node and nodes; mpi: 1 and the rank count); the shared segment's
  * bytes on each node (0 for mpi). */
 int reduce_mode(const Reducer *r);
+int reduce_fused(const Reducer *r); /* 1 if shm sums inside Adam's pass (fuse) */
 int reduce_node_size(const Reducer *r);
 int reduce_nodes(const Reducer *r);
 size_t reduce_shared_bytes(const Reducer *r);

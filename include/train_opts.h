@@ -51,7 +51,11 @@ typedef struct {
     int parallel_io;    /* resident blocks read with MPI-IO collective reads */
     double bucket_mib;  /* allreduce bucket, MiB; 0: one blocking allreduce */
     int reduce;         /* ReduceMode */
+    int node_sum;       /* NodeSum: where shm sums on one node */
 } TrainConfig;
+
+/* --node-sum, in the option's order. */
+enum NodeSum { NODE_SUM_ADAM = 0, NODE_SUM_BACKWARD = 1 };
 
 /* The train command's options (train_opts.c); its defaults include the
  * default data file (runtime.h). */

@@ -398,10 +398,14 @@ void run_print_profile(const Run *r)
                1e3 * mx[i] / steps, i < 5 ? 100.0 * mine[i] / total : 0.0,
                i < 5 ? "" : " (outside steps)");
     double flops = 6.0 * vae_forward_macs(r->m) - 2.0 * vae_first_layer_macs(r->m);
-    printf("  (reduce: %s)\n", reduce_mode(r->red) == VD_REDUCE_SHM
-                                    ? "the node's barriers and slice sums, and the slices' "
-                                      "allreduce between nodes"
-                                    : "the allreduce's wait left after backward");
+    const char *what = reduce_fused(r->red)
+                           ? "the wait for the node's other ranks; the slice sums run in "
+                             "the optimizer's pass"
+                       : reduce_mode(r->red) == VD_REDUCE_SHM
+                           ? "the node's barriers and slice sums, and the slices' allreduce "
+                             "between nodes"
+                           : "the allreduce's wait left after backward";
+    printf("  (reduce: %s)\n", what);
     printf("  step %.3f ms, %.0f samples/s, %.2f GFLOP/s per rank\n", 1e3 * total / steps,
            (double)r->cfg.batch * steps / total, flops * r->B * steps / total * 1e-9);
     printf("  peak resident memory %.1f MiB (rank 0), %.1f MiB (max over ranks)\n", mine[7], mx[7]);

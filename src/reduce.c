@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <sched.h>
@@ -21,6 +22,7 @@
 
 #define ALIGN 16       /* floats: slices start on their own 64-byte line */
 #define FLAG_STRIDE 16 /* ints: one verdict per cache line */
+#define FUSE_BLOCK 2048 /* floats of the slice summed into L1 at a time, then updated */
 
 struct Reducer {
     int mode;
@@ -60,6 +62,13 @@ struct Reducer {
     float scale, unscale;
     uint16_t *half;    /* compress: (hi - lo) the slice's parameters as 16-bit floats */
     MPI_Op half_sum;
+
+    /* fuse (shm on one node): the slice is summed inside Adam's pass */
+    int fuse;
+    int fused;         /* this step's verdict allows the fused pass */
+    size_t checked;    /* this rank's gradient [checked, n_red) is checked */
+    uint32_t maxbits;  /* the largest |g| of it, as bits (>= 0x7f800000: not finite) */
+    float extra[VD_GRAD_EXTRA]; /* the summed extras, after reduce_finish */
 };
 
 #define TAG_MASK 0x7fffff /* 23 bits of the step count: ranks are at most a step apart */
@@ -272,6 +281,8 @@ static int shm_open_node(Reducer *r, MPI_Comm node, const char **why)
     } else {
         r->compress = VD_COMPRESS_NONE;
     }
+    if (r->nodes > 1)
+        r->fuse = 0; /* the slice's sum must cross nodes before Adam */
     Vae *m = r->m;
     if (r->lrank == 0) {
         memcpy(r->params, m->params, r->n * sizeof(float));
@@ -294,6 +305,7 @@ Reducer *reduce_create(Vae *m, MPI_Comm comm, const ReduceConfig *c, const char 
     r->bucket = c->bucket;
     r->compress = c->compress;
     r->scale = c->compress == VD_COMPRESS_FP16 ? c->scale : 1.0f;
+    r->fuse = c->fuse;
     r->unscale = 1.0f / r->scale;
     MPI_Comm_size(comm, &r->size);
     *why = NULL;
@@ -352,6 +364,8 @@ void reduce_begin(Reducer *r)
         r->tag++;
         r->summed = r->hi;
         r->n_creq = 0;
+        r->checked = r->n_red;
+        r->maxbits = 0;
         atomic_store_explicit(&r->progress[r->lrank * FLAG_STRIDE / 2], PROGRESS(r->tag, r->n_red),
                               memory_order_release);
     }
@@ -631,8 +645,39 @@ static int sum_ready_chunks(Reducer *r)
     return r->summed <= r->lo;
 }
 
+/* The largest (bits & 0x7fffffff) of x (n): the bits of the largest |x[i]|,
+ * since non-negative floats order as their bits; infinity and NaN lie above
+ * every finite value. */
+VD_VECTOR_CLONES
+static uint32_t max_abs_bits(const float *x, size_t n)
+{
+    uint32_t top = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        bits &= 0x7fffffffu;
+        top = bits > top ? bits : top;
+    }
+    return top;
+}
+
+/* fuse: checks this rank's own gradient from offset up, while backward has
+ * just written it and it is still in cache. */
+static void check_own(Reducer *r, size_t offset)
+{
+    if (offset >= r->checked)
+        return;
+    uint32_t top = max_abs_bits(r->m->grads + offset, r->checked - offset);
+    r->maxbits = top > r->maxbits ? top : r->maxbits;
+    r->checked = offset;
+}
+
 static void shm_ready(Reducer *r, size_t offset)
 {
+    if (r->fuse) { /* nothing is summed before the verdict (fused_verdict) */
+        check_own(r, offset);
+        return;
+    }
     atomic_store_explicit(&r->progress[r->lrank * FLAG_STRIDE / 2], PROGRESS(r->tag, offset),
                           memory_order_release);
     sum_ready_chunks(r);
@@ -651,11 +696,50 @@ static double sum_squares(const float *x, size_t n)
     return s;
 }
 
+/* fuse, collective over the node: the step's verdict before anything is
+ * summed. Each rank has the largest |g| of its own gradient (check_own). If
+ * one is not finite, neither is the sum: 0. If all are finite and their sum
+ * is far below FLT_MAX, no partial sum can overflow, so the sum is finite:
+ * 1, and reduce_update sums the slice inside Adam's pass. Otherwise (or
+ * with sumsq, which needs the sum first) this sums the whole slice now and
+ * returns -1, for shm_finish's own verdict. Either way the summed extras
+ * are in r->extra, added in node-rank order as sum_slice adds. */
+static int fused_verdict(Reducer *r, double *sumsq)
+{
+    check_own(r, 0);
+    r->flags[r->lrank * FLAG_STRIDE] = (int)r->maxbits;
+    node_sync(r); /* every gradient is final, and every rank's maximum posted */
+    int bad = 0;
+    double bound = 0.0;
+    for (int i = 0; i < r->lsize; i++) {
+        uint32_t bits = (uint32_t)r->flags[i * FLAG_STRIDE];
+        float top;
+        memcpy(&top, &bits, sizeof top);
+        bad |= bits >= 0x7f800000u;
+        bound += top;
+    }
+    sum_slice(r->extra, r->g, r->lsize, r->n, VD_GRAD_EXTRA);
+    if (bad)
+        return 0;
+    if (!sumsq && bound <= FLT_MAX / 4) {
+        r->fused = 1;
+        return 1;
+    }
+    sum_slice(r->sum + r->lo, r->g, r->lsize, r->lo, r->hi - r->lo);
+    r->summed = r->lo;
+    return -1;
+}
+
 static int shm_finish(Reducer *r, double *sumsq)
 {
     size_t len = r->hi - r->lo, hi = r->hi < r->n ? r->hi : r->n;
     atomic_store_explicit(&r->progress[r->lrank * FLAG_STRIDE / 2], PROGRESS(r->tag, 0),
                           memory_order_release);
+    if (r->fuse) {
+        int verdict = fused_verdict(r, sumsq);
+        if (verdict >= 0)
+            return verdict;
+    }
     if (!sum_ready_chunks(r)) { /* the rest waits for the node's slower ranks */
         watch_wait("the node's other ranks' gradients");
         for (long spins = 0; !sum_ready_chunks(r); spins++) {
@@ -686,7 +770,7 @@ static int shm_finish(Reducer *r, double *sumsq)
         for (int i = 0; i < r->lsize; i++)
             *sumsq += r->sumsq[i * FLAG_STRIDE / 2];
     }
-    memcpy(r->m->grads + r->n, r->sum + r->n, VD_GRAD_EXTRA * sizeof(float));
+    memcpy(r->extra, r->sum + r->n, sizeof r->extra);
     return !bad;
 }
 
@@ -715,11 +799,29 @@ void reduce_update(Reducer *r, const AdamConfig *c, long t, float grad_scale, in
         return;
     }
     size_t hi = r->hi < r->n ? r->hi : r->n;
-    if (apply && hi > r->lo)
+    if (apply && r->fused) { /* the sum of each block, in L1, goes straight into Adam */
+        float block[FUSE_BLOCK];
+        for (size_t at = r->lo; at < hi; at += FUSE_BLOCK) {
+            size_t len = hi - at < FUSE_BLOCK ? hi - at : FUSE_BLOCK;
+            sum_slice(block, r->g, r->lsize, at, len);
+            adam_step(c, t, len, m->params + at, block, m->adam_m + at, m->adam_v + at,
+                      grad_scale);
+        }
+    } else if (apply && hi > r->lo) {
         adam_step(c, t, hi - r->lo, m->params + r->lo, r->sum + r->lo, m->adam_m + r->lo,
                   m->adam_v + r->lo, grad_scale);
-    node_sync(r); /* every slice is updated before any rank's next forward */
+    }
+    r->fused = 0;
+    node_sync(r); /* every slice is updated, and every gradient read, before any rank goes on */
+    memcpy(m->grads + r->n, r->extra, sizeof r->extra);
 }
+
+const float *reduce_extras(const Reducer *r)
+{
+    return r->mode == VD_REDUCE_SHM ? r->extra : r->m->grads + r->n;
+}
+
+int reduce_fused(const Reducer *r) { return r->mode == VD_REDUCE_SHM && r->fuse; }
 
 int reduce_mode(const Reducer *r) { return r->mode; }
 int reduce_node_size(const Reducer *r) { return r->mode == VD_REDUCE_SHM ? r->lsize : 1; }

@@ -206,7 +206,7 @@ void rundir_note_changes(const Run *r)
                                        "binarize", "data-mode", "lr-schedule", "lr-warmup",
                                        "lr-min", "lr-gamma", "lr-step", "lr-patience",
                                        "clip-norm", "weight-decay", "early-stop", "compress",
-                                       "bucket", "reduce", "stall-timeout"};
+                                       "bucket", "reduce", "node-sum", "stall-timeout"};
     char have[64], want[64];
     const char *path = r->resumed_from;
     for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++)

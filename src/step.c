@@ -30,18 +30,20 @@ int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, lo
     double sumsq = 0.0, clip = io ? io->clip_norm : 0.0;
     int finite = reduce_finish(red, clip > 0 ? &sumsq : NULL);
     double t3 = vd_now();
-    int failed = extra[VD_EXTRA_FAIL] > 0.0f;
-    float scale = 1.0f / extra[VD_EXTRA_COUNT];
+    const float *sum = reduce_extras(red);
+    int failed = sum[VD_EXTRA_FAIL] > 0.0f;
+    float scale = 1.0f / sum[VD_EXTRA_COUNT];
     if (clip > 0) { /* the norm of the mean gradient, from the same double on every rank */
-        io->grad_norm = sqrt(sumsq) / extra[VD_EXTRA_COUNT];
+        io->grad_norm = sqrt(sumsq) / sum[VD_EXTRA_COUNT];
         io->clipped = finite && io->grad_norm > clip;
         if (io->clipped)
-            scale = (float)(clip / (io->grad_norm * extra[VD_EXTRA_COUNT]));
+            scale = (float)(clip / (io->grad_norm * sum[VD_EXTRA_COUNT]));
     }
+    int stop = sum[VD_EXTRA_STOP] > 0.0f;
     reduce_update(red, adam, t, scale, finite && !failed);
     double t4 = vd_now();
     if (io) {
-        io->stop = extra[VD_EXTRA_STOP] > 0.0f;
+        io->stop = stop;
         io->failed = failed;
         io->times = (StepTimes){t1 - t0, t2 - t1, t3 - t2, t4 - t3};
     }

@@ -112,7 +112,8 @@ static void open_reducer(Run *r)
     /* fp16's scale: the power of two nearest 1 / the global batch */
     float scale = (float)ldexp(1.0, -(int)lround(log2((double)r->cfg.batch)));
     ReduceConfig rc = {r->cfg.reduce, (size_t)(r->cfg.bucket_mib * (1 << 20) / sizeof(float)),
-                       MPI_COMM_NULL, r->cfg.compress, scale};
+                       MPI_COMM_NULL, r->cfg.compress, scale,
+                       r->cfg.node_sum == NODE_SUM_ADAM && r->cfg.clip_norm == 0};
     r->red = reduce_create(r->m, r->comm, &rc, &why);
     if (reduce_mode(r->red) == VD_REDUCE_SHM)
         malloc_trim(0); /* hand back the private buffers it replaced (M_TRIM_THRESHOLD, main.c) */

@@ -61,16 +61,22 @@ static VaeWork *work_for(const VaeShape *s, int B)
  * allreduce after backward). */
 static Reducer *allreduce(Vae *m, MPI_Comm comm, size_t bucket)
 {
-    ReduceConfig c = {VD_REDUCE_MPI, bucket, MPI_COMM_NULL, VD_COMPRESS_NONE, 1.0f};
+    ReduceConfig c = {VD_REDUCE_MPI, bucket, MPI_COMM_NULL, VD_COMPRESS_NONE, 1.0f, 0};
     const char *why;
     return reduce_create(m, comm, &c, &why);
 }
+
+/* Whether shared() sums inside Adam's pass (ReduceConfig.fuse): the tests
+ * of the shared reduction run both ways (fused_on, fused_off). */
+static int fuse;
+static int fused_on(void **state) { (void)state; fuse = 1; return 0; }
+static int fused_off(void **state) { (void)state; fuse = 0; return 0; }
 
 /* The shared-memory reduction, over node (MPI_COMM_NULL: the real nodes);
  * NULL with *why if it fell back. */
 static Reducer *shared(Vae *m, MPI_Comm node, const char **why)
 {
-    ReduceConfig c = {VD_REDUCE_SHM, 0, node, VD_COMPRESS_NONE, 1.0f};
+    ReduceConfig c = {VD_REDUCE_SHM, 0, node, VD_COMPRESS_NONE, 1.0f, fuse};
     Reducer *red = reduce_create(m, MPI_COMM_WORLD, &c, why);
     if (reduce_mode(red) == VD_REDUCE_SHM)
         return red;
@@ -304,7 +310,7 @@ static void test_shared_matches_allreduce(void **state)
     Reducer *share = shared(b, MPI_COMM_NULL, &why);
     assert_all(share != NULL);
     assert_all(reduce_node_size(share) == size && reduce_nodes(share) == 1);
-    assert_all(b->borrowed);
+    assert_all(b->borrowed && reduce_fused(share) == fuse);
     train_both(a, b, share, 12);
     reduce_free(share, 1);
     assert_all(!b->borrowed);
@@ -327,6 +333,7 @@ static void test_shared_over_two_nodes(void **state)
     Reducer *share = shared(b, node, &why);
     assert_all(share != NULL);
     assert_all(reduce_node_size(share) == size / 2 && reduce_nodes(share) == 2);
+    assert_all(!reduce_fused(share)); /* the sum crosses nodes before Adam */
     train_both(a, b, share, 12);
     reduce_free(share, 1);
     assert_same_training(a, b, size == 2);
@@ -436,6 +443,53 @@ static void test_shared_barriers_hold(void **state)
     vae_free(b);
 }
 
+/* Gradients near FLT_MAX on every rank, so that the maxima's sum passes
+ * the fused verdict's bound: +x on even ranks and -x on odd ones sum to
+ * finite values (0, or x with an odd count), and the step is taken with the
+ * sum of the unfused path; with one sign everywhere the sum overflows, and
+ * the step is refused with the parameters untouched. */
+static void test_shared_huge_gradients(void **state)
+{
+    (void)state;
+    if (size < 2)
+        skip();
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    for (int same_sign = 0; same_sign < 2; same_sign++) {
+        Vae *a = new_model(), *b = new_model();
+        const char *why = NULL;
+        Reducer *share = shared(b, MPI_COMM_NULL, &why);
+        assert_all(share != NULL);
+        float x = 2e38f * (same_sign || rank % 2 == 0 ? 1.0f : -1.0f);
+        for (size_t i = 0; i < b->n_params; i++) /* a few ordinary values among them */
+            b->grads[i] = i % 5 ? x : 1e-3f * (float)(rank + 1);
+        b->grads[b->n_params + VD_EXTRA_COUNT] = 1.0f;
+        b->grads[b->n_params + VD_EXTRA_FAIL] = 0.0f;
+        b->grads[b->n_params + VD_EXTRA_RECON] = 1.0f;
+        float *g = malloc(sizeof(float) * a->n_params);
+        for (size_t i = 0; i < a->n_params; i++) { /* the sum in rank order, in float */
+            g[i] = 0;
+            for (int r = 0; r < size; r++)
+                g[i] += i % 5 ? 2e38f * (same_sign || r % 2 == 0 ? 1.0f : -1.0f)
+                              : 1e-3f * (float)(r + 1);
+        }
+        int want = vd_all_finite(g, a->n_params);
+        assert_all(want == !same_sign);
+        reduce_begin(share);
+        assert_all(reduce_finish(share, NULL) == want);
+        assert_all(reduce_extras(share)[VD_EXTRA_COUNT] == (float)size);
+        float scale = 1.0f / (float)size;
+        if (want)
+            adam_step(&adam, 1, a->n_params, a->params, g, a->adam_m, a->adam_v, scale);
+        reduce_update(share, &adam, 1, scale, want);
+        assert_all(memcmp(a->params, b->params, sizeof(float) * a->n_params) == 0);
+        assert_all(memcmp(a->adam_v, b->adam_v, sizeof(float) * a->n_params) == 0);
+        free(g);
+        reduce_free(share, 1);
+        vae_free(a);
+        vae_free(b);
+    }
+}
+
 /* --clip-norm: the norm is the global one, of the mean gradient over all
  * ranks, whichever reduction holds which slice (allreduce; shared memory on
  * one node; shared memory over two "nodes"); it is the same double on every
@@ -512,7 +566,7 @@ static void test_shared_compressed(void **state)
     double bound[] = {0, 2e-3, 1e-2}; /* fp16: 11 bits of mantissa, bf16: 8 */
     for (int mode = VD_COMPRESS_FP16; mode <= VD_COMPRESS_BF16; mode++) {
         Vae *m = new_model();
-        ReduceConfig c = {VD_REDUCE_SHM, 0, node, mode, 1.0f / 16};
+        ReduceConfig c = {VD_REDUCE_SHM, 0, node, mode, 1.0f / 16, 0};
         Reducer *red = reduce_create(m, MPI_COMM_WORLD, &c, &why);
         assert_all(reduce_mode(red) == VD_REDUCE_SHM);
         assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, red, NULL));
@@ -560,7 +614,8 @@ static void test_shared_chunks_with_a_lagging_rank(void **state)
         Vae *a = new_model(), *b = new_model();
         VaeWork *w = work_for(&shape, LOCAL_B);
         Reducer *one = allreduce(a, MPI_COMM_WORLD, 0);
-        ReduceConfig c = {VD_REDUCE_SHM, 7, split ? node : MPI_COMM_NULL, VD_COMPRESS_NONE, 1.0f};
+        ReduceConfig c = {VD_REDUCE_SHM, 7, split ? node : MPI_COMM_NULL, VD_COMPRESS_NONE, 1.0f,
+                          fuse};
         const char *why;
         Reducer *red = reduce_create(b, MPI_COMM_WORLD, &c, &why);
         assert_all(reduce_mode(red) == VD_REDUCE_SHM);
@@ -585,7 +640,7 @@ static void test_shared_chunks_with_a_lagging_rank(void **state)
             reduce_begin(red);
             vae_backward_hook(b, w, LOCAL_B, 1.0f, lagging_ready, red);
             assert_all(reduce_finish(red, NULL));
-            reduce_update(red, &adam, t, 1.0f / extra[VD_EXTRA_COUNT], 1);
+            reduce_update(red, &adam, t, 1.0f / reduce_extras(red)[VD_EXTRA_COUNT], 1);
             assert_all(extra[VD_EXTRA_COUNT] == (float)(LOCAL_B * size));
         }
         reduce_free(red, 1);
@@ -626,14 +681,21 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stop_flag_reaches_all),
         cmocka_unit_test(test_bucketed_matches_blocking),
         cmocka_unit_test(test_shared_matches_allreduce),
+        cmocka_unit_test_setup_teardown(test_shared_matches_allreduce, fused_on, fused_off),
         cmocka_unit_test(test_shared_over_two_nodes),
         cmocka_unit_test(test_shared_declines_uneven_nodes),
         cmocka_unit_test(test_shared_verdicts_agreed),
+        cmocka_unit_test_setup_teardown(test_shared_verdicts_agreed, fused_on, fused_off),
         cmocka_unit_test(test_shared_barriers_hold),
+        cmocka_unit_test_setup_teardown(test_shared_barriers_hold, fused_on, fused_off),
+        cmocka_unit_test(test_shared_huge_gradients),
+        cmocka_unit_test_setup_teardown(test_shared_huge_gradients, fused_on, fused_off),
         cmocka_unit_test(test_injected_failure),
         cmocka_unit_test(test_clip_norm_is_global),
+        cmocka_unit_test_setup_teardown(test_clip_norm_is_global, fused_on, fused_off),
         cmocka_unit_test(test_shared_compressed),
         cmocka_unit_test(test_shared_chunks_with_a_lagging_rank),
+        cmocka_unit_test_setup_teardown(test_shared_chunks_with_a_lagging_rank, fused_on, fused_off),
         cmocka_unit_test(test_fp16_loops_agree),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
