@@ -234,10 +234,12 @@ set -- $csplit
     echo "np=4 and np=8 run $cores cores oversubscribed: they show per-rank overheads, not scaling."
     echo "The step split comes from vae-dist's --profile (rank 0). Rows without --reduce run the"
     echo "default, --reduce shm: gradients summed in node shared memory, Adam sharded over the"
-    echo "ranks, the chunks of each slice summed as backward finishes them; there the allreduce"
-    echo "column (the profile's \"reduce\") is what is left after backward: the last chunks' sums"
-    echo "and the barrier. With --reduce mpi --bucket 1 it is the wait left after backward, the"
-    echo "buckets posted during it."
+    echo "ranks, each slice summed inside the Adam pass on one node; there the allreduce column"
+    echo "(the profile's \"reduce\") is the barrier that agrees the step's verdict, and the optimizer"
+    echo "holds the sums. With --node-sum backward the chunks of each slice are summed as backward"
+    echo "finishes them, and the column is what is left after it: the last chunks' sums and the"
+    echo "barrier. With --reduce mpi --bucket 1 it is the wait left after backward, the buckets"
+    echo "posted during it."
 } >>"$md.tmp"
 
 # Data larger than the budget: a generated file of 400,000 28x28 uint8 rows

@@ -217,7 +217,7 @@ END {
     md("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     vname[0] = "mpi, --bucket 0: blocking"
     vname[1] = "mpi, buckets: overlapped"
-    vname[2] = "shm (default): fused"
+    vname[2] = "shm (default): node"
     for (i = 1; i <= nm; i++) {
         m = M[i]; g = G[m]
         for (p = 1; p <= 4; p *= 2)
@@ -237,7 +237,11 @@ END {
                 a = p > cores && ("comm" SUBSEP p SUBSEP "alpha_us") in V ? \
                     V["comm", p, "alpha_us"] / 1e3 : sa
                 c = over * compute(m, g / p, p, 0)
-                tr = ta = over * fsum(m, p) + 2 * barrier(p, a)
+                # runs with --node-sum rows had the fused default; older
+                # CSVs, the sums during backward
+                fz = (m SUBSEP g SUBSEP "np2_backward_samples_per_s") in V
+                tr = ta = fz ? over * fsum(m, p) + 2 * barrier(p, a) : \
+                    over * nsum(m, p) + 3 * barrier(p, a)
             } else {
                 c = over * compute(m, g / p, 1, 0)
                 tr = allreduce(p, NB[m], 0, 0)
@@ -255,7 +259,7 @@ END {
             ap = (m SUBSEP g SUBSEP pre "allreduce_ms") in V ? f3(V[m, g, pre "allreduce_ms"]) : "-"
             dev = sprintf("%+.0f", 100 * (t - tm) / tm)
             md(sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (model %s%%) |", m, p,
-                p == 1 ? "none" : vname[v], f3(c), cm, f3(tr), tc == "" ? "-" : f3(tc), ap,
+                p == 1 ? "none" : v == 2 && fz ? "shm (default): fused" : vname[v], f3(c), cm, f3(tr), tc == "" ? "-" : f3(tc), ap,
                 f3(t), f3(tm), dev == "-0" ? "+0" : dev))
             row(m, "model_" pre "step_ms", t)
             row(m, "model_" pre "allreduce_ms", tr)
