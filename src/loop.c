@@ -368,12 +368,13 @@ int run_loop(Run *r, VdError *err)
         if (run_epoch(r, &l, epoch, err))
             return err->code;
     if (r->rank == 0 && l.code == VD_EX_TEMPFAIL)
-        printf("preempted: %lld steps in %.1f s, checkpoint saved in %s; run the same command "
+        printf("preempted: %lld step%s in %.1f s, checkpoint saved in %s; run the same command "
                "again to continue (exit 75)\n", (long long)(r->st.step - l.first_step),
-               vd_now() - l.run_start, cfg->out);
+               r->st.step - l.first_step == 1 ? "" : "s", vd_now() - l.run_start, cfg->out);
     else if (r->rank == 0)
-        printf("done%s: %lld steps in %.1f s; outputs in %s\n", l.early ? " (early stop)" : "",
-               (long long)(r->st.step - l.first_step), vd_now() - l.run_start, cfg->out);
+        printf("done%s: %lld step%s in %.1f s; outputs in %s\n", l.early ? " (early stop)" : "",
+               (long long)(r->st.step - l.first_step), r->st.step - l.first_step == 1 ? "" : "s",
+               vd_now() - l.run_start, cfg->out);
     return l.code;
 }
 

@@ -101,9 +101,14 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
     }
     }
 bad_number:
-    if (o->min <= o->max)
-        return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a %s in [%g, %g]", o->name, text,
-                       o->type == OPT_F64 ? "number" : "whole number", o->min, o->max);
+    if (o->min <= o->max) { /* whole numbers in full: [1, 1048576], not [1, 1.04858e+06] */
+        char lo[32], hi[32];
+        int whole = o->type != OPT_F64;
+        snprintf(lo, sizeof lo, whole ? "%.0f" : "%g", o->min);
+        snprintf(hi, sizeof hi, whole ? "%.0f" : "%g", o->max);
+        return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a %s in [%s, %s]", o->name, text,
+                       o->type == OPT_F64 ? "number" : "whole number", lo, hi);
+    }
     return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a valid %s", o->name, text,
                    o->type == OPT_F64 ? "number" : o->type == OPT_LIST ? "list" : "whole number");
 }

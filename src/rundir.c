@@ -284,7 +284,8 @@ int rundir_start_logs(Run *r, VdError *err)
     char shape[128];
     const ImageGeom *g = &r->train_x.img;
     shape_text(shape, sizeof shape, r->train_x.dims + 1, r->train_x.n_dims - 1);
-    fprintf(f.f, "# %s, %d ranks x %d threads\n", PACKAGE_STRING, r->size, r->threads);
+    fprintf(f.f, "# %s, %d rank%s x %d thread%s\n", PACKAGE_STRING, r->size,
+            r->size == 1 ? "" : "s", r->threads, r->threads == 1 ? "" : "s");
     if (g->c)
         fprintf(f.f, "# data: samples of %s, images of %dx%d with %d channel%s stored %s (layout %s)\n",
                 shape, g->h, g->w, g->c, g->c == 1 ? "" : "s", g->chw ? "first" : "last",
