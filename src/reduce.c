@@ -48,7 +48,8 @@ struct Reducer {
     float **g;      /* (lsize) every node rank's gradient buffer */
     float *sum;     /* (n_red) the gradient summed over all ranks */
     float *params, *adam_m, *adam_v;
-    int *flags;     /* (lsize * FLAG_STRIDE) non-finite verdicts of the slices */
+    int *flags;     /* (lsize * FLAG_STRIDE) non-finite verdicts of the slices (slot 0 of
+                     * each line) and, with fuse, each rank's largest |g| as bits (slot 1) */
     double *sumsq;  /* (lsize * FLAG_STRIDE / 2) each slice's sum of squares */
     /* how far each node rank's backward has come this step: step tag << 40 |
      * offset, all of its gradient at >= offset final (one cache line each) */
@@ -707,12 +708,14 @@ static double sum_squares(const float *x, size_t n)
 static int fused_verdict(Reducer *r, double *sumsq)
 {
     check_own(r, 0);
-    r->flags[r->lrank * FLAG_STRIDE] = (int)r->maxbits;
+    /* next to the verdict's slot, which the fallback below rewrites while
+     * other ranks may still be reading these */
+    r->flags[r->lrank * FLAG_STRIDE + 1] = (int)r->maxbits;
     node_sync(r); /* every gradient is final, and every rank's maximum posted */
     int bad = 0;
     double bound = 0.0;
     for (int i = 0; i < r->lsize; i++) {
-        uint32_t bits = (uint32_t)r->flags[i * FLAG_STRIDE];
+        uint32_t bits = (uint32_t)r->flags[i * FLAG_STRIDE + 1];
         float top;
         memcpy(&top, &bits, sizeof top);
         bad |= bits >= 0x7f800000u;
