@@ -5,7 +5,9 @@
 # same metrics. The files in tests/golden/ were made with
 #   gen_data bars.h5 --n 400 --test 100 --side 8 --type u8 --chunk 50 --deflate 1
 #   OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1 mpirun -np 2 vae-dist $MLP (or $CVAE) --out R
-# and are R/ckpt-0000000060.h5 and the first six columns of R/*.csv.
+# and are R/ckpt-0000000060.h5 and the first six columns of R/*.csv. The
+# convolutional run ($CONV) was pinned the same way by commit 241ccde, the
+# last build before the model became a graph of blocks.
 # OpenBLAS picks its kernels by CPU, and its products round differently
 # from one kernel to another, so the runs here ask for the same (Haswell)
 # kernels; a CPU without AVX2 and FMA cannot run them (skip).
@@ -19,6 +21,8 @@ export OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1
 MLP="--data $G/bars.h5 --epochs 3 --batch 20 --hidden 32,16 --latent 3 --lr 3e-3 --seed 5 --log-every 10 --keep 1"
 CVAE="--data $G/bars.h5 --epochs 3 --batch 20 --hidden 24 --latent 2 --lr 3e-3 --seed 6 --log-every 10 --keep 1
       --activation tanh --likelihood gaussian --classes 16 --beta 0.5 --warmup 30 --reduce mpi"
+CONV="--data $G/bars.h5 --epochs 3 --batch 20 --conv 8,16 --hidden 32 --latent 4 --lr 3e-3 --beta 0.1
+      --warmup 30 --seed 7 --log-every 10 --keep 1"
 
 # pinned NAME ARGS...: train on 2 ranks and compare with tests/golden/NAME-*
 pinned() {
@@ -38,6 +42,7 @@ pinned() {
 }
 pinned mlp $MLP
 pinned cvae $CVAE
+pinned conv $CONV
 
 # the test can fail: another seed does not match
 run_mpi 2 120 "$VAE" $MLP --seed 4 --out "$WORK/other" >/dev/null 2>&1 || fail "seed 4 run"
