@@ -1,7 +1,9 @@
 /* ckpt.h — HDF5 checkpoints. Rank 0 only: other ranks hold the same replica.
  *
- * Layout (format_version 3; version 2 lacks conv, image and layout, version
- * 1 also the model options), readable with h5py (docs/checkpoint-format.md):
+ * Layout (format_version 4; version 3 has n_latent for latent and lacks
+ * prior, pseudo_inputs and graph; version 2 also conv, image and layout;
+ * version 1 also the model options), readable with h5py
+ * (docs/checkpoint-format.md):
  *   /                 attrs format ("vae-dist checkpoint"), format_version,
  *                     step (optimizer steps done), epoch (epochs completed),
  *                     state_checksum (vd_checksum of parameters, then Adam m,
@@ -10,13 +12,14 @@
  *                     interval_count, epoch_loss, epoch_count
  *   /config           one string attribute per training option, as typed on
  *                     the command line, plus n_ranks
- *   /model            attrs n_input, n_latent, hidden (array), conv (array,
- *                     a convolutional model's channels), input_shape (one
- *                     sample as stored), data_rows (training samples),
- *                     layout ("hwc", "chw": stored channels first, read
- *                     channels last; "none": not images), image (h, w, c,
- *                     when images), and the options: activation, likelihood
- *                     (strings), obs_logvar, learn_var, n_classes
+ *   /model            attrs n_input, the model's options as model_desc.h's
+ *                     table names them (hidden, conv, latent: arrays;
+ *                     activation, likelihood, prior: strings; obs_logvar,
+ *                     learn_var, n_classes, pseudo_inputs), graph (JSON:
+ *                     the nodes they make), input_shape (one sample as
+ *                     stored), data_rows (training samples), layout ("hwc",
+ *                     "chw": stored channels first, read channels last;
+ *                     "none": not images), image (h, w, c, when images)
  *   /params/<name>    float32, e.g. /params/encoder.0.weight (400, 784); a
  *                     convolution's (c_out, 4, 4, c_in)
  *   /adam/m/<name>    Adam first moments, same shapes
@@ -34,7 +37,7 @@
 #include "util.h"
 
 #define VD_CKPT_FORMAT "vae-dist checkpoint"
-#define VD_CKPT_VERSION 3
+#define VD_CKPT_VERSION 4
 
 /* Everything besides the tensors that a resumed run needs to continue as if
  * never stopped. */

@@ -1,20 +1,34 @@
 /* layer.h — the kinds of layer a network is built from, and the seam they
- * share. A network (model.h) is a list of Layers; model.c only walks it.
- * Each kind keeps together, in one source file:
+ * share. A network (net.h) is a graph of nodes, most of them a Layer; the
+ * graph code only walks it. Each kind keeps together, in one source file:
  *   - its shape rule (the constructor below),
- *   - its parameter tensors (LayerKind.tensors),
- *   - forward and backward (backward overwrites the gradients),
+ *   - its parameter tensors and their initialization (LayerKind.tensors),
+ *   - forward and backward,
  *   - its multiply-add count,
  *   - a naive reference in double, the tests' oracle.
  * Activations are samples in rows: a sample of c channels of h x w is
  * stored h, w, c (channels last), and a dense layer's n values are (n, 1, 1).
+ *
+ * Backward ADDS its parameters' gradients to the buffers it is given (the
+ * model zeroes the whole flat gradient once per step), so a layer may run
+ * more than once in a step (a prior's pseudo-inputs go through the same
+ * encoder as the data) and gradient accumulation over micro-batches is a
+ * loop. Its input gradient is written over what the buffer held, or added
+ * to it when the input feeds several consumers.
+ *
  * Local: nothing here talks to other ranks. */
 #ifndef VD_LAYER_H
 #define VD_LAYER_H
 
 #include <stddef.h>
 
-typedef enum { VD_ACT_RELU = 0, VD_ACT_TANH = 1, VD_ACT_NONE = 2 } VdActivation;
+#include "activation.h"
+
+#define VD_LAYER_TENSORS 4 /* tensors a layer may own */
+
+/* The heads' log-variance clamp (hardtanh), as the gated models use it. */
+#define VD_LOGVAR_MIN (-6.0f)
+#define VD_LOGVAR_MAX 2.0f
 
 typedef struct LayerKind LayerKind;
 
@@ -22,50 +36,59 @@ typedef struct {
     const LayerKind *kind;
     int in_c, in_h, in_w;    /* one sample's input: channels, height, width */
     int out_c, out_h, out_w; /* and output */
-    int act;                 /* VdActivation applied to the output */
-    int t_weight, t_bias;    /* its tensors in the model's table */
+    int act;                 /* VdActivation applied to the output by the graph */
+    int clamp;               /* heads: log-variances clamped to [VD_LOGVAR_MIN, _MAX] */
+    int init;                /* VdInit of its weights */
+    int t_first;             /* its first tensor in the model's table */
 } Layer;
 
-/* Where a layer's weight and bias are in one of the flat buffers. */
+/* Where a layer's tensors are in one of the flat buffers, in the order its
+ * kind lays them out. */
 typedef struct {
-    float *w, *b;
+    float *t[VD_LAYER_TENSORS];
 } LayerParams;
 
-/* A tensor a layer asks for: its dims (up to 4), and the fan-in of its
- * initialization U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+/* How a tensor starts (vae_init_params). */
+typedef enum {
+    VD_INIT_UNIFORM = 0, /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+    VD_INIT_HE = 1,      /* N(0, 2/fan_in) (He et al. 2015) */
+    VD_INIT_ZERO = 2,
+    VD_INIT_PSEUDO = 3   /* N(0.05, 0.01^2): a VampPrior's pseudo-inputs */
+} VdInit;
+
+/* A tensor a layer asks for: its dims (up to 4), and its initialization. */
 typedef struct {
     const char *suffix; /* "weight", "bias"; a name is "<prefix>.<suffix>" */
     int n_dims, dims[4];
     int fan_in;
+    int init;           /* VdInit */
 } TensorSpec;
 
 struct LayerKind {
     const char *name;
     /* The tensors of l, in the order they are laid out: fills spec (at most
-     * 4) and returns their count; the first two are the weight and the bias
-     * the kernels get (a kind whose weight is split in several named tensors
-     * lays them out contiguously). */
+     * VD_LAYER_TENSORS) and returns their count. */
     int (*tensors)(const Layer *l, TensorSpec *spec);
-    /* out (B, out size) = the layer of in (B, in size), before the
+    /* out (B, out size) = the layer of in (B, in size), before the graph's
      * activation. scratch holds scratch_floats floats, saved saved_floats:
      * what forward leaves there for backward. */
     void (*forward)(const Layer *l, const LayerParams *p, float *out, const float *in, int B,
                     float *scratch, float *saved);
-    /* g = the gradient of the weights and bias for dout (B, out size), the
-     * gradient of the layer's output before the activation, written over
-     * what g held; din (B, in size) likewise unless NULL. in is forward's
-     * input, saved what forward left. */
+    /* For dout (B, out size), the gradient of the layer's output before the
+     * activation: ADDS the tensors' gradients to g; din (B, in size) gets
+     * the input's, written over (din_add 0) or added (1), unless NULL. in
+     * is forward's input, saved what forward left. */
     void (*backward)(const Layer *l, const LayerParams *p, const LayerParams *g, float *din,
-                     const float *dout, const float *in, int B, float *scratch,
+                     int din_add, const float *dout, const float *in, int B, float *scratch,
                      const float *saved);
     /* Multiply-adds of one sample's forward pass. */
     double (*macs)(const Layer *l);
     /* Floats of scratch and of saved state for B samples. */
     size_t (*scratch_floats)(const Layer *l, int B);
     size_t (*saved_floats)(const Layer *l, int B);
-    /* The forward pass of one sample, naively, in double. */
-    void (*forward_ref)(const Layer *l, const double *w, const double *b, double *out,
-                        const double *in);
+    /* The forward pass of one sample, naively, in double, from the tensors
+     * p[0 .. count). */
+    void (*forward_ref)(const Layer *l, const double *const *p, double *out, const double *in);
 };
 
 static inline size_t layer_in_size(const Layer *l)
@@ -77,16 +100,26 @@ static inline size_t layer_out_size(const Layer *l)
     return (size_t)l->out_c * (size_t)l->out_h * (size_t)l->out_w;
 }
 
+/* The number of tensors of l and their sizes (floats), into count[]. */
+int layer_tensor_sizes(const Layer *l, size_t *count);
+
 /* ---- the kinds, each with its shape rule ------------------------------- */
 
-extern const LayerKind layer_dense, layer_heads, layer_conv, layer_tconv;
+extern const LayerKind layer_dense, layer_heads, layer_gated, layer_conv, layer_tconv;
 
 /* layer_dense.c. A dense layer n_in -> n_out: weight (n_out, n_in), bias
- * (n_out). The heads are one dense layer n_in -> 2 d whose weight and bias
- * are named mu.weight, logvar.weight, mu.bias, logvar.bias (rows [0, d) are
- * mu, [d, 2d) logvar). */
+ * (n_out). The heads of a Gaussian, n_in -> 2 d: mu.weight and
+ * logvar.weight (d, n_in) laid out as one (2d, n_in) matrix, then mu.bias
+ * and logvar.bias as one (2d) vector; a row of output is [mu | logvar],
+ * with clamp the log-variances are clamped to [-6, 2]. */
 Layer layer_dense_make(int n_in, int n_out, int act);
-Layer layer_heads_make(int n_in, int d);
+Layer layer_heads_make(int n_in, int d, int clamp);
+
+/* layer_gated.c. A gated dense layer n_in -> n_out (Dauphin et al. 2017;
+ * the VampPrior paper's GatedDense): out = (W_h x + b_h) * sigmoid(W_g x +
+ * b_g); h.weight and gate.weight (n_out, n_in) laid out as one (2 n_out,
+ * n_in) matrix, then h.bias and gate.bias. He-initialized weights. */
+Layer layer_gated_make(int n_in, int n_out);
 
 /* layer_conv.c. A 4x4 convolution of stride 2 and padding 1, c_in -> c_out
  * channels, halving height and width (both must be even): weight (c_out, 4,
@@ -95,7 +128,7 @@ Layer layer_heads_make(int n_in, int d);
 const char *layer_conv_make(Layer *l, int c_in, int h, int w, int c_out, int act);
 const char *layer_tconv_make(Layer *l, int c_in, int h, int w, int c_out, int act);
 
-/* ---- the dense kernels, exposed for the tests ---------------------------- */
+/* ---- the dense kernels, shared by the dense kinds and exposed for tests -- */
 
 typedef struct {
     float *w; /* (n_out, n_in) */
@@ -105,19 +138,12 @@ typedef struct {
 
 /* out (B, n_out) = in (B, n_in) W^T + b */
 void linear_forward(float *out, const float *in, const Linear *l, int B);
-/* dW = dout^T in; db = colsum(dout); din (B, n_in) = dout W unless NULL */
-void linear_backward(float *din, Linear *dl, const float *dout, const float *in, const Linear *l,
-                     int B);
+/* dW += dout^T in; db += colsum(dout); din (B, n_in) = (din_add: +=) dout W
+ * unless NULL */
+void linear_backward(float *din, int din_add, Linear *dl, const float *dout, const float *in,
+                     const Linear *l, int B);
 /* Naive triple loop of linear_forward, in double: the BLAS path's test oracle. */
 void linear_forward_ref(double *out, const double *in, const double *w, const double *b, int B,
                         int n_in, int n_out);
-
-/* ---- activations ----------------------------------------------------------- */
-
-/* x (n) = act(x); dx (n) *= act'(.) from the activation's output out; and
- * the double reference. VD_ACT_NONE does nothing. */
-void act_forward(int act, float *x, size_t n);
-void act_backward(int act, float *dx, const float *out, size_t n);
-void act_ref(int act, double *x, size_t n);
 
 #endif

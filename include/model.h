@@ -1,37 +1,40 @@
-/* model.h — the VAE: an encoder of layers ending in the mu/logvar heads, the
- * reparameterized sample, a decoder of layers to the parameters of p(x|z);
- * closed-form KL; the importance-weighted likelihood estimate and draws from
- * the prior. The math is docs/vae-math.md. Local: nothing here talks to
- * other ranks.
+/* model.h — the VAE as a small graph of blocks with stochastic layers, a
+ * prior, a likelihood and an objective. The math is docs/vae-math.md; what
+ * each file owns is docs/how-it-works.md#the-model. Local: nothing here
+ * talks to other ranks.
  *
- * The network is a list of layers (layer.h) built from VaeShape:
- *   encoder: conv[0..n_conv) (4x4, stride 2, each halving the image), then
- *            dense hidden[0..n_hidden), then the heads (2d outputs);
- *   decoder: dense d -> hidden[L-1] -> ... -> hidden[0]; for a convolutional
- *            model a dense layer to the last convolution's (h, w, c) and
- *            transposed convolutions back to the input's shape, else a dense
- *            layer to D. The activation follows every layer but the heads
- *            and the last one, whose outputs are the likelihood's parameters.
- * Images are channels-last (h, w, c) rows, as data.h hands them out.
+ * The graph (model_build.c builds it from VaeShape) is a list of nodes in
+ * the order forward runs them:
+ *   - the input x;
+ *   - layers (layer.h), each reading the concatenation of one or more
+ *     earlier nodes' outputs; an output may feed several layers, and its
+ *     gradient is then the sum of theirs;
+ *   - samples: z_l = mu + exp(logvar / 2) eps of stochastic layer l, from
+ *     the [mu | logvar] rows of its posterior's heads.
+ * Stochastic layers (VaeLevel) are z_1 (next to the data) .. z_L (top). The
+ * inference path is q(z_L | x) q(z_L-1 | x, z_L) ...; the generative path
+ * p(z_L) p(z_l | z_l+1) ... p(x | z_1 .. z_L). The top prior (prior.c) is a
+ * standard normal, the class means of a conditional VAE, or a VampPrior
+ * over learned pseudo-inputs; the others are Gaussians whose [mu | logvar]
+ * come from heads in the generative path. With one stochastic layer and no
+ * gated layers the graph is the textbook VAE:
+ *   encoder: conv[0..n) (4x4, stride 2), then dense hidden[0..n), heads;
+ *   decoder: dense d -> hidden reversed -> (a dense layer to the last
+ *   convolution's image and transposed convolutions | a dense layer to D).
  *
- * Options, all part of VaeShape (and so of a checkpoint):
- *  - hidden activation relu or tanh;
- *  - likelihood Bernoulli (the decoder's outputs are logits, the mean is
- *    their sigmoid) or Gaussian with variance s^2 (the outputs are the mean;
- *    log s^2 fixed, or the learned scalar "likelihood.logvar");
- *  - n_classes > 0: the conditional VAE of docs/vae-math.md, whose prior for
- *    a sample of class y is N(m_y, I) with the learned table "prior.mean"
- *    (C, d); the encoder and decoder do not see y.
+ * A draw is one row of every per-draw node: with k draws per data point
+ * (the importance-weighted bound, evaluation) the nodes that depend on no
+ * sample run once per data row, and their outputs are broadcast to the
+ * draws that read them (and their gradients summed back).
  *
  * Parameters, gradients and Adam moments are four flat buffers of n_params
- * floats. Layers and the tensor table are views into them, so zeroing
- * gradients is one memset, the allreduce one call and Adam one loop. The
- * gradient buffer has VD_GRAD_EXTRA more slots after the parameters' that
- * carry the step's loss sums through the same allreduce.
- *
- * Parameter order is encoder, heads, prior means, decoder, learned
- * variance: the backward pass finishes the decoder's gradients (the
- * buffer's tail) first. */
+ * floats; layers, priors and likelihoods hold views into them (the tensor
+ * table), so zeroing gradients is one memset, the allreduce one call and
+ * Adam one loop. The tensors are laid out in node order (the top prior's
+ * after its posterior's heads, a learned likelihood's last), and backward
+ * runs the nodes in reverse, so the gradient buffer is completed from its
+ * end. The gradient buffer has n_tail floats past the parameters' that the
+ * caller (the reduction) owns. */
 #ifndef VD_MODEL_H
 #define VD_MODEL_H
 
@@ -39,228 +42,335 @@
 #include <stdint.h>
 
 #include "layer.h"
+#include "opts.h"
 #include "rng.h"
 
 #define VD_MAX_HIDDEN 8 /* dense hidden layers */
 #define VD_MAX_CONV 6   /* convolutions */
-#define VD_MAX_LAYERS (2 * (VD_MAX_HIDDEN + VD_MAX_CONV) + 3)
-#define VD_MAX_TENSORS (2 * VD_MAX_LAYERS + 4)
-#define VD_GRAD_EXTRA 5 /* recon sum, KL sum, sample count, stop flag, data failed */
-
-enum { VD_EXTRA_RECON = 0, VD_EXTRA_KL = 1, VD_EXTRA_COUNT = 2, VD_EXTRA_STOP = 3,
-       VD_EXTRA_FAIL = 4 };
+#define VD_MAX_LEVELS 4 /* stochastic layers */
+#define VD_MAX_NODES 64
+#define VD_NODE_INPUTS VD_MAX_LEVELS /* inputs concatenated into one layer */
 
 typedef enum { VD_LIK_BERNOULLI = 0, VD_LIK_GAUSSIAN = 1 } VdLikelihood;
+typedef enum { VD_MODEL_RELU = 0, VD_MODEL_TANH = 1, VD_MODEL_GATED = 2 } VdModelActivation;
+typedef enum { VD_PRIOR_STANDARD = 0, VD_PRIOR_VAMP = 1 } VdPriorKind;
 
+/* What a model is: its options (model_desc.c's table drives their command
+ * line options, the checkpoint's /model, equality and the printed summary)
+ * and the shape of the data it takes. */
 typedef struct {
-    int n_input;               /* D: values per sample */
-    int n_latent;              /* d */
-    int n_hidden;              /* dense hidden layers in the encoder; the decoder mirrors them */
-    int hidden[VD_MAX_HIDDEN]; /* encoder widths, input side first */
-    int n_conv;                /* convolutions before the dense layers (0: an MLP) */
-    int conv[VD_MAX_CONV];     /* their output channels, input side first */
-    int in_c, in_h, in_w;      /* a convolutional model's input image (h, w, c), c h w = D */
-    int activation;            /* VdActivation of every hidden layer */
-    int likelihood;            /* VdLikelihood */
-    int learn_var;             /* Gaussian: log s^2 is a parameter, initialized to obs_logvar */
-    float obs_logvar;          /* Gaussian: log s^2 */
-    int n_classes;             /* 0, or C: conditional, with a learned prior mean per class */
+    OptList hidden;        /* dense widths, input side first */
+    OptList conv;          /* convolutions' output channels, input side first (none: an MLP) */
+    OptList latent;        /* stochastic layers' sizes, z_1 (the data's side) first */
+    int activation;        /* VdModelActivation of the hidden layers; gated also clamps every
+                            * log-variance to [-6, 2] and He-initializes the weights */
+    int likelihood;        /* VdLikelihood */
+    char variance[32];     /* Gaussian s^2: a number, or "learned" (from --variance) */
+    float obs_logvar;      /* Gaussian: log s^2, fixed or initial (from variance) */
+    int learn_var;         /* Gaussian: log s^2 is the parameter "likelihood.logvar" */
+    int classes;           /* > 0: conditional, with a learned prior mean per class */
+    int prior;             /* VdPriorKind of the top layer */
+    int pseudo_inputs;     /* VampPrior: K */
+    int n_input;           /* D: values per sample */
+    int in_c, in_h, in_w;  /* a convolutional model's input image (h, w, c), c h w = D */
 } VaeShape;
 
-/* The parameters the whole model has besides its layers' weights. */
 typedef struct {
-    float *prior_mean; /* (C, d) "prior.mean", or NULL */
-    float *obs_logvar; /* (1) "likelihood.logvar", or NULL */
-} VaeLayers;
-
-typedef struct {
-    char name[32];   /* e.g. "encoder.0.weight", "logvar.bias" */
+    char name[40];   /* e.g. "encoder.0.weight", "logvar.bias", "q1.0.gate.bias" */
     size_t offset;   /* into the flat buffers */
     int rows, cols;  /* dims[0], and the product of the others (0 for a vector) */
     int n_dims, dims[4];
-    int fan_in;      /* its initialization's, 0 when it is not U(-1/sqrt(fan_in), .) */
+    int fan_in;
+    int init;        /* VdInit */
 } VaeTensor;
+
+enum { VD_NODE_INPUT = 0, VD_NODE_LAYER = 1, VD_NODE_SAMPLE = 2 };
+
+typedef struct {
+    int type;
+    int n_in, in[VD_NODE_INPUTS]; /* a layer's input: these nodes' outputs, concatenated */
+    Layer layer;                  /* VD_NODE_LAYER */
+    int level;                    /* VD_NODE_SAMPLE: the stochastic layer it draws */
+    int size;                     /* values per row of its output */
+    int per_draw;                 /* its rows are draws (n k), else data rows (n) */
+    char name[24];                /* a layer's tensor prefix ("": the heads of the
+                                   * one-level model, named mu.* and logvar.*) */
+} VaeNode;
+
+/* Stochastic layer l: z_l of size d, drawn from the heads q, with prior
+ * heads p (the generative path's p(z_l | z_l+1)) or, at the top, the prior. */
+typedef struct {
+    int d;
+    int q, p, z;  /* nodes: posterior heads, prior heads (-1 at the top), sample */
+    int eps_off;  /* where its noise starts in a row of eps (levels in order) */
+} VaeLevel;
+
+typedef struct {
+    int kind;        /* VdPriorKind */
+    int classes;     /* > 0: N(m_y, I), the class means "prior.mean" (C, d) */
+    int K;           /* VampPrior: pseudo-inputs */
+    int t_mean, t_pseudo; /* their tensors, or -1 */
+} VaePrior;
 
 /* Owns its four buffers, unless they were lent to it (vae_set_buffers). */
 typedef struct {
     VaeShape shape;
     size_t n_params;
+    size_t n_tail;           /* floats of the gradient buffer past the parameters' */
     int n_tensors;
-    VaeTensor tensors[VD_MAX_TENSORS];
-    float *params;  /* (n_params) */
-    float *grads;   /* (n_params + VD_GRAD_EXTRA) */
-    float *adam_m;  /* (n_params) */
-    float *adam_v;  /* (n_params) */
-    int borrowed;   /* the buffers belong to someone else (vae_set_buffers) */
-    VaeLayers p;    /* views into params */
-    VaeLayers g;    /* views into grads */
-    int n_layers;   /* layers[0, head) the encoder, [head] the heads, (head, n_layers) the decoder */
-    int head;
-    Layer layers[VD_MAX_LAYERS];
+    VaeTensor *tensors;      /* (n_tensors) */
+    float *params;           /* (n_params) */
+    float *grads;            /* (n_params + n_tail) */
+    float *adam_m;           /* (n_params) */
+    float *adam_v;           /* (n_params) */
+    int borrowed;            /* the buffers belong to someone else (vae_set_buffers) */
+    int n_nodes;
+    VaeNode nodes[VD_MAX_NODES];
+    size_t node_offset[VD_MAX_NODES]; /* the first parameter of this node or a later one */
+    int n_levels;
+    VaeLevel levels[VD_MAX_LEVELS];
+    int d_total;             /* sum of the levels' sizes: the floats of noise per draw */
+    int out;                 /* the node whose rows are the likelihood's parameters */
+    int top_end;             /* nodes [0, top_end) compute q(z_L | x) from x alone */
+    VaePrior prior;
+    int t_obs_logvar;        /* "likelihood.logvar", or -1 */
 } Vae;
 
-/* Activations for up to max_batch rows, allocated once. Owned by the caller
- * of vae_work_create. */
+/* Buffers of one pass over the graph for up to max_rows rows. */
 typedef struct {
-    int max_batch;
-    float *x;                     /* (B, D) input, filled by the caller */
-    float *eps;                   /* (B, d) noise, filled by the caller */
-    int32_t *y;                   /* (B) labels in [0, C), filled by the caller if conditional */
-    float *out[VD_MAX_LAYERS];    /* (B, layer's output) after its activation */
-    float *saved[VD_MAX_LAYERS];  /* what a layer's forward keeps for its backward, or NULL */
-    float *head;                  /* (B, 2d): mu | logvar per row, = out[head] */
-    float *z;                     /* (B, d) */
-    float *logits;                /* (B, D) decoder outputs, = out[last]; dR/doutputs after a
-                                   * training forward */
-    float *dact[2];               /* (B, widest layer) ping-pong activation gradients */
-    float *dhead;                 /* (B, 2d) */
-    float *scratch;               /* the layers' scratch, the widest's */
-    double *recon;                /* (B) per-sample reconstruction term, nats */
-    double *kl;                   /* (B) per-sample KL, nats */
+    int max_rows;
+    float *out[VD_MAX_NODES];   /* (rows, size) after the activation; the input's is lent */
+    float *dout[VD_MAX_NODES];  /* (rows, size) its gradient, or NULL where none is needed */
+    float *saved[VD_MAX_NODES]; /* what a layer's forward keeps for its backward */
+    float *cat[VD_MAX_NODES];   /* a layer's gathered input (several inputs, or broadcast) */
+    float *dcat[VD_MAX_NODES];
+    unsigned char written[VD_MAX_NODES]; /* dout holds this backward's first writer */
+    float *scratch;             /* the layers' scratch, the largest's */
+    int n, k;                   /* the rows of its last forward: n data rows, k draws each */
+} VaePass;
+
+/* Per-row figures and buffers for up to max_rows draws, allocated once.
+ * Owned by the caller of vae_work_create. */
+typedef struct {
+    int max_rows;
+    float *x;          /* (n, D) input, filled by the caller */
+    float *eps;        /* (n k, d_total) noise, filled by the caller */
+    int32_t *y;        /* (n) labels in [0, C), filled by the caller if conditional */
+    VaePass data;      /* the data's pass */
+    VaePass pseudo;    /* a VampPrior's pass of its pseudo-inputs through q(z_L | .) */
+    float *u;          /* (K, D) the pseudo-inputs, hardtanh'd */
+    int prior_fixed;   /* the pseudo pass holds the current parameters' (eval) */
+    double *recon;     /* (n k) -log p(x | z), per draw */
+    double *kl[VD_MAX_LEVELS]; /* (n k) per level: the ELBO's KL term (closed form where it
+                                * exists, else the one-draw log q - log p) */
+    double *lr[VD_MAX_LEVELS]; /* (n k) per level: one-draw log q(z|.) - log p(z|.) */
+    float *dq[VD_MAX_LEVELS];  /* (n k, 2d) the terms' gradient wrt the posterior's heads */
+    float *coef;       /* (n k) the objective's weight of each draw's terms (IWAE), or unused */
+    int use_coef;
+    double *loss;      /* (n) per data row: the objective */
+    double *row_recon; /* (n) per data row: recon, averaged over its draws */
+    double *row_kl;    /* (n) per data row: loss - recon (the ELBO: the KL terms) */
+    /* a VampPrior's components, from the pseudo pass: */
+    float *mix_ivar;   /* (K, d_L) exp(-logvar) */
+    double *mix_norm;  /* (K) -1/2 (d_L log 2 pi + sum logvar) */
+    double *mix;       /* (K) one row's log-densities, then responsibilities */
+    float *mix_grad;   /* (K, 2 d_L) the loss's gradient wrt their [mu | logvar] */
 } VaeWork;
 
-/* "784-400-20" (or "28x28x1-conv32-conv64-256-20"), then ", tanh",
- * ", gaussian s^2 0.1" or ", gaussian learned s^2", ", 10 classes" for
- * options away from the defaults. */
+/* ---- the objective --------------------------------------------------- */
+
+typedef enum {
+    VD_OBJ_ELBO = 0, /* recon + beta * sum of KL terms; closed-form KLs where they exist */
+    VD_OBJ_IWAE = 1, /* -log (1/k) sum_j w_j, log w = -recon - beta sum (log q - log p) */
+    VD_OBJ_DREG = 2  /* IWAE, with the doubly reparameterized encoder gradient */
+} VdObjective;
+
+typedef struct {
+    int kind;   /* VdObjective */
+    int k;      /* draws per data row (1 for the ELBO) */
+    float beta; /* KL weight (warm-up) */
+    int one_draw; /* ELBO: every KL as the one-draw estimate (the IWAE bound at k = 1) */
+} Objective;
+
+/* The plain ELBO at KL weight beta. */
+static inline Objective vae_elbo(float beta)
+{
+    return (Objective){VD_OBJ_ELBO, 1, beta, 0};
+}
+
+/* ---- the shape (model_desc.c) ----------------------------------------- */
+
+/* "784-400-20" (or "28x28x1-conv32-conv64-256-20", "784-300-300-40,40"),
+ * then ", tanh", ", gated", ", gaussian s^2 0.1" or ", gaussian learned
+ * s^2", ", 10 classes", ", vamp 500" for options away from the defaults. */
 void vae_shape_text(const VaeShape *s, char *buf, size_t n);
 
 /* Do a and b describe the same model? */
 int vae_shape_equal(const VaeShape *a, const VaeShape *b);
 
+/* NULL, or why s is not a model. */
+const char *vae_shape_check(const VaeShape *s);
+
 /* The parameter count of a model of shape, without allocating it; -1 if
  * the shape is invalid. */
 double vae_shape_params(const VaeShape *shape);
 
-/* A model with zeroed buffers, or NULL (with *why set) if the shape is invalid. */
-Vae *vae_create(const VaeShape *shape, const char **why);
+/* ---- the model (model.c) --------------------------------------------- */
+
+/* A model with zeroed buffers and n_tail more gradient floats, or NULL
+ * (with *why set) if the shape is invalid. */
+Vae *vae_create(const VaeShape *shape, size_t n_tail, const char **why);
 void vae_free(Vae *m);
 
-/* Parameters from the VD_STREAM_INIT stream: weights and biases
- * U(-1/sqrt(fan_in), 1/sqrt(fan_in)); prior means 0; the learned log s^2
- * shape.obs_logvar. Same on every rank for the same seed. */
+/* Parameters from the VD_STREAM_INIT stream (each tensor by its VdInit; the
+ * learned log s^2 shape.obs_logvar). Same on every rank for the same seed. */
 void vae_init_params(Vae *m, uint64_t seed);
 
 /* Points m at buffers the caller owns and keeps alive (node shared memory),
  * or, with owned, hands them to m. Frees the old ones if m owned them;
- * copies nothing. The views follow; NULL buffers leave m fit only for
- * vae_free. */
+ * copies nothing. NULL buffers leave m fit only for vae_free. */
 void vae_set_buffers(Vae *m, float *params, float *grads, float *adam_m, float *adam_v,
                      int owned);
 
-/* The tensor named name, or NULL. */
-const VaeTensor *vae_tensor(const Vae *m, const char *name);
+/* The graph as JSON (nodes, their kinds, inputs, activations, shapes and
+ * tensors; the levels; the output node; the prior; the likelihood), for
+ * readers without vae-dist (jobs/decode.py). The caller frees it with
+ * vd_free. */
+char *vae_graph_json(const Vae *m);
 
-/* Work buffers for m's layers and up to max_batch rows. */
-VaeWork *vae_work_create(const Vae *m, int max_batch);
+/* The tensor named name, or NULL; tensor t's view into buf (one of m's
+ * flat buffers, or any buffer laid out like them). */
+const VaeTensor *vae_tensor(const Vae *m, const char *name);
+static inline float *vae_view(const Vae *m, float *buf, int t)
+{
+    return t < 0 ? NULL : buf + m->tensors[t].offset;
+}
+LayerParams vae_layer_params(const Vae *m, float *buf, const Layer *l);
+
+/* The top layer's size, and a level's. */
+static inline int vae_top_latent(const Vae *m) { return m->levels[m->n_levels - 1].d; }
+
+/* Work buffers for m and up to max_rows draws (data rows times draws). */
+VaeWork *vae_work_create(const Vae *m, int max_rows);
 void vae_work_free(VaeWork *w);
 
-/* Forward pass on rows [0, n) of w->x with noise w->eps (and labels w->y
- * if conditional): fills activations and w->recon, w->kl. With want_grad,
- * also turns w->logits into dR/dlogits (fused with the loss) for
- * vae_backward. Returns sum(recon) + beta*sum(kl). */
-double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad);
+/* Zeroes the gradients (n_params floats; not the tail): once per step. */
+void vae_zero_grads(Vae *m);
 
-/* Writes into m->grads (over what it held) the gradient of the SUM over
- * the n samples of recon + beta*KL. Needs the preceding
- * vae_forward(..., want_grad=1). */
-void vae_backward(Vae *m, VaeWork *w, int n, float beta);
-/* The same, calling ready(ctx, offset) as soon as m->grads[offset ..
- * n_params) are final: backward completes the flat buffer from its end
- * (likelihood, decoder, prior means, heads, encoder), so offsets fall. */
-void vae_backward_hook(Vae *m, VaeWork *w, int n, float beta, void (*ready)(void *, size_t),
-                       void *ctx);
+/* The forward pass on n data rows of w->x with k = obj->k draws each (n k
+ * <= max_rows), noise w->eps (n k, d_total) and labels w->y if conditional:
+ * fills the pass, the per-draw terms and the per-row w->loss, w->row_recon,
+ * w->row_kl. With want_grad, also the loss's gradient wrt the decoder's
+ * outputs, for vae_backward. Returns the sum of w->loss. */
+double vae_forward(const Vae *m, VaeWork *w, int n, const Objective *obj, int want_grad);
 
-/* The two halves of vae_forward. Encoder and heads: w->head = [mu | logvar]
- * for rows [0, n) of w->x. Decoder: w->logits (n, D) for latent rows z (n, d),
- * which may be w->z. */
+/* ADDS to m->grads the gradient of the sum over the n rows of the preceding
+ * vae_forward(..., want_grad = 1)'s objective, calling ready(ctx, offset)
+ * (unless NULL) as soon as m->grads[offset .. n_params) are final: the
+ * offsets fall. */
+void vae_backward(Vae *m, VaeWork *w, const Objective *obj,
+                  void (*ready)(void *, size_t), void *ctx);
+
+/* The inference path on n rows of w->x with noise w->eps (zeros: every
+ * layer at its posterior mean given the means above): afterwards
+ * vae_posterior gives each level's heads. */
 void vae_encode(const Vae *m, VaeWork *w, int n);
-void vae_decode_logits(const Vae *m, VaeWork *w, const float *z, int n);
+/* Level l's [mu | logvar] rows (2d floats each) of the last pass, and its
+ * z rows (d floats each). */
+const float *vae_posterior(const Vae *m, const VaeWork *w, int l);
+const float *vae_latent(const Vae *m, const VaeWork *w, int l);
 
-/* Decodes n latent rows z (n, d) to the means of p(x|z), out (n, D). */
-void vae_decode(const Vae *m, VaeWork *w, const float *z, int n, float *out);
+/* The means of p(x | z) (n, D) for n top-layer rows z_top (n, d_L), the
+ * lower layers drawn from their conditional priors with noise eps_low (n,
+ * d_total; the top's part unused), or at those priors' means when eps_low
+ * is NULL; with z_all (n, d_total) the lower layers' values are written
+ * there (the top's too). out may be NULL (the outputs stay in the pass). */
+void vae_generate(const Vae *m, VaeWork *w, const float *z_top, const float *eps_low, int n,
+                  float *z_all, float *out);
+
+/* The decoder's outputs of the last pass (n k rows of D). */
+const float *vae_outputs(const Vae *m, const VaeWork *w);
 
 /* out (n, D) = the means of p(x|z) for decoder outputs (n, D): sigmoid of
  * Bernoulli logits, Gaussian means as they are. out may alias outputs. */
 void vae_output_mean(const Vae *m, const float *outputs, int n, float *out);
 
-/* w->recon[i] = R(x_i, outputs_i) for rows [0, n) of targets w->x and
- * decoder outputs w->logits, under m's likelihood. */
-void vae_recon(const Vae *m, VaeWork *w, int n);
-
 /* log s^2 of the Gaussian likelihood: the learned parameter or the fixed value. */
 float vae_obs_logvar(const Vae *m);
 
-/* Kernels, exposed for the per-layer tests. Shapes in comments. */
-/* recon[i] = sum_j softplus(a) - x a over row i; dlogits = sigmoid(a) - x
- * unless NULL (may alias logits). (B, D) */
-void bernoulli_loss(double *recon, float *dlogits, const float *logits, const float *x, int B,
-                    int D);
-/* recon[i] = sum_j (x - a)^2 / (2 s^2) + 0.5 log(2 pi s^2) over row i, with
- * log s^2 = logvar; da = (a - x) / s^2 unless NULL (may alias a). (B, D) */
-void gaussian_loss(double *recon, float *da, const float *a, const float *x, float logvar, int B,
-                   int D);
-/* The reparameterized sample, z (d) = mu + exp(lv/2) eps, for one row, and
- * for B rows of head (B, 2d) = [mu | lv] with eps (B, d). */
-void reparam_row(float *z, const float *mu, const float *lv, const float *eps, int d);
-void reparam_sample(float *z, const float *head, const float *eps, int B, int d);
-/* The closed-form KL of N(mu, exp(lv)) to N(m, I), m = mean (d), or 0 when
- * mean is NULL: 0.5 sum ((mu - m)^2 + exp(lv) - lv - 1). */
-double kl_diag(const float *mu, const float *lv, const float *mean, int d);
-/* z = reparam_sample; kl[i] = kl_diag with m = means row y[i] (C, d), or 0
- * when means is NULL. head (B, 2d) */
-void reparam_kl_forward(float *z, double *kl, const float *head, const float *eps,
-                        const float *means, const int32_t *y, int B, int d);
-/* dhead = [dz + beta (mu - m) | dz 0.5 sigma eps + beta 0.5 (exp(lv) - 1)];
- * dmeans row y[i] += -beta (mu - m) when means is not NULL. */
-void reparam_kl_backward(float *dhead, float *dmeans, const float *dz, const float *head,
-                         const float *eps, const float *means, const int32_t *y, float beta, int B,
-                         int d);
-
-/* The whole model's loss, sum over n samples of recon + beta*KL, computed
- * naively in double from params laid out as m's flat buffer (labels y when
- * conditional, else NULL). A test oracle for finite differences; recon_sum
- * and kl_sum may be NULL. */
-double vae_loss_ref(const Vae *m, const double *params, const double *x, const double *eps,
-                    const int32_t *y, int n, double beta, double *recon_sum, double *kl_sum);
-
-/* Multiply-adds of one sample's forward pass, and of its first layer (whose
- * backward computes no input gradient), for FLOP accounting. */
-double vae_forward_macs(const Vae *m);
+/* Multiply-adds of one sample's forward pass (with a VampPrior, its
+ * pseudo-inputs' pass at batch B), and of the layers whose input is x
+ * (whose backward computes no input gradient), for FLOP accounting. */
+double vae_forward_macs(const Vae *m, int B);
 double vae_first_layer_macs(const Vae *m);
 
-/* Where layer l's weight and bias are in buf, one of m's flat buffers. */
-LayerParams vae_layer_params(const Vae *m, float *buf, const Layer *l);
-
-/* ---- what a trained model is used for ---------------------------------- */
+/* ---- what a trained model is used for --------------------------------- */
 
 /* One row's figures, in nats. */
 typedef struct {
-    double recon;  /* mean over the K draws of the reconstruction term R */
-    double kl;     /* closed-form KL of q(z|x) to the prior */
+    double recon;  /* mean over the K draws of the reconstruction term */
+    double kl;     /* mean over the K draws of the ELBO's KL terms */
     double log_px; /* the importance-weighted estimate of log p(x) */
 } IwRow;
 
-/* The importance-weighted estimate (docs/vae-math.md), per row x with K
- * draws z_k = mu + sigma eps_k from q(z|x):
- *
- *   log w_k = -R(x, z_k) + log N(z_k; m, I) - log q(z_k | x)
- *           = -R(x, z_k) - 0.5 |z_k - m|^2 + 0.5 |eps_k|^2 + 0.5 sum_j lv_j
- *   log p(x) ~= logsumexp_k log w_k - log K
- *
- * (m = 0, or the class mean m_y of a conditional model: the estimate is then
- * of log p(x | y); the (2 pi)^(d/2) factors cancel), accumulated with a
- * running maximum so no exp overflows. For rows [0, n) of x (n, D), n <=
- * w->max_batch, with labels y (n) for a conditional model (else NULL): eps
- * for row i and draw k at element ((row0 + i) * K + k) * d of counter row 0
- * of rng. Uses all of w. */
+/* The importance-weighted estimate (docs/vae-math.md) of rows [0, n) of x
+ * (n, D) with K draws each from q(z_L..z_1 | x), labels y (n) for a
+ * conditional model (else NULL):
+ *   log w_k = -R(x, z_k) + sum_l [log p(z_l | .) - log q(z_l | .)]
+ *   log p(x) ~= logsumexp_k log w_k - log K,
+ * accumulated with a running maximum so no exp overflows. eps for row i
+ * and draw k at element ((row0 + i) K + k) d_total of counter row 0 of rng.
+ * Uses all of w. */
 void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, int n, int K,
                     const Rng *rng, int64_t row0, IwRow *out);
 
-/* n draws z (n, d) from the prior, N(0, I) or, for a conditional model,
- * N(m_c, I) with c = cls, or (cls < 0) c = (k / cols) mod C for draw k, one
- * class per grid row; the classes go to y (n), 0 when unconditional. eps
- * comes from the VD_STREAM_EVAL stream at counter row 2^32 - 1, where
- * training draws its samples.png. */
-void vae_prior_draws(const Vae *m, uint64_t seed, int n, int cols, int cls, float *z, int32_t *y);
+/* n draws z (n, d_L) from the top prior: N(0, I); N(m_c, I) for a
+ * conditional model with c = cls, or (cls < 0) c = (k / cols) mod C for
+ * draw k, one class per grid row (the classes go to y, 0 when
+ * unconditional); a VampPrior's mixture. eps comes from the VD_STREAM_EVAL
+ * stream at counter row 2^32 - 1, where training draws its samples.png; a
+ * VampPrior's components from row 2^32 - 2. Uses w's pseudo pass. */
+void vae_prior_draws(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cls,
+                     float *z, int32_t *y);
+
+/* n ancestral draws decoded to the means of p(x | z), out (n, D): the top
+ * layer from vae_prior_draws (same seed, cols, cls, y), each lower one from
+ * its conditional prior with eps from VD_STREAM_EVAL row 2^32 - 3 (element
+ * k d_total for draw k). z (n, d_total) gets every layer's values, z_1
+ * first. In chunks of w->max_rows. */
+void vae_sample(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cls, float *z,
+                int32_t *y, float *out);
+
+/* ---- kernels, exposed for the tests (latent.c, likelihood.c) ------------ */
+
+/* recon[i] = sum_j softplus(a) - x a over row i; dlogits = sigmoid(a) - x
+ * unless NULL (may alias logits). Row i's target is row i / k of x. (B, D) */
+void bernoulli_loss(double *recon, float *dlogits, const float *logits, const float *x, int B,
+                    int k, int D);
+/* recon[i] = sum_j (x - a)^2 / (2 s^2) + 0.5 log(2 pi s^2) over row i, with
+ * log s^2 = logvar; da = (a - x) / s^2 unless NULL (may alias a). (B, D) */
+void gaussian_loss(double *recon, float *da, const float *a, const float *x, float logvar, int B,
+                   int k, int D);
+/* The reparameterized sample, z (d) = mu + exp(lv/2) eps, for one row. */
+void reparam_row(float *z, const float *mu, const float *lv, const float *eps, int d);
+/* The closed-form KL of N(mu, exp(lv)) to N(m, I), m = mean (d), or 0 when
+ * mean is NULL: 0.5 sum ((mu - m)^2 + exp(lv) - lv - 1). */
+double kl_diag(const float *mu, const float *lv, const float *mean, int d);
+/* The closed-form KL of N(mq, exp(lq)) to N(mp, exp(lp)), diagonal:
+ * 0.5 sum (lp - lq + (exp(lq) + (mq - mp)^2) exp(-lp) - 1). */
+double kl_gauss(const float *mq, const float *lq, const float *mp, const float *lp, int d);
+/* log N(z; mu, exp(lv)), diagonal, in double. */
+double log_normal(const float *z, const float *mu, const float *lv, int d);
+
+/* ---- the double-precision oracle (model_ref.c) ------------------------ */
+
+/* The objective's sum over n data rows, computed naively in double from
+ * params laid out as m's flat buffer: x (n, D), eps (n k, d_total), labels
+ * y when conditional, else NULL. A test oracle for finite differences;
+ * recon_sum and kl_sum (the ELBO's parts, summed over rows and averaged
+ * over draws) may be NULL. */
+double vae_loss_ref(const Vae *m, const double *params, const double *x, const double *eps,
+                    const int32_t *y, int n, const Objective *obj, double *recon_sum,
+                    double *kl_sum);
 
 #endif

@@ -67,6 +67,10 @@ void opts_markdown(FILE *f, const OptCommand *const *commands, int n);
 void opts_man(FILE *f, const OptCommand *const *commands, int n, const char *version,
               const char *exit_status);
 
+/* Parses text into option o's field of cfg, as the command line would.
+ * VD_OK or VD_EX_USAGE with one line in err. */
+int opts_set(const OptSpec *o, void *cfg, const char *text, VdError *err);
+
 /* Sets every option of table in cfg to its default. Aborts on a bad default
  * (a programming error). */
 void opts_defaults(const OptSpec *table, void *cfg);

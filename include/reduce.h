@@ -55,6 +55,13 @@
 #include "model.h"
 #include "optim.h"
 
+/* The gradient buffer's tail, summed with the gradient: the step's loss
+ * sums, its sample count, and the stop and failure flags. The model is
+ * created with this many more gradient floats (vae_create's n_tail). */
+#define VD_GRAD_EXTRA 5
+enum { VD_EXTRA_RECON = 0, VD_EXTRA_KL = 1, VD_EXTRA_COUNT = 2, VD_EXTRA_STOP = 3,
+       VD_EXTRA_FAIL = 4 };
+
 /* The --reduce choices, in the option's order. */
 typedef enum { VD_REDUCE_SHM = 0, VD_REDUCE_MPI = 1 } ReduceMode;
 

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "model.h"
 #include "opts.h"
 #include "util.h"
 
@@ -23,10 +24,9 @@ typedef struct {
     double weight_decay;   /* decoupled (AdamW) */
     int early_stop;        /* > 0: stop after that many epochs without a better loss */
     double val_fraction;   /* > 0: hold out that part of the training rows as the test set */
-    OptList hidden;
-    OptList conv;       /* convolutions' output channels; empty: an MLP */
+    VaeShape model;     /* the model's options (model_desc.c), the data's shape filled later */
+    int iw_samples;     /* draws per sample: 1 the ELBO, K > 1 the importance-weighted bound */
     int layout;         /* VdLayout of the samples */
-    int latent;
     uint64_t seed;
     int log_every;
     int threads;
@@ -42,10 +42,6 @@ typedef struct {
     int binarize;
     double beta;        /* KL weight */
     int64_t warmup;     /* steps over which the KL weight rises linearly from 0 to beta */
-    int activation;     /* VdActivation */
-    int likelihood;     /* VdLikelihood */
-    char variance[32];  /* Gaussian s^2: a number, or "learned" */
-    int classes;        /* > 0: conditional VAE with that many classes */
     int data_mode;      /* VD_FEED_AUTO, _RESIDENT, _STREAM */
     double data_budget; /* MiB of training rows per rank; 0: a quarter of the node's memory */
     int parallel_io;    /* resident blocks read with MPI-IO collective reads */
@@ -57,15 +53,14 @@ typedef struct {
 /* --node-sum, in the option's order. */
 enum NodeSum { NODE_SUM_ADAM = 0, NODE_SUM_BACKWARD = 1 };
 
-/* The train command's options (train_opts.c); its defaults include the
- * default data file (runtime.h). */
-extern const OptSpec train_options[];
+/* The train command's options (train_opts.c), the model's among them
+ * (model_desc.h); its defaults include the default data file (runtime.h). */
+extern const OptSpec *const train_options;
 extern const OptCommand train_command;
 
-/* Local. Checks what the table's ranges cannot: --variance (the initial
- * log s^2 of a Gaussian goes to *obs_logvar, and *learn_var says whether it
- * is learned), option combinations. VD_OK or VD_EX_USAGE. */
-int train_check_options(const TrainConfig *cfg, float *obs_logvar, int *learn_var,
-                        VdError *err);
+/* Local. Checks what the table's ranges cannot: --variance (resolved into
+ * cfg->model's obs_logvar and learn_var), option combinations. VD_OK or
+ * VD_EX_USAGE. */
+int train_check_options(TrainConfig *cfg, VdError *err);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "durable.h"
 #include "h5util.h"
+#include "model_desc.h"
 
 static int write_group(hid_t file, const char *group, const Vae *m, const float *buf)
 {
@@ -92,33 +93,45 @@ static uint64_t state_checksum(const Vae *m)
     return vd_checksum_more(h, m->adam_v, m->n_params);
 }
 
-/* The /model group: the architecture, its options, and the data it takes. */
+/* One field of the model's description table as a /model attribute. */
+static int write_field(hid_t g, const ModelField *f, const VaeShape *s)
+{
+    const void *field = (const char *)s + f->opt->offset;
+    if (f->kind == VD_ATTR_VARIANCE) {
+        int64_t v = s->learn_var;
+        return h5_attr_f64(g, "obs_logvar", (double)s->obs_logvar) | h5_attr_i64(g, "learn_var", &v, 1);
+    }
+    if (f->kind == VD_ATTR_CHOICE) {
+        char text[64];
+        opts_format(f->opt, s, text, sizeof text);
+        return h5_attr_str(g, f->attr, text);
+    }
+    if (f->opt->type == OPT_LIST) {
+        const OptList *l = field;
+        int64_t v[VD_LIST_MAX];
+        for (int i = 0; i < l->n; i++)
+            v[i] = l->v[i];
+        return l->n ? h5_attr_i64(g, f->attr, v, l->n) : 0; /* an empty list: no attribute */
+    }
+    int64_t v = *(const int *)field;
+    return h5_attr_i64(g, f->attr, &v, 1);
+}
+
+/* The /model group: the architecture's options (model_desc.h's table), the
+ * graph they make (for readers without vae-dist), and the data it takes. */
 static int write_model(hid_t file, const Vae *m, const CkptData *data)
 {
     const VaeShape *s = &m->shape;
-    int64_t hidden[VD_MAX_HIDDEN], conv[VD_MAX_CONV], v;
-    for (int l = 0; l < s->n_hidden; l++)
-        hidden[l] = s->hidden[l];
-    for (int l = 0; l < s->n_conv; l++)
-        conv[l] = s->conv[l];
     hid_t g = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0)
         return -1;
-    int bad = 0;
-    v = s->n_input;
-    bad |= h5_attr_i64(g, "n_input", &v, 1);
-    v = s->n_latent;
-    bad |= h5_attr_i64(g, "n_latent", &v, 1);
-    bad |= h5_attr_i64(g, "hidden", hidden, s->n_hidden);
-    if (s->n_conv)
-        bad |= h5_attr_i64(g, "conv", conv, s->n_conv);
-    bad |= h5_attr_str(g, "activation", s->activation == VD_ACT_TANH ? "tanh" : "relu");
-    bad |= h5_attr_str(g, "likelihood", s->likelihood == VD_LIK_GAUSSIAN ? "gaussian" : "bernoulli");
-    bad |= h5_attr_f64(g, "obs_logvar", (double)s->obs_logvar);
-    v = s->learn_var;
-    bad |= h5_attr_i64(g, "learn_var", &v, 1);
-    v = s->n_classes;
-    bad |= h5_attr_i64(g, "n_classes", &v, 1);
+    int64_t v = s->n_input;
+    int bad = h5_attr_i64(g, "n_input", &v, 1);
+    for (int i = 0; i < n_model_fields; i++)
+        bad |= write_field(g, &model_fields[i], s);
+    char *graph = vae_graph_json(m);
+    bad |= h5_attr_str(g, "graph", graph);
+    vd_free(graph);
     bad |= h5_attr_i64(g, "input_shape", data->shape, data->n_dims);
     bad |= h5_attr_i64(g, "data_rows", &data->rows, 1);
     bad |= h5_attr_str(g, "layout", image_layout_name(&data->img));
@@ -230,32 +243,64 @@ static hid_t open_ckpt(const char *path, VdError *err)
     return file;
 }
 
-/* Version 3's convolutions and image, into shape: 0, or -1 if present and
- * invalid (a convolutional model must say what image it takes). */
-static int read_conv(hid_t g, VaeShape *shape)
+/* Version 3's image, into shape: 0, or -1 if present and invalid. */
+static int read_image(hid_t g, VaeShape *shape)
 {
-    int64_t conv[VD_MAX_CONV], image[3];
-    if (H5Aexists(g, "image") > 0) {
-        if (h5_attr_read_i64(g, "image", image, 3) != 3)
-            return -1;
-        for (int i = 0; i < 3; i++)
-            if (image[i] < 1 || image[i] > 1 << 24)
-                return -1;
-        shape->in_h = (int)image[0];
-        shape->in_w = (int)image[1];
-        shape->in_c = (int)image[2];
-    }
-    if (H5Aexists(g, "conv") <= 0)
+    int64_t image[3];
+    if (H5Aexists(g, "image") <= 0)
         return 0;
-    int n = h5_attr_read_i64(g, "conv", conv, VD_MAX_CONV);
-    if (n < 1 || !shape->in_c)
+    if (h5_attr_read_i64(g, "image", image, 3) != 3)
         return -1;
-    for (int l = 0; l < n; l++) {
-        if (conv[l] < 1 || conv[l] > 1 << 16)
+    for (int i = 0; i < 3; i++)
+        if (image[i] < 1 || image[i] > 1 << 24)
             return -1;
-        shape->conv[l] = (int)conv[l];
+    shape->in_h = (int)image[0];
+    shape->in_w = (int)image[1];
+    shape->in_c = (int)image[2];
+    return 0;
+}
+
+/* One field of the table from /model: 0, or -1 if it is invalid, or
+ * missing from a file of a version that must have it. */
+static int read_field(hid_t g, int64_t version, const ModelField *f, VaeShape *s)
+{
+    const char *name = H5Aexists(g, f->attr) > 0 ? f->attr
+                       : f->old_attr && H5Aexists(g, f->old_attr) > 0 ? f->old_attr : NULL;
+    if (f->kind == VD_ATTR_VARIANCE && H5Aexists(g, "obs_logvar") > 0) {
+        double lv = 0;
+        int64_t learn = 0;
+        if (h5_attr_read_f64(g, "obs_logvar", &lv) != 0 || !isfinite(lv) || fabs(lv) > 50 ||
+            h5_attr_read_i64(g, "learn_var", &learn, 1) != 1 || (learn != 0 && learn != 1))
+            return -1;
+        s->obs_logvar = (float)lv;
+        s->learn_var = (int)learn;
+        if (learn)
+            snprintf(s->variance, sizeof s->variance, "learned");
+        else
+            snprintf(s->variance, sizeof s->variance, "%.9g", exp(lv));
+        return 0;
     }
-    shape->n_conv = n;
+    if (!name || f->kind == VD_ATTR_VARIANCE)
+        return version >= f->since || !f->absent ? -1 : vae_field_parse(f, s, f->absent);
+    if (f->kind == VD_ATTR_CHOICE) {
+        char text[64];
+        return h5_attr_read_str(g, name, text, sizeof text) == 0 ? vae_field_parse(f, s, text) : -1;
+    }
+    int64_t v[VD_LIST_MAX];
+    int n = h5_attr_read_i64(g, name, v, VD_LIST_MAX);
+    if (n < 1 || (f->opt->type != OPT_LIST && n != 1))
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (v[i] < f->opt->min || v[i] > f->opt->max)
+            return -1;
+    if (f->opt->type != OPT_LIST) {
+        *(int *)((char *)s + f->opt->offset) = (int)v[0];
+        return 0;
+    }
+    OptList *l = (OptList *)((char *)s + f->opt->offset);
+    l->n = n;
+    for (int i = 0; i < n; i++)
+        l->v[i] = (int)v[i];
     return 0;
 }
 
@@ -264,51 +309,19 @@ static int read_shape(const char *path, VaeShape *shape, VdError *err)
     hid_t file = open_ckpt(path, err);
     if (file < 0)
         return err->code;
-    int64_t version = 1;
+    int64_t version = 1, v;
     h5_attr_read_i64(file, "format_version", &version, 1); /* checked by open_ckpt */
     memset(shape, 0, sizeof *shape);
-    int64_t v, hidden[VD_MAX_HIDDEN];
-    int n = -1, ok = 0;
+    vae_shape_defaults(shape);
+    int ok = 0;
     hid_t g = H5Gopen2(file, "model", H5P_DEFAULT);
     if (g >= 0) {
         ok = h5_attr_read_i64(g, "n_input", &v, 1) == 1 && v > 0 && v < INT32_MAX;
         shape->n_input = (int)v;
-        ok = ok && h5_attr_read_i64(g, "n_latent", &v, 1) == 1 && v > 0 && v < INT32_MAX;
-        shape->n_latent = (int)v;
-        n = h5_attr_read_i64(g, "hidden", hidden, VD_MAX_HIDDEN);
-        ok = ok && n >= 1;
-        for (int l = 0; ok && l < n; l++) {
-            ok = hidden[l] > 0 && hidden[l] < INT32_MAX;
-            shape->hidden[l] = (int)hidden[l];
-        }
-        shape->n_hidden = n;
-        /* the model options of version 2; a version 1 file has none and
-         * means the defaults (relu, Bernoulli, unconditional) */
-        char text[32] = "";
-        if (ok && version >= 2)
-            ok = H5Aexists(g, "activation") > 0 && H5Aexists(g, "likelihood") > 0 &&
-                 H5Aexists(g, "n_classes") > 0;
-        if (ok && H5Aexists(g, "activation") > 0) {
-            ok = h5_attr_read_str(g, "activation", text, sizeof text) == 0 &&
-                 (!strcmp(text, "relu") || !strcmp(text, "tanh"));
-            shape->activation = strcmp(text, "tanh") == 0 ? VD_ACT_TANH : VD_ACT_RELU;
-        }
-        if (ok && H5Aexists(g, "likelihood") > 0) {
-            double lv = 0;
-            ok = h5_attr_read_str(g, "likelihood", text, sizeof text) == 0 &&
-                 (!strcmp(text, "bernoulli") || !strcmp(text, "gaussian")) &&
-                 h5_attr_read_f64(g, "obs_logvar", &lv) == 0 && isfinite(lv) && fabs(lv) <= 50 &&
-                 h5_attr_read_i64(g, "learn_var", &v, 1) == 1 && (v == 0 || v == 1);
-            shape->likelihood = strcmp(text, "gaussian") == 0 ? VD_LIK_GAUSSIAN : VD_LIK_BERNOULLI;
-            shape->obs_logvar = (float)lv;
-            shape->learn_var = (int)v;
-        }
-        if (ok && H5Aexists(g, "n_classes") > 0) {
-            ok = h5_attr_read_i64(g, "n_classes", &v, 1) == 1 && v >= 0 && v <= 1 << 20;
-            shape->n_classes = (int)v;
-        }
+        for (int i = 0; ok && i < n_model_fields; i++)
+            ok = read_field(g, version, &model_fields[i], shape) == 0;
         if (ok)
-            ok = read_conv(g, shape) == 0;
+            ok = read_image(g, shape) == 0 && (!shape->conv.n || shape->in_c);
         H5Gclose(g);
     }
     H5Fclose(file);

@@ -37,10 +37,13 @@ static const OptSpec encode_options[] = {
      "labels copied to /labels (default: the run's test labels, or G/labels beside a "
      "--dataset G/images, when there; none: no labels)"},
     {"out", ESTR(out), "encoded.h5", 0, 0, "FILE",
-     "writes FILE (.h5): /mu and /logvar (N, d) in row order, /labels (N) where there are "
-     "labels, and /rows (N), the rows' indices in the dataset, for the held-out rows"},
+     "writes FILE (.h5): /mu and /logvar (N, d) in row order (with several stochastic "
+     "layers, /mu1, /logvar1, /mu2, ... by layer, each given the means of the layers above "
+     "it), /labels (N) where there are labels, and /rows (N), the rows' indices in the "
+     "dataset, for the held-out rows"},
     {"sample", OPT_BOOL, EOFF(sample), 0, "0", 0, 0, NULL,
-     "also /z (N, d): one draw z = mu + exp(logvar / 2) eps per row"},
+     "also /z (N, d): one draw z = mu + exp(logvar / 2) eps per row (by layer: /z1, /z2, "
+     "..., each layer's posterior given the draws above it)"},
     {"seed", OPT_U64, EOFF(seed), 0, "1", 0, 0, "N",
      "seed of the --sample draws (the same eps as reconstruct --sample)"},
     OPT_END};
@@ -122,23 +125,40 @@ static int write_rows(hid_t ds, hid_t mtype, int64_t row, int64_t n, int64_t d, 
     return bad;
 }
 
-/* Rank 0's output: the file being written and its datasets. */
+/* Rank 0's output: the file being written and its datasets: per layer mu,
+ * logvar and z (cols[l][0..3)), and the labels. */
 typedef struct {
     DurableFile out;
-    hid_t f, mu, lv, z, y; /* z, y: 0 when not written */
+    hid_t f, cols[VD_MAX_LEVELS][3], y; /* z, y: 0 when not written */
 } EncodeOut;
+
+/* A layer's dataset: "mu", "logvar", "z" with one layer, else "mu1", ... */
+static void column_name(char *buf, size_t n, const Vae *m, int l, int col)
+{
+    static const char *names[] = {"mu", "logvar", "z"};
+    if (m->n_levels == 1)
+        snprintf(buf, n, "%s", names[col]);
+    else
+        snprintf(buf, n, "%s%d", names[col], l + 1);
+}
 
 static void open_output(const Encode *e, EncodeOut *o, VdError *err)
 {
-    int d = e->m->shape.n_latent, sample = e->cfg.sample;
+    const Vae *m = e->m;
+    int sample = e->cfg.sample, bad = 0;
     int64_t n = e->x.n_rows;
-    *o = (EncodeOut){.f = H5I_INVALID_HID, .mu = -1, .lv = -1, .z = -1, .y = -1};
+    *o = (EncodeOut){.f = H5I_INVALID_HID, .y = -1};
     if (durable_begin(&o->out, e->cfg.out, err) != VD_OK)
         return;
     hid_t f = o->f = H5Fcreate(o->out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    o->mu = f >= 0 ? create_rows(f, "mu", H5T_IEEE_F32LE, n, d) : -1;
-    o->lv = f >= 0 ? create_rows(f, "logvar", H5T_IEEE_F32LE, n, d) : -1;
-    o->z = f >= 0 && sample ? create_rows(f, "z", H5T_IEEE_F32LE, n, d) : 0;
+    for (int l = 0; l < m->n_levels; l++)
+        for (int col = 0; col < 3; col++) {
+            char name[16];
+            column_name(name, sizeof name, m, l, col);
+            o->cols[l][col] = f < 0 ? -1 : col < 2 || sample
+                                  ? create_rows(f, name, H5T_IEEE_F32LE, n, m->levels[l].d) : 0;
+            bad |= o->cols[l][col] < 0;
+        }
     o->y = f >= 0 && e->has_y ? create_rows(f, "labels", H5T_STD_I32LE, n, 0) : 0;
     if (f >= 0 && e->x.map) { /* held-out rows: which rows of the dataset they are */
         hid_t ds = create_rows(f, "rows", H5T_STD_I64LE, n, 0);
@@ -147,52 +167,61 @@ static void open_output(const Encode *e, EncodeOut *o, VdError *err)
         if (ds >= 0)
             H5Dclose(ds);
     }
-    if (o->mu < 0 || o->lv < 0 || o->z < 0 || o->y < 0 || h5_attr_str(f, "checkpoint", e->ckpt) ||
+    if (bad || o->y < 0 || h5_attr_str(f, "checkpoint", e->ckpt) ||
         h5_attr_str(f, "data", e->x.where) || (sample && h5_attr_u64(f, "seed", e->cfg.seed)))
         vd_fail(err, VD_EX_CANTCREAT, "cannot write %s", e->cfg.out);
 }
 
 static void close_output(const Encode *e, EncodeOut *o, VdError *err)
 {
-    hid_t ids[] = {o->mu, o->lv, o->z, o->y};
-    for (int i = 0; i < 4; i++)
-        if (ids[i] > 0)
-            H5Dclose(ids[i]);
+    for (int l = 0; l < e->m->n_levels; l++)
+        for (int col = 0; col < 3; col++)
+            if (o->cols[l][col] > 0)
+                H5Dclose(o->cols[l][col]);
+    if (o->y > 0)
+        H5Dclose(o->y);
     if (o->f >= 0 && H5Fclose(o->f) < 0 && err->code == VD_OK)
         vd_fail(err, VD_EX_IOERR, "cannot write %s", e->cfg.out);
     if (o->out.tmp[0] && err->code == VD_OK && durable_commit(&o->out, err) == VD_OK)
-        printf("wrote %s (/mu, /logvar%s%s: %lld x %d)\n", e->cfg.out, e->cfg.sample ? ", /z" : "",
-               e->has_y ? ", /labels" : "", (long long)e->x.n_rows, e->m->shape.n_latent);
+        printf("wrote %s (/mu, /logvar%s%s: %lld x %d%s)\n", e->cfg.out, e->cfg.sample ? ", /z" : "",
+               e->has_y ? ", /labels" : "", (long long)e->x.n_rows, vae_top_latent(e->m),
+               e->m->n_levels > 1 ? " for the top layer, each with its number" : "");
     else if (o->out.tmp[0])
         durable_discard(&o->out);
 }
 
 /* Local. Encodes the g rows of this rank from row first into mine, one
- * packed row of per floats each (mu, logvar, z if sampled, the label's
- * bits). */
+ * packed row of per floats each (every layer's mu and logvar, then every
+ * layer's z if sampled, the label's bits). */
 static void encode_part(const Encode *e, VaeWork *w, Shard *sh, Rng *draws, int64_t first, int g,
                         float *xb, int32_t *yb, float *mine, VdError *err)
 {
     const Vae *m = e->m;
-    int d = m->shape.n_latent, D = m->shape.n_input, sample = e->cfg.sample;
+    int d = m->d_total, D = m->shape.n_input, sample = e->cfg.sample;
     int per = 2 * d + sample * d + 1;
     int64_t *list = vd_calloc(g > 0 ? (size_t)g : 1, sizeof(int64_t));
     for (int i = 0; i < g; i++)
         list[i] = first + i;
     if (g > 0 && shard_load(sh, list, g, err) == VD_OK) {
         shard_batch(sh, 0, g, xb, yb);
-        for (int b = 0; b < g; b += w->max_batch) {
-            int c = g - b < w->max_batch ? g - b : w->max_batch;
+        for (int b = 0; b < g; b += w->max_rows) {
+            int c = g - b < w->max_rows ? g - b : w->max_rows;
             memcpy(w->x, xb + (size_t)b * D, sizeof(float) * (size_t)c * D);
-            vae_encode(m, w, c);
-            if (sample)
+            if (sample) /* else every layer at its mean, given the means above */
                 rng_normal_fill(draws, 0, (uint64_t)(first + b) * d, (size_t)c * d, w->eps);
+            else
+                memset(w->eps, 0, sizeof(float) * (size_t)c * d);
+            vae_encode(m, w, c);
             for (int i = 0; i < c; i++) {
-                const float *mu = w->head + (size_t)i * 2 * d, *lv = mu + d;
                 float *row = mine + (size_t)(b + i) * per;
-                memcpy(row, mu, sizeof(float) * (size_t)2 * d);
-                if (sample)
-                    reparam_row(row + 2 * d, mu, lv, w->eps + (size_t)i * d, d);
+                for (int l = 0; l < m->n_levels; l++) {
+                    int dl = m->levels[l].d, off = m->levels[l].eps_off;
+                    memcpy(row + 2 * off, vae_posterior(m, w, l) + (size_t)i * 2 * dl,
+                           sizeof(float) * (size_t)2 * dl);
+                    if (sample)
+                        memcpy(row + 2 * d + off, vae_latent(m, w, l) + (size_t)i * dl,
+                               sizeof(float) * (size_t)dl);
+                }
                 memcpy(row + per - 1, yb + b + i, sizeof(float)); /* the label's bits */
             }
         }
@@ -205,14 +234,17 @@ static void encode_part(const Encode *e, VaeWork *w, Shard *sh, Rng *draws, int6
 static void write_part(const Encode *e, EncodeOut *o, const float *src, int rows, int64_t first,
                        float *part, VdError *err)
 {
-    int d = e->m->shape.n_latent, sample = e->cfg.sample;
+    const Vae *m = e->m;
+    int d = m->d_total, sample = e->cfg.sample;
     int per = 2 * d + sample * d + 1, bad = 0;
-    for (int col = 0; col < 2 + sample && !bad; col++) { /* mu, logvar, z: each (rows, d) */
-        hid_t ds = col == 0 ? o->mu : col == 1 ? o->lv : o->z;
-        for (int i = 0; i < rows; i++)
-            memcpy(part + (size_t)i * d, src + (size_t)i * per + col * d, sizeof(float) * (size_t)d);
-        bad = write_rows(ds, H5T_NATIVE_FLOAT, first, rows, d, part);
-    }
+    for (int l = 0; l < m->n_levels; l++) /* mu, logvar, z: each (rows, d_l) */
+        for (int col = 0; col < 2 + sample && !bad; col++) {
+            int dl = m->levels[l].d, off = m->levels[l].eps_off;
+            int at = col < 2 ? 2 * off + col * dl : 2 * d + off;
+            for (int i = 0; i < rows; i++)
+                memcpy(part + (size_t)i * dl, src + (size_t)i * per + at, sizeof(float) * (size_t)dl);
+            bad = write_rows(o->cols[l][col], H5T_NATIVE_FLOAT, first, rows, dl, part);
+        }
     if (!bad && e->has_y) {
         int32_t *lab = (int32_t *)part;
         for (int i = 0; i < rows; i++)
@@ -229,7 +261,7 @@ static void write_part(const Encode *e, EncodeOut *o, const float *src, int rows
 static void encode_rows(Encode *e, VdError *err)
 {
     const Vae *m = e->m;
-    int d = m->shape.n_latent, D = m->shape.n_input;
+    int d = m->d_total, D = m->shape.n_input;
     int per = 2 * d + e->cfg.sample * d + 1; /* floats a row sends: mu, logvar, z, label */
     int64_t most = e->mine; /* the largest block sets the rounds */
     MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_INT64_T, MPI_MAX, e->comm);
@@ -442,7 +474,7 @@ static int write_interp(const InterpConfig *cfg, const char *ckpt, const H5Rows 
 static void interpolate(const InterpConfig *cfg, const char *ckpt, const Vae *m, H5Rows *x,
                         VdError *err)
 {
-    int D = m->shape.n_input, d = m->shape.n_latent, K = cfg->steps;
+    int D = m->shape.n_input, d = vae_top_latent(m), K = cfg->steps, top = m->n_levels - 1;
     int64_t list[2] = {cfg->from < cfg->to ? cfg->from : cfg->to,
                        cfg->from < cfg->to ? cfg->to : cfg->from};
     int n = cfg->from == cfg->to ? 1 : 2;
@@ -459,14 +491,16 @@ static void interpolate(const InterpConfig *cfg, const char *ckpt, const Vae *m,
         memcpy(ends + (size_t)swap * D, w->x, sizeof(float) * (size_t)D);
         memcpy(ends + (size_t)!swap * D, w->x + (size_t)(n - 1) * D, sizeof(float) * (size_t)D);
         memcpy(w->x, ends, sizeof(float) * (size_t)2 * D);
+        memset(w->eps, 0, sizeof(float) * (size_t)2 * m->d_total);
         vae_encode(m, w, 2);
-        for (int i = 0; i < 2; i++)
-            memcpy(mu + (size_t)i * d, w->head + (size_t)i * 2 * d, sizeof(float) * (size_t)d);
+        for (int i = 0; i < 2; i++) /* the top layer's means */
+            memcpy(mu + (size_t)i * d, vae_posterior(m, w, top) + (size_t)i * 2 * d,
+                   sizeof(float) * (size_t)d);
         for (int k = 0; k < K; k++) {
             t[k] = (double)k / (K - 1);
             interp_point(z + (size_t)k * d, mu, mu + d, d, t[k], cfg->slerp);
         }
-        vae_decode(m, w, z, K, pics);
+        vae_generate(m, w, z, NULL, K, NULL, pics); /* lower layers at their priors' means */
         write_interp(cfg, ckpt, x, ends, pics, z, t, d, D, err);
     }
     shard_free(&sh);

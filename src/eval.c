@@ -158,7 +158,7 @@ static int report(const Eval *e, const double *s, VdError *err)
     double se_nll = n > 1 ? sqrt(fmax(s[S_NLL2] / n - nll * nll, 0) / (n - 1)) : 0;
     /* active units (Burda et al.): latent dimensions whose posterior mean
      * varies over the rows by more than 0.01 */
-    int d = e->m->shape.n_latent, active = 0;
+    int d = e->m->d_total, active = 0;
     for (int j = 0; j < d; j++) {
         double mean = s[S_COUNT + j] / n;
         active += s[S_COUNT + d + j] / n - mean * mean > 0.01;
@@ -198,7 +198,7 @@ static void open_inputs(Eval *e, VdError *err)
                                     sizeof cfg->dataset, cfg->labels, sizeof cfg->labels);
         trained_open_data(cfg->data, cfg->dataset, held, e->ckpt, e->m, &e->x, err);
     }
-    e->cond = err->code == VD_OK && e->m->shape.n_classes > 0;
+    e->cond = err->code == VD_OK && e->m->shape.classes > 0;
     if (e->cond && !cfg->labels[0]) {
         /* labels for samples the user named: G/images -> G/labels */
         size_t len = strlen(cfg->dataset);
@@ -234,7 +234,7 @@ static void load_rows(Eval *e, VdError *err)
         list[i] = e->begin + i;
     shard_init(&e->sh, &e->x, e->cond ? &e->y : NULL, e->mine,
                e->m->shape.likelihood == VD_LIK_BERNOULLI);
-    e->sh.n_classes = e->m->shape.n_classes;
+    e->sh.n_classes = e->m->shape.classes;
     shard_load(&e->sh, list, e->mine, err);
     vd_free(list);
 }
@@ -246,7 +246,7 @@ static void estimate(Eval *e, double *s)
 {
     enum { GROUP = 64 };
     const Vae *m = e->m;
-    int D = m->shape.n_input, K = e->cfg.samples, d = m->shape.n_latent;
+    int D = m->shape.n_input, K = e->cfg.samples, d = m->d_total;
     VaeWork *w = vae_work_create(m, K < 512 ? (K > GROUP ? K : GROUP) : 512);
     float *xb = vd_calloc((size_t)GROUP * D, sizeof(float));
     int32_t *yb = vd_calloc(GROUP, sizeof(int32_t));
@@ -259,15 +259,20 @@ static void estimate(Eval *e, double *s)
         shard_batch(&e->sh, i, g, xb, yb);
         if (e->cfg.binarize)
             rng_binarize(&bin, 0, e->begin + i, g, D, xb);
-        /* the posterior means' moments, for the active units */
+        /* the posterior means' moments (each layer's given the means above),
+         * for the active units */
         memcpy(w->x, xb, sizeof(float) * (size_t)g * D);
+        memset(w->eps, 0, sizeof(float) * (size_t)g * d);
         vae_encode(m, w, g);
-        for (int k = 0; k < g; k++)
-            for (int j = 0; j < d; j++) {
-                double mu = w->head[(size_t)k * 2 * d + j];
-                s[S_COUNT + j] += mu;
-                s[S_COUNT + d + j] += mu * mu;
-            }
+        for (int l = 0; l < m->n_levels; l++) {
+            int dl = m->levels[l].d, off = m->levels[l].eps_off;
+            for (int k = 0; k < g; k++)
+                for (int j = 0; j < dl; j++) {
+                    double mu = vae_posterior(m, w, l)[(size_t)k * 2 * dl + j];
+                    s[S_COUNT + off + j] += mu;
+                    s[S_COUNT + d + off + j] += mu * mu;
+                }
+        }
         vae_importance(m, w, xb, e->cond ? yb : NULL, g, K, &iw, e->begin + i, rows);
         for (int k = 0; k < g; k++) {
             double elbo = rows[k].recon + rows[k].kl, nll = -rows[k].log_px;
@@ -321,7 +326,7 @@ int eval_main(int argc, char **argv, MPI_Comm comm)
                        e->cond ? ", conditional on the labels" : "");
                 fflush(stdout);
             }
-            int ns = S_COUNT + 2 * e->m->shape.n_latent;
+            int ns = S_COUNT + 2 * e->m->d_total;
             double *s = vd_calloc((size_t)ns, sizeof(double));
             estimate(e, s);
             MPI_Allreduce(MPI_IN_PLACE, s, ns, MPI_DOUBLE, MPI_SUM, comm);

@@ -24,14 +24,15 @@ static void reconstructions(Run *r, float *pics)
 {
     const Vae *m = r->m;
     VaeWork *w = r->w;
-    int D = m->shape.n_input, d = m->shape.n_latent, n = 2 * COLS;
+    int D = m->shape.n_input, d = m->d_total, n = 2 * COLS;
+    Objective elbo = vae_elbo(1.0f);
     shard_batch(&r->test, 0, n, w->x, w->y);
     memset(w->eps, 0, sizeof(float) * (size_t)n * d);
-    vae_forward(m, w, n, 1.0f, 0);
+    vae_forward(m, w, n, &elbo, 0);
     for (int row = 0; row < 2; row++) {
         memcpy(pics + (size_t)(2 * row) * COLS * D, w->x + (size_t)row * COLS * D,
                sizeof(float) * COLS * D);
-        vae_output_mean(m, w->logits + (size_t)row * COLS * D, COLS,
+        vae_output_mean(m, vae_outputs(m, w) + (size_t)row * COLS * D, COLS,
                         pics + (size_t)(2 * row + 1) * COLS * D);
     }
 }
@@ -39,7 +40,7 @@ static void reconstructions(Run *r, float *pics)
 void figures_images(Run *r)
 {
     const Vae *m = r->m;
-    int D = m->shape.n_input, d = m->shape.n_latent, C = m->shape.n_classes;
+    int D = m->shape.n_input, d = m->d_total, C = m->shape.classes;
     int nsamples = C > 0 ? (C < 32 ? C : 32) * COLS : 64; /* a conditional model: a row a class */
     float *pics = vd_calloc((size_t)(nsamples > 4 * COLS ? nsamples : 4 * COLS) * D, sizeof(float));
     float *z = vd_calloc((size_t)nsamples * d, sizeof(float));
@@ -53,11 +54,7 @@ void figures_images(Run *r)
             image_grid_png(path, pics, 4 * COLS, img, COLS, &err);
     }
     if (img->c && err.code == VD_OK) {
-        vae_prior_draws(m, r->cfg.seed, nsamples, COLS, -1, z, cls);
-        for (int k = 0; k < nsamples; k += r->w->max_batch) {
-            int n = nsamples - k < r->w->max_batch ? nsamples - k : r->w->max_batch;
-            vae_decode(m, r->w, z + (size_t)k * d, n, pics + (size_t)k * D);
-        }
+        vae_sample(m, r->w, r->cfg.seed, nsamples, COLS, -1, z, cls, pics);
         if (vd_path_join(path, r->cfg.out, "samples.png") == 0)
             image_grid_png(path, pics, nsamples, img, COLS, &err);
     }
@@ -95,8 +92,8 @@ void figures_latent(Run *r, int64_t epoch)
         return;
     char path[VD_PATH_MAX], title[64];
     snprintf(title, sizeof title, "LATENT MEANS, EPOCH %lld", (long long)epoch + 1);
-    int64_t classes = r->m->shape.n_classes;
-    for (int64_t i = 0; i < n_test && !r->m->shape.n_classes; i++)
+    int64_t classes = r->m->shape.classes;
+    for (int64_t i = 0; i < n_test && !r->m->shape.classes; i++)
         classes = r->all_lab[i] >= classes ? (int64_t)r->all_lab[i] + 1 : classes;
     VdError fig = {0};
     if (vd_path_join(path, r->cfg.out, "latent.png") == 0)

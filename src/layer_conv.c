@@ -101,11 +101,10 @@ static void fill_bias(float *out, const float *b, size_t rows, int n)
         memcpy(out + i * (size_t)n, b, sizeof(float) * (size_t)n);
 }
 
-/* db (n) = the sum of the rows of dout (rows, n), in row order. */
+/* db (n) += the sum of the rows of dout (rows, n), in row order. */
 static void bias_grad(float *db, const float *dout, size_t rows, int n)
 {
-    memcpy(db, dout, sizeof(float) * (size_t)n);
-    for (size_t i = 1; i < rows; i++) {
+    for (size_t i = 0; i < rows; i++) {
         const float *r = dout + i * (size_t)n;
         for (int j = 0; j < n; j++)
             db[j] += r[j];
@@ -120,15 +119,15 @@ const char *layer_conv_make(Layer *l, int c_in, int h, int w, int c_out, int act
         return "a convolution needs channels and an image of at least 2 x 2";
     if (h % 2 || w % 2)
         return "a stride-2 convolution needs an even height and width";
-    *l = (Layer){&layer_conv, c_in, h, w, c_out, h / 2, w / 2, act, -1, -1};
+    *l = (Layer){&layer_conv, c_in, h, w, c_out, h / 2, w / 2, act, 0, VD_INIT_UNIFORM, -1};
     return NULL;
 }
 
 static int conv_tensors(const Layer *l, TensorSpec *spec)
 {
     int fan_in = TAPS * l->in_c;
-    spec[0] = (TensorSpec){"weight", 4, {l->out_c, KS, KS, l->in_c}, fan_in};
-    spec[1] = (TensorSpec){"bias", 1, {l->out_c}, fan_in};
+    spec[0] = (TensorSpec){"weight", 4, {l->out_c, KS, KS, l->in_c}, fan_in, l->init};
+    spec[1] = (TensorSpec){"bias", 1, {l->out_c}, fan_in, VD_INIT_UNIFORM};
     return 2;
 }
 
@@ -138,38 +137,38 @@ static void conv_forward(const Layer *l, const LayerParams *p, float *out, const
     (void)saved;
     int K = TAPS * l->in_c;
     size_t M = (size_t)B * l->out_h * l->out_w, step = block_pixels(l->in_c);
-    fill_bias(out, p->b, M, l->out_c);
+    fill_bias(out, p->t[1], M, l->out_c);
     for (size_t p0 = 0; p0 < M; p0 += step) {
         size_t p1 = p0 + step < M ? p0 + step : M;
         im2col(cols, in, l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, p0, p1);
         /* out (pixels, c_out) += cols (pixels, K) W^T */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(p1 - p0), l->out_c, K, 1.0f,
-                    cols, K, p->w, K, 1.0f, out + p0 * (size_t)l->out_c, l->out_c);
+                    cols, K, p->t[0], K, 1.0f, out + p0 * (size_t)l->out_c, l->out_c);
     }
 }
 
 static void conv_backward(const Layer *l, const LayerParams *p, const LayerParams *g, float *din,
-                          const float *dout, const float *in, int B, float *cols,
+                          int din_add, const float *dout, const float *in, int B, float *cols,
                           const float *saved)
 {
     (void)saved;
     int K = TAPS * l->in_c;
     size_t M = (size_t)B * l->out_h * l->out_w, step = block_pixels(l->in_c);
-    bias_grad(g->b, dout, M, l->out_c);
-    if (din)
+    bias_grad(g->t[1], dout, M, l->out_c);
+    if (din && !din_add)
         memset(din, 0, sizeof(float) * (size_t)B * layer_in_size(l));
     for (size_t p0 = 0; p0 < M; p0 += step) {
         size_t p1 = p0 + step < M ? p0 + step : M;
         const float *d = dout + p0 * (size_t)l->out_c;
         im2col(cols, in, l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, p0, p1);
-        /* dW (c_out, K) (+)= dout^T (c_out, pixels) cols (pixels, K), blocks in order */
+        /* dW (c_out, K) += dout^T (c_out, pixels) cols (pixels, K), blocks in order */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out_c, K, (int)(p1 - p0), 1.0f, d,
-                    l->out_c, cols, K, p0 ? 1.0f : 0.0f, g->w, K);
+                    l->out_c, cols, K, 1.0f, g->t[0], K);
         if (!din)
             continue;
         /* dcols (pixels, K) = dout (pixels, c_out) W (c_out, K), back onto the input */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(p1 - p0), K, l->out_c, 1.0f, d,
-                    l->out_c, p->w, K, 0.0f, cols, K);
+                    l->out_c, p->t[0], K, 0.0f, cols, K);
         col2im_add(din, cols, l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, p0, p1);
     }
 }
@@ -193,9 +192,9 @@ static size_t no_floats(const Layer *l, int B)
     return 0;
 }
 
-static void conv_ref(const Layer *l, const double *w, const double *b, double *out,
-                     const double *in)
+static void conv_ref(const Layer *l, const double *const *p, double *out, const double *in)
 {
+    const double *w = p[0], *b = p[1];
     for (int oy = 0; oy < l->out_h; oy++)
         for (int ox = 0; ox < l->out_w; ox++)
             for (int co = 0; co < l->out_c; co++) {
@@ -222,7 +221,7 @@ const char *layer_tconv_make(Layer *l, int c_in, int h, int w, int c_out, int ac
 {
     if (c_in < 1 || c_out < 1 || h < 1 || w < 1)
         return "a transposed convolution needs channels and an image";
-    *l = (Layer){&layer_tconv, c_in, h, w, c_out, 2 * h, 2 * w, act, -1, -1};
+    *l = (Layer){&layer_tconv, c_in, h, w, c_out, 2 * h, 2 * w, act, 0, VD_INIT_UNIFORM, -1};
     return NULL;
 }
 
@@ -231,8 +230,8 @@ static int tconv_tensors(const Layer *l, TensorSpec *spec)
     /* PyTorch's rule for a transposed convolution: the fan-in is the
      * output channels times the window */
     int fan_in = TAPS * l->out_c;
-    spec[0] = (TensorSpec){"weight", 4, {l->in_c, KS, KS, l->out_c}, fan_in};
-    spec[1] = (TensorSpec){"bias", 1, {l->out_c}, fan_in};
+    spec[0] = (TensorSpec){"weight", 4, {l->in_c, KS, KS, l->out_c}, fan_in, l->init};
+    spec[1] = (TensorSpec){"bias", 1, {l->out_c}, fan_in, VD_INIT_UNIFORM};
     return 2;
 }
 
@@ -242,35 +241,36 @@ static void tconv_forward(const Layer *l, const LayerParams *p, float *out, cons
     (void)saved;
     int N = TAPS * l->out_c;
     size_t M = (size_t)B * l->in_h * l->in_w, step = block_pixels(l->out_c);
-    fill_bias(out, p->b, (size_t)B * l->out_h * l->out_w, l->out_c);
+    fill_bias(out, p->t[1], (size_t)B * l->out_h * l->out_w, l->out_c);
     for (size_t p0 = 0; p0 < M; p0 += step) {
         size_t p1 = p0 + step < M ? p0 + step : M;
         /* cols (pixels, 16 c_out) = in (pixels, c_in) W (c_in, 16 c_out), onto the output */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(p1 - p0), N, l->in_c, 1.0f,
-                    in + p0 * (size_t)l->in_c, l->in_c, p->w, N, 0.0f, cols, N);
+                    in + p0 * (size_t)l->in_c, l->in_c, p->t[0], N, 0.0f, cols, N);
         col2im_add(out, cols, l->out_h, l->out_w, l->out_c, l->in_h, l->in_w, p0, p1);
     }
 }
 
 static void tconv_backward(const Layer *l, const LayerParams *p, const LayerParams *g, float *din,
-                           const float *dout, const float *in, int B, float *dcols,
+                           int din_add, const float *dout, const float *in, int B, float *dcols,
                            const float *saved)
 {
     (void)saved;
     int N = TAPS * l->out_c;
     size_t M = (size_t)B * l->in_h * l->in_w, step = block_pixels(l->out_c);
-    bias_grad(g->b, dout, (size_t)B * l->out_h * l->out_w, l->out_c);
+    bias_grad(g->t[1], dout, (size_t)B * l->out_h * l->out_w, l->out_c);
     for (size_t p0 = 0; p0 < M; p0 += step) {
         size_t p1 = p0 + step < M ? p0 + step : M;
         const float *x = in + p0 * (size_t)l->in_c;
         im2col(dcols, dout, l->out_h, l->out_w, l->out_c, l->in_h, l->in_w, p0, p1);
-        /* dW (c_in, 16 c_out) (+)= in^T (c_in, pixels) dcols (pixels, 16 c_out) */
+        /* dW (c_in, 16 c_out) += in^T (c_in, pixels) dcols (pixels, 16 c_out) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->in_c, N, (int)(p1 - p0), 1.0f, x,
-                    l->in_c, dcols, N, p0 ? 1.0f : 0.0f, g->w, N);
-        /* din (pixels, c_in) = dcols (pixels, 16 c_out) W^T (16 c_out, c_in) */
+                    l->in_c, dcols, N, 1.0f, g->t[0], N);
+        /* din (pixels, c_in) (+)= dcols (pixels, 16 c_out) W^T (16 c_out, c_in) */
         if (din)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(p1 - p0), l->in_c, N, 1.0f,
-                        dcols, N, p->w, N, 0.0f, din + p0 * (size_t)l->in_c, l->in_c);
+                        dcols, N, p->t[0], N, din_add ? 1.0f : 0.0f, din + p0 * (size_t)l->in_c,
+                        l->in_c);
     }
 }
 
@@ -285,9 +285,9 @@ static size_t tconv_cols(const Layer *l, int B)
     return (M < step ? M : step) * TAPS * (size_t)l->out_c;
 }
 
-static void tconv_ref(const Layer *l, const double *w, const double *b, double *out,
-                      const double *in)
+static void tconv_ref(const Layer *l, const double *const *p, double *out, const double *in)
 {
+    const double *w = p[0], *b = p[1];
     for (int i = 0; i < l->out_h * l->out_w; i++)
         for (int co = 0; co < l->out_c; co++)
             out[(size_t)i * l->out_c + co] = b[co];

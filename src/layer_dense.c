@@ -1,5 +1,5 @@
-/* layer_dense.c — the dense layer and the mu/logvar heads, on OpenBLAS
- * sgemm, and the activations. See layer.h. */
+/* layer_dense.c — the dense layer and a Gaussian's mu/logvar heads, on
+ * OpenBLAS sgemm. See layer.h. */
 #include "layer.h"
 
 #include <cblas.h>
@@ -10,12 +10,24 @@
 
 Layer layer_dense_make(int n_in, int n_out, int act)
 {
-    return (Layer){&layer_dense, n_in, 1, 1, n_out, 1, 1, act, -1, -1};
+    return (Layer){&layer_dense, n_in, 1, 1, n_out, 1, 1, act, 0, VD_INIT_UNIFORM, -1};
 }
 
-Layer layer_heads_make(int n_in, int d)
+Layer layer_heads_make(int n_in, int d, int clamp)
 {
-    return (Layer){&layer_heads, n_in, 1, 1, 2 * d, 1, 1, VD_ACT_NONE, -1, -1};
+    return (Layer){&layer_heads, n_in, 1, 1, 2 * d, 1, 1, VD_ACT_NONE, clamp, VD_INIT_UNIFORM, -1};
+}
+
+int layer_tensor_sizes(const Layer *l, size_t *count)
+{
+    TensorSpec spec[VD_LAYER_TENSORS];
+    int n = l->kind->tensors(l, spec);
+    for (int k = 0; k < n; k++) {
+        count[k] = 1;
+        for (int j = 0; j < spec[k].n_dims; j++)
+            count[k] *= (size_t)spec[k].dims[j];
+    }
+    return n;
 }
 
 /* A dense layer sees its input and output as flat vectors, whatever their
@@ -25,8 +37,8 @@ static int n_out(const Layer *l) { return (int)layer_out_size(l); }
 
 static int dense_tensors(const Layer *l, TensorSpec *spec)
 {
-    spec[0] = (TensorSpec){"weight", 2, {n_out(l), n_in(l)}, n_in(l)};
-    spec[1] = (TensorSpec){"bias", 1, {n_out(l)}, n_in(l)};
+    spec[0] = (TensorSpec){"weight", 2, {n_out(l), n_in(l)}, n_in(l), l->init};
+    spec[1] = (TensorSpec){"bias", 1, {n_out(l)}, n_in(l), VD_INIT_UNIFORM};
     return 2;
 }
 
@@ -35,10 +47,10 @@ static int dense_tensors(const Layer *l, TensorSpec *spec)
 static int heads_tensors(const Layer *l, TensorSpec *spec)
 {
     int d = n_out(l) / 2;
-    spec[0] = (TensorSpec){"mu.weight", 2, {d, n_in(l)}, n_in(l)};
-    spec[1] = (TensorSpec){"logvar.weight", 2, {d, n_in(l)}, n_in(l)};
-    spec[2] = (TensorSpec){"mu.bias", 1, {d}, n_in(l)};
-    spec[3] = (TensorSpec){"logvar.bias", 1, {d}, n_in(l)};
+    spec[0] = (TensorSpec){"mu.weight", 2, {d, n_in(l)}, n_in(l), l->init};
+    spec[1] = (TensorSpec){"logvar.weight", 2, {d, n_in(l)}, n_in(l), l->init};
+    spec[2] = (TensorSpec){"mu.bias", 1, {d}, n_in(l), VD_INIT_UNIFORM};
+    spec[3] = (TensorSpec){"logvar.bias", 1, {d}, n_in(l), VD_INIT_UNIFORM};
     return 4;
 }
 
@@ -51,23 +63,21 @@ void linear_forward(float *out, const float *in, const Linear *l, int B)
                 l->n_in, l->w, l->n_in, 1.0f, out, l->n_out);
 }
 
-void linear_backward(float *din, Linear *dl, const float *dout, const float *in, const Linear *l,
-                     int B)
+void linear_backward(float *din, int din_add, Linear *dl, const float *dout, const float *in,
+                     const Linear *l, int B)
 {
-    /* dW (n_out, n_in) = dout^T (n_out, B) in (B, n_in): beta 0 writes over
-     * whatever the buffer held, so no pass zeroes it first */
+    /* dW (n_out, n_in) += dout^T (n_out, B) in (B, n_in) */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->n_out, l->n_in, B, 1.0f, dout,
-                l->n_out, in, l->n_in, 0.0f, dl->w, l->n_in);
-    memcpy(dl->b, dout, sizeof(float) * (size_t)l->n_out);
-    for (int i = 1; i < B; i++) {
+                l->n_out, in, l->n_in, 1.0f, dl->w, l->n_in);
+    for (int i = 0; i < B; i++) {
         const float *row = dout + (size_t)i * l->n_out;
         for (int j = 0; j < l->n_out; j++)
             dl->b[j] += row[j];
     }
-    /* din (B, n_in) = dout (B, n_out) W (n_out, n_in) */
+    /* din (B, n_in) (+)= dout (B, n_out) W (n_out, n_in) */
     if (din)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, l->n_in, l->n_out, 1.0f, dout,
-                    l->n_out, l->w, l->n_in, 0.0f, din, l->n_in);
+                    l->n_out, l->w, l->n_in, din_add ? 1.0f : 0.0f, din, l->n_in);
 }
 
 void linear_forward_ref(double *out, const double *in, const double *w, const double *b, int B,
@@ -82,9 +92,12 @@ void linear_forward_ref(double *out, const double *in, const double *w, const do
         }
 }
 
+/* weight and bias: tensors 0 and 1 of a dense layer; 0 and 2 of the heads,
+ * whose two halves lie contiguous */
 static Linear as_linear(const Layer *l, const LayerParams *p)
 {
-    return (Linear){p->w, p->b, n_in(l), n_out(l)};
+    int bias = l->kind == &layer_heads ? 2 : 1;
+    return (Linear){p->t[0], p->t[bias], n_in(l), n_out(l)};
 }
 
 static void dense_forward(const Layer *l, const LayerParams *p, float *out, const float *in, int B,
@@ -97,13 +110,13 @@ static void dense_forward(const Layer *l, const LayerParams *p, float *out, cons
 }
 
 static void dense_backward(const Layer *l, const LayerParams *p, const LayerParams *g, float *din,
-                           const float *dout, const float *in, int B, float *scratch,
+                           int din_add, const float *dout, const float *in, int B, float *scratch,
                            const float *saved)
 {
     (void)scratch;
     (void)saved;
     Linear lin = as_linear(l, p), dlin = as_linear(l, g);
-    linear_backward(din, &dlin, dout, in, &lin, B);
+    linear_backward(din, din_add, &dlin, dout, in, &lin, B);
 }
 
 static double dense_macs(const Layer *l) { return (double)n_in(l) * n_out(l); }
@@ -115,41 +128,64 @@ static size_t no_floats(const Layer *l, int B)
     return 0;
 }
 
-static void dense_ref(const Layer *l, const double *w, const double *b, double *out,
-                      const double *in)
+static void dense_ref(const Layer *l, const double *const *p, double *out, const double *in)
 {
-    linear_forward_ref(out, in, w, b, 1, n_in(l), n_out(l));
+    int bias = l->kind == &layer_heads ? 2 : 1;
+    linear_forward_ref(out, in, p[0], p[bias], 1, n_in(l), n_out(l));
+    if (l->clamp) /* the log-variances */
+        for (int j = n_out(l) / 2; j < n_out(l); j++)
+            out[j] = fmin(fmax(out[j], VD_LOGVAR_MIN), VD_LOGVAR_MAX);
+}
+
+/* ---- the heads: a dense layer, then the optional clamp of the logvar half */
+
+static void heads_forward(const Layer *l, const LayerParams *p, float *out, const float *in,
+                          int B, float *scratch, float *saved)
+{
+    dense_forward(l, p, out, in, B, scratch, saved);
+    if (!l->clamp)
+        return;
+    int d = n_out(l) / 2;
+    for (int i = 0; i < B; i++) { /* saved: which log-variances were clamped (1) or not (0) */
+        float *lv = out + (size_t)i * 2 * d + d, *mask = saved + (size_t)i * d;
+        for (int j = 0; j < d; j++) {
+            float v = lv[j];
+            mask[j] = v <= VD_LOGVAR_MIN || v >= VD_LOGVAR_MAX ? 0.0f : 1.0f;
+            lv[j] = v < VD_LOGVAR_MIN ? VD_LOGVAR_MIN : v > VD_LOGVAR_MAX ? VD_LOGVAR_MAX : v;
+        }
+    }
+}
+
+static void heads_backward(const Layer *l, const LayerParams *p, const LayerParams *g, float *din,
+                           int din_add, const float *dout, const float *in, int B, float *scratch,
+                           const float *saved)
+{
+    if (!l->clamp) {
+        dense_backward(l, p, g, din, din_add, dout, in, B, scratch, saved);
+        return;
+    }
+    int d = n_out(l) / 2; /* a clamped log-variance passes no gradient (hardtanh) */
+    for (int i = 0; i < B; i++) {
+        const float *dlv = dout + (size_t)i * 2 * d + d, *mask = saved + (size_t)i * d;
+        float *row = scratch + (size_t)i * 2 * d;
+        memcpy(row, dout + (size_t)i * 2 * d, sizeof(float) * (size_t)d);
+        for (int j = 0; j < d; j++)
+            row[d + j] = dlv[j] * mask[j];
+    }
+    dense_backward(l, p, g, din, din_add, scratch, in, B, NULL, NULL);
+}
+
+static size_t heads_scratch(const Layer *l, int B)
+{
+    return l->clamp ? (size_t)B * layer_out_size(l) : 0;
+}
+
+static size_t heads_saved(const Layer *l, int B)
+{
+    return l->clamp ? (size_t)B * layer_out_size(l) / 2 : 0;
 }
 
 const LayerKind layer_dense = {"dense", dense_tensors, dense_forward, dense_backward, dense_macs,
                                no_floats, no_floats, dense_ref};
-const LayerKind layer_heads = {"heads", heads_tensors, dense_forward, dense_backward, dense_macs,
-                               no_floats, no_floats, dense_ref};
-
-/* ---- activations --------------------------------------------------------- */
-
-VD_VECTOR_CLONES void act_forward(int act, float *x, size_t n)
-{
-    if (act == VD_ACT_TANH)
-        for (size_t i = 0; i < n; i++)
-            x[i] = tanhf(x[i]);
-    else if (act == VD_ACT_RELU)
-        for (size_t i = 0; i < n; i++)
-            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
-}
-
-VD_VECTOR_CLONES void act_backward(int act, float *dx, const float *out, size_t n)
-{
-    if (act == VD_ACT_TANH)
-        for (size_t i = 0; i < n; i++)
-            dx[i] *= 1.0f - out[i] * out[i];
-    else if (act == VD_ACT_RELU)
-        for (size_t i = 0; i < n; i++)
-            dx[i] = out[i] > 0.0f ? dx[i] : 0.0f;
-}
-
-void act_ref(int act, double *x, size_t n)
-{
-    for (size_t i = 0; act != VD_ACT_NONE && i < n; i++)
-        x[i] = act == VD_ACT_TANH ? tanh(x[i]) : x[i] > 0.0 ? x[i] : 0.0;
-}
+const LayerKind layer_heads = {"heads", heads_tensors, heads_forward, heads_backward, dense_macs,
+                               heads_scratch, heads_saved, dense_ref};

@@ -47,40 +47,45 @@ static void fmt_duration(char *buf, size_t n, double s)
         snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
-/* Collective. The test set's sums of (recon, KL, count) in tot, with eps
- * from the eval stream indexed by global row, so the figure does not depend
- * on the rank count; the latent means' first two moments per dimension give
- * the active units (Burda et al.: dimensions whose posterior mean varies over
- * the data by more than 0.01); with test_mu, each row's latent mean and
- * label too. */
+/* Collective. The test set's ELBO sums of (recon, KL, count) in tot, with
+ * eps from the eval stream indexed by global row, so the figure does not
+ * depend on the rank count; the posterior means' first two moments per
+ * latent dimension (of every layer) give the active units (Burda et al.:
+ * dimensions whose posterior mean varies over the data by more than 0.01);
+ * with test_mu, each row's top-layer mean and label too. */
 static void test_figures(Run *r, int64_t epoch, double tot[T_N], int *active)
 {
     const Vae *m = r->m;
     VaeWork *w = r->w;
     Rng eval = rng_stream(r->cfg.seed, VD_STREAM_EVAL, 0);
     Rng bin = rng_stream(r->cfg.seed, VD_STREAM_BINARIZE, 0);
-    int d = m->shape.n_latent;
+    int d = m->d_total, top = m->n_levels - 1, dt = vae_top_latent(m);
+    Objective elbo = vae_elbo(1.0f);
     double *sums = vd_calloc((size_t)(T_N + 2 * d), sizeof(double)), *mom = sums + T_N;
     sums[T_COUNT] = (double)r->test.n;
-    for (int64_t i = 0; i < r->test.n; i += w->max_batch) {
-        int n = (int)(r->test.n - i < w->max_batch ? r->test.n - i : w->max_batch);
+    for (int64_t i = 0; i < r->test.n; i += w->max_rows) {
+        int n = (int)(r->test.n - i < w->max_rows ? r->test.n - i : w->max_rows);
         int64_t row0 = r->test_begin + i;
         shard_batch(&r->test, i, n, w->x, w->y);
         if (r->cfg.binarize) /* one fixed draw, as `vae-dist eval --binarize` makes */
             rng_binarize(&bin, 0, row0, n, m->shape.n_input, w->x);
         rng_normal_fill(&eval, (uint32_t)epoch, (uint64_t)row0 * (uint64_t)d,
                         (size_t)n * (size_t)d, w->eps);
-        vae_forward(m, w, n, 1.0f, 0);
+        vae_forward(m, w, n, &elbo, 0);
         for (int k = 0; k < n; k++) {
-            const float *mu = w->head + (size_t)k * 2 * d;
-            sums[T_RECON] += w->recon[k];
-            sums[T_KL] += w->kl[k];
-            for (int j = 0; j < d; j++) {
-                mom[j] += mu[j];
-                mom[d + j] += (double)mu[j] * mu[j];
+            sums[T_RECON] += w->row_recon[k];
+            sums[T_KL] += w->row_kl[k];
+            for (int l = 0; l < m->n_levels; l++) {
+                int dl = m->levels[l].d, off = m->levels[l].eps_off;
+                const float *mu = vae_posterior(m, w, l) + (size_t)k * 2 * dl;
+                for (int j = 0; j < dl; j++) {
+                    mom[off + j] += mu[j];
+                    mom[d + off + j] += (double)mu[j] * mu[j];
+                }
             }
             if (r->test_mu) {
-                memcpy(r->test_mu + (size_t)(i + k) * d, mu, sizeof(float) * d);
+                memcpy(r->test_mu + (size_t)(i + k) * dt, vae_posterior(m, w, top) +
+                       (size_t)k * 2 * dt, sizeof(float) * (size_t)dt);
                 r->test_lab[i + k] = w->y[k];
             }
         }
@@ -112,7 +117,7 @@ static void epoch_report(Run *r, int64_t epoch, double ep_start, const double to
         printf("epoch %lld done: test loss %.2f = %.2f + %.2f nats (%lld samples, %d of %d "
                "latent units active), train loss %.2f, %.1f s%s\n",
                (long long)epoch + 1, row.test_loss, row.test_recon, row.test_kl, (long long)n,
-               active, r->m->shape.n_latent, row.train_loss, row.seconds, best ? ", best" : "");
+               active, r->m->d_total, row.train_loss, row.seconds, best ? ", best" : "");
     else
         printf("epoch %lld done: train loss %.2f, %.1f s%s\n", (long long)epoch + 1,
                row.train_loss, row.seconds, best ? ", best" : "");
@@ -252,8 +257,8 @@ static void next_batch(Run *r, Loop *l, int64_t epoch, int64_t s)
     if (r->cfg.binarize) /* by (epoch, row): independent of the rank count */
         for (int i = 0; i < r->B; i++)
             rng_binarize(&l->bin, (uint32_t)epoch, r->batch_rows[i], 1, D, r->w->x + (size_t)i * D);
-    rng_normal_fill(&l->noise, (uint32_t)r->st.step, 0, (size_t)r->B * r->m->shape.n_latent,
-                    r->w->eps);
+    rng_normal_fill(&l->noise, (uint32_t)r->st.step, 0,
+                    (size_t)r->B * (size_t)r->cfg.iw_samples * (size_t)r->m->d_total, r->w->eps);
 }
 
 /* Collective: one step and its bookkeeping. Returns 1 to go on, 0 when the
@@ -271,10 +276,12 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     if (st->step + 1 == l->kill_step && r->rank == r->size - 1)
         test_kill();
     float beta = (float)sched_kl_weight(r->cfg.beta, r->cfg.warmup, st->step + 1);
+    int K = r->cfg.iw_samples;
+    Objective obj = {K > 1 ? VD_OBJ_IWAE : VD_OBJ_ELBO, K, beta, 0};
     l->lr = sched_lr(&l->sched, st->lr_scale, st->step + 1, r->steps_per_epoch,
                      r->steps_per_epoch * r->cfg.epochs);
     l->adam.lr = (float)l->lr;
-    int finite = train_step(r->m, r->w, r->B, beta, &l->adam, st->step + 1, r->red, &io);
+    int finite = train_step(r->m, r->w, r->B, &obj, &l->adam, st->step + 1, r->red, &io);
     r->prof.forward += io.times.forward;
     r->prof.backward += io.times.backward;
     r->prof.reduce += io.times.reduce;
@@ -398,7 +405,7 @@ void run_print_profile(const Run *r)
         printf("  %-10s %8.3f ms  max %8.3f ms  %5.1f%%%s\n", names[i], 1e3 * mine[i] / steps,
                1e3 * mx[i] / steps, i < 5 ? 100.0 * mine[i] / total : 0.0,
                i < 5 ? "" : " (outside steps)");
-    double flops = 6.0 * vae_forward_macs(r->m) - 2.0 * vae_first_layer_macs(r->m);
+    double flops = 6.0 * vae_forward_macs(r->m, r->B) - 2.0 * vae_first_layer_macs(r->m);
     const char *what = reduce_fused(r->red)
                            ? "the wait for the node's other ranks; the slice sums run in "
                              "the optimizer's pass"

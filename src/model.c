@@ -1,6 +1,7 @@
-/* model.c — the network as a list of layers: layout, init, forward and
- * backward, the losses, and what a trained model is used for. See model.h. */
-#include "model.h"
+/* model.c — the model's life (create, init, buffers) and its passes over
+ * the graph: forward, backward, encoding, generation, and the
+ * importance-weighted estimate. See model.h. */
+#include "model_impl.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -9,251 +10,22 @@
 #include "rng.h"
 #include "util.h"
 
-/* ---- the network ------------------------------------------------------- */
+/* ---- the model ----------------------------------------------------------- */
 
-/* Builds the layers of s into m (layers, head, n_layers); NULL or why not. */
-static const char *build_layers(Vae *m, const VaeShape *s)
+Vae *vae_create(const VaeShape *shape, size_t n_tail, const char **why)
 {
-    int n = 0, act = s->activation, L = s->n_hidden, c = s->in_c, h = s->in_h, w = s->in_w;
-    const char *why;
-    for (int i = 0; i < s->n_conv; i++, n++) {
-        if ((why = layer_conv_make(&m->layers[n], c, h, w, s->conv[i], act)))
-            return why;
-        c = s->conv[i];
-        h /= 2;
-        w /= 2;
-    }
-    int width = s->n_conv ? c * h * w : s->n_input;
-    for (int l = 0; l < L; l++, n++) {
-        m->layers[n] = layer_dense_make(width, s->hidden[l], act);
-        width = s->hidden[l];
-    }
-    m->head = n;
-    m->layers[n++] = layer_heads_make(width, s->n_latent);
-    width = s->n_latent;
-    for (int l = L - 1; l >= 0; l--, n++) {
-        m->layers[n] = layer_dense_make(width, s->hidden[l], act);
-        width = s->hidden[l];
-    }
-    if (!s->n_conv) {
-        m->layers[n++] = layer_dense_make(width, s->n_input, VD_ACT_NONE);
-        m->n_layers = n;
-        return NULL;
-    }
-    m->layers[n++] = layer_dense_make(width, c * h * w, act); /* to the last convolution's shape */
-    m->layers[n - 1].out_c = c;
-    m->layers[n - 1].out_h = h;
-    m->layers[n - 1].out_w = w;
-    for (int i = s->n_conv - 1; i >= 0; i--, n++) {
-        int c_out = i ? s->conv[i - 1] : s->in_c;
-        layer_tconv_make(&m->layers[n], c, h, w, c_out, i ? act : VD_ACT_NONE);
-        c = c_out;
-        h *= 2;
-        w *= 2;
-    }
-    m->n_layers = n;
-    return NULL;
-}
-
-static int add_tensor(Vae *m, const char *name, const TensorSpec *t)
-{
-    VaeTensor *ten = &m->tensors[m->n_tensors];
-    snprintf(ten->name, sizeof ten->name, "%s", name);
-    ten->offset = m->n_params;
-    ten->n_dims = t->n_dims;
-    ten->rows = t->dims[0];
-    ten->cols = t->n_dims > 1 ? 1 : 0;
-    size_t count = (size_t)t->dims[0];
-    for (int i = 0; i < t->n_dims; i++) {
-        ten->dims[i] = t->dims[i];
-        if (i > 0) {
-            ten->cols *= t->dims[i];
-            count *= (size_t)t->dims[i];
-        }
-    }
-    ten->fan_in = t->fan_in;
-    m->n_params += count;
-    return m->n_tensors++;
-}
-
-/* The tensors of layer i, named prefix.<suffix> ("encoder.0.weight"); the
- * heads name their own. */
-static void add_layer_tensors(Vae *m, int i, const char *prefix)
-{
-    Layer *l = &m->layers[i];
-    TensorSpec spec[4];
-    int n = l->kind->tensors(l, spec);
-    for (int k = 0; k < n; k++) {
-        char name[32];
-        if (prefix)
-            snprintf(name, sizeof name, "%.20s.%s", prefix, spec[k].suffix);
-        else
-            snprintf(name, sizeof name, "%s", spec[k].suffix);
-        int t = add_tensor(m, name, &spec[k]);
-        if (k == 0)
-            l->t_weight = t;
-        if (k == (n == 4 ? 2 : 1))
-            l->t_bias = t;
-    }
-}
-
-/* The tensor table, in the flat buffers' order: encoder, heads, prior
- * means, decoder, learned variance. */
-static void add_tensors(Vae *m)
-{
-    const VaeShape *s = &m->shape;
-    char prefix[32];
-    for (int i = 0; i < m->head; i++) {
-        snprintf(prefix, sizeof prefix, "encoder.%d", i);
-        add_layer_tensors(m, i, prefix);
-    }
-    add_layer_tensors(m, m->head, NULL);
-    if (s->n_classes > 0)
-        add_tensor(m, "prior.mean", &(TensorSpec){"", 2, {s->n_classes, s->n_latent}, 0});
-    for (int i = m->head + 1; i < m->n_layers; i++) {
-        snprintf(prefix, sizeof prefix, "decoder.%d", i - m->head - 1);
-        add_layer_tensors(m, i, prefix);
-    }
-    if (s->likelihood == VD_LIK_GAUSSIAN && s->learn_var)
-        add_tensor(m, "likelihood.logvar", &(TensorSpec){"", 1, {1}, 0});
-}
-
-LayerParams vae_layer_params(const Vae *m, float *buf, const Layer *l)
-{
-    return (LayerParams){buf + m->tensors[l->t_weight].offset, buf + m->tensors[l->t_bias].offset};
-}
-
-static void bind_views(const Vae *m, float *base, VaeLayers *v)
-{
-    const VaeTensor *pm = vae_tensor(m, "prior.mean"), *lv = vae_tensor(m, "likelihood.logvar");
-    v->prior_mean = pm ? base + pm->offset : NULL;
-    v->obs_logvar = lv ? base + lv->offset : NULL;
-}
-
-void vae_shape_text(const VaeShape *s, char *buf, size_t n)
-{
-    size_t used = 0;
-#define ADD(...) (used += used < n ? (size_t)snprintf(buf + used, n - used, __VA_ARGS__) : 0)
-    buf[0] = '\0';
-    if (s->n_conv) {
-        ADD("%dx%dx%d", s->in_h, s->in_w, s->in_c);
-        for (int i = 0; i < s->n_conv; i++)
-            ADD("-conv%d", s->conv[i]);
-    } else {
-        ADD("%d", s->n_input);
-    }
-    for (int l = 0; l < s->n_hidden; l++)
-        ADD("-%d", s->hidden[l]);
-    ADD("-%d", s->n_latent);
-    if (s->activation == VD_ACT_TANH)
-        ADD(", tanh");
-    if (s->likelihood == VD_LIK_GAUSSIAN && s->learn_var)
-        ADD(", gaussian learned s^2");
-    else if (s->likelihood == VD_LIK_GAUSSIAN)
-        ADD(", gaussian s^2 %g", exp((double)s->obs_logvar));
-    if (s->n_classes > 0)
-        ADD(", %d classes", s->n_classes);
-#undef ADD
-}
-
-int vae_shape_equal(const VaeShape *a, const VaeShape *b)
-{
-    int same = a->n_input == b->n_input && a->n_latent == b->n_latent &&
-               a->n_hidden == b->n_hidden && a->activation == b->activation &&
-               a->likelihood == b->likelihood && a->n_classes == b->n_classes &&
-               a->n_conv == b->n_conv;
-    for (int l = 0; same && l < a->n_hidden; l++)
-        same = a->hidden[l] == b->hidden[l];
-    for (int l = 0; same && l < a->n_conv; l++)
-        same = a->conv[l] == b->conv[l];
-    if (same && a->n_conv) /* an MLP's input is D values, whatever their shape */
-        same = a->in_c == b->in_c && a->in_h == b->in_h && a->in_w == b->in_w;
-    if (same && a->likelihood == VD_LIK_GAUSSIAN) /* the fixed variance is part of the model */
-        same = a->learn_var == b->learn_var && (a->learn_var || a->obs_logvar == b->obs_logvar);
-    return same;
-}
-
-/* NULL, or why s is not a model. */
-static const char *check_shape(const VaeShape *s)
-{
-    if (s->n_input < 1 || s->n_latent < 1)
-        return "input and latent sizes must be positive";
-    if (s->n_hidden < 1 || s->n_hidden > VD_MAX_HIDDEN)
-        return "the model needs 1 to 8 hidden layers";
-    for (int l = 0; l < s->n_hidden; l++)
-        if (s->hidden[l] < 1)
-            return "hidden layer sizes must be positive";
-    if (s->n_conv < 0 || s->n_conv > VD_MAX_CONV)
-        return "the model takes 0 to 6 convolutions";
-    for (int l = 0; l < s->n_conv; l++)
-        if (s->conv[l] < 1 || s->conv[l] > 1 << 16)
-            return "convolution channels must be in [1, 65536]";
-    if (s->n_conv && (s->in_c < 1 || s->in_h < 1 || s->in_w < 1 || s->in_c > 1 << 16 ||
-                      (double)s->in_c * s->in_h * s->in_w != (double)s->n_input))
-        return "a convolutional model needs an image input of h x w x c = D values";
-    if ((s->activation != VD_ACT_RELU && s->activation != VD_ACT_TANH) ||
-        (s->likelihood != VD_LIK_BERNOULLI && s->likelihood != VD_LIK_GAUSSIAN))
-        return "unknown activation or likelihood";
-    if (s->n_classes < 0 || s->n_classes > 1 << 20 || !isfinite(s->obs_logvar) ||
-        fabsf(s->obs_logvar) > 50.0f)
-        return "class count or variance out of range";
-    return NULL;
-}
-
-/* A bound on the parameter count and on every layer's activations, so a
- * hostile checkpoint header is an error and not an allocation of terabytes:
- * 2^31 floats (8 GiB). NULL or why. */
-static const char *check_size(const Vae *m)
-{
-    double count = (double)m->shape.n_classes * m->shape.n_latent;
-    for (int i = 0; i < m->n_layers; i++) {
-        const Layer *l = &m->layers[i];
-        TensorSpec spec[4];
-        int n = l->kind->tensors(l, spec);
-        for (int k = 0; k < n; k++) {
-            double c = 1;
-            for (int j = 0; j < spec[k].n_dims; j++)
-                c *= spec[k].dims[j];
-            count += c;
-        }
-        if ((double)l->out_c * l->out_h * l->out_w > 1 << 24)
-            return "a layer of more than 2^24 values per sample";
-    }
-    return count > 2147483648.0 ? "more than 2^31 parameters" : NULL;
-}
-
-double vae_shape_params(const VaeShape *shape)
-{
-    if (check_shape(shape))
-        return -1;
     Vae *m = vd_calloc(1, sizeof *m);
     m->shape = *shape;
-    double count = -1;
-    if (!build_layers(m, shape) && !check_size(m)) {
-        add_tensors(m);
-        count = (double)m->n_params;
-    }
-    vd_free(m);
-    return count;
-}
-
-Vae *vae_create(const VaeShape *shape, const char **why)
-{
-    if ((*why = check_shape(shape)))
-        return NULL;
-    Vae *m = vd_calloc(1, sizeof *m);
-    m->shape = *shape;
-    if ((*why = build_layers(m, shape)) || (*why = check_size(m))) {
+    if ((*why = vae_build(m))) {
+        vd_free(m->tensors);
         vd_free(m);
         return NULL;
     }
-    add_tensors(m);
+    m->n_tail = n_tail;
     m->params = vd_calloc(m->n_params, sizeof(float));
-    m->grads = vd_calloc(m->n_params + VD_GRAD_EXTRA, sizeof(float));
+    m->grads = vd_calloc(m->n_params + n_tail, sizeof(float));
     m->adam_m = vd_calloc(m->n_params, sizeof(float));
     m->adam_v = vd_calloc(m->n_params, sizeof(float));
-    bind_views(m, m->params, &m->p);
-    bind_views(m, m->grads, &m->g);
     return m;
 }
 
@@ -276,13 +48,6 @@ void vae_set_buffers(Vae *m, float *params, float *grads, float *adam_m, float *
     m->adam_m = adam_m;
     m->adam_v = adam_v;
     m->borrowed = !owned;
-    if (params && grads) {
-        bind_views(m, m->params, &m->p);
-        bind_views(m, m->grads, &m->g);
-    } else { /* no buffers: no views into them */
-        memset(&m->p, 0, sizeof m->p);
-        memset(&m->g, 0, sizeof m->g);
-    }
 }
 
 void vae_free(Vae *m)
@@ -290,6 +55,7 @@ void vae_free(Vae *m)
     if (!m)
         return;
     free_buffers(m);
+    vd_free(m->tensors);
     vd_free(m);
 }
 
@@ -301,62 +67,279 @@ const VaeTensor *vae_tensor(const Vae *m, const char *name)
     return NULL;
 }
 
+LayerParams vae_layer_params(const Vae *m, float *buf, const Layer *l)
+{
+    LayerParams p = {{NULL}};
+    size_t sizes[VD_LAYER_TENSORS];
+    int n = layer_tensor_sizes(l, sizes);
+    for (int k = 0; k < n; k++)
+        p.t[k] = buf + m->tensors[l->t_first + k].offset;
+    return p;
+}
+
 void vae_init_params(Vae *m, uint64_t seed)
 {
     Rng r = rng_stream(seed, VD_STREAM_INIT, 0);
     for (int t = 0; t < m->n_tensors; t++) {
         const VaeTensor *ten = &m->tensors[t];
         size_t n = (size_t)ten->rows * (size_t)(ten->cols ? ten->cols : 1);
-        if (strcmp(ten->name, "likelihood.logvar") == 0)
-            m->params[ten->offset] = m->shape.obs_logvar;
-        else if (ten->fan_in == 0) /* the prior means */
-            memset(m->params + ten->offset, 0, sizeof(float) * n);
-        else {
+        float *p = m->params + ten->offset;
+        if (t == m->t_obs_logvar) {
+            *p = m->shape.obs_logvar;
+        } else if (ten->init == VD_INIT_ZERO) {
+            memset(p, 0, sizeof(float) * n);
+        } else if (ten->init == VD_INIT_HE || ten->init == VD_INIT_PSEUDO) {
+            float scale = ten->init == VD_INIT_HE ? sqrtf(2.0f / (float)ten->fan_in) : 0.01f;
+            float shift = ten->init == VD_INIT_HE ? 0.0f : 0.05f;
+            rng_normal_fill(&r, (uint32_t)t, 0, n, p);
+            for (size_t i = 0; i < n; i++)
+                p[i] = p[i] * scale + shift;
+        } else {
             float bound = 1.0f / sqrtf((float)ten->fan_in);
-            rng_uniform_fill(&r, (uint32_t)t, 0, n, -bound, bound, m->params + ten->offset);
+            rng_uniform_fill(&r, (uint32_t)t, 0, n, -bound, bound, p);
         }
     }
 }
 
-double vae_forward_macs(const Vae *m)
+void vae_zero_grads(Vae *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }
+
+float vae_obs_logvar(const Vae *m)
+{
+    return m->t_obs_logvar >= 0 ? m->params[m->tensors[m->t_obs_logvar].offset]
+                                : m->shape.obs_logvar;
+}
+
+/* The nodes whose input is x itself: their backward computes no input gradient. */
+static int reads_input(const VaeNode *node)
+{
+    for (int i = 0; i < node->n_in; i++)
+        if (node->in[i] == 0)
+            return 1;
+    return 0;
+}
+
+double vae_forward_macs(const Vae *m, int B)
+{
+    double macs = 0, top = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].type == VD_NODE_LAYER) {
+            double c = m->nodes[i].layer.kind->macs(&m->nodes[i].layer);
+            macs += c;
+            top += i < m->top_end ? c : 0;
+        }
+    return macs + (m->prior.K > 0 && B > 0 ? top * m->prior.K / B : 0);
+}
+
+double vae_first_layer_macs(const Vae *m)
 {
     double macs = 0;
-    for (int i = 0; i < m->n_layers; i++)
-        macs += m->layers[i].kind->macs(&m->layers[i]);
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].type == VD_NODE_LAYER && reads_input(&m->nodes[i]))
+            macs += m->nodes[i].layer.kind->macs(&m->nodes[i].layer);
     return macs;
 }
 
-double vae_first_layer_macs(const Vae *m) { return m->layers[0].kind->macs(&m->layers[0]); }
+/* ---- a pass over the graph --------------------------------------------- */
 
-/* ---- work buffers ----------------------------------------------------- */
-
-VaeWork *vae_work_create(const Vae *m, int max_batch)
+/* Does layer node i read its input through p->cat: several inputs, or one
+ * whose rows are not its own (data rows broadcast to draws)? */
+static int gathers(const Vae *m, int i)
 {
-    const VaeShape *s = &m->shape;
-    VaeWork *w = vd_calloc(1, sizeof *w);
-    size_t B = (size_t)max_batch, widest = (size_t)s->n_input, scratch = 0;
-    w->max_batch = max_batch;
-    w->x = vd_calloc(B * s->n_input, sizeof(float));
-    w->eps = vd_calloc(B * s->n_latent, sizeof(float));
-    w->y = vd_calloc(B, sizeof(int32_t));
-    for (int i = 0; i < m->n_layers; i++) {
-        const Layer *l = &m->layers[i];
-        size_t out = layer_out_size(l), saved = l->kind->saved_floats(l, max_batch);
-        size_t sc = l->kind->scratch_floats(l, max_batch);
-        w->out[i] = vd_calloc(B * out, sizeof(float));
-        w->saved[i] = saved ? vd_calloc(saved, sizeof(float)) : NULL;
-        widest = out > widest ? out : widest;
+    const VaeNode *node = &m->nodes[i];
+    return node->n_in > 1 || m->nodes[node->in[0]].per_draw != node->per_draw;
+}
+
+static int in_width(const Vae *m, const VaeNode *node)
+{
+    int w = 0;
+    for (int j = 0; j < node->n_in; j++)
+        w += m->nodes[node->in[j]].size;
+    return w;
+}
+
+void pass_alloc(VaePass *p, const Vae *m, int to, int rows, int input_grad)
+{
+    memset(p, 0, sizeof *p);
+    p->max_rows = rows;
+    size_t R = (size_t)rows, scratch = 0;
+    for (int i = 1; i < to; i++) {
+        const VaeNode *node = &m->nodes[i];
+        p->out[i] = vd_calloc(R * (size_t)node->size, sizeof(float));
+        p->dout[i] = i == m->out ? p->out[i] /* the likelihood writes dR/doutputs over them */
+                                 : vd_calloc(R * (size_t)node->size, sizeof(float));
+        if (node->type != VD_NODE_LAYER)
+            continue;
+        const Layer *l = &node->layer;
+        size_t saved = l->kind->saved_floats(l, rows), sc = l->kind->scratch_floats(l, rows);
+        p->saved[i] = saved ? vd_calloc(saved, sizeof(float)) : NULL;
         scratch = sc > scratch ? sc : scratch;
+        if (gathers(m, i)) {
+            p->cat[i] = vd_calloc(R * (size_t)in_width(m, node), sizeof(float));
+            p->dcat[i] = vd_calloc(R * (size_t)in_width(m, node), sizeof(float));
+        }
     }
-    w->head = w->out[m->head];
-    w->logits = w->out[m->n_layers - 1];
-    w->z = vd_calloc(B * s->n_latent, sizeof(float));
-    w->dact[0] = vd_calloc(B * widest, sizeof(float));
-    w->dact[1] = vd_calloc(B * widest, sizeof(float));
-    w->dhead = vd_calloc(B * 2 * s->n_latent, sizeof(float));
-    w->scratch = scratch ? vd_calloc(scratch, sizeof(float)) : NULL;
-    w->recon = vd_calloc(B, sizeof(double));
-    w->kl = vd_calloc(B, sizeof(double));
+    if (input_grad)
+        p->dout[0] = vd_calloc(R * (size_t)m->nodes[0].size, sizeof(float));
+    p->scratch = scratch ? vd_calloc(scratch, sizeof(float)) : NULL;
+}
+
+void pass_free(VaePass *p)
+{
+    for (int i = 0; i < VD_MAX_NODES; i++) {
+        if (p->dout[i] != p->out[i])
+            vd_free(p->dout[i]);
+        if (i > 0)
+            vd_free(p->out[i]);
+        vd_free(p->saved[i]);
+        vd_free(p->cat[i]);
+        vd_free(p->dcat[i]);
+    }
+    vd_free(p->scratch);
+    memset(p, 0, sizeof *p);
+}
+
+static int node_rows(const VaePass *p, const VaeNode *node)
+{
+    return node->per_draw ? p->n * p->k : p->n;
+}
+
+/* Layer node i's input for the rows of the pass: an input's own buffer, or
+ * the concatenation of its inputs' rows (a data row repeated for its draws). */
+static const float *gather(const Vae *m, VaePass *p, int i)
+{
+    const VaeNode *node = &m->nodes[i];
+    if (!gathers(m, i))
+        return p->out[node->in[0]];
+    int rows = node_rows(p, node), width = in_width(m, node);
+    for (int r = 0; r < rows; r++) {
+        float *dst = p->cat[i] + (size_t)r * width;
+        for (int j = 0; j < node->n_in; j++) {
+            const VaeNode *src = &m->nodes[node->in[j]];
+            int row = node->per_draw && !src->per_draw ? r / p->k : r;
+            memcpy(dst, p->out[node->in[j]] + (size_t)row * src->size,
+                   sizeof(float) * (size_t)src->size);
+            dst += src->size;
+        }
+    }
+    return p->cat[i];
+}
+
+void pass_grad_put(VaePass *p, int i, size_t at, const float *v, size_t n)
+{
+    float *d = p->dout[i] + at;
+    if (!p->written[i])
+        memcpy(d, v, sizeof(float) * n);
+    else
+        for (size_t j = 0; j < n; j++)
+            d[j] += v[j];
+}
+
+/* The gathered input's gradient back to the inputs: each input's slice of
+ * every row, summed over a data row's draws when it was broadcast. */
+static void scatter(const Vae *m, VaePass *p, int i, int input_grad)
+{
+    const VaeNode *node = &m->nodes[i];
+    int rows = node_rows(p, node), width = in_width(m, node), at = 0;
+    for (int j = 0; j < node->n_in; j++) {
+        int src = node->in[j], size = m->nodes[src].size;
+        int bcast = node->per_draw && !m->nodes[src].per_draw;
+        for (int r = 0; (src > 0 || input_grad) && r < rows; r++) {
+            float *d = p->dout[src] + (size_t)(bcast ? r / p->k : r) * size;
+            const float *v = p->dcat[i] + (size_t)r * width + at;
+            if (!p->written[src] && (!bcast || r % p->k == 0))
+                memcpy(d, v, sizeof(float) * (size_t)size);
+            else
+                for (int e = 0; e < size; e++)
+                    d[e] += v[e];
+        }
+        if (src > 0 || input_grad)
+            p->written[src] = 1;
+        at += size;
+    }
+}
+
+void pass_forward(const Vae *m, VaePass *p, const float *x, int to, int n, int k,
+                  const float *eps)
+{
+    p->n = n;
+    p->k = k;
+    p->out[0] = (float *)x; /* read only */
+    for (int i = 1; i < to; i++) {
+        const VaeNode *node = &m->nodes[i];
+        if (node->type == VD_NODE_SAMPLE) {
+            level_sample_forward(m, p, node->level, eps);
+            continue;
+        }
+        const Layer *l = &node->layer;
+        int rows = node_rows(p, node);
+        LayerParams params = vae_layer_params(m, m->params, l);
+        l->kind->forward(l, &params, p->out[i], gather(m, p, i), rows, p->scratch, p->saved[i]);
+        act_forward(l->act, p->out[i], (size_t)rows * (size_t)node->size);
+    }
+}
+
+void pass_clear(VaePass *p, int to)
+{
+    memset(p->written, 0, sizeof(unsigned char) * (size_t)to);
+}
+
+void pass_backward(Vae *m, VaeWork *w, VaePass *p, int from, int to, int input_grad,
+                   void (*ready)(void *, size_t), void *ctx)
+{
+    size_t final = m->n_params + 1;
+    for (int i = to - 1; i >= from; i--) {
+        const VaeNode *node = &m->nodes[i];
+        if (node->type == VD_NODE_SAMPLE) {
+            level_sample_backward(m, w, p, node->level);
+        } else if (p->written[i]) { /* else nothing below it depends on this pass's loss */
+            const Layer *l = &node->layer;
+            int rows = node_rows(p, node), g = gathers(m, i), src = node->in[0];
+            act_backward(l->act, p->dout[i], p->out[i], (size_t)rows * (size_t)node->size);
+            float *din = NULL;
+            int din_add = 0;
+            if (g) {
+                din = p->dcat[i];
+            } else if (src > 0 || input_grad) {
+                din = p->dout[src];
+                din_add = p->written[src];
+            }
+            LayerParams pp = vae_layer_params(m, m->params, l), gp = vae_layer_params(m, m->grads, l);
+            l->kind->backward(l, &pp, &gp, din, din_add, p->dout[i], g ? p->cat[i] : p->out[src],
+                              rows, p->scratch, p->saved[i]);
+            if (g)
+                scatter(m, p, i, input_grad);
+            else if (din)
+                p->written[src] = 1;
+        }
+        if (ready && m->node_offset[i] < final) {
+            final = m->node_offset[i];
+            ready(ctx, final);
+        }
+    }
+}
+
+/* ---- work buffers ------------------------------------------------------- */
+
+VaeWork *vae_work_create(const Vae *m, int max_rows)
+{
+    VaeWork *w = vd_calloc(1, sizeof *w);
+    size_t R = (size_t)max_rows;
+    w->max_rows = max_rows;
+    w->x = vd_calloc(R * (size_t)m->shape.n_input, sizeof(float));
+    w->eps = vd_calloc(R * (size_t)m->d_total, sizeof(float));
+    w->y = vd_calloc(R, sizeof(int32_t));
+    pass_alloc(&w->data, m, m->n_nodes, max_rows, 0);
+    for (int l = 0; l < m->n_levels; l++) {
+        w->kl[l] = vd_calloc(R, sizeof(double));
+        w->lr[l] = vd_calloc(R, sizeof(double));
+        w->dq[l] = vd_calloc(R * 2 * (size_t)m->levels[l].d, sizeof(float));
+    }
+    w->recon = vd_calloc(R, sizeof(double));
+    w->coef = vd_calloc(R, sizeof(float));
+    w->loss = vd_calloc(R, sizeof(double));
+    w->row_recon = vd_calloc(R, sizeof(double));
+    w->row_kl = vd_calloc(R, sizeof(double));
+    prior_work_alloc(m, w);
     return w;
 }
 
@@ -364,289 +347,79 @@ void vae_work_free(VaeWork *w)
 {
     if (!w)
         return;
+    pass_free(&w->data);
+    prior_work_free(w);
+    for (int l = 0; l < VD_MAX_LEVELS; l++) {
+        vd_free(w->kl[l]);
+        vd_free(w->lr[l]);
+        vd_free(w->dq[l]);
+    }
     vd_free(w->x);
     vd_free(w->eps);
     vd_free(w->y);
-    for (int i = 0; i < VD_MAX_LAYERS; i++) {
-        vd_free(w->out[i]);
-        vd_free(w->saved[i]);
-    }
-    vd_free(w->z);
-    vd_free(w->dact[0]);
-    vd_free(w->dact[1]);
-    vd_free(w->dhead);
-    vd_free(w->scratch);
     vd_free(w->recon);
-    vd_free(w->kl);
+    vd_free(w->coef);
+    vd_free(w->loss);
+    vd_free(w->row_recon);
+    vd_free(w->row_kl);
     vd_free(w);
 }
 
-/* ---- kernels ---------------------------------------------------------- */
+/* ---- training ------------------------------------------------------------ */
 
-/* exp(x) for x <= 0, relative error about 1e-7, flushing to 0 below -87.3;
- * branch-free so that loops over it vectorize (libm's expf is a call).
- * Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6
- * polynomial for exp(r) (coefficients as in Cephes' expf, Moshier 1989). */
-static inline float exp_nonpos(float x)
+double vae_forward(const Vae *m, VaeWork *w, int n, const Objective *obj, int want_grad)
 {
-    x = x > -87.3f ? x : -87.3f;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23}; /* 2^n, n >= -126 */
-    return p * scale.f;
-}
-
-/* log(u) for u in [1, 2], about 1 ulp: u = 2^k (1 + f) with 1 + f in
- * [sqrt(1/2), sqrt(2)), then Cephes' logf polynomial in f. */
-static inline float log_1to2(float u)
-{
-    int big = u > 1.41421356f;
-    float f = big ? 0.5f * u - 1.0f : u - 1.0f, k = big ? 1.0f : 0.0f, z = f * f;
-    float p = 7.0376836292e-2f;
-    p = p * f - 1.1514610310e-1f;
-    p = p * f + 1.1676998740e-1f;
-    p = p * f - 1.2420140846e-1f;
-    p = p * f + 1.4249322787e-1f;
-    p = p * f - 1.6668057665e-1f;
-    p = p * f + 2.0000714765e-1f;
-    p = p * f - 2.4999993993e-1f;
-    p = p * f + 3.3333331174e-1f;
-    float y = f * z * p - 2.12194440e-4f * k - 0.5f * z;
-    return f + y + 0.693359375f * k;
-}
-
-VD_VECTOR_CLONES
-void bernoulli_loss(double *recon, float *dlogits, const float *logits, const float *x, int B,
-                    int D)
-{
-    enum { CHUNK = 256 };
-    float terms[CHUNK];
-    for (int i = 0; i < B; i++) {
-        const float *a = logits + (size_t)i * D, *xi = x + (size_t)i * D;
-        float *da = dlogits ? dlogits + (size_t)i * D : NULL;
-        double sum = 0.0;
-        for (int j0 = 0; j0 < D; j0 += CHUNK) {
-            int len = D - j0 < CHUNK ? D - j0 : CHUNK;
-            /* vectorized: softplus(a) - x a from logits (never log(sigmoid)),
-             * as (a > 0 ? (1 - x) a : -x a) + log1p(e), e = exp(-|a|), which
-             * does not cancel when x = 1 and a is large. log1p(e) = log(u) +
-             * (e - (u - 1)) / u, u = 1 + e rounded: the second term restores
-             * what rounding u lost, so tiny e stays exact; 1/u also gives the
-             * sigmoid, one division per value. */
-            for (int j = 0; j < len; j++) {
-                float aj = a[j0 + j], e = exp_nonpos(-fabsf(aj)), u = 1.0f + e, r = 1.0f / u;
-                float log1p_e = log_1to2(u) + (e - (u - 1.0f)) * r;
-                terms[j] = (aj > 0.0f ? (1.0f - xi[j0 + j]) * aj : -xi[j0 + j] * aj) + log1p_e;
-                if (da) /* sigmoid(a) - x; may overwrite a[j] in place */
-                    da[j0 + j] = (aj >= 0.0f ? 1.0f : e) * r - xi[j0 + j];
-            }
-            for (int j = 0; j < len; j++)
-                sum += terms[j];
-        }
-        recon[i] = sum;
-    }
-}
-
-VD_VECTOR_CLONES
-void gaussian_loss(double *recon, float *da, const float *a, const float *x, float logvar, int B,
-                   int D)
-{
-    double norm = 0.5 * D * (log(2.0 * M_PI) + (double)logvar);
-    float inv = expf(-logvar);
-    for (int i = 0; i < B; i++) {
-        const float *ai = a + (size_t)i * D, *xi = x + (size_t)i * D;
-        float *di = da ? da + (size_t)i * D : NULL;
-        double sum = 0.0;
-        for (int j0 = 0; j0 < D; j0 += 256) { /* float sums of 256, carried in double */
-            int end = D - j0 < 256 ? D : j0 + 256;
-            float sq = 0.0f;
-            for (int j = j0; j < end; j++) {
-                float r = ai[j] - xi[j];
-                sq += r * r;
-                if (di)
-                    di[j] = r * inv; /* after reading ai[j]: di may alias a */
-            }
-            sum += sq;
-        }
-        recon[i] = 0.5 * sum * (double)inv + norm;
-    }
-}
-
-void reparam_row(float *z, const float *mu, const float *lv, const float *eps, int d)
-{
-    for (int j = 0; j < d; j++)
-        z[j] = mu[j] + sqrtf(expf(lv[j])) * eps[j];
-}
-
-void reparam_sample(float *z, const float *head, const float *eps, int B, int d)
-{
-    for (int i = 0; i < B; i++) {
-        const float *mu = head + (size_t)i * 2 * d;
-        reparam_row(z + (size_t)i * d, mu, mu + d, eps + (size_t)i * d, d);
-    }
-}
-
-double kl_diag(const float *mu, const float *lv, const float *mean, int d)
-{
-    double sum = 0.0;
-    for (int j = 0; j < d; j++) {
-        float c = mean ? mu[j] - mean[j] : mu[j];
-        sum += 0.5 * ((double)c * c + expf(lv[j]) - lv[j] - 1.0);
-    }
-    return sum;
-}
-
-void reparam_kl_forward(float *z, double *kl, const float *head, const float *eps,
-                        const float *means, const int32_t *y, int B, int d)
-{
-    reparam_sample(z, head, eps, B, d);
-    for (int i = 0; i < B; i++) {
-        const float *mu = head + (size_t)i * 2 * d;
-        kl[i] = kl_diag(mu, mu + d, means ? means + (size_t)y[i] * d : NULL, d);
-    }
-}
-
-void reparam_kl_backward(float *dhead, float *dmeans, const float *dz, const float *head,
-                         const float *eps, const float *means, const int32_t *y, float beta, int B,
-                         int d)
-{
-    for (int i = 0; i < B; i++) {
-        const float *mu = head + (size_t)i * 2 * d, *lv = mu + d;
-        const float *dzi = dz + (size_t)i * d, *e = eps + (size_t)i * d;
-        const float *mi = means ? means + (size_t)y[i] * d : NULL;
-        float *dmi = dmeans ? dmeans + (size_t)y[i] * d : NULL;
-        float *dmu = dhead + (size_t)i * 2 * d, *dlv = dmu + d;
-        for (int j = 0; j < d; j++) {
-            float var = expf(lv[j]), c = mi ? mu[j] - mi[j] : mu[j];
-            dmu[j] = dzi[j] + beta * c;
-            dlv[j] = dzi[j] * 0.5f * sqrtf(var) * e[j] + beta * 0.5f * (var - 1.0f);
-            if (dmi)
-                dmi[j] -= beta * c;
-        }
-    }
-}
-
-/* ---- whole model ------------------------------------------------------ */
-
-float vae_obs_logvar(const Vae *m)
-{
-    return m->p.obs_logvar ? *m->p.obs_logvar : m->shape.obs_logvar;
-}
-
-/* Layers [from, to) on n rows of in; returns the last one's output. */
-static const float *run_layers(const Vae *m, VaeWork *w, int from, int to, const float *in, int n)
-{
-    for (int i = from; i < to; i++) {
-        const Layer *l = &m->layers[i];
-        LayerParams p = vae_layer_params(m, m->params, l);
-        l->kind->forward(l, &p, w->out[i], in, n, w->scratch, w->saved[i]);
-        act_forward(l->act, w->out[i], (size_t)n * layer_out_size(l));
-        in = w->out[i];
-    }
-    return in;
-}
-
-void vae_encode(const Vae *m, VaeWork *w, int n) { run_layers(m, w, 0, m->head + 1, w->x, n); }
-
-void vae_decode_logits(const Vae *m, VaeWork *w, const float *z, int n)
-{
-    run_layers(m, w, m->head + 1, m->n_layers, z, n);
-}
-
-/* w->recon for rows [0, n); with want_grad, w->logits becomes dR/doutputs. */
-static void recon_loss(const Vae *m, VaeWork *w, int n, int want_grad)
-{
-    int D = m->shape.n_input;
-    float *grad = want_grad ? w->logits : NULL;
-    if (m->shape.likelihood == VD_LIK_GAUSSIAN)
-        gaussian_loss(w->recon, grad, w->logits, w->x, vae_obs_logvar(m), n, D);
-    else
-        bernoulli_loss(w->recon, grad, w->logits, w->x, n, D);
-}
-
-void vae_recon(const Vae *m, VaeWork *w, int n) { recon_loss(m, w, n, 0); }
-
-double vae_forward(const Vae *m, VaeWork *w, int n, float beta, int want_grad)
-{
-    const VaeShape *s = &m->shape;
-    vae_encode(m, w, n);
-    reparam_kl_forward(w->z, w->kl, w->head, w->eps, m->p.prior_mean, w->y, n, s->n_latent);
-    vae_decode_logits(m, w, w->z, n);
-    recon_loss(m, w, n, want_grad);
-    double total = 0.0;
-    for (int i = 0; i < n; i++)
-        total += w->recon[i] + (double)beta * w->kl[i];
+    TermMode mode = objective_terms(obj, m, want_grad);
+    if (m->prior.K > 0 && !w->prior_fixed)
+        prior_prepare(m, w);
+    pass_forward(m, &w->data, w->x, m->n_nodes, n, obj->k, w->eps);
+    for (int l = 0; l < m->n_levels; l++)
+        level_terms(m, w, l, &mode);
+    lik_forward(m, w, w->x, want_grad);
+    double total = objective_forward(obj, m, w, n);
+    if (want_grad && w->use_coef)
+        lik_scale(m, w);
     return total;
 }
 
-void vae_backward(Vae *m, VaeWork *w, int n, float beta)
+void vae_backward(Vae *m, VaeWork *w, const Objective *obj, void (*ready)(void *, size_t),
+                  void *ctx)
 {
-    vae_backward_hook(m, w, n, beta, NULL, NULL);
+    TermMode mode = objective_terms(obj, m, 1);
+    pass_clear(&w->data, m->n_nodes);
+    if (m->prior.K > 0)
+        pass_clear(&w->pseudo, m->top_end);
+    w->data.written[m->out] = 1; /* dR/doutputs, from the forward */
+    lik_backward(m, w);
+    if (ready && m->t_obs_logvar >= 0)
+        ready(ctx, m->tensors[m->t_obs_logvar].offset);
+    for (int l = 0; l < m->n_levels; l++)
+        level_terms_backward(m, w, l, obj->beta, &mode);
+    prior_backward(m, w, NULL, NULL);
+    pass_backward(m, w, &w->data, 1, m->n_nodes, 0, ready, ctx);
 }
 
-/* Layers [to, from] backward, from the gradient dout of layer from's output
- * (after its activation's derivative is applied) down to layer to, whose
- * input is in0; din of layer to goes to din0 unless NULL. Returns the last
- * din. ready hears of each layer's gradients as they are final. */
-static const float *backward_layers(Vae *m, VaeWork *w, int from, int to, const float *dout,
-                                    const float *in0, float *din0, int n,
-                                    void (*ready)(void *, size_t), void *ctx)
+/* ---- what a trained model is used for ---------------------------------- */
+
+/* The inference path ends at z_1's sample: the generative nodes follow it. */
+static int encoder_end(const Vae *m) { return m->levels[0].z + 1; }
+
+void vae_encode(const Vae *m, VaeWork *w, int n)
 {
-    int cur = 0;
-    for (int i = from; i >= to; i--) {
-        const Layer *l = &m->layers[i];
-        const float *in = i > to ? w->out[i - 1] : in0;
-        float *din = i > to ? w->dact[cur] : din0;
-        LayerParams p = vae_layer_params(m, m->params, l), g = vae_layer_params(m, m->grads, l);
-        l->kind->backward(l, &p, &g, din, dout, in, n, w->scratch, w->saved[i]);
-        if (ready) /* its weight comes first in the buffer */
-            ready(ctx, m->tensors[l->t_weight].offset);
-        if (i > to)
-            act_backward(m->layers[i - 1].act, din, w->out[i - 1],
-                         (size_t)n * layer_out_size(&m->layers[i - 1]));
-        dout = din;
-        cur ^= 1;
-    }
-    return dout;
+    pass_forward(m, &w->data, w->x, encoder_end(m), n, 1, w->eps);
 }
 
-void vae_backward_hook(Vae *m, VaeWork *w, int n, float beta, void (*ready)(void *, size_t),
-                       void *ctx)
+const float *vae_posterior(const Vae *m, const VaeWork *w, int l)
 {
-    const VaeShape *s = &m->shape;
-    int d = s->n_latent;
-    if (m->g.obs_logvar) {
-        /* R = Q / s^2 + 0.5 D log(2 pi s^2), Q the half squared error, so
-         * dR/dlog s^2 = 0.5 D - Q / s^2 = 0.5 D - (R - 0.5 D log(2 pi s^2)) */
-        double half_d = 0.5 * s->n_input, norm = half_d * (log(2.0 * M_PI) + *m->p.obs_logvar);
-        double g = 0.0;
-        for (int i = 0; i < n; i++)
-            g += half_d - (w->recon[i] - norm);
-        *m->g.obs_logvar = (float)g;
-        if (ready)
-            ready(ctx, (size_t)(m->g.obs_logvar - m->grads));
-    }
-    /* decoder: w->logits already holds dR/doutputs; its first layer's input
-     * gradient is dR/dz (n, d), in the ping-pong buffer not in use */
-    int last = m->n_layers - 1, dec0 = m->head + 1;
-    float *dz = w->dact[(last - dec0) & 1];
-    backward_layers(m, w, last, dec0, w->logits, w->z, dz, n, ready, ctx);
-    /* the prior means' gradient sums over rows */
-    if (m->g.prior_mean)
-        memset(m->g.prior_mean, 0, sizeof(float) * (size_t)s->n_classes * d);
-    reparam_kl_backward(w->dhead, m->g.prior_mean, dz, w->head, w->eps, m->p.prior_mean, w->y,
-                        beta, n, d);
-    if (ready && m->g.prior_mean)
-        ready(ctx, (size_t)(m->g.prior_mean - m->grads));
-    backward_layers(m, w, m->head, 0, w->dhead, w->x, NULL, n, ready, ctx);
+    return w->data.out[m->levels[l].q];
 }
+
+const float *vae_latent(const Vae *m, const VaeWork *w, int l)
+{
+    return w->data.out[m->levels[l].z];
+}
+
+const float *vae_outputs(const Vae *m, const VaeWork *w) { return w->data.out[m->out]; }
 
 void vae_output_mean(const Vae *m, const float *outputs, int n, float *out)
 {
@@ -660,52 +433,74 @@ void vae_output_mean(const Vae *m, const float *outputs, int n, float *out)
         out[i] = 1.0f / (1.0f + expf(-outputs[i]));
 }
 
-void vae_decode(const Vae *m, VaeWork *w, const float *z, int n, float *out)
+void vae_generate(const Vae *m, VaeWork *w, const float *z_top, const float *eps_low, int n,
+                  float *z_all, float *out)
 {
-    vae_decode_logits(m, w, z, n);
-    vae_output_mean(m, w->logits, n, out);
+    VaePass *p = &w->data;
+    int L = m->n_levels, top = m->levels[L - 1].z;
+    p->n = n;
+    p->k = 1;
+    memcpy(p->out[top], z_top, sizeof(float) * (size_t)n * m->levels[L - 1].d);
+    for (int i = encoder_end(m); i < m->n_nodes; i++) {
+        const VaeNode *node = &m->nodes[i];
+        const Layer *l = &node->layer;
+        LayerParams params = vae_layer_params(m, m->params, l);
+        l->kind->forward(l, &params, p->out[i], gather(m, p, i), n, p->scratch, p->saved[i]);
+        act_forward(l->act, p->out[i], (size_t)n * (size_t)node->size);
+        for (int lv = 0; lv < L - 1; lv++) { /* a conditional prior's heads: draw z_lv */
+            if (m->levels[lv].p != i)
+                continue;
+            int d = m->levels[lv].d;
+            float *z = p->out[m->levels[lv].z];
+            for (int r = 0; r < n; r++) {
+                const float *mu = p->out[i] + (size_t)r * 2 * d;
+                if (eps_low)
+                    reparam_row(z + (size_t)r * d, mu, mu + d,
+                                eps_low + (size_t)r * m->d_total + m->levels[lv].eps_off, d);
+                else
+                    memcpy(z + (size_t)r * d, mu, sizeof(float) * (size_t)d);
+            }
+        }
+    }
+    for (int lv = 0; z_all && lv < L; lv++) {
+        int d = m->levels[lv].d;
+        for (int r = 0; r < n; r++)
+            memcpy(z_all + (size_t)r * m->d_total + m->levels[lv].eps_off,
+                   p->out[m->levels[lv].z] + (size_t)r * d, sizeof(float) * (size_t)d);
+    }
+    if (out)
+        vae_output_mean(m, p->out[m->out], n, out);
 }
-
-/* ---- what a trained model is used for --------------------------------- */
 
 void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, int n, int K,
                     const Rng *rng, int64_t row0, IwRow *out)
 {
-    int D = m->shape.n_input, d = m->shape.n_latent;
-    int chunk = K < w->max_batch ? K : w->max_batch;
-    double *lw = w->kl; /* (chunk) log weights; vae_encode leaves w->kl alone */
-    memcpy(w->x, x, sizeof(float) * (size_t)n * D);
-    vae_encode(m, w, n);
+    int D = m->shape.n_input, chunk = K < w->max_rows ? K : w->max_rows;
+    TermMode mode = {1, 1, 0, 0};
+    if (m->prior.K > 0) { /* the prior's components, once for every row */
+        prior_prepare(m, w);
+        w->prior_fixed = 1;
+    }
     for (int i = 0; i < n; i++) {
-        const float *mu = w->head + (size_t)i * 2 * d, *lv = mu + d;
-        const float *prior = m->p.prior_mean ? m->p.prior_mean + (size_t)y[i] * d : NULL;
-        double half_lv = 0.0;
-        for (int j = 0; j < d; j++)
-            half_lv += 0.5 * lv[j];
-        out[i].kl = kl_diag(mu, lv, prior, d);
-        /* the decoder's target: chunk copies of row i (w->x is free after encoding) */
-        for (int k = 0; k < chunk; k++)
-            memcpy(w->x + (size_t)k * D, x + (size_t)i * D, sizeof(float) * (size_t)D);
-        double top = -INFINITY, sum = 0.0, recon = 0.0;
+        memcpy(w->x, x + (size_t)i * D, sizeof(float) * (size_t)D);
+        w->y[0] = y ? y[i] : 0;
+        double top = -INFINITY, sum = 0.0, recon = 0.0, kl = 0.0;
         for (int k0 = 0; k0 < K; k0 += chunk) {
             int c = K - k0 < chunk ? K - k0 : chunk;
-            rng_normal_fill(rng, 0, ((uint64_t)(row0 + i) * (uint64_t)K + (uint64_t)k0) * (uint64_t)d,
-                            (size_t)c * d, w->eps);
-            for (int k = 0; k < c; k++) { /* every draw k from row i's mu and lv */
-                const float *e = w->eps + (size_t)k * d;
-                float *z = w->z + (size_t)k * d;
-                reparam_row(z, mu, lv, e, d);
-                double t = 0.0;
-                for (int j = 0; j < d; j++) {
-                    double zc = prior ? (double)z[j] - prior[j] : z[j];
-                    t += (double)e[j] * e[j] - zc * zc;
-                }
-                lw[k] = 0.5 * t + half_lv;
-            }
-            vae_decode_logits(m, w, w->z, c);
-            vae_recon(m, w, c);
+            rng_normal_fill(rng, 0,
+                            ((uint64_t)(row0 + i) * (uint64_t)K + (uint64_t)k0) *
+                                (uint64_t)m->d_total,
+                            (size_t)c * m->d_total, w->eps);
+            pass_forward(m, &w->data, w->x, m->n_nodes, 1, c, w->eps);
+            for (int l = 0; l < m->n_levels; l++)
+                level_terms(m, w, l, &mode);
+            lik_forward(m, w, w->x, 0);
             for (int k = 0; k < c; k++) {
-                double v = lw[k] - w->recon[k];
+                double v = -w->recon[k];
+                for (int l = 0; l < m->n_levels; l++) {
+                    v -= w->lr[l][k];
+                    kl += w->kl[l][k];
+                }
                 recon += w->recon[k];
                 if (v > top) { /* rescale the running sum to the new maximum */
                     sum = sum * exp(top - v) + 1.0;
@@ -716,70 +511,28 @@ void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, 
             }
         }
         out[i].recon = recon / K;
+        out[i].kl = kl / K;
         out[i].log_px = top + log(sum) - log((double)K);
     }
+    w->prior_fixed = 0;
 }
 
-void vae_prior_draws(const Vae *m, uint64_t seed, int n, int cols, int cls, float *z, int32_t *y)
+void vae_sample(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cls, float *z,
+                int32_t *y, float *out)
 {
-    int d = m->shape.n_latent, C = m->shape.n_classes;
-    Rng prior = rng_stream(seed, VD_STREAM_EVAL, 0);
-    rng_normal_fill(&prior, UINT32_MAX, 0, (size_t)n * d, z);
-    for (int k = 0; k < n; k++) {
-        y[k] = C == 0 ? 0 : cls >= 0 ? cls : k / cols % C;
-        if (C > 0)
-            for (int j = 0; j < d; j++)
-                z[(size_t)k * d + j] += m->p.prior_mean[(size_t)y[k] * d + j];
+    int dt = m->d_total, dl = vae_top_latent(m), D = m->shape.n_input;
+    float *top = vd_calloc((size_t)n * dl, sizeof(float)), *eps = NULL;
+    vae_prior_draws(m, w, seed, n, cols, cls, top, y);
+    if (m->n_levels > 1) {
+        Rng r = rng_stream(seed, VD_STREAM_EVAL, 0);
+        eps = vd_calloc((size_t)n * dt, sizeof(float));
+        rng_normal_fill(&r, UINT32_MAX - 2, 0, (size_t)n * dt, eps);
     }
-}
-
-/* ---- double-precision oracle ------------------------------------------ */
-
-double vae_loss_ref(const Vae *m, const double *params, const double *x, const double *eps,
-                    const int32_t *y, int n, double beta, double *recon_sum, double *kl_sum)
-{
-    const VaeTensor *pm = vae_tensor(m, "prior.mean"), *plv = vae_tensor(m, "likelihood.logvar");
-    double logvar = plv ? params[plv->offset] : (double)m->shape.obs_logvar;
-    const VaeShape *s = &m->shape;
-    int d = s->n_latent, D = s->n_input;
-    size_t widest = (size_t)D;
-    for (int i = 0; i < m->n_layers; i++)
-        widest = layer_out_size(&m->layers[i]) > widest ? layer_out_size(&m->layers[i]) : widest;
-    double *a = vd_calloc(widest, sizeof(double)), *b = vd_calloc(widest, sizeof(double));
-    double rsum = 0.0, ksum = 0.0;
-    for (int r = 0; r < n; r++) {
-        memcpy(a, x + (size_t)r * D, sizeof(double) * (size_t)D);
-        for (int i = 0; i < m->n_layers; i++) {
-            const Layer *l = &m->layers[i];
-            l->kind->forward_ref(l, params + m->tensors[l->t_weight].offset,
-                                 params + m->tensors[l->t_bias].offset, b, a);
-            act_ref(l->act, b, layer_out_size(l));
-            memcpy(a, b, sizeof(double) * layer_out_size(l));
-            if (i != m->head)
-                continue;
-            /* a = [mu | lv]: the sample and its KL, then the decoder from z */
-            for (int j = 0; j < d; j++) {
-                double mu = a[j], lv = a[d + j];
-                double c = pm ? mu - params[pm->offset + (size_t)y[r] * d + j] : mu;
-                ksum += 0.5 * (c * c + exp(lv) - lv - 1.0);
-                b[j] = mu + exp(0.5 * lv) * eps[(size_t)r * d + j];
-            }
-            memcpy(a, b, sizeof(double) * (size_t)d);
-        }
-        for (int j = 0; j < D; j++) {
-            double lg = a[j], xj = x[(size_t)r * D + j];
-            if (s->likelihood == VD_LIK_GAUSSIAN)
-                rsum += (xj - lg) * (xj - lg) / (2.0 * exp(logvar)) +
-                        0.5 * (log(2.0 * M_PI) + logvar);
-            else
-                rsum += fmax(lg, 0.0) + log1p(exp(-fabs(lg))) - xj * lg;
-        }
+    for (int k = 0; k < n; k += w->max_rows) {
+        int c = n - k < w->max_rows ? n - k : w->max_rows;
+        vae_generate(m, w, top + (size_t)k * dl, eps ? eps + (size_t)k * dt : NULL, c,
+                     z + (size_t)k * dt, out + (size_t)k * D);
     }
-    vd_free(a);
-    vd_free(b);
-    if (recon_sum)
-        *recon_sum = rsum;
-    if (kl_sum)
-        *kl_sum = ksum;
-    return rsum + beta * ksum;
+    vd_free(top);
+    vd_free(eps);
 }

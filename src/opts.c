@@ -113,6 +113,11 @@ bad_number:
                    o->type == OPT_F64 ? "number" : o->type == OPT_LIST ? "list" : "whole number");
 }
 
+int opts_set(const OptSpec *o, void *cfg, const char *text, VdError *err)
+{
+    return set_value(o, cfg, text, err) == 0 ? VD_OK : VD_EX_USAGE;
+}
+
 void opts_defaults(const OptSpec *table, void *cfg)
 {
     for (const OptSpec *o = table; o->name; o++) {

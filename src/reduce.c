@@ -36,7 +36,7 @@ struct Reducer {
     size_t bucket;   /* floats per bucket or chunk; mpi 0: one allreduce after backward */
     size_t sent;     /* grads[sent ..) are posted */
     int n_req;
-    MPI_Request req[VD_MAX_TENSORS + 1];
+    MPI_Request req[VD_MAX_NODES + 2]; /* a bucket at most per node, and the likelihood's */
 
     /* shm: the node's segment */
     void *base;
@@ -350,8 +350,8 @@ void reduce_free(Reducer *r, int keep)
 
 static void bucket_post(Reducer *r, size_t from)
 {
-    if (r->n_req == VD_MAX_TENSORS + 1)
-        VD_ABORT("more gradient buckets than tensors");
+    if (r->n_req == VD_MAX_NODES + 2)
+        VD_ABORT("more gradient buckets than the model has nodes");
     MPI_Iallreduce(MPI_IN_PLACE, r->m->grads + from, (int)(r->sent - from), MPI_FLOAT, MPI_SUM,
                    r->comm, &r->req[r->n_req++]);
     r->sent = from;

@@ -161,7 +161,7 @@ static int check_resumable(const Run *r, const char *path, VdError *err)
     char have[VD_PATH_MAX], want[VD_PATH_MAX];
     for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++) {
         int labels = !strcmp(must_match[i], "labels") || !strcmp(must_match[i], "test-labels");
-        if (labels && !r->cfg.classes)
+        if (labels && !r->cfg.model.classes)
             continue; /* only a conditional model trains on them */
         if (!option_differs(r, path, must_match[i], have, want, sizeof have))
             continue;

@@ -73,7 +73,7 @@ static int write_samples_h5(const SampleConfig *cfg, const char *ckpt, const Vae
     trained_out_path(path, cfg->out, ".h5");
     if (durable_begin(&out, path, err) != VD_OK)
         return err->code;
-    int d = m->shape.n_latent, D = m->shape.n_input;
+    int d = m->d_total, D = m->shape.n_input, L = m->n_levels;
     int64_t dims[VD_MAX_DIMS + 1] = {cfg->n};
     for (int i = 0; i < data->n_dims; i++)
         dims[i + 1] = data->shape[i];
@@ -81,10 +81,20 @@ static int write_samples_h5(const SampleConfig *cfg, const char *ckpt, const Vae
     to_stored_layout(stored, pics, cfg->n, data, D);
     hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     int bad = f < 0 || h5_write_f32_nd(f, "samples", stored, dims, data->n_dims + 1) != 0;
-    if (!bad && m->shape.n_classes > 0)
+    if (!bad && m->shape.classes > 0)
         bad = h5_write_i32(f, "classes", cls, cfg->n) != 0;
-    bad = bad || h5_write_f32(f, "z", z, cfg->n, d) != 0 ||
-          h5_attr_str(f, "checkpoint", ckpt) != 0 || h5_attr_u64(f, "seed", cfg->seed) != 0;
+    /* /z the top layer's draws (all of z for one layer); /z1 .. the lower layers' */
+    float *col = vd_calloc((size_t)cfg->n * d, sizeof(float));
+    for (int l = L - 1; l >= 0 && !bad; l--) {
+        int dl = m->levels[l].d, off = m->levels[l].eps_off;
+        char name[16];
+        snprintf(name, sizeof name, l == L - 1 ? "z" : "z%d", l + 1);
+        for (int k = 0; k < cfg->n; k++)
+            memcpy(col + (size_t)k * dl, z + (size_t)k * d + off, sizeof(float) * (size_t)dl);
+        bad = h5_write_f32(f, name, col, cfg->n, dl) != 0;
+    }
+    vd_free(col);
+    bad = bad || h5_attr_str(f, "checkpoint", ckpt) != 0 || h5_attr_u64(f, "seed", cfg->seed) != 0;
     if (f >= 0 && H5Fclose(f) < 0)
         bad = 1;
     vd_free(stored);
@@ -98,7 +108,8 @@ static int write_samples_h5(const SampleConfig *cfg, const char *ckpt, const Vae
     for (int i = 0; i < data->n_dims + 1; i++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", i ? " x " : "",
                  (long long)dims[i]);
-    printf("wrote %s (/samples %s, /z %d x %d)\n", path, shape, cfg->n, d);
+    printf("wrote %s (/samples %s, /z %d x %d%s)\n", path, shape, cfg->n, vae_top_latent(m),
+           L > 1 ? ", and the lower layers' /z1 .." : "");
     return VD_OK;
 }
 
@@ -119,7 +130,7 @@ static int write_grid(const char *name, const float *pics, int n, const ImageGeo
 /* Rank 0: the draws, decoded, and the files: the PNG only for images. */
 static void draw_samples(SampleConfig *cfg, const char *ckpt, const Vae *m, VdError *err)
 {
-    int C = m->shape.n_classes;
+    int C = m->shape.classes;
     CkptData data;
     if (ckpt_read_data(ckpt, &data) != 0) {
         vd_fail(err, VD_EX_DATAERR, "%s: /model's input_shape is missing or invalid", ckpt);
@@ -127,17 +138,13 @@ static void draw_samples(SampleConfig *cfg, const char *ckpt, const Vae *m, VdEr
     }
     if (cfg->n == 0)
         cfg->n = C > 0 && cfg->cls < 0 ? (cfg->cols * C < 4096 ? cfg->cols * C : 4096) : 64;
-    int D = m->shape.n_input, d = m->shape.n_latent, B = cfg->n < 256 ? cfg->n : 256;
+    int D = m->shape.n_input, d = m->d_total, B = cfg->n < 256 ? cfg->n : 256;
     VaeWork *w = vae_work_create(m, B);
     float *pics = vd_calloc((size_t)cfg->n * D, sizeof(float));
     float *z = vd_calloc((size_t)cfg->n * d, sizeof(float));
     int32_t *cls = vd_calloc((size_t)cfg->n, sizeof(int32_t));
     int cols = cfg->cols < cfg->n ? cfg->cols : cfg->n;
-    vae_prior_draws(m, cfg->seed, cfg->n, cols, cfg->cls, z, cls);
-    for (int k = 0; k < cfg->n; k += B) {
-        int c = cfg->n - k < B ? cfg->n - k : B;
-        vae_decode(m, w, z + (size_t)k * d, c, pics + (size_t)k * D);
-    }
+    vae_sample(m, w, cfg->seed, cfg->n, cols, cfg->cls, z, cls, pics);
     if (data.img.c)
         write_grid(cfg->out, pics, cfg->n, &data.img, cols, err);
     else
@@ -161,9 +168,9 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
     char ckpt[VD_PATH_MAX];
     Vae *m = NULL;
     if (rank == 0 && err.code == VD_OK && (m = trained_load(cfg.ckpt, ckpt, &err)) &&
-        cfg.cls >= 0 && cfg.cls >= m->shape.n_classes)
+        cfg.cls >= 0 && cfg.cls >= m->shape.classes)
         vd_fail(&err, VD_EX_USAGE, "--class %d: the model in %s %s", cfg.cls, ckpt,
-                m->shape.n_classes ? "has fewer classes" : "is not conditional");
+                m->shape.classes ? "has fewer classes" : "is not conditional");
     if (rank == 0 && err.code == VD_OK)
         draw_samples(&cfg, ckpt, m, &err);
     vae_free(m);
@@ -206,7 +213,8 @@ const OptCommand reconstruct_command = {
 /* Rank 0: rows [first, first + n) of x above their reconstructions. */
 static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, VdError *err)
 {
-    int D = m->shape.n_input, d = m->shape.n_latent, n = cfg->n, cols = cfg->cols < n ? cfg->cols : n;
+    int D = m->shape.n_input, d = m->d_total, n = cfg->n, cols = cfg->cols < n ? cfg->cols : n;
+    Objective elbo = vae_elbo(1.0f);
     VaeWork *w = vae_work_create(m, n);
     int64_t *list = vd_calloc((size_t)n, sizeof(int64_t));
     for (int i = 0; i < n; i++)
@@ -225,16 +233,14 @@ static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, Vd
         } else {
             memset(w->eps, 0, sizeof(float) * (size_t)n * d);
         }
-        vae_encode(m, w, n);
-        reparam_sample(w->z, w->head, w->eps, n, d);
-        vae_decode_logits(m, w, w->z, n);
+        vae_forward(m, w, n, &elbo, 0); /* z from q (its means, or a draw), decoded */
         /* grid rows alternate: cols originals, then their reconstructions */
         int groups = (n + cols - 1) / cols;
         float *pics = vd_calloc((size_t)groups * 2 * cols * D, sizeof(float));
         for (int i = 0; i < n; i++) {
             float *orig = pics + ((size_t)(i / cols) * 2 * cols + i % cols) * D;
             memcpy(orig, w->x + (size_t)i * D, sizeof(float) * (size_t)D);
-            vae_output_mean(m, w->logits + (size_t)i * D, 1, orig + (size_t)cols * D);
+            vae_output_mean(m, vae_outputs(m, w) + (size_t)i * D, 1, orig + (size_t)cols * D);
         }
         write_grid(cfg->out, pics, groups * 2 * cols, &x->img, cols, err);
         vd_free(pics);

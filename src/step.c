@@ -5,16 +5,16 @@
 
 #include "util.h"
 
-int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, long t,
+int train_step(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
                Reducer *red, StepIO *io)
 {
     double t0 = vd_now();
-    vae_forward(m, w, n, beta, 1);
+    vae_forward(m, w, n, obj, 1);
     double t1 = vd_now();
     double rsum = 0, ksum = 0;
     for (int i = 0; i < n; i++) {
-        rsum += w->recon[i];
-        ksum += w->kl[i];
+        rsum += w->row_recon[i];
+        ksum += w->row_kl[i];
     }
     float *extra = m->grads + m->n_params;
     extra[VD_EXTRA_RECON] = (float)rsum;
@@ -25,7 +25,8 @@ int train_step(Vae *m, VaeWork *w, int n, float beta, const AdamConfig *adam, lo
     if (io && io->poison) /* the reduced buffer becomes non-finite, as a bad gradient would */
         extra[VD_EXTRA_RECON] = NAN;
     reduce_begin(red);
-    vae_backward_hook(m, w, n, beta, reduce_ready, red);
+    vae_zero_grads(m);
+    vae_backward(m, w, obj, reduce_ready, red);
     double t2 = vd_now();
     double sumsq = 0.0, clip = io ? io->clip_norm : 0.0;
     int finite = reduce_finish(red, clip > 0 ? &sumsq : NULL);

@@ -24,14 +24,14 @@
 static int check_halvings(const TrainConfig *cfg, const ImageGeom *img, VdError *err)
 {
     char chain[256];
-    int h = img->h, w = img->w;
+    int h = img->h, w = img->w, n_conv = cfg->model.conv.n;
     size_t n = (size_t)snprintf(chain, sizeof chain, "%dx%d", h, w);
-    for (int i = 0; i < cfg->conv.n; i++) {
+    for (int i = 0; i < n_conv; i++) {
         if (h % 2 || w % 2)
             return vd_fail(err, VD_EX_USAGE,
                            "--conv: convolution %d of %d cannot halve %dx%d (%s): use fewer, or "
-                           "images whose sides divide by %d", i + 1, cfg->conv.n, h, w, chain,
-                           1 << cfg->conv.n);
+                           "images whose sides divide by %d", i + 1, n_conv, h, w, chain,
+                           1 << n_conv);
         h /= 2;
         w /= 2;
         if (n < sizeof chain)
@@ -46,17 +46,15 @@ static int create_model(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
     const ImageGeom *img = &r->train_x.img;
-    VaeShape shape = {.n_input = (int)r->train_x.row_len, .n_latent = cfg->latent,
-                      .n_hidden = cfg->hidden.n, .n_conv = cfg->conv.n, .in_c = img->c,
-                      .in_h = img->h, .in_w = img->w, .activation = cfg->activation,
-                      .likelihood = cfg->likelihood, .n_classes = cfg->classes};
-    memcpy(shape.hidden, cfg->hidden.v, sizeof(int) * (size_t)cfg->hidden.n);
-    memcpy(shape.conv, cfg->conv.v, sizeof(int) * (size_t)cfg->conv.n);
-    train_check_options(cfg, &shape.obs_logvar, &shape.learn_var, err);
-    if (err->code == VD_OK && cfg->conv.n)
+    VaeShape shape = cfg->model;
+    shape.n_input = (int)r->train_x.row_len;
+    shape.in_c = img->c;
+    shape.in_h = img->h;
+    shape.in_w = img->w;
+    if (cfg->model.conv.n)
         check_halvings(cfg, img, err);
     const char *why = NULL;
-    if (err->code == VD_OK && !(r->m = vae_create(&shape, &why)))
+    if (err->code == VD_OK && !(r->m = vae_create(&shape, VD_GRAD_EXTRA, &why)))
         vd_fail(err, VD_EX_USAGE, "invalid model: %s", why);
     if (vd_error_agree(err, r->comm))
         return err->code;
@@ -148,10 +146,8 @@ static void open_reducer(Run *r)
 static int setup(Run *r, VdError *err)
 {
     TrainConfig *cfg = &r->cfg;
-    float obs_logvar;
-    int learn_var;
     if (err->code == VD_OK)
-        train_check_options(cfg, &obs_logvar, &learn_var, err);
+        train_check_options(cfg, err);
     if (err->code == VD_OK && cfg->batch < r->size)
         vd_fail(err, VD_EX_USAGE,
                 "--batch %lld is smaller than the %d ranks: every rank needs a sample per step",
@@ -207,7 +203,8 @@ static int setup(Run *r, VdError *err)
         return -1;
     }
     /* everything the loop needs, allocated once */
-    r->w = vae_work_create(r->m, r->B > 256 ? r->B : 256);
+    int rows = r->B * cfg->iw_samples;
+    r->w = vae_work_create(r->m, rows > 256 ? rows : 256);
     r->batch_rows = vd_calloc((size_t)r->B, sizeof(int64_t));
     return run_load_data(r, err);
 }

@@ -28,7 +28,7 @@ static int open_labels(Run *r, H5Rows *y, const char *path, const char *def, con
                        VdError *err)
 {
     VdError e = {0};
-    int classes = r->cfg.classes;
+    int classes = r->cfg.model.classes;
     if (open_optional(y, r->cfg.data, path, def, 1, &e))
         return 1;
     if (e.code == VD_OK)
@@ -81,18 +81,18 @@ static int check_label_range(H5Rows *y, int classes, VdError *err)
 static void check_labels(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
-    if (cfg->classes == 0)
+    if (cfg->model.classes == 0)
         return;
     if (!r->has_train_y)
         vd_fail(err, VD_EX_USAGE, "--classes %d needs training labels (--labels PATH)",
-                cfg->classes);
+                cfg->model.classes);
     else if (r->has_test && !r->has_test_y)
         vd_fail(err, VD_EX_USAGE,
                 "--classes %d needs test labels (--test-labels PATH, or --test-dataset none)",
-                cfg->classes);
-    else if (r->rank == 0 && check_label_range(&r->train_y, cfg->classes, err) == VD_OK &&
+                cfg->model.classes);
+    else if (r->rank == 0 && check_label_range(&r->train_y, cfg->model.classes, err) == VD_OK &&
              r->has_test_y)
-        check_label_range(&r->test_y, cfg->classes, err);
+        check_label_range(&r->test_y, cfg->model.classes, err);
 }
 
 /* The test rows this rank will hold, checked before anything is allocated:
@@ -126,7 +126,7 @@ static int check_images(Run *r, VdError *err)
         return vd_fail(err, VD_EX_DATAERR, "%s samples are %s images of %dx%dx%d, %s's %s of %dx%dx%d",
                        tx->where, image_layout_name(&tx->img), tx->img.h, tx->img.w, tx->img.c,
                        x->where, image_layout_name(&x->img), x->img.h, x->img.w, x->img.c);
-    if (cfg->conv.n == 0 || x->img.c)
+    if (cfg->model.conv.n == 0 || x->img.c)
         return VD_OK;
     if (x->n_dims == 4)
         return vd_fail(err, VD_EX_USAGE, "--conv: %s is shaped (N, %lld, %lld, %lld), and neither "
@@ -238,10 +238,10 @@ static void load_test_rows(Run *r, int unit, VdError *err)
     for (int64_t i = 0; i < n_test; i++)
         test_rows[i] = r->test_begin + i;
     shard_init(&r->test, &r->test_x, r->has_test_y ? &r->test_y : NULL, n_test, unit);
-    r->test.n_classes = r->cfg.classes;
+    r->test.n_classes = r->cfg.model.classes;
     shard_load(&r->test, test_rows, n_test, err);
     vd_free(test_rows);
-    if (r->m->shape.n_latent == 2 && r->has_test_y) {
+    if (vae_top_latent(r->m) == 2 && r->has_test_y) {
         r->test_mu = vd_calloc((size_t)(2 * n_test), sizeof(float));
         r->test_lab = vd_calloc((size_t)n_test, sizeof(int32_t));
         if (r->rank == 0) {
@@ -254,8 +254,8 @@ static void load_test_rows(Run *r, int unit, VdError *err)
 int run_load_data(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
-    int unit = cfg->likelihood == VD_LIK_BERNOULLI;
-    FeedConfig fc = {&r->train_x, r->has_train_y ? &r->train_y : NULL, unit, cfg->classes,
+    int unit = cfg->model.likelihood == VD_LIK_BERNOULLI;
+    FeedConfig fc = {&r->train_x, r->has_train_y ? &r->train_y : NULL, unit, cfg->model.classes,
                      cfg->batch, r->steps_per_epoch, cfg->epochs, cfg->seed,
                      data_budget(cfg, r->comm), cfg->data_mode,
                      cfg->parallel_io && !r->train_x.map, r->comm};

@@ -7,14 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "model_desc.h"
 #include "runtime.h"
 
 #define OFF(f) offsetof(TrainConfig, f)
 #define STR(f) OPT_STR, OFF(f), sizeof(((TrainConfig *)0)->f)
 #define NUM(t, f) t, OFF(f), 0
 
-const OptSpec train_options[] = {
+/* The train command's own options; the model's go after val-fraction. */
+static const OptSpec train_only[] = {
     {"data", STR(data), "", 0, 0, "FILE",
      "HDF5 data file (default: $VAE_DIST_DATA, else Fashion-MNIST, imported on first use to "
      "${XDG_DATA_HOME:-~/.local/share}/vae-dist/fashion-mnist.h5)"},
@@ -55,15 +56,12 @@ const OptSpec train_options[] = {
     {"val-fraction", NUM(OPT_F64, val_fraction), "0", 0, 0.99, "F",
      "hold out this part of the training rows (a fixed, seeded choice) as the test set, "
      "when the file has none (0: off)"},
-    {"hidden", NUM(OPT_LIST, hidden), "400", 1, 1 << 20, "N[,N...]",
-     "encoder hidden widths (1 to 8 layers); the decoder mirrors them"},
-    {"conv", NUM(OPT_LIST, conv), "none", 1, 65536, "C[,C...]",
-     "4x4 stride-2 convolutions with these output channels before the --hidden layers, "
-     "each halving height and width (the decoder mirrors them; none: an MLP)"},
     {"layout", NUM(OPT_CHOICE, layout), "auto", 0, 0, "auto|hwc|chw",
      "how (N, a, b, c) samples hold their channels: last (hwc) or first (chw); auto: "
      "the axis of size at most 4 (docs/how-it-works.md)"},
-    {"latent", NUM(OPT_INT, latent), "20", 1, 256, "N", "latent dimensions"},
+    {"iw-samples", NUM(OPT_INT, iw_samples), "1", 1, 4096, "K",
+     "draws per sample: 1 trains the ELBO; K > 1 the importance-weighted bound of K draws "
+     "(IWAE), which costs K times the decoder's work per sample"},
     {"seed", NUM(OPT_U64, seed), "1", 0, 0, "N", "seed of every random stream"},
     {"log-every", NUM(OPT_INT, log_every), "100", 1, 1e9, "N", "steps per progress line"},
     {"threads", NUM(OPT_INT, threads), "0", 0, 1024, "N",
@@ -90,14 +88,6 @@ const OptSpec train_options[] = {
     {"warmup", NUM(OPT_I64, warmup), "0", 0, 1e15, "N",
      "KL warm-up: the KL weight at step t is --beta times min(1, t / N), from --beta / N at "
      "step 1 to --beta at step N"},
-    {"activation", NUM(OPT_CHOICE, activation), "relu", 0, 0, "relu|tanh",
-     "activation of the hidden layers"},
-    {"likelihood", NUM(OPT_CHOICE, likelihood), "bernoulli", 0, 0, "bernoulli|gaussian",
-     "p(x|z): Bernoulli (data in [0, 1]) or Gaussian (continuous data)"},
-    {"variance", STR(variance), "learned", 0, 0, "S2|learned",
-     "the Gaussian's variance s^2: fixed at S2, or learned (one scalar)"},
-    {"classes", NUM(OPT_INT, classes), "0", 0, 1 << 20, "C",
-     "conditional VAE: a learned prior mean per class 0..C-1, from the labels (0: off)"},
     {"data-mode", NUM(OPT_CHOICE, data_mode), "auto", 0, 0, "auto|resident|stream",
      "resident: each rank holds its block of rows; stream: reads them in a window "
      "(see docs/how-it-works.md); auto: resident if it fits --data-budget"},
@@ -120,6 +110,27 @@ const OptSpec train_options[] = {
      "(half the bytes, for slow networks)"},
     OPT_END};
 
+/* train_only with model_options after val-fraction, their offsets into
+ * TrainConfig's model. */
+enum { N_ONLY = sizeof train_only / sizeof *train_only - 1 };
+static OptSpec train_table[N_ONLY + 16];
+const OptSpec *const train_options = train_table;
+
+__attribute__((constructor)) static void build_train_table(void)
+{
+    int n = 0;
+    for (int i = 0; i < N_ONLY; i++) {
+        train_table[n++] = train_only[i];
+        if (strcmp(train_only[i].name, "val-fraction") != 0)
+            continue;
+        for (const OptSpec *o = model_options; o->name; o++) {
+            train_table[n] = *o;
+            train_table[n++].offset += offsetof(TrainConfig, model);
+        }
+    }
+    train_table[n] = (OptSpec)OPT_END;
+}
+
 static void train_defaults(void *cfg)
 {
     TrainConfig *c = cfg;
@@ -132,38 +143,22 @@ const OptCommand train_command = {
     "train", "mpirun -np N vae-dist [train] [options]",
     "Trains a VAE, data-parallel over the MPI ranks (the default command). Running the same "
     "command again in the same run directory resumes the run.",
-    train_options, sizeof(TrainConfig), train_defaults};
+    train_table, sizeof(TrainConfig), train_defaults};
 
-/* --variance: 1 for "learned" (*s2 = 1, the initial value), 0 for a fixed
- * number (in *s2), -1 if neither. */
-static int parse_variance(const char *text, double *s2)
+int train_check_options(TrainConfig *cfg, VdError *err)
 {
-    char *end = NULL;
-    if (strcmp(text, "learned") == 0) {
-        *s2 = 1.0;
-        return 1;
-    }
-    *s2 = strtod(text, &end);
-    return *text && !*end && *s2 >= 1e-12 && *s2 <= 1e12 ? 0 : -1;
-}
-
-int train_check_options(const TrainConfig *cfg, float *obs_logvar, int *learn_var,
-                        VdError *err)
-{
-    double s2 = 1;
-    int learned = parse_variance(cfg->variance, &s2);
-    *learn_var = 0;
-    *obs_logvar = 0;
-    if (learned < 0)
+    const char *why = vae_shape_resolve(&cfg->model);
+    if (why)
         return vd_fail(err, VD_EX_USAGE, "--variance: '%s' is neither 'learned' nor a number in "
-                       "[1e-12, 1e12]", cfg->variance);
-    if (cfg->likelihood == VD_LIK_GAUSSIAN) {
-        *learn_var = learned;
-        *obs_logvar = (float)log(s2);
-    }
-    if (cfg->binarize && cfg->likelihood != VD_LIK_BERNOULLI)
+                       "[1e-12, 1e12]", cfg->model.variance);
+    if (cfg->binarize && cfg->model.likelihood != VD_LIK_BERNOULLI)
         return vd_fail(err, VD_EX_USAGE, "--binarize makes binary data for --likelihood bernoulli");
-    if (cfg->conv.n > VD_MAX_CONV)
+    if (cfg->model.conv.n > VD_MAX_CONV)
         return vd_fail(err, VD_EX_USAGE, "--conv: at most %d convolutions", VD_MAX_CONV);
+    if (cfg->model.latent.n > VD_MAX_LEVELS)
+        return vd_fail(err, VD_EX_USAGE, "--latent: at most %d stochastic layers", VD_MAX_LEVELS);
+    if (cfg->model.prior == VD_PRIOR_VAMP && cfg->model.classes > 0)
+        return vd_fail(err, VD_EX_USAGE, "--prior vamp and --classes are two priors for the top "
+                       "layer: use one of them");
     return VD_OK;
 }

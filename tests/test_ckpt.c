@@ -1,5 +1,6 @@
 /* test_ckpt.c — checkpoints round-trip bitwise and refuse what they must. */
 #include "testutil.h"
+#include "modelutil.h"
 
 #include <hdf5.h>
 #include <sys/stat.h>
@@ -18,9 +19,11 @@ static void fill(float *x, size_t n, uint32_t a)
 
 static Vae *make_model(int hidden2)
 {
-    VaeShape s = {.n_input = 30, .n_latent = 4, .n_hidden = 2, .hidden = {16, hidden2}};
+    char h[32];
+    snprintf(h, sizeof h, "16,%d", hidden2);
+    VaeShape s = test_shape(30, "hidden", h, "latent", "4", NULL);
     const char *why;
-    Vae *m = vae_create(&s, &why);
+    Vae *m = vae_create(&s, 0, &why);
     fill(m->params, m->n_params, 1);
     fill(m->adam_m, m->n_params, 2);
     fill(m->adam_v, m->n_params, 3);
@@ -178,11 +181,11 @@ static void test_model_options(void **state)
     (void)state;
     char path[600];
     snprintf(path, sizeof path, "%s/opt.h5", test_tmpdir());
-    VaeShape s = {.n_input = 30, .n_latent = 4, .n_hidden = 1, .hidden = {16},
-                  .activation = VD_ACT_TANH, .likelihood = VD_LIK_GAUSSIAN, .learn_var = 1,
-                  .obs_logvar = -0.25f, .n_classes = 7};
+    VaeShape s = test_shape(30, "hidden", "16", "latent", "4", "activation", "tanh", "likelihood",
+                            "gaussian", "classes", "7", NULL);
+    s.obs_logvar = -0.25f; /* a learned variance's initial value */
     const char *why;
-    Vae *m = vae_create(&s, &why);
+    Vae *m = vae_create(&s, 0, &why);
     fill(m->params, m->n_params, 4);
     TrainState st = {.step = 1}, got;
     save(path, m, &st);
@@ -191,7 +194,7 @@ static void test_model_options(void **state)
     assert_int_equal(ckpt_read_shape(path, &back, &err), VD_OK);
     assert_true(vae_shape_equal(&s, &back));
     assert_true(back.obs_logvar == -0.25f);
-    Vae *m2 = vae_create(&back, &why);
+    Vae *m2 = vae_create(&back, 0, &why);
     assert_int_equal(ckpt_load(path, m2, &got, &err), VD_OK);
     assert_memory_equal(m->params, m2->params, sizeof(float) * m->n_params);
     vae_free(m2);
@@ -221,6 +224,84 @@ static void test_model_options(void **state)
         {"learn_var", NULL, 2}, {"n_classes", NULL, -1}, {"activation", NULL, 3}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         Vae *p = make_model(8);
+        save(path, p, &st);
+        set_model_attr(path, bad[i].name, bad[i].str, bad[i].num);
+        err = (VdError){0};
+        assert_int_equal(ckpt_read_shape(path, &back, &err), VD_EX_DATAERR);
+        assert_non_null(strstr(err.msg, "/model"));
+        vae_free(p);
+    }
+}
+
+static void set_version(const char *path, int64_t version)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Adelete(f, "format_version");
+    assert_int_equal(h5_attr_i64(f, "format_version", &version, 1), 0);
+    H5Fclose(f);
+}
+
+/* Format 4's options: several stochastic layers, gated layers and a
+ * VampPrior written and read back, tensors and all; a version 3 file (the
+ * scalar n_latent, no prior) reads as one layer with a standard prior; a
+ * version 4 file without the prior, with a bad one, or with a VampPrior
+ * but no pseudo_inputs, is damaged; a resume of another prior or other
+ * layers is another model. */
+static void test_hierarchical_options(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/hier.h5", test_tmpdir());
+    VaeShape s = test_shape(30, "hidden", "9,7", "latent", "4,3", "activation", "gated", "prior",
+                            "vamp", "pseudo-inputs", "5", NULL);
+    const char *why;
+    Vae *m = vae_create(&s, 0, &why);
+    assert_non_null(m);
+    fill(m->params, m->n_params, 5);
+    TrainState st = {.step = 3}, got;
+    save(path, m, &st);
+    VaeShape back;
+    VdError err = {0};
+    assert_int_equal(ckpt_read_shape(path, &back, &err), VD_OK);
+    assert_true(vae_shape_equal(&s, &back));
+    assert_int_equal(back.latent.n, 2);
+    assert_int_equal(back.pseudo_inputs, 5);
+    Vae *m2 = vae_create(&back, 0, &why);
+    assert_int_equal(ckpt_load(path, m2, &got, &err), VD_OK);
+    assert_memory_equal(m->params, m2->params, sizeof(float) * m->n_params);
+    vae_free(m2);
+    /* other layers, another prior, other pseudo-inputs: another model */
+    const char *other[][2] = {{"latent", "4"}, {"latent", "4,4"}, {"prior", "standard"},
+                              {"pseudo-inputs", "6"}, {"activation", "relu"}};
+    for (int i = 0; i < 5; i++) {
+        VaeShape o = s;
+        assert_int_equal(vae_shape_set(&o, other[i][0], other[i][1]), 0);
+        Vae *mo = vae_create(&o, 0, &why);
+        err = (VdError){0};
+        assert_int_equal(ckpt_load(path, mo, &got, &err), VD_EX_USAGE);
+        assert_non_null(strstr(err.msg, "holds a"));
+        vae_free(mo);
+    }
+    vae_free(m);
+    /* what format 3 wrote */
+    Vae *old = make_model(8);
+    save(path, old, &st);
+    set_model_attr(path, "latent", NULL, INT64_MIN);
+    set_model_attr(path, "n_latent", NULL, 4);
+    set_model_attr(path, "prior", NULL, INT64_MIN);
+    set_version(path, 3);
+    err = (VdError){0};
+    assert_int_equal(ckpt_read_shape(path, &back, &err), VD_OK);
+    assert_true(vae_shape_equal(&old->shape, &back));
+    assert_int_equal(back.prior, VD_PRIOR_STANDARD);
+    vae_free(old);
+    /* format 4 without its attributes, or with bad values */
+    struct { const char *name, *str; int64_t num; int vamp; } bad[] = {
+        {"prior", NULL, INT64_MIN, 0}, {"prior", "laplace", 0, 0}, {"latent", NULL, 0, 0},
+        {"latent", NULL, INT64_MIN, 0}, {"pseudo_inputs", NULL, INT64_MIN, 1},
+        {"pseudo_inputs", NULL, 0, 1}, {"activation", "swish", 0, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        Vae *p = bad[i].vamp ? vae_create(&s, 0, &why) : make_model(8);
         save(path, p, &st);
         set_model_attr(path, bad[i].name, bad[i].str, bad[i].num);
         err = (VdError){0};
@@ -288,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_refuses_other_architecture),
         cmocka_unit_test(test_refuses_corrupt_files),
         cmocka_unit_test(test_model_options),
+        cmocka_unit_test(test_hierarchical_options),
         cmocka_unit_test(test_list_and_prune),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,12 +1,16 @@
 /* test_importance.c — the importance-weighted estimate (vae_importance)
  * against log p(x) computed by quadrature over a 2-D latent, for the plain
- * and the conditional model; the bound tightening with K; draws that do not
- * depend on the batching. */
+ * and the conditional model, and over (z1, z2) for a two-layer model with
+ * a standard and a VampPrior top; the bound tightening with K, on an
+ * untrained model and on a trained two-layer one; draws that do not depend
+ * on the batching. */
 #include "testutil.h"
 
 #include <math.h>
 
 #include "model.h"
+#include "modelutil.h"
+#include "optim.h"
 #include "rng.h"
 
 enum { D = 12, LATENT = 2 };
@@ -16,18 +20,22 @@ enum { D = 12, LATENT = 2 };
  * classes, a conditional one whose class means are (1.5, -1) and (-0.5, 2). */
 static Vae *tiny_model_classes(int classes)
 {
-    VaeShape s = {.n_input = D, .n_latent = LATENT, .n_hidden = 1, .hidden = {7},
-                  .n_classes = classes};
+    char c[16];
+    snprintf(c, sizeof c, "%d", classes);
+    VaeShape s = test_shape(D, "hidden", "7", "latent", "2", "classes", c, NULL);
     const char *why;
-    Vae *m = vae_create(&s, &why);
+    Vae *m = vae_create(&s, 0, &why);
     assert_non_null(m);
     vae_init_params(m, 5);
     for (size_t i = 0; i < m->n_params; i++)
         m->params[i] *= 1.5f;
     if (classes == 2)
-        memcpy(m->p.prior_mean, (float[4]){1.5f, -1.0f, -0.5f, 2.0f}, sizeof(float[4]));
+        memcpy(vae_view(m, m->params, m->prior.t_mean), (float[4]){1.5f, -1.0f, -0.5f, 2.0f},
+               sizeof(float[4]));
     return m;
 }
+
+static const float *class_means(const Vae *m) { return vae_view(m, m->params, m->prior.t_mean); }
 
 static Vae *tiny_model(void) { return tiny_model_classes(0); }
 
@@ -47,17 +55,18 @@ static double log_px_quadrature(const Vae *m, VaeWork *w, const float *x, const 
     const double h = 16.0 / G;
     double top = -INFINITY, sum = 0.0;
     for (int a = 0; a < G; a++) {
-        for (int b = 0; b < G; b += w->max_batch) {
-            int c = G - b < w->max_batch ? G - b : w->max_batch;
+        for (int b = 0; b < G; b += w->max_rows) {
+            int c = G - b < w->max_rows ? G - b : w->max_rows;
+            float z[2 * 512];
             for (int k = 0; k < c; k++) {
-                w->z[2 * k] = (float)(-8.0 + (a + 0.5) * h);
-                w->z[2 * k + 1] = (float)(-8.0 + (b + k + 0.5) * h);
+                z[2 * k] = (float)(-8.0 + (a + 0.5) * h);
+                z[2 * k + 1] = (float)(-8.0 + (b + k + 0.5) * h);
             }
-            vae_decode_logits(m, w, w->z, c);
+            vae_generate(m, w, z, NULL, c, NULL, NULL);
             for (int k = 0; k < c; k++) {
-                double z0 = w->z[2 * k], z1 = w->z[2 * k + 1], lp = 0.0;
+                double z0 = z[2 * k], z1 = z[2 * k + 1], lp = 0.0;
                 for (int j = 0; j < D; j++) {
-                    double l = w->logits[(size_t)k * D + j];
+                    double l = vae_outputs(m, w)[(size_t)k * D + j];
                     lp -= fmax(l, 0.0) + log1p(exp(-fabs(l))) - x[j] * l;
                 }
                 z0 -= mean[0];
@@ -118,8 +127,8 @@ static void test_iwae_conditional_prior(void **state)
         int32_t y[N] = {c, c};
         vae_importance(m, w, x, y, N, 100000, &rng, 0, est);
         for (int i = 0; i < N; i++) {
-            double truth = log_px_quadrature(m, w, x + i * D, m->p.prior_mean + 2 * c);
-            double other = log_px_quadrature(m, w, x + i * D, m->p.prior_mean + 2 * (1 - c));
+            double truth = log_px_quadrature(m, w, x + i * D, class_means(m) + 2 * c);
+            double other = log_px_quadrature(m, w, x + i * D, class_means(m) + 2 * (1 - c));
             print_message("class %d row %d: log p(x|y) %.4f by quadrature, %.4f IWAE; other "
                           "class %.4f\n", c, i, truth, est[i].log_px, other);
             assert_true(fabs(est[i].log_px - truth) < 0.02);
@@ -182,12 +191,172 @@ static void test_iwae_tightens_with_k(void **state)
     vae_free(m);
 }
 
+/* A two-layer model with one dimension per layer, so that log p(x) is a
+ * 2-D integral over (z1, z2); with vamp, a VampPrior of 3 pseudo-inputs. */
+static Vae *two_level_model(int vamp)
+{
+    VaeShape s = test_shape(D, "hidden", "6", "latent", "1,1", "activation", "tanh", "prior",
+                            vamp ? "vamp" : "standard", "pseudo-inputs", "3", NULL);
+    const char *why;
+    Vae *m = vae_create(&s, 0, &why);
+    assert_non_null(m);
+    vae_init_params(m, 6); /* as it starts: a proposal close enough for K = 200000 */
+    if (vamp) { /* pseudo-inputs spread over [0, 1] */
+        float *a = vae_view(m, m->params, m->prior.t_pseudo);
+        for (int i = 0; i < 3 * D; i++)
+            a[i] = (float)((i * 7) % 10) / 10.0f;
+    }
+    return m;
+}
+
+static double log_normal1(double z, double mu, double lv)
+{
+    return -0.5 * (log(2.0 * M_PI) + lv + (z - mu) * (z - mu) * exp(-lv));
+}
+
+/* log p(z2) of the top prior, in double: N(0, 1), or the VampPrior's
+ * mixture of its pseudo-inputs' posteriors (from the model's own pass of
+ * them, w->pseudo, which vae_importance left there). */
+static double log_prior1(const Vae *m, VaeWork *w, double z)
+{
+    if (m->prior.K == 0)
+        return log_normal1(z, 0.0, 0.0);
+    const float *c = w->pseudo.out[m->levels[1].q];
+    double sum = 0.0;
+    for (int k = 0; k < m->prior.K; k++)
+        sum += exp(log_normal1(z, c[2 * k], c[2 * k + 1]));
+    return log(sum / m->prior.K);
+}
+
+/* log p(x) = log of the integral of p(x | z1, z2) p(z1 | z2) p(z2) over a
+ * grid (midpoint rule), with the model's own generative path. */
+static double log_px_two_levels(const Vae *m, VaeWork *w, const float *x)
+{
+    const int G = 600;
+    const double lo = -10.0, h = 20.0 / G;
+    double top = -INFINITY, sum = 0.0;
+    static float z2[512], eps[2 * 512];
+    float zero[2] = {0, 0};
+    for (int a = 0; a < G; a++) {
+        double za = lo + (a + 0.5) * h, lp2 = log_prior1(m, w, za);
+        z2[0] = (float)za;
+        vae_generate(m, w, z2, zero, 1, NULL, NULL); /* p(z1 | z2)'s heads */
+        const float *ph = w->data.out[m->levels[0].p];
+        double mu = ph[0], lv = ph[1];
+        for (int b = 0; b < G; b += 512) {
+            int c = G - b < 512 ? G - b : 512;
+            for (int k = 0; k < c; k++) {
+                double zb = lo + (b + k + 0.5) * h;
+                z2[k] = (float)za;
+                eps[2 * k] = (float)((zb - mu) / exp(0.5 * lv)); /* z1 = zb */
+                eps[2 * k + 1] = 0.0f;
+            }
+            vae_generate(m, w, z2, eps, c, NULL, NULL);
+            for (int k = 0; k < c; k++) {
+                double z1 = w->data.out[m->levels[0].z][k], lp = lp2 + log_normal1(z1, mu, lv);
+                for (int j = 0; j < D; j++) {
+                    double l = vae_outputs(m, w)[(size_t)k * D + j];
+                    lp -= fmax(l, 0.0) + log1p(exp(-fabs(l))) - x[j] * l;
+                }
+                lp += 2.0 * log(h);
+                if (lp > top) {
+                    sum = sum * exp(top - lp) + 1.0;
+                    top = lp;
+                } else {
+                    sum += exp(lp - top);
+                }
+            }
+        }
+    }
+    return top + log(sum);
+}
+
+/* Two stochastic layers: the estimate sums every layer's log-densities
+ * (the lower one's conditional prior, the top's standard or VampPrior),
+ * and converges to log p(x) by quadrature over (z1, z2). */
+static void test_iwae_two_levels_converges(void **state)
+{
+    (void)state;
+    enum { N = 3 };
+    for (int vamp = 0; vamp < 2; vamp++) {
+        Vae *m = two_level_model(vamp);
+        VaeWork *w = vae_work_create(m, 512);
+        float x[N * D];
+        binary_rows(x, N);
+        Rng rng = rng_stream(5, VD_STREAM_IWAE, 0);
+        IwRow est[N];
+        vae_importance(m, w, x, NULL, N, 200000, &rng, 0, est);
+        for (int i = 0; i < N; i++) {
+            double truth = log_px_two_levels(m, w, x + i * D);
+            print_message("%s row %d: log p(x) %.4f by quadrature, %.4f IWAE K=200000, ELBO %.4f\n",
+                          vamp ? "vamp" : "standard", i, truth, est[i].log_px,
+                          -(est[i].recon + est[i].kl));
+            assert_true(fabs(est[i].log_px - truth) < 0.03);
+            assert_true(-(est[i].recon + est[i].kl) < truth - 0.01);
+        }
+        vae_work_free(w);
+        vae_free(m);
+    }
+}
+
+/* On a two-layer model trained a little (Adam on the ELBO), the estimate's
+ * mean rises with K. */
+static void test_iwae_rises_with_k_trained(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    VaeShape s = test_shape(D, "hidden", "10", "latent", "2,2", "activation", "gated", NULL);
+    const char *why;
+    Vae *m = vae_create(&s, 0, &why);
+    vae_init_params(m, 3);
+    VaeWork *w = vae_work_create(m, 256);
+    float *x = calloc(N * D, sizeof(float));
+    binary_rows(x, N);
+    AdamConfig adam = {3e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    Objective elbo = vae_elbo(1.0f);
+    Rng noise = rng_stream(9, VD_STREAM_NOISE, 0);
+    double first = 0, last = 0;
+    for (int t = 1; t <= 600; t++) {
+        memcpy(w->x, x, sizeof(float) * N * D);
+        rng_normal_fill(&noise, (uint32_t)t, 0, (size_t)N * m->d_total, w->eps);
+        vae_zero_grads(m);
+        double loss = vae_forward(m, w, N, &elbo, 1) / N;
+        vae_backward(m, w, &elbo, NULL, NULL);
+        adam_step(&adam, t, m->n_params, m->params, m->grads, m->adam_m, m->adam_v, 1.0f / N);
+        first = t == 1 ? loss : first;
+        last = loss;
+    }
+    print_message("training loss %.3f -> %.3f\n", first, last);
+    assert_true(last < first - 1.0);
+    Rng rng = rng_stream(8, VD_STREAM_IWAE, 0);
+    IwRow *r = calloc(N, sizeof(IwRow));
+    int ks[4] = {1, 10, 100, 1000};
+    double mean[4];
+    for (int t = 0; t < 4; t++) {
+        vae_importance(m, w, x, NULL, N, ks[t], &rng, 0, r);
+        mean[t] = 0;
+        for (int i = 0; i < N; i++)
+            mean[t] += r[i].log_px / N;
+    }
+    print_message("trained two-layer model: mean log p_K: K=1 %.4f, 10 %.4f, 100 %.4f, 1000 %.4f\n",
+                  mean[0], mean[1], mean[2], mean[3]);
+    assert_true(mean[1] > mean[0] + 0.01);
+    assert_true(mean[2] > mean[1]);
+    assert_true(mean[3] > mean[2] - 0.01); /* within the noise of 64 rows */
+    free(r);
+    free(x);
+    vae_work_free(w);
+    vae_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iwae_converges_to_log_px),
         cmocka_unit_test(test_iwae_conditional_prior),
         cmocka_unit_test(test_iwae_tightens_with_k),
+        cmocka_unit_test(test_iwae_two_levels_converges),
+        cmocka_unit_test(test_iwae_rises_with_k_trained),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /* test_layers.c — every layer kind (layer.h) on its own: the BLAS forward
  * against the kind's double reference, backward against finite differences
  * of that reference, a small convolution and transposed convolution worked
- * out by hand, and the shape rules. */
+ * out by hand, the gated layer and the clamped heads, and the shape rules. */
 #include "testutil.h"
 
 #include <math.h>
@@ -15,34 +15,31 @@ static void fill_uniform(float *x, size_t n, uint32_t a, float lo, float hi)
     rng_uniform_fill(&r, a, 0, n, lo, hi, x);
 }
 
-/* A layer with its buffers, as model.c would give them. */
+/* A layer with its buffers, as model.c would give them: its tensors laid
+ * out contiguously in one parameter buffer and one gradient buffer. */
 typedef struct {
     Layer l;
-    size_t nw, nb, nin, nout;
-    float *w, *b, *dw, *db, *in, *out, *din, *dout, *scratch, *saved;
+    int nt;
+    size_t sizes[VD_LAYER_TENSORS], np, nin, nout;
+    float *p, *g, *in, *out, *din, *dout, *scratch, *saved;
+    LayerParams pv, gv;
 } Bench;
 
 static void bench_init(Bench *t, Layer l, int B)
 {
     memset(t, 0, sizeof *t);
     t->l = l;
-    TensorSpec spec[4];
-    int n = l.kind->tensors(&l, spec);
-    size_t sizes[4];
-    for (int k = 0; k < n; k++) {
-        sizes[k] = 1;
-        for (int j = 0; j < spec[k].n_dims; j++)
-            sizes[k] *= (size_t)spec[k].dims[j];
+    t->nt = layer_tensor_sizes(&l, t->sizes);
+    for (int k = 0; k < t->nt; k++)
+        t->np += t->sizes[k];
+    t->p = calloc(t->np, sizeof(float));
+    t->g = calloc(t->np, sizeof(float));
+    for (size_t k = 0, at = 0; k < (size_t)t->nt; at += t->sizes[k++]) {
+        t->pv.t[k] = t->p + at;
+        t->gv.t[k] = t->g + at;
     }
-    /* the heads split weight and bias in two named halves each */
-    t->nw = n == 4 ? sizes[0] + sizes[1] : sizes[0];
-    t->nb = n == 4 ? sizes[2] + sizes[3] : sizes[1];
     t->nin = (size_t)B * layer_in_size(&l);
     t->nout = (size_t)B * layer_out_size(&l);
-    t->w = calloc(t->nw, sizeof(float));
-    t->b = calloc(t->nb, sizeof(float));
-    t->dw = calloc(t->nw, sizeof(float));
-    t->db = calloc(t->nb, sizeof(float));
     t->in = calloc(t->nin, sizeof(float));
     t->din = calloc(t->nin, sizeof(float));
     t->out = calloc(t->nout, sizeof(float));
@@ -53,14 +50,24 @@ static void bench_init(Bench *t, Layer l, int B)
 
 static void bench_free(Bench *t)
 {
-    free(t->w); free(t->b); free(t->dw); free(t->db); free(t->in); free(t->din);
+    free(t->p); free(t->g); free(t->in); free(t->din);
     free(t->out); free(t->dout); free(t->scratch); free(t->saved);
 }
 
 static void forward(Bench *t, int B)
 {
-    LayerParams p = {t->w, t->b};
-    t->l.kind->forward(&t->l, &p, t->out, t->in, B, t->scratch, t->saved);
+    t->l.kind->forward(&t->l, &t->pv, t->out, t->in, B, t->scratch, t->saved);
+}
+
+/* The tensors as doubles, and their views. */
+static double *as_double(const Bench *t, const double **views)
+{
+    double *d = malloc(sizeof(double) * t->np);
+    for (size_t i = 0; i < t->np; i++)
+        d[i] = t->p[i];
+    for (size_t k = 0, at = 0; k < (size_t)t->nt; at += t->sizes[k++])
+        views[k] = d + at;
+    return d;
 }
 
 /* The float forward against the double reference, sample by sample. */
@@ -68,37 +75,35 @@ static void check_forward(Layer l, int B, double tol)
 {
     Bench t;
     bench_init(&t, l, B);
-    fill_uniform(t.w, t.nw, 1, -0.5f, 0.5f);
-    fill_uniform(t.b, t.nb, 2, -0.5f, 0.5f);
+    fill_uniform(t.p, t.np, 1, -0.5f, 0.5f);
     fill_uniform(t.in, t.nin, 3, -1, 1);
     forward(&t, B);
     size_t ni = layer_in_size(&l), no = layer_out_size(&l);
-    double *wd = malloc(sizeof(double) * t.nw), *bd = malloc(sizeof(double) * t.nb);
+    const double *views[VD_LAYER_TENSORS];
+    double *pd = as_double(&t, views);
     double *xd = malloc(sizeof(double) * ni), *yd = malloc(sizeof(double) * no);
-    for (size_t i = 0; i < t.nw; i++) wd[i] = t.w[i];
-    for (size_t i = 0; i < t.nb; i++) bd[i] = t.b[i];
     double worst = 0;
     for (int s = 0; s < B; s++) {
         for (size_t i = 0; i < ni; i++) xd[i] = t.in[s * ni + i];
-        l.kind->forward_ref(&l, wd, bd, yd, xd);
+        l.kind->forward_ref(&l, views, yd, xd);
         for (size_t i = 0; i < no; i++)
             worst = fmax(worst, fabs(yd[i] - t.out[s * no + i]));
     }
     if (worst >= tol)
         print_error("%s: worst forward error %g\n", l.kind->name, worst);
     assert_true(worst < tol);
-    free(wd); free(bd); free(xd); free(yd);
+    free(pd); free(xd); free(yd);
     bench_free(&t);
 }
 
 /* L = sum(r * layer(in)) over B samples, in double through the reference. */
-static double ref_loss(const Layer *l, const double *w, const double *b, const double *x,
-                       const float *r, int B)
+static double ref_loss(const Layer *l, const double *const *p, const double *x, const float *r,
+                       int B)
 {
     size_t ni = layer_in_size(l), no = layer_out_size(l);
     double *y = malloc(sizeof(double) * no), sum = 0;
     for (int s = 0; s < B; s++) {
-        l->kind->forward_ref(l, w, b, y, x + s * ni);
+        l->kind->forward_ref(l, p, y, x + s * ni);
         for (size_t i = 0; i < no; i++)
             sum += r[s * no + i] * y[i];
     }
@@ -106,38 +111,40 @@ static double ref_loss(const Layer *l, const double *w, const double *b, const d
     return sum;
 }
 
-/* backward's dW, db and din against central differences of ref_loss; the
- * gradients are written over garbage (backward must not accumulate). */
-static void check_backward(Layer l, int B)
+/* backward's tensor and input gradients against central differences of
+ * ref_loss. The tensors' gradients are ADDED to what the buffer held (it
+ * starts at arbitrary values); the input's is written over garbage, or
+ * added with din_add. lo, hi: the inputs' range (away from kinks). */
+static void check_backward_in(Layer l, int B, float lo, float hi)
 {
     Bench t;
     bench_init(&t, l, B);
-    fill_uniform(t.w, t.nw, 4, -0.5f, 0.5f);
-    fill_uniform(t.b, t.nb, 5, -0.5f, 0.5f);
-    fill_uniform(t.in, t.nin, 6, -1, 1);
+    fill_uniform(t.p, t.np, 4, -0.5f, 0.5f);
+    fill_uniform(t.in, t.nin, 6, lo, hi);
     fill_uniform(t.dout, t.nout, 7, -1, 1);
-    for (size_t i = 0; i < t.nw; i++) t.dw[i] = NAN;
-    for (size_t i = 0; i < t.nb; i++) t.db[i] = NAN;
+    float *g0 = malloc(sizeof(float) * t.np), *grad = malloc(sizeof(float) * t.np);
+    fill_uniform(g0, t.np, 8, -3, 3);
+    memcpy(t.g, g0, sizeof(float) * t.np);
     for (size_t i = 0; i < t.nin; i++) t.din[i] = NAN;
     forward(&t, B);
-    LayerParams p = {t.w, t.b}, g = {t.dw, t.db};
-    l.kind->backward(&l, &p, &g, t.din, t.dout, t.in, B, t.scratch, t.saved);
-    double *wd = malloc(sizeof(double) * t.nw), *bd = malloc(sizeof(double) * t.nb);
+    l.kind->backward(&l, &t.pv, &t.gv, t.din, 0, t.dout, t.in, B, t.scratch, t.saved);
+    for (size_t i = 0; i < t.np; i++)
+        grad[i] = t.g[i] - g0[i];
+    const double *views[VD_LAYER_TENSORS];
+    double *pd = as_double(&t, views);
     double *xd = malloc(sizeof(double) * t.nin);
-    for (size_t i = 0; i < t.nw; i++) wd[i] = t.w[i];
-    for (size_t i = 0; i < t.nb; i++) bd[i] = t.b[i];
     for (size_t i = 0; i < t.nin; i++) xd[i] = t.in[i];
     const double h = 1e-6;
-    struct { double *v; size_t n; const float *grad; const char *what; } parts[3] = {
-        {wd, t.nw, t.dw, "weight"}, {bd, t.nb, t.db, "bias"}, {xd, t.nin, t.din, "input"}};
-    for (int k = 0; k < 3; k++) {
+    struct { double *v; size_t n; const float *grad; const char *what; } parts[2] = {
+        {pd, t.np, grad, "tensors"}, {xd, t.nin, t.din, "input"}};
+    for (int k = 0; k < 2; k++) {
         double worst = 0;
         for (size_t i = 0; i < parts[k].n; i++) {
             double keep = parts[k].v[i];
             parts[k].v[i] = keep + h;
-            double lp = ref_loss(&l, wd, bd, xd, t.dout, B);
+            double lp = ref_loss(&l, views, xd, t.dout, B);
             parts[k].v[i] = keep - h;
-            double lm = ref_loss(&l, wd, bd, xd, t.dout, B);
+            double lm = ref_loss(&l, views, xd, t.dout, B);
             parts[k].v[i] = keep;
             worst = fmax(worst, rel_err((lp - lm) / (2 * h), parts[k].grad[i], 1e-2));
         }
@@ -145,21 +152,71 @@ static void check_backward(Layer l, int B)
             print_error("%s %s: worst relative error %g\n", l.kind->name, parts[k].what, worst);
         assert_true(worst < 1e-4);
     }
-    /* no input gradient asked for: the parameters' are the same */
-    float dw0 = t.dw[0];
-    l.kind->backward(&l, &p, &g, NULL, t.dout, t.in, B, t.scratch, t.saved);
-    assert_true(t.dw[0] == dw0);
-    free(wd); free(bd); free(xd);
+    /* din_add adds the input gradient to what din held */
+    float *din1 = malloc(sizeof(float) * t.nin);
+    memcpy(din1, t.din, sizeof(float) * t.nin);
+    for (size_t i = 0; i < t.nin; i++) t.din[i] = 1.0f;
+    l.kind->backward(&l, &t.pv, &t.gv, t.din, 1, t.dout, t.in, B, t.scratch, t.saved);
+    for (size_t i = 0; i < t.nin; i++)
+        assert_true(fabsf(t.din[i] - (1.0f + din1[i])) <= 1e-5f * (1.0f + fabsf(din1[i])));
+    /* no input gradient asked for: the tensors' are the same (added once more) */
+    memcpy(t.g, g0, sizeof(float) * t.np);
+    l.kind->backward(&l, &t.pv, &t.gv, NULL, 0, t.dout, t.in, B, t.scratch, t.saved);
+    for (size_t i = 0; i < t.np; i++)
+        assert_true(t.g[i] - g0[i] == grad[i]);
+    free(pd); free(xd); free(g0); free(grad); free(din1);
     bench_free(&t);
 }
+
+static void check_backward(Layer l, int B) { check_backward_in(l, B, -1, 1); }
 
 static void test_dense_against_reference(void **state)
 {
     (void)state;
     check_forward(layer_dense_make(13, 7, VD_ACT_NONE), 5, 1e-5);
-    check_forward(layer_heads_make(9, 3), 4, 1e-5);
+    check_forward(layer_heads_make(9, 3, 0), 4, 1e-5);
     check_backward(layer_dense_make(6, 5, VD_ACT_NONE), 4);
-    check_backward(layer_heads_make(5, 2), 3);
+    check_backward(layer_heads_make(5, 2, 0), 3);
+}
+
+/* The gated layer h * sigmoid(g), and heads whose log-variances are
+ * clamped to [-6, 2]: inputs large enough that some are clamped (zero
+ * gradient), the rest not. */
+static void test_gated_and_clamped_heads(void **state)
+{
+    (void)state;
+    check_forward(layer_gated_make(9, 4), 5, 1e-5);
+    check_backward(layer_gated_make(7, 3), 4);
+    check_backward(layer_gated_make(1, 5), 3);
+    Layer heads = layer_heads_make(6, 4, 1);
+    check_forward(heads, 6, 1e-5);
+    check_backward_in(heads, 6, -9.0f, 9.0f);
+    Bench t;
+    bench_init(&t, heads, 6);
+    fill_uniform(t.p, t.np, 4, -0.5f, 0.5f);
+    fill_uniform(t.in, t.nin, 6, -9.0f, 9.0f);
+    forward(&t, 6);
+    int low = 0, high = 0, inside = 0;
+    for (int s = 0; s < 6; s++)
+        for (int j = 4; j < 8; j++) {
+            float v = t.out[s * 8 + j];
+            assert_true(v >= VD_LOGVAR_MIN && v <= VD_LOGVAR_MAX);
+            low += v == VD_LOGVAR_MIN;
+            high += v == VD_LOGVAR_MAX;
+            inside += v > VD_LOGVAR_MIN && v < VD_LOGVAR_MAX;
+        }
+    print_message("clamped low %d, high %d, inside %d\n", low, high, inside);
+    assert_true(low > 0 && high > 0 && inside > 0); /* the check saw every case */
+    /* the gated layer at a zero gate input is half its linear part */
+    Bench g;
+    bench_init(&g, layer_gated_make(2, 1), 1);
+    g.pv.t[0][0] = 1.0f; g.pv.t[0][1] = 2.0f; /* h.weight */
+    g.pv.t[2][0] = 0.5f;                      /* h.bias; gate.weight and bias 0 */
+    g.in[0] = 3.0f; g.in[1] = -1.0f;
+    forward(&g, 1);
+    assert_true(fabsf(g.out[0] - 0.5f * (3.0f - 2.0f + 0.5f)) < 1e-6f);
+    bench_free(&g);
+    bench_free(&t);
 }
 
 static void test_conv_against_reference(void **state)
@@ -199,19 +256,19 @@ static void test_conv_by_hand(void **state)
     bench_init(&t, l, 1);
     for (int i = 0; i < 16; i++) {
         t.in[i] = (float)(i + 1);
-        t.w[i] = 1.0f;
+        t.pv.t[0][i] = 1.0f;
     }
     forward(&t, 1);
     float want[4] = {54, 63, 90, 99};
     assert_memory_equal(t.out, want, sizeof want);
-    memset(t.w, 0, sizeof(float) * 16);
-    t.w[0 * 4 + 0] = 1.0f; /* tap (0, 0): input (2 oy - 1, 2 ox - 1) */
-    t.b[0] = 0.25f;
+    memset(t.pv.t[0], 0, sizeof(float) * 16);
+    t.pv.t[0][0 * 4 + 0] = 1.0f; /* tap (0, 0): input (2 oy - 1, 2 ox - 1) */
+    t.pv.t[1][0] = 0.25f;
     forward(&t, 1);
     float tap00[4] = {0.25f, 0.25f, 0.25f, 6.25f};
     assert_memory_equal(t.out, tap00, sizeof tap00);
-    t.w[0] = 0.0f;
-    t.w[1 * 4 + 2] = 1.0f; /* tap (1, 2): input (2 oy, 2 ox + 1) */
+    t.pv.t[0][0] = 0.0f;
+    t.pv.t[0][1 * 4 + 2] = 1.0f; /* tap (1, 2): input (2 oy, 2 ox + 1) */
     forward(&t, 1);
     float tap12[4] = {2.25f, 4.25f, 10.25f, 12.25f};
     assert_memory_equal(t.out, tap12, sizeof tap12);
@@ -230,13 +287,13 @@ static void test_tconv_by_hand(void **state)
     float in[4] = {1, 2, 3, 4};
     memcpy(t.in, in, sizeof in);
     for (int i = 0; i < 16; i++)
-        t.w[i] = 1.0f;
+        t.pv.t[0][i] = 1.0f;
     forward(&t, 1);
     float ones[16] = {1, 3, 3, 2, 4, 10, 10, 6, 4, 10, 10, 6, 3, 7, 7, 4};
     assert_memory_equal(t.out, ones, sizeof ones);
-    memset(t.w, 0, sizeof(float) * 16);
-    t.w[1 * 4 + 2] = 1.0f; /* tap (1, 2): input (iy, ix) lands on (2 iy, 2 ix + 1) */
-    t.b[0] = 0.5f;
+    memset(t.pv.t[0], 0, sizeof(float) * 16);
+    t.pv.t[0][1 * 4 + 2] = 1.0f; /* tap (1, 2): input (iy, ix) lands on (2 iy, 2 ix + 1) */
+    t.pv.t[1][0] = 0.5f;
     forward(&t, 1);
     float tap[16];
     for (int i = 0; i < 16; i++)
@@ -261,12 +318,12 @@ static void test_shape_rules(void **state)
     assert_null(layer_tconv_make(&l, 64, 7, 7, 32, VD_ACT_RELU));
     assert_true(l.out_h == 14 && l.out_w == 14 && l.out_c == 32);
     TensorSpec spec[4];
-    assert_int_equal(layer_conv.tensors(&(Layer){&layer_conv, 3, 8, 8, 5, 4, 4, 0, 0, 0}, spec), 2);
+    assert_int_equal(layer_conv.tensors(&(Layer){&layer_conv, 3, 8, 8, 5, 4, 4, 0, 0, 0, 0}, spec), 2);
     assert_true(spec[0].n_dims == 4 && spec[0].dims[0] == 5 && spec[0].dims[3] == 3);
     assert_int_equal(spec[0].fan_in, 48);
-    assert_int_equal(layer_tconv.tensors(&(Layer){&layer_tconv, 5, 4, 4, 3, 8, 8, 0, 0, 0}, spec), 2);
+    assert_int_equal(layer_tconv.tensors(&(Layer){&layer_tconv, 5, 4, 4, 3, 8, 8, 0, 0, 0, 0}, spec), 2);
     assert_true(spec[0].dims[0] == 5 && spec[0].dims[3] == 3 && spec[0].fan_in == 48);
-    assert_true(layer_conv.macs(&(Layer){&layer_conv, 1, 28, 28, 32, 14, 14, 0, 0, 0}) ==
+    assert_true(layer_conv.macs(&(Layer){&layer_conv, 1, 28, 28, 32, 14, 14, 0, 0, 0, 0}) ==
                 14.0 * 14 * 32 * 16);
 }
 
@@ -274,6 +331,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dense_against_reference),
+        cmocka_unit_test(test_gated_and_clamped_heads),
         cmocka_unit_test(test_conv_against_reference),
         cmocka_unit_test(test_tconv_against_reference),
         cmocka_unit_test(test_conv_by_hand),

@@ -1,12 +1,15 @@
 /* test_model.c — the model's loss kernels and its whole gradient against
- * finite differences of a double-precision reference (the layers alone are
- * test_layers.c), the KL closed form against Monte Carlo, and the
- * reparameterization gradients. */
+ * finite differences of the double-precision reference (the layers alone
+ * are test_layers.c), for every kind of block, one to three stochastic
+ * layers, each prior and each objective; the KL terms against Monte Carlo;
+ * the layout of the graphs the options build; and backward's contract
+ * (gradients added, the hook's offsets final). */
 #include "testutil.h"
 
 #include <math.h>
 
 #include "model.h"
+#include "modelutil.h"
 #include "rng.h"
 #include "util.h"
 
@@ -26,7 +29,7 @@ static void test_bernoulli_loss_and_gradient(void **state)
     double recon[B];
     fill_uniform(a, B * D, 8, -30, 30); /* includes saturated logits */
     fill_uniform(x, B * D, 9, 0, 1);
-    bernoulli_loss(recon, da, a, x, B, D);
+    bernoulli_loss(recon, da, a, x, B, 1, D);
     for (int i = 0; i < B; i++) {
         double want = 0;
         for (int j = 0; j < D; j++) {
@@ -41,7 +44,7 @@ static void test_bernoulli_loss_and_gradient(void **state)
     /* in place: dlogits may alias logits */
     float a2[B * D];
     memcpy(a2, a, sizeof a);
-    bernoulli_loss(recon, a2, a2, x, B, D);
+    bernoulli_loss(recon, a2, a2, x, B, 1, D);
     assert_memory_equal(a2, da, sizeof da);
 }
 
@@ -60,7 +63,7 @@ static void test_bernoulli_accuracy_sweep(void **state)
     }
     for (int i = 0; i < N; i++) {
         double recon;
-        bernoulli_loss(&recon, &da[i], &a[i], &x[i], 1, 1);
+        bernoulli_loss(&recon, &da[i], &a[i], &x[i], 1, 1, 1);
         double want = bernoulli_ref(a[i], x[i]);
         double err = fabs(recon - want) / (fabs(want) + 1e-12 / 1e-6);
         worst_loss = err > worst_loss ? err : worst_loss;
@@ -77,26 +80,48 @@ static void test_bernoulli_accuracy_sweep(void **state)
     free(da);
 }
 
+/* The Gaussian term and its gradient against the formula, in double. */
+static void test_gaussian_loss_formula(void **state)
+{
+    (void)state;
+    enum { D = 1000 };
+    float *a = malloc(sizeof(float) * D), *x = malloc(sizeof(float) * D);
+    float *da = malloc(sizeof(float) * D);
+    fill_uniform(a, D, 40, -0.5f, 1.5f);
+    fill_uniform(x, D, 41, 0, 1);
+    const float lv = -2.0f;
+    double recon, want = 0;
+    gaussian_loss(&recon, da, a, x, lv, 1, 1, D);
+    for (int j = 0; j < D; j++) {
+        double r = (double)a[j] - x[j];
+        want += r * r / (2 * exp((double)lv)) + 0.5 * (log(2 * M_PI) + lv);
+        assert_true(rel_err(da[j], r / exp((double)lv), 1e-6) < 1e-5);
+    }
+    assert_true(rel_err(recon, want, 1e-6) < 1e-6);
+    /* at a == x only the normalizer is left */
+    gaussian_loss(&recon, NULL, x, x, lv, 1, 1, D);
+    assert_true(rel_err(recon, 0.5 * D * (log(2 * M_PI) + lv), 1e-9) < 1e-9);
+    free(a);
+    free(x);
+    free(da);
+}
+
 /* KL closed form against a Monte Carlo estimate of E_q[log q(z) - log p(z)]:
  * this pins the log-variance convention (lv = log sigma^2). */
 static void test_kl_matches_monte_carlo(void **state)
 {
     (void)state;
     enum { d = 3, N = 400000 };
-    float head[2 * d] = {0.5f, -1.0f, 0.0f, /* mu */ -1.5f, 0.7f, 0.0f /* logvar */};
-    float eps[d], z[d];
-    double kl;
-    reparam_kl_forward(z, &kl, head, (float[d]){0}, NULL, NULL, 1, d);
+    float mu[d] = {0.5f, -1.0f, 0.0f}, lv[d] = {-1.5f, 0.7f, 0.0f}, eps[d], z[d];
+    double kl = kl_diag(mu, lv, NULL, d);
     Rng r = rng_stream(11, VD_STREAM_NOISE, 0);
     double sum = 0, sum2 = 0;
     for (int k = 0; k < N; k++) {
         rng_normal_fill(&r, 0, (uint64_t)k * d, d, eps);
-        double kl_k;
-        reparam_kl_forward(z, &kl_k, head, eps, NULL, NULL, 1, d);
+        reparam_row(z, mu, lv, eps, d);
         double lq = 0, lp = 0;
         for (int j = 0; j < d; j++) {
-            double lv = head[d + j];
-            lq += -0.5 * (log(2 * M_PI) + lv + (double)eps[j] * eps[j]);
+            lq += -0.5 * (log(2 * M_PI) + lv[j] + (double)eps[j] * eps[j]);
             lp += -0.5 * (log(2 * M_PI) + (double)z[j] * z[j]);
         }
         sum += lq - lp;
@@ -107,98 +132,89 @@ static void test_kl_matches_monte_carlo(void **state)
     /* the log(sigma) reading of lv would give a KL off by far more than that */
     double wrong = 0;
     for (int j = 0; j < d; j++) {
-        double s = exp(head[d + j]);
-        wrong += -log(s) + 0.5 * (s * s + head[j] * head[j]) - 0.5;
+        double s = exp(lv[j]);
+        wrong += -log(s) + 0.5 * (s * s + mu[j] * mu[j]) - 0.5;
     }
     assert_true(fabs(wrong - kl) > 10 * se);
 }
 
-/* The conditional model's KL to N(m_y, I) against a Monte Carlo estimate
- * of E_q[log q(z) - log N(z; m_y, I)]; the KL to N(0, I) is far off. */
-static void test_kl_class_mean_monte_carlo(void **state)
+/* The conditional model's KL to N(m_y, I), and a lower layer's KL to a
+ * conditional Gaussian N(mu_p, exp(lv_p)), against Monte Carlo estimates of
+ * E_q[log q(z) - log p(z)] through log_normal; the KL to N(0, I) is far
+ * off in both cases. */
+static void test_kl_terms_monte_carlo(void **state)
 {
     (void)state;
     enum { d = 3, N = 400000 };
-    float head[2 * d] = {0.5f, -1.0f, 0.0f, -1.5f, 0.7f, 0.0f};
-    float means[2 * d] = {9, 9, 9, /* class 1: */ 1.0f, -0.5f, 0.8f}, eps[d], z[d];
-    int32_t y = 1;
-    double kl, kl0;
-    reparam_kl_forward(z, &kl, head, (float[d]){0}, means, &y, 1, d);
-    reparam_kl_forward(z, &kl0, head, (float[d]){0}, NULL, NULL, 1, d);
+    float mu[d] = {0.5f, -1.0f, 0.0f}, lv[d] = {-1.5f, 0.7f, 0.0f};
+    float mean[d] = {1.0f, -0.5f, 0.8f}, plv[d] = {0.3f, -0.6f, 1.1f}, zero[d] = {0};
+    double kl_class = kl_diag(mu, lv, mean, d), kl0 = kl_diag(mu, lv, NULL, d);
+    double kl_cond = kl_gauss(mu, lv, mean, plv, d);
+    assert_true(fabs(kl_gauss(mu, lv, mean, zero, d) - kl_class) < 1e-6); /* unit variance */
     Rng r = rng_stream(12, VD_STREAM_NOISE, 0);
-    double sum = 0, sum2 = 0;
+    double s1 = 0, q1 = 0, s2 = 0, q2 = 0;
+    float eps[d], z[d];
     for (int k = 0; k < N; k++) {
         rng_normal_fill(&r, 0, (uint64_t)k * d, d, eps);
-        double kl_k, lq = 0, lp = 0;
-        reparam_kl_forward(z, &kl_k, head, eps, means, &y, 1, d);
-        for (int j = 0; j < d; j++) {
-            double c = z[j] - means[d + j];
-            lq += -0.5 * (log(2 * M_PI) + head[d + j] + (double)eps[j] * eps[j]);
-            lp += -0.5 * (log(2 * M_PI) + c * c);
-        }
-        sum += lq - lp;
-        sum2 += (lq - lp) * (lq - lp);
+        reparam_row(z, mu, lv, eps, d);
+        double lq = log_normal(z, mu, lv, d);
+        double a = lq - log_normal(z, mean, zero, d), b = lq - log_normal(z, mean, plv, d);
+        s1 += a;
+        q1 += a * a;
+        s2 += b;
+        q2 += b * b;
     }
-    double mean = sum / N, se = sqrt((sum2 / N - mean * mean) / N);
-    assert_true(fabs(mean - kl) < 4 * se);
-    assert_true(fabs(mean - kl0) > 10 * se);
+    double m1 = s1 / N, se1 = sqrt((q1 / N - m1 * m1) / N);
+    double m2 = s2 / N, se2 = sqrt((q2 / N - m2 * m2) / N);
+    print_message("class-mean KL %.4f, MC %.4f +- %.4f; conditional KL %.4f, MC %.4f +- %.4f\n",
+                  kl_class, m1, se1, kl_cond, m2, se2);
+    assert_true(fabs(m1 - kl_class) < 4 * se1);
+    assert_true(fabs(m2 - kl_cond) < 4 * se2);
+    assert_true(fabs(m1 - kl0) > 10 * se1);
+    assert_true(fabs(m2 - kl_class) > 10 * se2);
 }
 
-/* dL/dmu and dL/dlv through z = mu + exp(lv/2) eps, with L = sum(r z) + beta KL. */
-static void test_reparam_gradients(void **state)
-{
-    (void)state;
-    enum { B = 2, d = 4 };
-    float head[B * 2 * d], eps[B * d], r[B * d], dhead[B * 2 * d];
-    fill_uniform(head, B * 2 * d, 12, -1, 1);
-    fill_uniform(eps, B * d, 13, -2, 2);
-    fill_uniform(r, B * d, 14, -1, 1);
-    const double beta = 0.7, h = 1e-6;
-    reparam_kl_backward(dhead, NULL, r, head, eps, NULL, NULL, (float)beta, B, d);
-    for (int i = 0; i < B; i++)
-        for (int j = 0; j < d; j++) {
-            double mu = head[i * 2 * d + j], lv = head[i * 2 * d + d + j], e = eps[i * d + j],
-                   rj = r[i * d + j];
-#define L(m, v) (rj * ((m) + exp(0.5 * (v)) * e) + beta * 0.5 * ((m) * (m) + exp(v) - (v) - 1))
-            double gmu = (L(mu + h, lv) - L(mu - h, lv)) / (2 * h);
-            double glv = (L(mu, lv + h) - L(mu, lv - h)) / (2 * h);
-#undef L
-            assert_true(rel_err(gmu, dhead[i * 2 * d + j], 1e-4) < 1e-4);
-            assert_true(rel_err(glv, dhead[i * 2 * d + d + j], 1e-4) < 1e-4);
-        }
-}
-
-/* The whole model: analytic float gradients of every parameter against
- * central differences of the double-precision reference loss, per tensor,
- * plus a directional check along a random vector. */
-static void check_model(const VaeShape *shape, int n, float beta)
+/* The objective and every parameter's gradient of a model of shape on n
+ * rows (k draws each, obj) against the double reference: the values agree,
+ * and each tensor's gradient and a random directional derivative agree
+ * with central differences. tweak, if not NULL, edits the parameters first. */
+static void check_model_obj(const VaeShape *shape, int n, const Objective *obj,
+                            void (*tweak)(Vae *))
 {
     const char *why = NULL;
-    Vae *m = vae_create(shape, &why);
+    Vae *m = vae_create(shape, 0, &why);
+    if (!m)
+        print_error("vae_create: %s\n", why);
     assert_non_null(m);
     vae_init_params(m, 2024);
-    int D = shape->n_input, d = shape->n_latent, C = shape->n_classes;
-    VaeWork *w = vae_work_create(m, n);
+    int D = shape->n_input, C = shape->classes, k = obj->k, dt = m->d_total;
+    VaeWork *w = vae_work_create(m, n * k);
     fill_uniform(w->x, (size_t)n * D, 20, 0, 1);
     Rng r = rng_stream(99, VD_STREAM_NOISE, 0);
-    rng_normal_fill(&r, 0, 0, (size_t)n * d, w->eps);
+    rng_normal_fill(&r, 0, 0, (size_t)n * k * dt, w->eps);
     int32_t *y = C > 0 ? w->y : NULL;
     for (int i = 0; y && i < n; i++)
         y[i] = (i * 7 + 3) % C; /* several rows share a class: gradients accumulate */
-    if (C > 0) /* away from their zero init, so (mu - m_y) is not just mu */
-        fill_uniform(m->p.prior_mean, (size_t)C * d, 22, -1, 1);
+    if (m->prior.t_mean >= 0) /* away from their zero init, so (mu - m_y) is not just mu */
+        fill_uniform(vae_view(m, m->params, m->prior.t_mean), (size_t)C * vae_top_latent(m), 22,
+                     -1, 1);
+    if (tweak)
+        tweak(m);
 
-    for (size_t i = 0; i < m->n_params; i++) /* backward must write every gradient */
+    for (size_t i = 0; i < m->n_params; i++) /* backward adds: it must start from zero */
         m->grads[i] = NAN;
-    double loss = vae_forward(m, w, n, beta, 1);
-    vae_backward(m, w, n, beta);
+    vae_zero_grads(m);
+    double loss = vae_forward(m, w, n, obj, 1);
+    vae_backward(m, w, obj, NULL, NULL);
 
     double *p = malloc(sizeof(double) * m->n_params), *x = malloc(sizeof(double) * n * D),
-           *e = malloc(sizeof(double) * n * d);
+           *e = malloc(sizeof(double) * (size_t)n * k * dt);
     for (size_t i = 0; i < m->n_params; i++) p[i] = m->params[i];
     for (int i = 0; i < n * D; i++) x[i] = w->x[i];
-    for (int i = 0; i < n * d; i++) e[i] = w->eps[i];
-    double ref = vae_loss_ref(m, p, x, e, y, n, beta, NULL, NULL);
+    for (int i = 0; i < n * k * dt; i++) e[i] = w->eps[i];
+    double ref = vae_loss_ref(m, p, x, e, y, n, obj, NULL, NULL);
+    if (rel_err(loss, ref, 1e-6) >= 1e-5)
+        print_error("loss %.9g, reference %.9g\n", loss, ref);
     assert_true(rel_err(loss, ref, 1e-6) < 1e-5); /* float forward = double forward */
 
     const double h = 1e-5;
@@ -206,13 +222,14 @@ static void check_model(const VaeShape *shape, int n, float beta)
         const VaeTensor *ten = &m->tensors[t];
         size_t len = (size_t)ten->rows * (ten->cols ? ten->cols : 1);
         double worst = 0;
-        for (size_t k = 0; k < len; k++) {
-            size_t i = ten->offset + k;
+        size_t step = len > 400 ? len / 200 : 1; /* large tensors: a spread of entries */
+        for (size_t kk = 0; kk < len; kk += step) {
+            size_t i = ten->offset + kk;
             double keep = p[i];
             p[i] = keep + h;
-            double lp = vae_loss_ref(m, p, x, e, y, n, beta, NULL, NULL);
+            double lp = vae_loss_ref(m, p, x, e, y, n, obj, NULL, NULL);
             p[i] = keep - h;
-            double lm = vae_loss_ref(m, p, x, e, y, n, beta, NULL, NULL);
+            double lm = vae_loss_ref(m, p, x, e, y, n, obj, NULL, NULL);
             p[i] = keep;
             double err = rel_err((lp - lm) / (2 * h), m->grads[i], 1e-2);
             worst = err > worst ? err : worst;
@@ -231,8 +248,8 @@ static void check_model(const VaeShape *shape, int n, float beta)
         pp[i] = p[i] + h * v[i];
         pm[i] = p[i] - h * v[i];
     }
-    double numeric = (vae_loss_ref(m, pp, x, e, y, n, beta, NULL, NULL) -
-                      vae_loss_ref(m, pm, x, e, y, n, beta, NULL, NULL)) / (2 * h);
+    double numeric = (vae_loss_ref(m, pp, x, e, y, n, obj, NULL, NULL) -
+                      vae_loss_ref(m, pm, x, e, y, n, obj, NULL, NULL)) / (2 * h);
     assert_true(rel_err(numeric, analytic, 1e-3) < 1e-3);
 
     free(v); free(pp); free(pm); free(p); free(x); free(e);
@@ -240,44 +257,51 @@ static void check_model(const VaeShape *shape, int n, float beta)
     vae_free(m);
 }
 
+static void check_model(const VaeShape *shape, int n, float beta)
+{
+    Objective obj = vae_elbo(beta);
+    check_model_obj(shape, n, &obj, NULL);
+}
+
 static void test_gradcheck_one_hidden_layer(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 16, .n_latent = 3, .n_hidden = 1, .hidden = {10}};
+    VaeShape s = test_shape(16, "hidden", "10", "latent", "3", NULL);
     check_model(&s, 5, 1.0f);
 }
 
 static void test_gradcheck_two_hidden_layers(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 12, .n_latent = 5, .n_hidden = 2, .hidden = {9, 6}};
+    VaeShape s = test_shape(12, "hidden", "9,6", "latent", "5", NULL);
     check_model(&s, 4, 1.0f);
 }
 
 static void test_gradcheck_tanh_and_beta(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 12, .n_latent = 3, .n_hidden = 2, .hidden = {9, 6},
-                  .activation = VD_ACT_TANH};
+    VaeShape s = test_shape(12, "hidden", "9,6", "latent", "3", "activation", "tanh", NULL);
     check_model(&s, 4, 0.3f);
 }
 
 static void test_gradcheck_gaussian_fixed_variance(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 10, .n_latent = 3, .n_hidden = 1, .hidden = {8},
-                  .likelihood = VD_LIK_GAUSSIAN, .obs_logvar = -1.5f};
+    VaeShape s = test_shape(10, "hidden", "8", "latent", "3", "likelihood", "gaussian",
+                            "variance", "0.22313016", NULL); /* log s^2 = -1.5 */
     check_model(&s, 4, 1.0f);
 }
 
 /* The learned log s^2 is a parameter like any other: its gradient is
  * checked with the rest, here away from its init at 0. */
+static void set_obs_logvar(Vae *m) { m->params[m->tensors[m->t_obs_logvar].offset] = -0.7f; }
+
 static void test_gradcheck_gaussian_learned_variance(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 10, .n_latent = 3, .n_hidden = 1, .hidden = {8},
-                  .likelihood = VD_LIK_GAUSSIAN, .learn_var = 1, .obs_logvar = -0.7f};
-    check_model(&s, 4, 1.0f);
+    VaeShape s = test_shape(10, "hidden", "8", "latent", "3", "likelihood", "gaussian", NULL);
+    Objective elbo = vae_elbo(1.0f);
+    check_model_obj(&s, 4, &elbo, set_obs_logvar);
 }
 
 /* Conditional VAE: the class means' gradients -beta (mu - m_y), summed over
@@ -285,7 +309,7 @@ static void test_gradcheck_gaussian_learned_variance(void **state)
 static void test_gradcheck_conditional(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 12, .n_latent = 4, .n_hidden = 1, .hidden = {7}, .n_classes = 3};
+    VaeShape s = test_shape(12, "hidden", "7", "latent", "4", "classes", "3", NULL);
     check_model(&s, 6, 0.8f);
 }
 
@@ -295,8 +319,9 @@ static void test_gradcheck_conditional(void **state)
 static void test_gradcheck_conv(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 64, .n_latent = 3, .n_hidden = 1, .hidden = {6}, .n_conv = 2,
-                  .conv = {3, 4}, .in_c = 1, .in_h = 8, .in_w = 8};
+    VaeShape s = test_shape(64, "hidden", "6", "latent", "3", "conv", "3,4", NULL);
+    s.in_c = 1;
+    s.in_h = s.in_w = 8;
     check_model(&s, 3, 1.0f);
 }
 
@@ -304,31 +329,172 @@ static void test_gradcheck_conv(void **state)
 static void test_gradcheck_conv_conditional_gaussian(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 48, .n_latent = 2, .n_hidden = 2, .hidden = {5, 4}, .n_conv = 1,
-                  .conv = {2}, .in_c = 3, .in_h = 4, .in_w = 4, .activation = VD_ACT_TANH,
-                  .likelihood = VD_LIK_GAUSSIAN, .learn_var = 1, .obs_logvar = -0.4f,
-                  .n_classes = 3};
-    check_model(&s, 4, 0.7f);
+    VaeShape s = test_shape(48, "hidden", "5,4", "latent", "2", "conv", "2", "activation", "tanh",
+                            "likelihood", "gaussian", "classes", "3", NULL);
+    s.in_c = 3;
+    s.in_h = s.in_w = 4;
+    Objective elbo = vae_elbo(0.7f);
+    check_model_obj(&s, 4, &elbo, set_obs_logvar);
 }
 
-/* The convolutional VAE of the benchmark: its layers and parameter count,
- * as PyTorch counts them (1,691,369). */
+/* Pushes a few log-variance biases past the clamp's ends, so that the
+ * hardtanh's zero gradient is checked too. */
+static void push_logvars(Vae *m)
+{
+    for (int t = 0; t < m->n_tensors; t++) {
+        const VaeTensor *ten = &m->tensors[t];
+        const char *dot = strrchr(ten->name, '.');
+        size_t len = strlen(ten->name);
+        if (len >= 11 && strcmp(ten->name + len - 11, "logvar.bias") == 0 && dot)
+            for (int j = 0; j < ten->rows; j += 3)
+                m->params[ten->offset + j] = j % 2 ? -9.0f : 5.0f;
+    }
+}
+
+/* Gated dense layers: h * sigmoid(g), He-initialized, the log-variances
+ * clamped to [-6, 2] (some of them pushed past the clamp). */
+static void test_gradcheck_gated(void **state)
+{
+    (void)state;
+    VaeShape s = test_shape(11, "hidden", "7,5", "latent", "4", "activation", "gated", NULL);
+    Objective elbo = vae_elbo(0.9f);
+    check_model_obj(&s, 4, &elbo, NULL);
+    check_model_obj(&s, 4, &elbo, push_logvars);
+}
+
+/* Two stochastic layers: q(z2|x) q(z1|x,z2), p(z1|z2) p(x|z1,z2), closed-form
+ * KLs of z1 to its conditional prior; relu, tanh and gated blocks, one and
+ * three hidden widths (whose graphs differ: heads on the branches, a
+ * chain after them). */
+static void test_gradcheck_two_levels(void **state)
+{
+    (void)state;
+    const char *acts[] = {"relu", "tanh", "gated"};
+    for (int a = 0; a < 3; a++) {
+        VaeShape s = test_shape(10, "hidden", "6,5", "latent", "3,2", "activation", acts[a], NULL);
+        check_model(&s, 3, 0.6f);
+    }
+    VaeShape one = test_shape(9, "hidden", "5", "latent", "2,3", NULL);
+    check_model(&one, 3, 1.0f);
+    VaeShape three = test_shape(9, "hidden", "6,5,4", "latent", "2,2", "activation", "gated", NULL);
+    check_model(&three, 3, 1.0f);
+}
+
+/* Three stochastic layers, and two with a conditional top prior. */
+static void test_gradcheck_three_levels_and_classes(void **state)
+{
+    (void)state;
+    VaeShape s = test_shape(8, "hidden", "5,4", "latent", "3,2,2", "activation", "gated", NULL);
+    check_model(&s, 3, 1.0f);
+    VaeShape c = test_shape(8, "hidden", "5,4", "latent", "2,2", "classes", "3", NULL);
+    check_model(&c, 5, 0.7f);
+}
+
+/* The VampPrior: the pseudo-inputs' pass through q(z_L|.), the mixture's
+ * one-draw term, and the pseudo-inputs' own gradient through the clamp
+ * (one of them pushed outside [0, 1]); one and two stochastic layers, and a
+ * Gaussian likelihood (no clamp). */
+static void push_pseudo(Vae *m)
+{
+    float *a = vae_view(m, m->params, m->prior.t_pseudo);
+    a[0] = -0.3f;
+    a[5] = 1.4f;
+    for (int i = 1; i < m->prior.K * m->shape.n_input; i += 7)
+        a[i] = 0.1f + 0.8f * (float)(i % 11) / 11.0f;
+}
+
+static void test_gradcheck_vamp(void **state)
+{
+    (void)state;
+    Objective elbo = vae_elbo(0.8f);
+    VaeShape s = test_shape(9, "hidden", "6", "latent", "3", "prior", "vamp", "pseudo-inputs", "4",
+                            NULL);
+    check_model_obj(&s, 4, &elbo, push_pseudo);
+    VaeShape h = test_shape(8, "hidden", "5,4", "latent", "2,3", "activation", "gated", "prior",
+                            "vamp", "pseudo-inputs", "3", NULL);
+    check_model_obj(&h, 3, &elbo, push_pseudo);
+    VaeShape g = test_shape(8, "hidden", "5", "latent", "2", "prior", "vamp", "pseudo-inputs", "3",
+                            "likelihood", "gaussian", "variance", "0.5", NULL);
+    check_model_obj(&g, 3, &elbo, push_pseudo);
+}
+
+/* The importance-weighted bound: k draws per row, each with its normalized
+ * weight, for the plain, conditional, two-layer and VampPrior models; and
+ * the ELBO with every KL as its one-draw estimate. */
+static void test_gradcheck_iwae(void **state)
+{
+    (void)state;
+    Objective iw = {VD_OBJ_IWAE, 3, 1.0f, 0}, iw_warm = {VD_OBJ_IWAE, 4, 0.4f, 0};
+    VaeShape s = test_shape(10, "hidden", "6", "latent", "3", NULL);
+    check_model_obj(&s, 3, &iw, NULL);
+    check_model_obj(&s, 3, &iw_warm, NULL);
+    VaeShape c = test_shape(10, "hidden", "6", "latent", "2", "classes", "2", NULL);
+    check_model_obj(&c, 3, &iw, NULL);
+    VaeShape h = test_shape(9, "hidden", "5,4", "latent", "2,3", "activation", "gated", "prior",
+                            "vamp", "pseudo-inputs", "3", NULL);
+    check_model_obj(&h, 2, &iw, push_pseudo);
+    VaeShape g = test_shape(9, "hidden", "5", "latent", "2,2", "likelihood", "gaussian", NULL);
+    check_model_obj(&g, 2, &iw, set_obs_logvar);
+    Objective one = {VD_OBJ_ELBO, 1, 0.5f, 1};
+    check_model_obj(&h, 3, &one, push_pseudo);
+}
+
+/* The bound of one draw is the ELBO of that draw: the same value and the
+ * same gradient as the ELBO with one-draw KLs, for a two-layer model. */
+static void test_iwae_one_draw_is_the_elbo(void **state)
+{
+    (void)state;
+    VaeShape s = test_shape(9, "hidden", "5,4", "latent", "2,3", NULL);
+    const char *why;
+    Vae *m = vae_create(&s, 0, &why);
+    vae_init_params(m, 8);
+    VaeWork *w = vae_work_create(m, 4);
+    fill_uniform(w->x, 4 * 9, 31, 0, 1);
+    Rng r = rng_stream(4, VD_STREAM_NOISE, 0);
+    rng_normal_fill(&r, 0, 0, (size_t)4 * m->d_total, w->eps);
+    Objective iw = {VD_OBJ_IWAE, 1, 1.0f, 0}, one = {VD_OBJ_ELBO, 1, 1.0f, 1};
+    vae_zero_grads(m);
+    double a = vae_forward(m, w, 4, &iw, 1);
+    vae_backward(m, w, &iw, NULL, NULL);
+    float *g = malloc(sizeof(float) * m->n_params);
+    memcpy(g, m->grads, sizeof(float) * m->n_params);
+    vae_zero_grads(m);
+    double b = vae_forward(m, w, 4, &one, 1);
+    vae_backward(m, w, &one, NULL, NULL);
+    assert_true(rel_err(a, b, 1e-9) < 1e-9);
+    double worst = 0;
+    for (size_t i = 0; i < m->n_params; i++)
+        worst = fmax(worst, rel_err(g[i], m->grads[i], 1e-6));
+    assert_true(worst < 1e-5);
+    free(g);
+    vae_work_free(w);
+    vae_free(m);
+}
+
+/* The graph of the convolutional VAE of the benchmark: its nodes and
+ * parameter count, as PyTorch counts them (1,691,369). */
 static void test_conv_layout(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 784, .n_latent = 20, .n_hidden = 1, .hidden = {256}, .n_conv = 2,
-                  .conv = {32, 64}, .in_c = 1, .in_h = 28, .in_w = 28};
+    VaeShape s = test_shape(784, "hidden", "256", "latent", "20", "conv", "32,64", NULL);
+    s.in_c = 1;
+    s.in_h = s.in_w = 28;
     const char *why = NULL;
-    Vae *m = vae_create(&s, &why);
+    Vae *m = vae_create(&s, 0, &why);
     assert_non_null(m);
     assert_int_equal(m->n_params, 1691369);
     assert_true(vae_shape_params(&s) == 1691369.0);
-    assert_int_equal(m->n_layers, 8);
-    const char *kinds[8] = {"conv", "conv", "dense", "heads", "dense", "dense", "tconv", "tconv"};
-    for (int i = 0; i < 8; i++)
-        assert_string_equal(m->layers[i].kind->name, kinds[i]);
-    assert_true(m->layers[5].out_c == 64 && m->layers[5].out_h == 7 && m->layers[5].out_w == 7);
-    assert_true(m->layers[7].out_c == 1 && m->layers[7].out_h == 28 && m->layers[7].act == VD_ACT_NONE);
+    assert_int_equal(m->n_nodes, 10); /* input, 8 layers, the sample */
+    const char *kinds[10] = {"", "conv", "conv", "dense", "heads", "", "dense", "dense", "tconv",
+                             "tconv"};
+    for (int i = 1; i < 10; i++)
+        if (m->nodes[i].type == VD_NODE_LAYER)
+            assert_string_equal(m->nodes[i].layer.kind->name, kinds[i]);
+    assert_int_equal(m->nodes[5].type, VD_NODE_SAMPLE);
+    const Layer *to_image = &m->nodes[7].layer, *last = &m->nodes[9].layer;
+    assert_true(to_image->out_c == 64 && to_image->out_h == 7 && to_image->out_w == 7);
+    assert_true(last->out_c == 1 && last->out_h == 28 && last->act == VD_ACT_NONE);
+    assert_int_equal(m->out, 9);
     const VaeTensor *t = vae_tensor(m, "encoder.1.weight");
     assert_non_null(t);
     assert_true(t->n_dims == 4 && t->dims[0] == 64 && t->dims[1] == 4 && t->dims[3] == 32);
@@ -338,48 +504,20 @@ static void test_conv_layout(void **state)
     assert_string_equal(text, "28x28x1-conv32-conv64-256-20");
     /* a third halving of 28 (7 -> 3.5) is refused */
     VaeShape odd = s;
-    odd.n_conv = 3;
-    odd.conv[2] = 128;
-    assert_null(vae_create(&odd, &why));
+    vae_shape_set(&odd, "conv", "32,64,128");
+    assert_null(vae_create(&odd, 0, &why));
     assert_non_null(strstr(why, "even"));
     vae_free(m);
 }
 
-/* The Gaussian term and its gradient against the formula, in double. */
-static void test_gaussian_loss_formula(void **state)
-{
-    (void)state;
-    enum { D = 1000 };
-    float *a = malloc(sizeof(float) * D), *x = malloc(sizeof(float) * D);
-    float *da = malloc(sizeof(float) * D);
-    fill_uniform(a, D, 40, -0.5f, 1.5f);
-    fill_uniform(x, D, 41, 0, 1);
-    const float lv = -2.0f;
-    double recon, want = 0;
-    gaussian_loss(&recon, da, a, x, lv, 1, D);
-    for (int j = 0; j < D; j++) {
-        double r = (double)a[j] - x[j];
-        want += r * r / (2 * exp((double)lv)) + 0.5 * (log(2 * M_PI) + lv);
-        assert_true(rel_err(da[j], r / exp((double)lv), 1e-6) < 1e-5);
-    }
-    assert_true(rel_err(recon, want, 1e-6) < 1e-6);
-    /* at a == x only the normalizer is left */
-    gaussian_loss(&recon, NULL, x, x, lv, 1, D);
-    assert_true(rel_err(recon, 0.5 * D * (log(2 * M_PI) + lv), 1e-9) < 1e-9);
-    free(a);
-    free(x);
-    free(da);
-}
-
-/* Tensors the options add, and what the shape text says. */
+/* Tensors the options add, and what the shape text says; equality. */
 static void test_options_layout(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 20, .n_latent = 2, .n_hidden = 1, .hidden = {5},
-                  .likelihood = VD_LIK_GAUSSIAN, .learn_var = 1, .obs_logvar = 0.5f,
-                  .n_classes = 10, .activation = VD_ACT_TANH};
+    VaeShape s = test_shape(20, "hidden", "5", "latent", "2", "likelihood", "gaussian",
+                            "classes", "10", "activation", "tanh", NULL);
     const char *why = NULL;
-    Vae *m = vae_create(&s, &why);
+    Vae *m = vae_create(&s, 0, &why);
     assert_non_null(m);
     const VaeTensor *pm = vae_tensor(m, "prior.mean"), *lv = vae_tensor(m, "likelihood.logvar");
     assert_non_null(pm);
@@ -387,42 +525,123 @@ static void test_options_layout(void **state)
     assert_int_equal(pm->rows, 10);
     assert_int_equal(pm->cols, 2);
     assert_int_equal(lv->offset, m->n_params - 1); /* last: its gradient is ready first */
-    assert_ptr_equal(m->p.prior_mean, m->params + pm->offset);
     vae_init_params(m, 3);
     for (int i = 0; i < 20; i++)
-        assert_true(m->p.prior_mean[i] == 0.0f);
-    assert_true(vae_obs_logvar(m) == 0.5f);
+        assert_true(m->params[pm->offset + (size_t)i] == 0.0f);
+    assert_true(vae_obs_logvar(m) == 0.0f); /* learned s^2 starts at 1 */
     char text[160];
     vae_shape_text(&s, text, sizeof text);
     assert_string_equal(text, "20-5-2, tanh, gaussian learned s^2, 10 classes");
     VaeShape t = s;
     assert_true(vae_shape_equal(&s, &t));
-    t.n_classes = 9;
+    vae_shape_set(&t, "classes", "9");
     assert_false(vae_shape_equal(&s, &t));
     t = s;
-    t.learn_var = 0;
+    vae_shape_set(&t, "variance", "1");
     assert_false(vae_shape_equal(&s, &t));
+    /* the variance of a Bernoulli model is no part of it */
+    VaeShape b1 = test_shape(20, "variance", "0.5", NULL), b2 = test_shape(20, NULL);
+    assert_true(vae_shape_equal(&b1, &b2));
+    /* nor are the pseudo-inputs of a standard prior */
+    VaeShape v1 = test_shape(20, "pseudo-inputs", "7", NULL);
+    assert_true(vae_shape_equal(&v1, &b2));
+    vae_shape_set(&v1, "prior", "vamp");
+    assert_false(vae_shape_equal(&v1, &b2));
+    VaeShape v2 = v1;
+    vae_shape_set(&v2, "pseudo-inputs", "8");
+    assert_false(vae_shape_equal(&v1, &v2));
     vae_free(m);
-    VaeShape plain = {.n_input = 20, .n_latent = 2, .n_hidden = 1, .hidden = {5}};
-    m = vae_create(&plain, &why);
+    VaeShape plain = test_shape(20, "hidden", "5", "latent", "2", NULL);
+    m = vae_create(&plain, 0, &why);
     assert_null(vae_tensor(m, "prior.mean"));
-    assert_null(m->p.obs_logvar);
+    assert_true(m->t_obs_logvar < 0);
     vae_free(m);
+}
+
+/* The models of Tomczak and Welling's VampPrior paper, as --hidden 300,300
+ * --activation gated builds them: their parameter counts, the two-level
+ * graph's wiring, and its tensors' names. */
+static void test_hierarchical_layout(void **state)
+{
+    (void)state;
+    struct { const char *latent, *prior; double params; } want[] = {
+        {"40", "standard", 1116864}, {"40,40", "standard", 2431024},
+        {"40", "vamp", 1508864}, {"40,40", "vamp", 2823024}};
+    for (int i = 0; i < 4; i++) {
+        VaeShape s = test_shape(784, "hidden", "300,300", "latent", want[i].latent, "activation",
+                                "gated", "prior", want[i].prior, NULL);
+        assert_true(vae_shape_params(&s) == want[i].params);
+    }
+    VaeShape s = test_shape(784, "hidden", "300,300", "latent", "40,40", "activation", "gated",
+                            NULL);
+    const char *why;
+    Vae *m = vae_create(&s, 0, &why);
+    assert_int_equal(m->n_levels, 2);
+    assert_int_equal(m->d_total, 80);
+    const VaeLevel *z1 = &m->levels[0], *z2 = &m->levels[1];
+    assert_int_equal(z2->p, -1);
+    /* q(z1 | x, z2): its heads read a layer of the concatenated branches */
+    const VaeNode *joint = &m->nodes[m->nodes[z1->q].in[0]];
+    assert_int_equal(joint->n_in, 2);
+    assert_int_equal(m->nodes[joint->in[0]].in[0], 0);     /* x -> G300 */
+    assert_int_equal(m->nodes[joint->in[1]].in[0], z2->z); /* z2 -> G300 */
+    assert_true(m->nodes[z2->q].per_draw == 0 && m->nodes[z1->q].per_draw == 1);
+    /* p(x | z1, z2): the last layer reads a layer of both latents' branches */
+    const VaeNode *dj = &m->nodes[m->nodes[m->out].in[0]];
+    assert_int_equal(dj->n_in, 2);
+    assert_int_equal(m->nodes[dj->in[0]].in[0], z1->z);
+    assert_int_equal(m->nodes[dj->in[1]].in[0], z2->z);
+    const char *names[] = {"q2.0.h.weight", "q2.1.gate.bias", "q2.mu.weight", "q2.logvar.bias",
+                           "q1.x.h.weight", "q1.z.gate.weight", "q1.0.h.bias", "q1.mu.bias",
+                           "p1.0.h.weight", "p1.1.gate.bias", "p1.logvar.weight",
+                           "decoder.z1.h.weight", "decoder.z2.gate.bias", "decoder.0.h.weight",
+                           "decoder.1.weight", "decoder.1.bias"};
+    for (int i = 0; i < (int)(sizeof names / sizeof *names); i++) {
+        if (!vae_tensor(m, names[i]))
+            print_error("no tensor %s\n", names[i]);
+        assert_non_null(vae_tensor(m, names[i]));
+    }
+    assert_int_equal(vae_tensor(m, "decoder.1.weight")->rows, 784);
+    /* He initialization of the weights: their variance is 2 / fan_in */
+    vae_init_params(m, 1);
+    const VaeTensor *t = vae_tensor(m, "q1.0.h.weight");
+    double sum2 = 0;
+    for (size_t i = 0; i < (size_t)t->rows * t->cols; i++)
+        sum2 += (double)m->params[t->offset + i] * m->params[t->offset + i];
+    double var = sum2 / ((double)t->rows * t->cols);
+    assert_true(fabs(var - 2.0 / 600) < 0.05 * 2.0 / 600);
+    char text[160];
+    vae_shape_text(&s, text, sizeof text);
+    assert_string_equal(text, "784-300-300-40,40, gated");
+    vae_free(m);
+    /* shapes that are not models */
+    VaeShape bad = test_shape(784, "latent", "40,40", "conv", "32", NULL);
+    bad.in_c = 1;
+    bad.in_h = bad.in_w = 28;
+    assert_true(vae_shape_params(&bad) < 0);
+    bad = test_shape(784, "prior", "vamp", "classes", "10", NULL);
+    assert_true(vae_shape_params(&bad) < 0);
+    VaeShape t5 = test_shape(784, NULL);
+    assert_true(vae_shape_set(&t5, "latent", "4,4,4,4,4") != 0 || vae_shape_params(&t5) < 0);
+    assert_true(vae_shape_set(&t5, "latent", "4,0") != 0);
+    assert_true(vae_shape_set(&t5, "latent", "4,x") != 0);
+    assert_true(vae_shape_set(&t5, "activation", "swish") != 0);
 }
 
 /* A wrong gradient must be caught: the check is not vacuous. */
 static void test_gradcheck_detects_a_wrong_gradient(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 8, .n_latent = 2, .n_hidden = 1, .hidden = {6}};
+    VaeShape s = test_shape(8, "hidden", "6", "latent", "2", NULL);
     const char *why;
-    Vae *m = vae_create(&s, &why);
+    Vae *m = vae_create(&s, 0, &why);
     vae_init_params(m, 5);
     VaeWork *w = vae_work_create(m, 2);
     fill_uniform(w->x, 16, 30, 0, 1);
-    memset(m->grads, 0, sizeof(float) * m->n_params);
-    vae_forward(m, w, 2, 1.0f, 1);
-    vae_backward(m, w, 2, 1.0f);
+    Objective elbo = vae_elbo(1.0f);
+    vae_zero_grads(m);
+    vae_forward(m, w, 2, &elbo, 1);
+    vae_backward(m, w, &elbo, NULL, NULL);
     double p[512], x[16], e[4] = {0};
     assert_true(m->n_params < 512);
     for (size_t i = 0; i < m->n_params; i++) p[i] = m->params[i];
@@ -431,9 +650,9 @@ static void test_gradcheck_detects_a_wrong_gradient(void **state)
     size_t i = vae_tensor(m, "decoder.1.bias")->offset;
     double h = 1e-5, keep = p[i];
     p[i] = keep + h;
-    double lp = vae_loss_ref(m, p, x, e, NULL, 2, 1.0, NULL, NULL);
+    double lp = vae_loss_ref(m, p, x, e, NULL, 2, &elbo, NULL, NULL);
     p[i] = keep - h;
-    double lm = vae_loss_ref(m, p, x, e, NULL, 2, 1.0, NULL, NULL);
+    double lm = vae_loss_ref(m, p, x, e, NULL, 2, &elbo, NULL, NULL);
     double fd = (lp - lm) / (2 * h);
     assert_true(rel_err(fd, m->grads[i], 1e-2) < 2e-3);
     assert_true(rel_err(fd, m->grads[i] * 1.01, 1e-2) > 2e-3);
@@ -441,34 +660,103 @@ static void test_gradcheck_detects_a_wrong_gradient(void **state)
     vae_free(m);
 }
 
+/* What the hook saw: the smallest offset reported, and a copy of the
+ * gradient as it stood at each report. */
+typedef struct {
+    const Vae *m;
+    size_t last, calls;
+    float *seen;
+    int rising;
+} Hook;
+
+static void hook(void *ctx, size_t offset)
+{
+    Hook *h = ctx;
+    if (offset >= h->last)
+        h->rising = 1;
+    h->last = offset;
+    h->calls++;
+    memcpy(h->seen + offset, h->m->grads + offset, sizeof(float) * (h->m->n_params - offset));
+}
+
+/* Backward adds to the gradients (twice is double), and the hook's offsets
+ * fall, each reporting a part of the buffer that no later work changes:
+ * for the VampPrior model too, whose encoder runs twice. */
+static void test_backward_adds_and_hook_is_final(void **state)
+{
+    (void)state;
+    VaeShape shapes[] = {
+        test_shape(9, "hidden", "6", "latent", "3", "classes", "2", "likelihood", "gaussian",
+                   NULL),
+        test_shape(8, "hidden", "5,4", "latent", "2,3", "activation", "gated", "prior", "vamp",
+                   "pseudo-inputs", "3", NULL)};
+    for (int c = 0; c < 2; c++) {
+        const char *why;
+        Vae *m = vae_create(&shapes[c], 0, &why);
+        vae_init_params(m, 9);
+        VaeWork *w = vae_work_create(m, 8);
+        fill_uniform(w->x, (size_t)4 * shapes[c].n_input, 33, 0, 1);
+        Rng r = rng_stream(6, VD_STREAM_NOISE, 0);
+        rng_normal_fill(&r, 0, 0, (size_t)8 * m->d_total, w->eps);
+        w->y[1] = 1;
+        Objective obj = c ? (Objective){VD_OBJ_IWAE, 2, 1.0f, 0} : vae_elbo(1.0f);
+        Hook h = {m, m->n_params + 1, 0, calloc(m->n_params, sizeof(float)), 0};
+        vae_zero_grads(m);
+        vae_forward(m, w, 4, &obj, 1);
+        vae_backward(m, w, &obj, hook, &h);
+        assert_int_equal(h.last, 0);
+        assert_false(h.rising);
+        assert_true(h.calls > 3);
+        assert_memory_equal(h.seen, m->grads, sizeof(float) * m->n_params);
+        float *once = malloc(sizeof(float) * m->n_params);
+        memcpy(once, m->grads, sizeof(float) * m->n_params);
+        vae_forward(m, w, 4, &obj, 1);
+        vae_backward(m, w, &obj, NULL, NULL);
+        for (size_t i = 0; i < m->n_params; i++)
+            assert_true(fabsf(m->grads[i] - 2 * once[i]) <= 1e-5f * (fabsf(once[i]) + 1e-3f));
+        vae_zero_grads(m);
+        for (size_t i = 0; i < m->n_params; i++)
+            assert_true(m->grads[i] == 0.0f);
+        free(once);
+        free(h.seen);
+        vae_work_free(w);
+        vae_free(m);
+    }
+}
+
 static void test_layout_and_init(void **state)
 {
     (void)state;
-    VaeShape s = {.n_input = 784, .n_latent = 20, .n_hidden = 1, .hidden = {400}};
+    VaeShape s = test_shape(784, "hidden", "400", "latent", "20", NULL);
     const char *why = NULL;
-    Vae *m = vae_create(&s, &why);
+    Vae *m = vae_create(&s, 5, &why);
     /* 784*400+400 + 2*(400*20+20) + 20*400+400 + 400*784+784 */
     assert_int_equal(m->n_params, 652824);
     const VaeTensor *t = vae_tensor(m, "logvar.weight");
     assert_non_null(t);
     assert_int_equal(t->rows, 20);
     assert_int_equal(t->cols, 400);
-    assert_ptr_equal(vae_layer_params(m, m->params, &m->layers[m->head]).w + 20 * 400,
-                     m->params + t->offset);
+    LayerParams heads = vae_layer_params(m, m->params, &m->nodes[m->levels[0].q].layer);
+    assert_ptr_equal(heads.t[0] + 20 * 400, m->params + t->offset);
     vae_init_params(m, 1);
     float bound = 1.0f / sqrtf(784.0f);
     const VaeTensor *e0 = vae_tensor(m, "encoder.0.bias");
     for (int i = 0; i < 400; i++)
         assert_true(fabsf(m->params[e0->offset + i]) <= bound);
-    Vae *m2 = vae_create(&s, &why);
+    Vae *m2 = vae_create(&s, 0, &why);
     vae_init_params(m2, 1);
     assert_memory_equal(m->params, m2->params, sizeof(float) * m->n_params);
     vae_init_params(m2, 2);
     assert_memory_not_equal(m->params, m2->params, sizeof(float) * m->n_params);
+    /* the tail is the caller's: not zeroed with the gradients */
+    m->grads[m->n_params + 4] = 7.0f;
+    vae_zero_grads(m);
+    assert_true(m->grads[m->n_params + 4] == 7.0f);
     vae_free(m);
     vae_free(m2);
-    VaeShape bad = {.n_input = 10, .n_latent = 2, .n_hidden = 0};
-    assert_null(vae_create(&bad, &why));
+    VaeShape bad = test_shape(10, "hidden", "4", NULL);
+    bad.hidden.n = 0;
+    assert_null(vae_create(&bad, 0, &why));
     assert_non_null(why);
 }
 
@@ -479,8 +767,7 @@ int main(void)
         cmocka_unit_test(test_bernoulli_loss_and_gradient),
         cmocka_unit_test(test_bernoulli_accuracy_sweep),
         cmocka_unit_test(test_kl_matches_monte_carlo),
-        cmocka_unit_test(test_kl_class_mean_monte_carlo),
-        cmocka_unit_test(test_reparam_gradients),
+        cmocka_unit_test(test_kl_terms_monte_carlo),
         cmocka_unit_test(test_gradcheck_one_hidden_layer),
         cmocka_unit_test(test_gradcheck_two_hidden_layers),
         cmocka_unit_test(test_gradcheck_detects_a_wrong_gradient),
@@ -490,9 +777,17 @@ int main(void)
         cmocka_unit_test(test_gradcheck_conditional),
         cmocka_unit_test(test_gradcheck_conv),
         cmocka_unit_test(test_gradcheck_conv_conditional_gaussian),
+        cmocka_unit_test(test_gradcheck_gated),
+        cmocka_unit_test(test_gradcheck_two_levels),
+        cmocka_unit_test(test_gradcheck_three_levels_and_classes),
+        cmocka_unit_test(test_gradcheck_vamp),
+        cmocka_unit_test(test_gradcheck_iwae),
+        cmocka_unit_test(test_iwae_one_draw_is_the_elbo),
+        cmocka_unit_test(test_backward_adds_and_hook_is_final),
         cmocka_unit_test(test_conv_layout),
         cmocka_unit_test(test_gaussian_loss_formula),
         cmocka_unit_test(test_options_layout),
+        cmocka_unit_test(test_hierarchical_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

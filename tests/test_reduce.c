@@ -12,6 +12,7 @@
 
 #include "comm.h"
 #include "model.h"
+#include "modelutil.h"
 #include "optim.h"
 #include "reduce.h"
 #include "rng.h"
@@ -19,7 +20,8 @@
 #include "util.h"
 
 static int rank, size;
-static const VaeShape shape = {.n_input = 20, .n_latent = 3, .n_hidden = 2, .hidden = {12, 7}};
+static VaeShape shape; /* 20 inputs, hidden 12,7, latent 3 (main) */
+static const Objective elbo = {VD_OBJ_ELBO, 1, 1.0f, 0};
 enum { LOCAL_B = 5 };
 
 /* Sample i of the global batch: a deterministic function of i alone. */
@@ -35,14 +37,14 @@ static void fill_rank_batch(VaeWork *w, int r, int64_t t, int row0)
     Rng noise = rng_stream(5, VD_STREAM_NOISE, (uint32_t)r);
     for (int i = 0; i < LOCAL_B; i++)
         make_sample((int64_t)r * LOCAL_B + i + t * 1000, w->x + (size_t)(row0 + i) * shape.n_input);
-    rng_normal_fill(&noise, (uint32_t)t, 0, (size_t)LOCAL_B * shape.n_latent,
-                    w->eps + (size_t)row0 * shape.n_latent);
+    rng_normal_fill(&noise, (uint32_t)t, 0, (size_t)LOCAL_B * shape.latent.v[0],
+                    w->eps + (size_t)row0 * shape.latent.v[0]);
 }
 
 static Vae *new_model(void)
 {
     const char *why;
-    Vae *m = vae_create(&shape, &why);
+    Vae *m = vae_create(&shape, VD_GRAD_EXTRA, &why);
     vae_init_params(m, 3);
     return m;
 }
@@ -51,7 +53,7 @@ static Vae *new_model(void)
 static VaeWork *work_for(const VaeShape *s, int B)
 {
     const char *why;
-    Vae *m = vae_create(s, &why);
+    Vae *m = vae_create(s, VD_GRAD_EXTRA, &why);
     VaeWork *w = vae_work_create(m, B);
     vae_free(m);
     return w;
@@ -96,8 +98,8 @@ static void test_allreduce_equals_serial_sum(void **state)
     for (int r = 0; r < size; r++)
         fill_rank_batch(ws, r, 0, r * LOCAL_B);
     Reducer *rd = allreduce(dist, MPI_COMM_WORLD, 0), *rs = allreduce(serial, MPI_COMM_SELF, 0);
-    assert_all(train_step(dist, wd, LOCAL_B, 1.0f, &adam, 1, rd, NULL));
-    assert_all(train_step(serial, ws, LOCAL_B * size, 1.0f, &adam, 1, rs, NULL));
+    assert_all(train_step(dist, wd, LOCAL_B, &elbo, &adam, 1, rd, NULL));
+    assert_all(train_step(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, NULL));
     float gmax = 0;
     for (size_t i = 0; i < serial->n_params; i++)
         gmax = fmaxf(gmax, fabsf(serial->grads[i]));
@@ -127,7 +129,7 @@ static void test_replicas_identical_after_steps(void **state)
     Reducer *red = allreduce(m, MPI_COMM_WORLD, 0);
     for (int t = 1; t <= 30; t++) {
         fill_rank_batch(w, rank, t % 3, 0); /* three batches, seen in turn */
-        assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, t, red, NULL));
+        assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, t, red, NULL));
         double loss = m->grads[m->n_params + VD_EXTRA_RECON] + m->grads[m->n_params + VD_EXTRA_KL];
         if (t <= 3)
             first += loss;
@@ -166,7 +168,7 @@ static void test_nonfinite_agreed_by_all(void **state)
     uint64_t before = vd_checksum_f32(m->params, m->n_params);
     StepIO io = {.poison = rank == 0};
     Reducer *red = allreduce(m, MPI_COMM_WORLD, 0);
-    int ok = train_step(m, w, LOCAL_B, 1.0f, &adam, 1, red, &io);
+    int ok = train_step(m, w, LOCAL_B, &elbo, &adam, 1, red, &io);
     assert_all(ok == 0);
     assert_all(vd_checksum_f32(m->params, m->n_params) == before);
     reduce_free(red, 1);
@@ -211,10 +213,10 @@ static void test_stop_flag_reaches_all(void **state)
     fill_rank_batch(w, rank, 0, 0);
     StepIO io = {.stop = rank == size - 1};
     Reducer *red = allreduce(m, MPI_COMM_WORLD, 0);
-    assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, red, &io));
+    assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, red, &io));
     assert_all(io.stop == 1);
     io.stop = 0;
-    assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 2, red, &io));
+    assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 2, red, &io));
     assert_all(io.stop == 0);
     reduce_free(red, 1);
     vae_work_free(w);
@@ -233,8 +235,8 @@ static void test_bucketed_matches_blocking(void **state)
     Reducer *many = allreduce(b, MPI_COMM_WORLD, 16); /* several buckets per layer boundary */
     for (int t = 1; t <= 3; t++) {
         fill_rank_batch(w, rank, t, 0);
-        assert_all(train_step(a, w, LOCAL_B, 1.0f, &adam, t, one, NULL));
-        assert_all(train_step(b, w, LOCAL_B, 1.0f, &adam, t, many, NULL));
+        assert_all(train_step(a, w, LOCAL_B, &elbo, &adam, t, one, NULL));
+        assert_all(train_step(b, w, LOCAL_B, &elbo, &adam, t, many, NULL));
     }
     reduce_free(one, 1);
     reduce_free(many, 1);
@@ -263,8 +265,8 @@ static void train_both(Vae *a, Vae *b, Reducer *shm, int steps)
     Reducer *one = allreduce(a, MPI_COMM_WORLD, 0);
     for (int t = 1; t <= steps; t++) {
         fill_rank_batch(w, rank, t % 3, 0);
-        assert_all(train_step(a, w, LOCAL_B, 1.0f, &adam, t, one, NULL));
-        assert_all(train_step(b, w, LOCAL_B, 1.0f, &adam, t, shm, NULL));
+        assert_all(train_step(a, w, LOCAL_B, &elbo, &adam, t, one, NULL));
+        assert_all(train_step(b, w, LOCAL_B, &elbo, &adam, t, shm, NULL));
         /* the summed tail reaches every rank */
         assert_all(b->grads[b->n_params + VD_EXTRA_COUNT] == (float)(LOCAL_B * size));
         assert_all(rel_err(b->grads[b->n_params + VD_EXTRA_RECON],
@@ -375,13 +377,13 @@ static void test_shared_verdicts_agreed(void **state)
     uint64_t before = state_sum(m);
     fill_rank_batch(w, rank, 0, 0);
     StepIO poison = {.poison = rank == size - 1};
-    assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, share, &poison) == 0);
+    assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, share, &poison) == 0);
     StepIO failed = {.failed = rank == 0};
-    assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, share, &failed) == 1);
+    assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, share, &failed) == 1);
     assert_all(failed.failed == 1);
     assert_all(state_sum(m) == before);
     StepIO stop = {.stop = rank == size - 1};
-    assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, share, &stop) == 1);
+    assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, share, &stop) == 1);
     assert_all(stop.stop == 1 && !stop.failed);
     assert_all(state_sum(m) != before);
     reduce_free(share, 1);
@@ -396,9 +398,9 @@ static void test_shared_verdicts_agreed(void **state)
 static void test_shared_barriers_hold(void **state)
 {
     (void)state;
-    static const VaeShape big = {.n_input = 1000, .n_latent = 8, .n_hidden = 1, .hidden = {640}};
+    VaeShape big = test_shape(1000, "hidden", "640", "latent", "8", NULL);
     const char *why;
-    Vae *a = vae_create(&big, &why), *b = vae_create(&big, &why);
+    Vae *a = vae_create(&big, VD_GRAD_EXTRA, &why), *b = vae_create(&big, VD_GRAD_EXTRA, &why);
     vae_init_params(a, 9);
     vae_init_params(b, 9);
     for (size_t i = 0; i < a->n_params; i++) /* the segment starts zeroed */
@@ -504,7 +506,7 @@ static void test_clip_norm_is_global(void **state)
         fill_rank_batch(ws, r, 0, r * LOCAL_B);
     Reducer *rs = allreduce(serial, MPI_COMM_SELF, 0);
     StepIO ios = {.clip_norm = 1e30};
-    assert_all(train_step(serial, ws, LOCAL_B * size, 1.0f, &adam, 1, rs, &ios));
+    assert_all(train_step(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, &ios));
     double want = 0;
     for (size_t i = 0; i < serial->n_params; i++)
         want += (double)serial->grads[i] * serial->grads[i];
@@ -523,7 +525,7 @@ static void test_clip_norm_is_global(void **state)
         assert_all(red != NULL);
         fill_rank_batch(w, rank, 0, 0);
         StepIO io = {.clip_norm = want / 2}; /* half the norm: clipped */
-        assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, red, &io));
+        assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, red, &io));
         assert_all(io.clipped);
         assert_all(fabs(io.grad_norm - want) <= 1e-5 * want);
         float bits[2]; /* the double's bits, compared as two floats */
@@ -531,7 +533,7 @@ static void test_clip_norm_is_global(void **state)
         assert_all(comm_same_bits(bits, 2, MPI_COMM_WORLD));
         assert_all(comm_same_bits(m->params, m->n_params, MPI_COMM_WORLD));
         io = (StepIO){.clip_norm = want * 100};
-        assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 2, red, &io));
+        assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 2, red, &io));
         assert_all(!io.clipped && io.grad_norm > 0);
         reduce_free(red, 1);
         vae_free(m);
@@ -562,14 +564,14 @@ static void test_shared_compressed(void **state)
     const char *why = NULL;
     Reducer *re = shared(exact, node, &why);
     assert_all(re != NULL);
-    assert_all(train_step(exact, w, LOCAL_B, 1.0f, &adam, 1, re, NULL));
+    assert_all(train_step(exact, w, LOCAL_B, &elbo, &adam, 1, re, NULL));
     double bound[] = {0, 2e-3, 1e-2}; /* fp16: 11 bits of mantissa, bf16: 8 */
     for (int mode = VD_COMPRESS_FP16; mode <= VD_COMPRESS_BF16; mode++) {
         Vae *m = new_model();
         ReduceConfig c = {VD_REDUCE_SHM, 0, node, mode, 1.0f / 16, 0};
         Reducer *red = reduce_create(m, MPI_COMM_WORLD, &c, &why);
         assert_all(reduce_mode(red) == VD_REDUCE_SHM);
-        assert_all(train_step(m, w, LOCAL_B, 1.0f, &adam, 1, red, NULL));
+        assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, red, NULL));
         double d2 = 0, e2 = 0;
         for (size_t i = 0; i < m->n_params; i++) {
             double d = (double)m->adam_m[i] - exact->adam_m[i];
@@ -622,14 +624,14 @@ static void test_shared_chunks_with_a_lagging_rank(void **state)
         for (int t = 1; t <= 4; t++) {
             lag_rank = t % size; /* a different rank lags each step */
             fill_rank_batch(w, rank, t % 3, 0);
-            assert_all(train_step(a, w, LOCAL_B, 1.0f, &adam, t, one, NULL));
+            assert_all(train_step(a, w, LOCAL_B, &elbo, &adam, t, one, NULL));
             /* train_step's work, with the lagging hook in backward */
-            vae_forward(b, w, LOCAL_B, 1.0f, 1);
+            vae_forward(b, w, LOCAL_B, &elbo, 1);
             float *extra = b->grads + b->n_params;
             double rs = 0, ks = 0;
             for (int i = 0; i < LOCAL_B; i++) {
-                rs += w->recon[i];
-                ks += w->kl[i];
+                rs += w->row_recon[i];
+                ks += w->row_kl[i];
             }
             extra[VD_EXTRA_RECON] = (float)rs;
             extra[VD_EXTRA_KL] = (float)ks;
@@ -638,7 +640,8 @@ static void test_shared_chunks_with_a_lagging_rank(void **state)
             if (rank == lag_rank) /* the others' owners meet its last step's progress */
                 usleep(20000);
             reduce_begin(red);
-            vae_backward_hook(b, w, LOCAL_B, 1.0f, lagging_ready, red);
+            vae_zero_grads(b);
+            vae_backward(b, w, &elbo, lagging_ready, red);
             assert_all(reduce_finish(red, NULL));
             reduce_update(red, &adam, t, 1.0f / reduce_extras(red)[VD_EXTRA_COUNT], 1);
             assert_all(extra[VD_EXTRA_COUNT] == (float)(LOCAL_B * size));
@@ -673,6 +676,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (size > 1)
         setenv("CMOCKA_TEST_ABORT", "1", 1);
+    shape = test_shape(20, "hidden", "12,7", "latent", "3", NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allreduce_equals_serial_sum),
         cmocka_unit_test(test_replicas_identical_after_steps),
