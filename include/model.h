@@ -149,6 +149,28 @@ typedef struct {
     int n, k;                   /* the rows of its last forward: n data rows, k draws each */
 } VaePass;
 
+/* The ranks a VampPrior's pseudo-inputs are split over in training (the
+ * model itself never talks to other ranks: the caller lends these). Rank r
+ * runs the pseudo-inputs' pass on rows [K r / size, K (r + 1) / size);
+ * gather then gives every rank all K components, and sum_slice sums their
+ * gradient over the ranks into each rank's own rows. */
+typedef struct {
+    int rank, size;
+    /* buf (K rows of n floats): each rank's rows to every rank */
+    void (*gather)(void *ctx, float *buf, int K, int n);
+    /* buf (K rows of n floats): the sum over the ranks of their bufs, into
+     * this rank's rows of buf (the others' are left undefined) */
+    void (*sum_slice)(void *ctx, float *buf, int K, int n);
+    void *ctx;
+} VaeGroup;
+
+/* The first of the K pseudo-inputs that rank owns; its rows are [first(r),
+ * first(r + 1)). */
+static inline int vae_group_first(int K, int rank, int size)
+{
+    return (int)((long long)K * rank / size);
+}
+
 /* Per-row figures and buffers for up to max_rows draws, allocated once.
  * Owned by the caller of vae_work_create. */
 typedef struct {
@@ -160,6 +182,8 @@ typedef struct {
     VaePass pseudo;    /* a VampPrior's pass of its pseudo-inputs through q(z_L | .) */
     float *u;          /* (K, D) the pseudo-inputs, hardtanh'd */
     int prior_fixed;   /* the pseudo pass holds the current parameters' (eval) */
+    const VaeGroup *group; /* training: the ranks the pseudo pass is split over, or NULL */
+    int k0, k1;        /* the pseudo-inputs of the last pseudo pass: this rank's, or all */
     double *recon;     /* (n k) -log p(x | z), per draw */
     double *kl[VD_MAX_LEVELS]; /* (n k) per level: the ELBO's KL term (closed form where it
                                 * exists, else the one-draw log q - log p) */
@@ -171,6 +195,7 @@ typedef struct {
     double *row_recon; /* (n) per data row: recon, averaged over its draws */
     double *row_kl;    /* (n) per data row: loss - recon (the ELBO: the KL terms) */
     /* a VampPrior's components, from the pseudo pass: */
+    float *mix_comp;   /* (K, 2 d_L) their [mu | logvar] */
     float *mix_ivar;   /* (K, d_L) exp(-logvar) */
     double *mix_norm;  /* (K) -1/2 (d_L log 2 pi + sum logvar) */
     double *mix;       /* (K) one row's log-densities, then responsibilities */

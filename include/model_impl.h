@@ -61,8 +61,10 @@ void level_sample_backward(const Vae *m, VaeWork *w, VaePass *p, int l);
 /* ---- prior.c: the top prior -------------------------------------------- */
 
 /* A VampPrior's pseudo pass (the encoder on the hardtanh'd pseudo-inputs)
- * and its components' constants; nothing for the other priors. */
-void prior_prepare(const Vae *m, VaeWork *w);
+ * and its components' constants; nothing for the other priors. With split
+ * and w->group, this rank's share of the pass and the group's gather
+ * (collective over the group). */
+void prior_prepare(const Vae *m, VaeWork *w, int split);
 /* log p(z) of the top prior for one row z (d_L) of label y. */
 double prior_log_density(const Vae *m, const VaeWork *w, const float *z, int32_t y);
 /* For one row: dz (d_L) += -cf d log p(z) / dz, and the prior's own

@@ -3,6 +3,8 @@
 #ifndef VD_STEP_H
 #define VD_STEP_H
 
+#include <mpi.h>
+
 #include "model.h"
 #include "optim.h"
 #include "reduce.h"
@@ -32,5 +34,11 @@ typedef struct {
  * verdict on every rank). io may be NULL. */
 int train_step(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
                Reducer *red, StepIO *io);
+
+/* Collective over comm: the exchanges of a VampPrior's pseudo-inputs split
+ * over comm's ranks (model.h's VaeGroup), each a wait the stall watchdog
+ * watches. Free with step_group_free (local). */
+VaeGroup *step_group_create(MPI_Comm comm);
+void step_group_free(VaeGroup *g);
 
 #endif

@@ -371,7 +371,7 @@ double vae_forward(const Vae *m, VaeWork *w, int n, const Objective *obj, int wa
 {
     TermMode mode = objective_terms(obj, m, want_grad);
     if (m->prior.K > 0 && !w->prior_fixed)
-        prior_prepare(m, w);
+        prior_prepare(m, w, want_grad);
     pass_forward(m, &w->data, w->x, m->n_nodes, n, obj->k, w->eps);
     for (int l = 0; l < m->n_levels; l++)
         level_terms(m, w, l, &mode);
@@ -478,7 +478,7 @@ void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, 
     int D = m->shape.n_input, chunk = K < w->max_rows ? K : w->max_rows;
     TermMode mode = {1, 1, 0, 0};
     if (m->prior.K > 0) { /* the prior's components, once for every row */
-        prior_prepare(m, w);
+        prior_prepare(m, w, 0);
         w->prior_fixed = 1;
     }
     for (int i = 0; i < n; i++) {

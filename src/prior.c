@@ -20,6 +20,7 @@ void prior_work_alloc(const Vae *m, VaeWork *w)
         return;
     pass_alloc(&w->pseudo, m, m->top_end, K, 1);
     w->u = vd_calloc((size_t)K * D, sizeof(float));
+    w->mix_comp = vd_calloc((size_t)K * 2 * d, sizeof(float));
     w->mix_ivar = vd_calloc((size_t)K * d, sizeof(float));
     w->mix_norm = vd_calloc((size_t)K, sizeof(double));
     w->mix = vd_calloc((size_t)K, sizeof(double));
@@ -30,6 +31,7 @@ void prior_work_free(VaeWork *w)
 {
     pass_free(&w->pseudo);
     vd_free(w->u);
+    vd_free(w->mix_comp);
     vd_free(w->mix_ivar);
     vd_free(w->mix_norm);
     vd_free(w->mix);
@@ -43,18 +45,26 @@ static int clamped(const Vae *m) { return m->shape.likelihood == VD_LIK_BERNOULL
 /* Component k's [mu | logvar] row. */
 static const float *component(const Vae *m, const VaeWork *w, int k)
 {
-    return w->pseudo.out[m->levels[m->n_levels - 1].q] + (size_t)k * 2 * vae_top_latent(m);
+    return w->mix_comp + (size_t)k * 2 * vae_top_latent(m);
 }
 
-void prior_prepare(const Vae *m, VaeWork *w)
+void prior_prepare(const Vae *m, VaeWork *w, int split)
 {
     int K = m->prior.K, d = vae_top_latent(m), D = m->shape.n_input;
     if (K == 0)
         return;
+    const VaeGroup *g = split && w->group && w->group->size > 1 ? w->group : NULL;
+    w->k0 = g ? vae_group_first(K, g->rank, g->size) : 0;
+    w->k1 = g ? vae_group_first(K, g->rank + 1, g->size) : K;
     const float *a = vae_view(m, m->params, m->prior.t_pseudo);
-    for (size_t i = 0; i < (size_t)K * D; i++)
+    for (size_t i = (size_t)w->k0 * D; i < (size_t)w->k1 * D; i++)
         w->u[i] = !clamped(m) ? a[i] : a[i] < 0.0f ? 0.0f : a[i] > 1.0f ? 1.0f : a[i];
-    pass_forward(m, &w->pseudo, w->u, m->top_end, K, 1, NULL);
+    int n = w->k1 - w->k0;
+    pass_forward(m, &w->pseudo, w->u + (size_t)w->k0 * D, m->top_end, n, 1, NULL);
+    memcpy(w->mix_comp + (size_t)w->k0 * 2 * d, w->pseudo.out[m->levels[m->n_levels - 1].q],
+           sizeof(float) * (size_t)n * 2 * d);
+    if (g)
+        g->gather(g->ctx, w->mix_comp, K, 2 * d);
     for (int k = 0; k < K; k++) {
         const float *lv = component(m, w, k) + d;
         double sum = d * LOG_2PI;
@@ -146,16 +156,20 @@ void prior_backward(Vae *m, VaeWork *w, void (*ready)(void *, size_t), void *ctx
     if (K == 0)
         return;
     VaePass *p = &w->pseudo;
-    memcpy(p->dout[q], w->mix_grad, sizeof(float) * (size_t)K * 2 * d);
+    int n = w->k1 - w->k0;
+    if (n < K) /* split: this rank's rows of the gradient summed over the ranks */
+        w->group->sum_slice(w->group->ctx, w->mix_grad, K, 2 * d);
+    memcpy(p->dout[q], w->mix_grad + (size_t)w->k0 * 2 * d, sizeof(float) * (size_t)n * 2 * d);
     memset(w->mix_grad, 0, sizeof(float) * (size_t)K * 2 * d);
     p->written[q] = 1;
     pass_backward(m, w, p, 1, m->top_end, 1, ready, ctx);
     if (!p->written[0])
         return;
     /* through the clamp: hardtanh passes the gradient inside (0, 1) only */
-    const float *a = vae_view(m, m->params, m->prior.t_pseudo);
-    float *da = vae_view(m, m->grads, m->prior.t_pseudo);
-    for (size_t i = 0; i < (size_t)K * D; i++)
+    size_t first = (size_t)w->k0 * D, count = (size_t)n * D;
+    const float *a = vae_view(m, m->params, m->prior.t_pseudo) + first;
+    float *da = vae_view(m, m->grads, m->prior.t_pseudo) + first;
+    for (size_t i = 0; i < count; i++)
         if (!clamped(m) || (a[i] > 0.0f && a[i] < 1.0f))
             da[i] += p->dout[0][i];
 }
@@ -167,7 +181,7 @@ void vae_prior_draws(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, i
     Rng prior = rng_stream(seed, VD_STREAM_EVAL, 0);
     rng_normal_fill(&prior, UINT32_MAX, 0, (size_t)n * d, z);
     if (K > 0)
-        prior_prepare(m, w);
+        prior_prepare(m, w, 0);
     for (int k = 0; k < n; k++) {
         float *zk = z + (size_t)k * d;
         y[k] = C == 0 ? 0 : cls >= 0 ? cls : k / cols % C;

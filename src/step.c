@@ -2,8 +2,10 @@
 #include "step.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "util.h"
+#include "watch.h"
 
 int train_step(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
                Reducer *red, StepIO *io)
@@ -49,4 +51,75 @@ int train_step(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig
         io->times = (StepTimes){t1 - t0, t2 - t1, t3 - t2, t4 - t3};
     }
     return finite;
+}
+
+/* ---- a VampPrior's pseudo-inputs, split over the ranks ------------------ */
+
+typedef struct {
+    VaeGroup g;
+    MPI_Comm comm;
+    int *counts, *displs;
+    float *mine;
+    size_t mine_floats;
+} StepGroup;
+
+/* Each rank's floats of a K-row buffer of rows of n. */
+static void group_layout(StepGroup *s, int K, int n)
+{
+    for (int r = 0; r < s->g.size; r++) {
+        s->displs[r] = vae_group_first(K, r, s->g.size) * n;
+        s->counts[r] = vae_group_first(K, r + 1, s->g.size) * n - s->displs[r];
+    }
+}
+
+static void group_gather(void *ctx, float *buf, int K, int n)
+{
+    StepGroup *s = ctx;
+    group_layout(s, K, n);
+    watch_wait("the VampPrior's components");
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, s->counts, s->displs, MPI_FLOAT,
+                   s->comm);
+    watch_done();
+}
+
+static void group_sum_slice(void *ctx, float *buf, int K, int n)
+{
+    StepGroup *s = ctx;
+    group_layout(s, K, n);
+    size_t need = (size_t)s->counts[s->g.rank] + 1;
+    if (need > s->mine_floats) {
+        vd_free(s->mine);
+        s->mine = vd_calloc(need, sizeof(float));
+        s->mine_floats = need;
+    }
+    watch_wait("the sum of the VampPrior's components' gradient");
+    MPI_Reduce_scatter(buf, s->mine, s->counts, MPI_FLOAT, MPI_SUM, s->comm);
+    watch_done();
+    memcpy(buf + s->displs[s->g.rank], s->mine, sizeof(float) * (size_t)s->counts[s->g.rank]);
+}
+
+VaeGroup *step_group_create(MPI_Comm comm)
+{
+    StepGroup *s = vd_calloc(1, sizeof *s);
+    MPI_Comm_dup(comm, &s->comm);
+    MPI_Comm_rank(comm, &s->g.rank);
+    MPI_Comm_size(comm, &s->g.size);
+    s->counts = vd_calloc((size_t)s->g.size, sizeof(int));
+    s->displs = vd_calloc((size_t)s->g.size, sizeof(int));
+    s->g.gather = group_gather;
+    s->g.sum_slice = group_sum_slice;
+    s->g.ctx = s;
+    return &s->g;
+}
+
+void step_group_free(VaeGroup *g)
+{
+    if (!g)
+        return;
+    StepGroup *s = g->ctx;
+    MPI_Comm_free(&s->comm);
+    vd_free(s->counts);
+    vd_free(s->displs);
+    vd_free(s->mine);
+    vd_free(s);
 }

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "run.h"
 #include "runtime.h"
+#include "step.h"
 #include "train_opts.h"
 #include "watch.h"
 
@@ -205,6 +206,8 @@ static int setup(Run *r, VdError *err)
     /* everything the loop needs, allocated once */
     int rows = r->B * cfg->iw_samples;
     r->w = vae_work_create(r->m, rows > 256 ? rows : 256);
+    if (r->m->prior.K > 0) /* the pseudo-inputs' pass split over the ranks */
+        r->w->group = step_group_create(r->comm);
     r->batch_rows = vd_calloc((size_t)r->B, sizeof(int64_t));
     return run_load_data(r, err);
 }
@@ -220,6 +223,8 @@ static void run_free(Run *r)
     vd_free(r->test_lab);
     vd_free(r->all_mu);
     vd_free(r->all_lab);
+    if (r->w)
+        step_group_free((VaeGroup *)r->w->group);
     vae_work_free(r->w);
     vae_free(r->m);
     h5rows_close(&r->train_x);

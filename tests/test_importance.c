@@ -216,12 +216,12 @@ static double log_normal1(double z, double mu, double lv)
 
 /* log p(z2) of the top prior, in double: N(0, 1), or the VampPrior's
  * mixture of its pseudo-inputs' posteriors (from the model's own pass of
- * them, w->pseudo, which vae_importance left there). */
+ * them, which vae_importance left in w->mix_comp). */
 static double log_prior1(const Vae *m, VaeWork *w, double z)
 {
     if (m->prior.K == 0)
         return log_normal1(z, 0.0, 0.0);
-    const float *c = w->pseudo.out[m->levels[1].q];
+    const float *c = w->mix_comp;
     double sum = 0.0;
     for (int k = 0; k < m->prior.K; k++)
         sum += exp(log_normal1(z, c[2 * k], c[2 * k + 1]));

@@ -657,6 +657,52 @@ static void test_shared_chunks_with_a_lagging_rank(void **state)
     }
 }
 
+/* A VampPrior's pseudo-inputs split over the ranks (each runs their pass on
+ * its rows, gathers the components, and sums their gradient into its rows)
+ * train the model the unsplit pass does, up to the summation order; the
+ * replicas stay identical. K = 5 does not divide by 2 or 4 ranks, and K = 3
+ * leaves one of 4 ranks none. */
+static void test_vamp_pseudo_inputs_split(void **state)
+{
+    (void)state;
+    AdamConfig adam = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    const char *Ks[] = {"5", "3"};
+    for (int c = 0; c < 2; c++) {
+        VaeShape vs = test_shape(20, "hidden", "12,7", "latent", "3,2", "activation", "gated",
+                                 "prior", "vamp", "pseudo-inputs", Ks[c], NULL);
+        const char *why;
+        Vae *a = vae_create(&vs, VD_GRAD_EXTRA, &why), *b = vae_create(&vs, VD_GRAD_EXTRA, &why);
+        vae_init_params(a, 3);
+        vae_init_params(b, 3);
+        VaeWork *wa = vae_work_create(a, LOCAL_B), *wb = vae_work_create(b, LOCAL_B);
+        VaeGroup *g = step_group_create(MPI_COMM_WORLD);
+        wb->group = g;
+        Reducer *ra = allreduce(a, MPI_COMM_WORLD, 0), *rb = allreduce(b, MPI_COMM_WORLD, 0);
+        Rng noise = rng_stream(5, VD_STREAM_NOISE, (uint32_t)rank);
+        for (int t = 1; t <= 3; t++) {
+            for (int i = 0; i < LOCAL_B; i++)
+                make_sample((int64_t)rank * LOCAL_B + i + t * 1000, wa->x + (size_t)i * 20);
+            rng_normal_fill(&noise, (uint32_t)t, 0, (size_t)LOCAL_B * a->d_total, wa->eps);
+            memcpy(wb->x, wa->x, sizeof(float) * LOCAL_B * 20);
+            memcpy(wb->eps, wa->eps, sizeof(float) * (size_t)LOCAL_B * a->d_total);
+            assert_all(train_step(a, wa, LOCAL_B, &elbo, &adam, t, ra, NULL));
+            assert_all(train_step(b, wb, LOCAL_B, &elbo, &adam, t, rb, NULL));
+        }
+        int K = atoi(Ks[c]), mine = wb->k1 - wb->k0, total = 0;
+        MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+        assert_all(total == K && (size == 1 || mine < K)); /* the split happened */
+        assert_all(wa->k0 == 0 && wa->k1 == K);
+        assert_same_training(a, b, 0);
+        reduce_free(ra, 1);
+        reduce_free(rb, 1);
+        step_group_free(g);
+        vae_work_free(wa);
+        vae_work_free(wb);
+        vae_free(a);
+        vae_free(b);
+    }
+}
+
 /* --compress fp16's loops come twice, for F16C and plain: nodes with and
  * without F16C must sum to the same bits. */
 static void test_fp16_loops_agree(void **state)
@@ -679,6 +725,7 @@ int main(int argc, char **argv)
     shape = test_shape(20, "hidden", "12,7", "latent", "3", NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allreduce_equals_serial_sum),
+        cmocka_unit_test(test_vamp_pseudo_inputs_split),
         cmocka_unit_test(test_replicas_identical_after_steps),
         cmocka_unit_test(test_nonfinite_agreed_by_all),
         cmocka_unit_test(test_error_agreement),
