@@ -5,22 +5,30 @@
     python3 jobs/decode.py --encode CKPT DATA.h5 DATASET [ENCODED.h5 | OUT.npy]
 
 CKPT is a checkpoint file or a run directory (its "latest", else its newest
-ckpt-*.h5). Z.h5 holds /z, shaped (n, latent), as `vae-dist sample` writes
-it. The decoded means, shaped like the training samples as stored, go to
+ckpt-*.h5). Z.h5 holds /z, shaped (n, d), the top stochastic layer's values,
+as `vae-dist sample` writes it; with several stochastic layers, the lower
+ones' /z1, /z2, ... when present (else each is its conditional prior's
+mean). The decoded means, shaped like the training samples as stored, go to
 OUT.npy; when Z.h5 also holds /samples (vae-dist's own decoding of the same
 z), the largest difference is printed. With --encode, the rows of
-DATA.h5:DATASET go through the encoder instead, and OUT.npy gets their
-(mu | logvar), shaped (n, 2 latent); given ENCODED.h5 (as `vae-dist encode`
-writes it, /mu and /logvar of the same rows) instead, the largest
-difference from it is printed. Needs
-python3-h5py (Debian), which brings numpy.
+DATA.h5:DATASET go through the encoder instead, every layer at its
+posterior's mean, and OUT.npy gets each layer's (mu | logvar), z_1's first,
+shaped (n, 2 d_1 + 2 d_2 + ...); given ENCODED.h5 (as `vae-dist encode`
+writes it: /mu and /logvar, or /mu1, /logvar1, ... by layer) instead, the
+largest difference from it is printed. Needs python3-h5py (Debian), which
+brings numpy.
 
-The layers, as vae-dist builds them (docs/checkpoint-format.md): images are
-channels last (h, w, c); a 4x4 stride-2 padding-1 convolution has weights
-(c_out, 4, 4, c_in) and its transpose (c_in, 4, 4, c_out); a dense layer is
-x @ W.T + b with W (out, in); the model's activation follows every layer but
-the heads (mu | logvar) and the last one.
+The network is the graph the checkpoint's /model/graph attribute describes
+(docs/checkpoint-format.md): a list of nodes, each the input, a layer reading
+the concatenation of earlier nodes' outputs, or a stochastic layer's sample.
+Images are channels last (h, w, c); a dense layer is x @ W.T + b with W (out,
+in); a gated one (x @ Wh.T + bh) * sigmoid(x @ Wg.T + bg); heads give
+[mu | logvar], logvar clamped where the graph says; a 4x4 stride-2 padding-1
+convolution has weights (c_out, 4, 4, c_in) and its transpose (c_in, 4, 4,
+c_out). Checkpoints older than the graph (format 3 and before) get the graph
+their options describe.
 """
+import json
 import os
 import sys
 
@@ -54,15 +62,76 @@ def checkpoint(path):
 
 
 def load(path):
-    """The /model attributes and the /params tensors of a checkpoint."""
+    """The /model attributes, the graph, and the /params tensors of a checkpoint."""
     with h5py.File(checkpoint(path), "r") as f:
         model = dict(f["model"].attrs)
         params = {name: f["params"][name][()] for name in f["params"]}
-    return model, params
+    graph = json.loads(text(model["graph"])) if "graph" in model else legacy_graph(model)
+    return model, graph, params
 
 
-def activation(model, h):
-    return np.tanh(h) if text(model.get("activation", "relu")) == "tanh" else np.maximum(h, 0)
+def legacy_graph(model):
+    """The graph a format 1-3 checkpoint's options describe: one stochastic
+    layer, the encoder (convolutions, then dense layers) and heads, the
+    mirrored decoder."""
+    hidden = [int(v) for v in np.atleast_1d(model["hidden"])]
+    conv = [int(c) for c in np.atleast_1d(model["conv"])] if "conv" in model else []
+    image = [int(v) for v in model["image"]] if "image" in model else None
+    d, n_in = int(model["n_latent"]), int(model["n_input"])
+    act = text(model.get("activation", "relu"))
+    nodes = [{"type": "input", "size": n_in}]
+
+    def layer(kind, name, out_shape, act, in_shape=None):
+        nodes.append({"type": "layer", "kind": kind, "name": name, "in": [len(nodes) - 1],
+                      "act": act, "clamp": [0, 0], "in_shape": in_shape,
+                      "out_shape": out_shape})
+
+    h, w, c = image if image else (1, 1, n_in)
+    for i, ch in enumerate(conv):
+        layer("conv", "encoder.%d" % i, [h // 2, w // 2, ch], act, [h, w, c])
+        h, w, c = h // 2, w // 2, ch
+    for i, width in enumerate(hidden):
+        layer("dense", "encoder.%d" % (len(conv) + i), [1, 1, width], act)
+    layer("heads", "", [1, 1, 2 * d], "none")
+    q = len(nodes) - 1
+    nodes.append({"type": "sample", "level": 0, "size": d})
+    for i, width in enumerate(reversed(hidden)):
+        layer("dense", "decoder.%d" % i, [1, 1, width], act)
+    k = len(hidden)
+    if not conv:
+        layer("dense", "decoder.%d" % k, [1, 1, n_in], "none")
+    else:
+        layer("dense", "decoder.%d" % k, [h, w, c], act)
+        for i in range(len(conv) - 1, -1, -1):
+            c_out = conv[i - 1] if i else image[2]
+            k += 1
+            layer("tconv", "decoder.%d" % k, [2 * h, 2 * w, c_out], act if i else "none",
+                  [h, w, c])
+            h, w, c = 2 * h, 2 * w, c_out
+    for n in nodes:
+        if n["type"] == "layer":
+            n["tensors"] = tensor_names(n)
+    return {"nodes": nodes, "levels": [{"d": d, "q": q, "p": -1, "z": q + 1}],
+            "out": len(nodes) - 1, "likelihood": text(model.get("likelihood", "bernoulli"))}
+
+
+def tensor_names(node):
+    prefix = node["name"] + "." if node["name"] else ""
+    if node["kind"] == "heads":
+        parts = ["mu.weight", "logvar.weight", "mu.bias", "logvar.bias"]
+    elif node["kind"] == "gated":
+        parts = ["h.weight", "gate.weight", "h.bias", "gate.bias"]
+    else:
+        parts = ["weight", "bias"]
+    return [prefix + p for p in parts]
+
+
+def activation(name, h):
+    if name == "tanh":
+        return np.tanh(h)
+    if name == "relu":
+        return np.maximum(h, 0)
+    return h
 
 
 def conv(x, w, b):
@@ -86,91 +155,135 @@ def tconv(x, w, b):
     return out[:, 1:-1, 1:-1, :] + b
 
 
-def shapes(model):
-    """The convolutions' channels, the input image (h, w, c) or None."""
-    channels = [int(c) for c in np.atleast_1d(model["conv"])] if "conv" in model else []
-    image = tuple(int(v) for v in model["image"]) if "image" in model else None
-    return channels, image
+def run_layer(node, params, x):
+    """A layer node on its gathered input x (n, values): its output (n, values)."""
+    t = [params[name] for name in node["tensors"]]
+    kind, n = node["kind"], len(x)
+    if kind == "dense":
+        y = x @ t[0].T + t[1]
+    elif kind == "heads":
+        y = x @ np.concatenate([t[0], t[1]]).T + np.concatenate([t[2], t[3]])
+        lo, hi = node["clamp"]
+        if hi > lo:
+            d = y.shape[1] // 2
+            y[:, d:] = np.clip(y[:, d:], lo, hi)
+    elif kind == "gated":
+        h = x @ t[0].T + t[2]
+        g = x @ t[1].T + t[3]
+        y = h / (1 + np.exp(-g))
+    elif kind in ("conv", "tconv"):
+        image = x.reshape((n,) + tuple(node["in_shape"]))
+        y = (conv if kind == "conv" else tconv)(image, t[0], t[1]).reshape(n, -1)
+    else:
+        sys.exit("this decode.py does not know layers of kind '%s'" % kind)
+    return activation(node["act"], y).astype(np.float32)
 
 
-def decode(model, params, z):
-    """Means of p(x|z) for latent rows z (n, latent), shaped like the
+def forward(graph, params, x, upto):
+    """Nodes [1, upto) on input x (n, D), each sample at its posterior's mean.
+    Returns every node's output."""
+    nodes, levels = graph["nodes"], graph["levels"]
+    out = {0: x}
+    for i in range(1, upto):
+        node = nodes[i]
+        if node["type"] == "sample":
+            d = levels[node["level"]]["d"]
+            out[i] = out[levels[node["level"]]["q"]][:, :d]
+            continue
+        x_in = np.concatenate([out[j].reshape(len(out[j]), -1) for j in node["in"]], axis=1)
+        out[i] = run_layer(node, params, x_in)
+    return out
+
+
+def decode(model, graph, params, z, lower=None):
+    """Means of p(x | z) for top-layer rows z (n, d_L) (and the lower layers'
+    values lower[level], or their conditional priors' means), shaped like the
     training samples as stored; a Bernoulli model's last layer gives logits
     (mean: their sigmoid), a Gaussian's the mean itself."""
-    channels, image = shapes(model)
-    n_hidden = len(np.atleast_1d(model["hidden"]))
-    h = np.asarray(z, dtype=np.float32)
-    last = n_hidden + len(channels)  # the layer that gives the likelihood's parameters
-    for layer in range(last + 1):
-        w, b = params["decoder.%d.weight" % layer], params["decoder.%d.bias" % layer]
-        if layer <= n_hidden:
-            h = h @ w.T + b
-            if layer == n_hidden and channels:  # to the last convolution's (h, w, c)
-                side = (image[0] >> len(channels), image[1] >> len(channels))
-                h = h.reshape((len(h),) + side + (channels[-1],))
-        else:
-            h = tconv(h, w, b)
-        if layer < last:
-            h = activation(model, h)
-    mean = h if text(model.get("likelihood", "bernoulli")) == "gaussian" else 1 / (1 + np.exp(-h))
+    levels, nodes = graph["levels"], graph["nodes"]
+    top = len(levels) - 1
+    z_given = dict(lower or {})
+    z_given[top] = np.asarray(z, dtype=np.float32)
+    first = levels[0]["z"] + 1  # the generative path starts after z_1's sample
+    out = {levels[top]["z"]: z_given[top]}
+    for lv, zl in z_given.items():
+        out[levels[lv]["z"]] = zl
+    prior_of = {lv["p"]: i for i, lv in enumerate(levels) if lv["p"] >= 0}
+    for i in range(first, len(nodes)):
+        node = nodes[i]
+        x_in = np.concatenate([out[j].reshape(len(out[j]), -1) for j in node["in"]], axis=1)
+        out[i] = run_layer(node, params, x_in)
+        if i in prior_of and prior_of[i] not in z_given:
+            out[levels[prior_of[i]]["z"]] = out[i][:, :levels[prior_of[i]]["d"]]
+    h = out[graph["out"]]
+    mean = h if graph.get("likelihood", "bernoulli") == "gaussian" else 1 / (1 + np.exp(-h))
     if text(model.get("layout", "hwc")) == "chw":  # back to channels first, as stored
+        image = tuple(int(v) for v in model["image"])
         mean = mean.reshape((len(mean),) + image).transpose(0, 3, 1, 2)
     shape = tuple(int(d) for d in np.atleast_1d(model["input_shape"]))
     return mean.reshape((len(mean),) + shape)
 
 
-def encode(model, params, x):
-    """(mu | logvar), (n, 2 latent), of rows x shaped like the stored samples
-    (uint8 scaled by 1/255)."""
-    channels, image = shapes(model)
+def encode(model, graph, params, x):
+    """Every layer's (mu | logvar), z_1's first, each given the means of the
+    layers above it, for rows x shaped like the stored samples (uint8 scaled
+    by 1/255)."""
     x = np.asarray(x)
     h = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x.astype(np.float32)
     h = h.reshape(len(h), -1)
     if text(model.get("layout", "hwc")) == "chw":  # to channels last
+        image = tuple(int(v) for v in model["image"])
         h = h.reshape((len(h), image[2], image[0], image[1])).transpose(0, 2, 3, 1)
-    if channels:
-        h = h.reshape((len(h),) + image)
-        for layer in range(len(channels)):
-            h = activation(model, conv(h, params["encoder.%d.weight" % layer],
-                                       params["encoder.%d.bias" % layer]))
         h = h.reshape(len(h), -1)
-    for layer in range(len(channels), len(channels) + len(np.atleast_1d(model["hidden"]))):
-        h = activation(model, h @ params["encoder.%d.weight" % layer].T +
-                       params["encoder.%d.bias" % layer])
-    w = np.concatenate([params["mu.weight"], params["logvar.weight"]])
-    return h @ w.T + np.concatenate([params["mu.bias"], params["logvar.bias"]])
+    levels = graph["levels"]
+    out = forward(graph, params, h, levels[0]["z"] + 1)
+    return np.concatenate([out[lv["q"]] for lv in levels], axis=1)
 
 
 def main(argv):
+    if len(argv) >= 2 and argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        return
     if len(argv) >= 2 and argv[1] == "--encode":
         if len(argv) not in (5, 6):
             sys.exit(__doc__.strip().splitlines()[3].strip())
-        model, params = load(argv[2])
+        model, graph, params = load(argv[2])
         with h5py.File(argv[3], "r") as f:
             x = f[argv[4]][()]
-        out = encode(model, params, x)
-        print("encoded %d rows to %d latent means and log-variances" % (len(out), out.shape[1] // 2))
+        out = encode(model, graph, params, x)
+        sizes = [lv["d"] for lv in graph["levels"]]
+        print("encoded %d rows to the means and log-variances of %s latent dimensions" %
+              (len(out), "+".join(map(str, sizes))))
         if len(argv) == 6 and argv[5].endswith(".h5"):
             with h5py.File(argv[5], "r") as f:
-                theirs = np.concatenate([f["mu"][()], f["logvar"][()]], axis=1)
+                if len(sizes) == 1:
+                    theirs = np.concatenate([f["mu"][()], f["logvar"][()]], axis=1)
+                else:
+                    theirs = np.concatenate([np.concatenate([f["mu%d" % (i + 1)][()],
+                                                             f["logvar%d" % (i + 1)][()]], axis=1)
+                                             for i in range(len(sizes))], axis=1)
             if theirs.shape != out.shape:
                 sys.exit("%s holds %s, the encoder gives %s" % (argv[5], theirs.shape, out.shape))
-            print("max |difference| from /mu, /logvar: %.3g" % np.abs(out - theirs).max())
+            print("max |difference| from the encoded file: %.3g" % np.abs(out - theirs).max())
         elif len(argv) == 6:
             np.save(argv[5], out)
         return
     if len(argv) not in (3, 4):
         sys.exit(__doc__.strip().splitlines()[2].strip())
-    model, params = load(argv[1])
+    model, graph, params = load(argv[1])
     with h5py.File(argv[2], "r") as f:
         z = f["z"][()]
+        lower = {i: f["z%d" % (i + 1)][()] for i in range(len(graph["levels"]) - 1)
+                 if "z%d" % (i + 1) in f}
         theirs = f["samples"][()] if "samples" in f else None
-    images = decode(model, params, z)
-    print("decoded %d latent vectors to %s images" % (len(z), "x".join(map(str, images.shape[1:]))))
+    decoded = decode(model, graph, params, z, lower)
+    what = "images" if "image" in model else "samples"
+    print("decoded %d latent vectors to %s of %s" %
+          (len(z), what, "x".join(map(str, decoded.shape[1:]))))
     if theirs is not None:
-        print("max |difference| from /samples: %.3g" % np.abs(images - theirs).max())
+        print("max |difference| from /samples: %.3g" % np.abs(decoded - theirs).max())
     if len(argv) == 4:
-        np.save(argv[3], images)
+        np.save(argv[3], decoded)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 #!/bin/sh
 # The h5py recipe (jobs/decode.py) decodes the same images as `vae-dist
 # sample`, for a relu-Bernoulli MLP, a tanh-Gaussian conditional one, a
-# convolutional model of channels-first colour images and a tanh-Gaussian
-# conditional convolutional one; it takes a run directory as well as a
-# checkpoint file. Skipped (77) without python3-h5py.
+# convolutional model of channels-first colour images, a tanh-Gaussian
+# conditional convolutional one, a two-layer gated VampPrior model, a
+# three-layer one, and a checkpoint written before the graph was stored
+# (format 3); its encoder agrees with `vae-dist encode` for the layered
+# models, layer by layer; it takes a run directory as well as a checkpoint
+# file. Skipped (77) without python3-h5py.
 . "$top_srcdir/tests/lib.sh"
 
 PY=""
@@ -37,4 +40,28 @@ check plain bars.h5 "(12, 8, 8)"
 check tgc bars.h5 "(12, 8, 8)" --activation tanh --likelihood gaussian --classes 16
 check conv-chw rgb.h5 "(12, 3, 8, 8)" --conv 4,6
 check conv-tgc bars.h5 "(12, 8, 8)" --conv 5 --activation tanh --likelihood gaussian --classes 16
+check hvae-vamp bars.h5 "(12, 8, 8)" --latent 3,2 --activation gated --prior vamp --pseudo-inputs 7
+check three bars.h5 "(12, 8, 8)" --latent 2,2,2 --activation tanh
+
+# encode: every layer's mean and log-variance, each given the means above
+for name in hvae-vamp three; do
+    run_mpi 1 60 "$VAE" encode --ckpt "$WORK/$name" --out "$WORK/$name-e.h5" >"$WORK/$name-e.log" 2>&1 ||
+        { cat "$WORK/$name-e.log"; fail "encode $name"; continue; }
+    out=$("$PY" "$top_srcdir/jobs/decode.py" --encode "$WORK/$name" "$WORK/bars.h5" /test/images \
+          "$WORK/$name-e.h5" 2>&1)
+    diff=$(echo "$out" | sed -n 's/.*difference.*: //p')
+    awk -v d="$diff" 'BEGIN {exit !(d != "" && d < 1e-4)}' &&
+        pass "$name: decode.py --encode matches vae-dist encode (max difference $diff)" ||
+        { echo "$out"; fail "$name: decode.py --encode differs: '$diff'"; }
+done
+
+# a format 3 checkpoint (no /model/graph): the graph its options describe
+G="$top_srcdir/tests/golden"
+run_mpi 1 60 "$VAE" sample --ckpt "$G/mlp-ckpt-60.h5" --n 5 --out "$WORK/old-s" >/dev/null 2>&1 ||
+    fail "sample from the pinned format 3 checkpoint"
+out=$("$PY" "$top_srcdir/jobs/decode.py" "$G/mlp-ckpt-60.h5" "$WORK/old-s.h5" 2>&1)
+diff=$(echo "$out" | sed -n 's/^max |difference| from \/samples: //p')
+awk -v d="$diff" 'BEGIN {exit !(d != "" && d < 1e-4)}' &&
+    pass "a format 3 checkpoint decodes as vae-dist samples it (max difference $diff)" ||
+    { echo "$out"; fail "format 3 checkpoint: '$diff'"; }
 finish
