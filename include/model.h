@@ -275,8 +275,10 @@ LayerParams vae_layer_params(const Vae *m, float *buf, const Layer *l);
 /* The top layer's size, and a level's. */
 static inline int vae_top_latent(const Vae *m) { return m->levels[m->n_levels - 1].d; }
 
-/* Work buffers for m and up to max_rows draws (data rows times draws). */
+/* Work buffers for m and up to max_rows draws (data rows times draws), and
+ * the bytes they take. */
 VaeWork *vae_work_create(const Vae *m, int max_rows);
+double vae_work_bytes(const Vae *m, int max_rows);
 void vae_work_free(VaeWork *w);
 
 /* Zeroes the gradients (n_params floats; not the tail): once per step. */

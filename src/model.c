@@ -183,6 +183,36 @@ void pass_alloc(VaePass *p, const Vae *m, int to, int rows, int input_grad)
     p->scratch = scratch ? vd_calloc(scratch, sizeof(float)) : NULL;
 }
 
+/* The floats pass_alloc takes. */
+static double pass_floats(const Vae *m, int to, int rows, int input_grad)
+{
+    double R = rows, sum = input_grad ? R * m->nodes[0].size : 0, scratch = 0;
+    for (int i = 1; i < to; i++) {
+        const VaeNode *node = &m->nodes[i];
+        sum += R * node->size * (i == m->out ? 1 : 2);
+        if (node->type != VD_NODE_LAYER)
+            continue;
+        const Layer *l = &node->layer;
+        double sc = (double)l->kind->scratch_floats(l, rows);
+        sum += (double)l->kind->saved_floats(l, rows) + (gathers(m, i) ? 2 * R * in_width(m, node) : 0);
+        scratch = sc > scratch ? sc : scratch;
+    }
+    return sum + scratch;
+}
+
+double vae_work_bytes(const Vae *m, int max_rows)
+{
+    double R = max_rows, floats = pass_floats(m, m->n_nodes, max_rows, 0);
+    floats += R * (m->shape.n_input + m->d_total + 1 + 1); /* x, eps, y, coef */
+    for (int l = 0; l < m->n_levels; l++)
+        floats += R * (4 + 2 * m->levels[l].d); /* kl and lr (double), dq */
+    floats += R * 8; /* recon, loss, row_recon, row_kl (double) */
+    if (m->prior.K > 0)
+        floats += pass_floats(m, m->top_end, m->prior.K, 1) +
+                  (double)m->prior.K * (m->shape.n_input + 6 * vae_top_latent(m) + 4);
+    return 4.0 * floats;
+}
+
 void pass_free(VaePass *p)
 {
     for (int i = 0; i < VD_MAX_NODES; i++) {

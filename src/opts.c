@@ -107,7 +107,10 @@ bad_number:
         snprintf(lo, sizeof lo, whole ? "%.0f" : "%g", o->min);
         snprintf(hi, sizeof hi, whole ? "%.0f" : "%g", o->max);
         return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a %s in [%s, %s]", o->name, text,
-                       o->type == OPT_F64 ? "number" : "whole number", lo, hi);
+                       o->type == OPT_F64    ? "number"
+                       : o->type == OPT_LIST ? "comma-separated list of whole numbers"
+                                             : "whole number",
+                       lo, hi);
     }
     return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a valid %s", o->name, text,
                    o->type == OPT_F64 ? "number" : o->type == OPT_LIST ? "list" : "whole number");

@@ -41,6 +41,23 @@ static int check_halvings(const TrainConfig *cfg, const ImageGeom *img, VdError 
     return VD_OK;
 }
 
+/* Local: whether this rank's activations for its batch times --iw-samples
+ * draws fit half its share of the node's memory (the data take a quarter). */
+static void check_activations(const Run *r, int node_ranks, VdError *err)
+{
+    const TrainConfig *cfg = &r->cfg;
+    int B = shard_local_batch(cfg->batch, r->rank, r->size);
+    double draws = (double)B * cfg->iw_samples;
+    int rows = draws > 1 << 30 ? 1 << 30 : (int)draws; /* more than fits any memory anyway */
+    double need = draws > rows ? INFINITY : vae_work_bytes(r->m, rows > 256 ? rows : 256);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 2 / node_ranks;
+    if (have > 0 && need > have)
+        vd_fail(err, VD_EX_USAGE, "--iw-samples %d: %d samples x %d draws need %.3g GiB of "
+                "activations on each rank, more than half its share of the node's memory "
+                "(%.1f GiB): lower --iw-samples or --batch, or use more nodes", cfg->iw_samples,
+                B, cfg->iw_samples, need / (1 << 30), have / (1 << 30));
+}
+
 /* Collective: the model of the options, for the data's sample size, with
  * parameters from the init stream. */
 static int create_model(Run *r, VdError *err)
@@ -55,8 +72,11 @@ static int create_model(Run *r, VdError *err)
     if (cfg->model.conv.n)
         check_halvings(cfg, img, err);
     const char *why = NULL;
+    int node_ranks = comm_node_ranks(r->comm); /* collective: before any rank may stop */
     if (err->code == VD_OK && !(r->m = vae_create(&shape, VD_GRAD_EXTRA, &why)))
         vd_fail(err, VD_EX_USAGE, "invalid model: %s", why);
+    if (err->code == VD_OK)
+        check_activations(r, node_ranks, err);
     if (vd_error_agree(err, r->comm))
         return err->code;
     vae_init_params(r->m, cfg->seed);

@@ -55,7 +55,7 @@ expect 64 "malformed number"         --data "$WORK/good.h5" --lr 1e-3x
 expect 64 "negative learning rate"   --data "$WORK/good.h5" --lr -1
 expect 64 "zero epochs"              --data "$WORK/good.h5" --epochs 0
 expect 64 "malformed hidden list"    --data "$WORK/good.h5" --hidden 10,,20
-grep -q "is not a whole number in \[1, 1048576\]$" "$WORK/err" &&
+grep -q "is not a comma-separated list of whole numbers in \[1, 1048576\]$" "$WORK/err" &&
     pass "a whole number's range is printed in full" || fail "range: $(cat "$WORK/err")"
 expect 64 "too many hidden layers"   --data "$WORK/good.h5" --hidden 1,2,3,4,5,6,7,8,9
 expect 64 "value on a bare flag"     --data "$WORK/good.h5" --profile=1
