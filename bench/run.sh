@@ -2,7 +2,8 @@
 # run.sh — the benchmark (`make bench`). In one run on this machine, for the
 # reference model 784-400-20 at global batch 128 and a larger 784-1024-1024-64
 # at batch 512 (and the convolutional VAE 28x28x1-conv32-conv64-256-20 at
-# batch 128: its ceiling, np=1, PyTorch, np=2, memory), measures:
+# batch 128, and the two-level gated VAE with each prior at batch 100: their
+# ceilings, np=1, PyTorch, np=2, memory), measures:
 #   - the sgemm ceiling: OpenBLAS alone on the step's matrix products (bench/sgemm),
 #     and the same products at the local batches of 2 to 512 ranks;
 #   - vae-dist at np=1 (one OpenBLAS thread): samples/s, GFLOP/s, the step's
@@ -228,6 +229,68 @@ set -- $csplit
     echo "| peak resident memory per rank, np=1 / np=2 | $crss1 / $crss2 MiB |"
     echo "| step split at np=1 (ms) | data $1, forward $2, backward $3, reduce $4, optimizer $5 (total $6) |"
 } >>"$md.tmp"
+
+# The two-level VAE of Tomczak and Welling (gated 300-unit layers, z of
+# 40 + 40, batch 100, 2,431,024 parameters) with each prior: the ceiling of
+# its own products (one step's sgemm calls, recorded by bench/sgemm_trace.so
+# and replayed alone), np=1 against it and against PyTorch's same net
+# (bench/torch_hvae.py), np=2 against np=1 (the VampPrior's pseudo-inputs
+# split over the ranks), peak memory.
+TRACE=${TRACE:-bench/sgemm_trace.so}
+for prior in standard vamp; do
+    hname=hvae-300x2-40x2-$prior hopts="--latent 40,40 --activation gated --prior $prior"
+    hsteps=$([ "$prior" = vamp ] && echo 60 || echo 120)
+    echo "== $hname, batch 100"
+    hceil=nan
+    if [ -f "$TRACE" ]; then
+        rm -rf "$TMP/run" "$TMP/trace"
+        timeout 300 mpirun -np 1 -x LD_PRELOAD="$(cd "$(dirname "$TRACE")" && pwd)/$(basename "$TRACE")" \
+            -x VD_SGEMM_TRACE="$TMP/trace" "$VAE" --data "$DATA" --hidden 300,300 $hopts --batch 100 \
+            --max-steps 1 --test-dataset none --out "$TMP/run" >/dev/null 2>&1 || rm -f "$TMP/trace"
+        [ -s "$TMP/trace" ] && hceil=$(for i in $(seq "$REPS"); do "$SGEMM" --products "$TMP/trace" \
+            --reps 10 | sed -n 's/sgemm_gflops=\([0-9.]*\).*/\1/p'; done | median)
+    fi
+    for np in 1 2; do
+        for i in $(seq "$REPS"); do
+            VD_EXTRA="$hopts" vae "$np" 300,300 40,40 100 "$hsteps"
+            cp "$TMP/log" "$TMP/h$np.$i"
+        done
+    done
+    mh() { for i in $(seq "$REPS"); do prof "$2" "$TMP/h$1.$i"; done | median; }
+    hs1=$(mh 1 samples) hg1=$(mh 1 gflops) hrss1=$(mh 1 rss) hs2=$(mh 2 samples) hrss2=$(mh 2 rss)
+    hsplit=""
+    for part in data forward backward allreduce optimizer step; do hsplit="$hsplit $(mh 1 $part)"; done
+    htps="absent"
+    if [ -n "$PY" ]; then
+        htps=$(for i in $(seq "$REPS"); do "$PY" bench/torch_hvae.py --data "$DATA" --steps "$((hsteps / 2))" \
+            --warmup 5 --latent 40,40 --prior "$prior" --batch 100 --threads 1 |
+            sed -n 's/^samples_per_s=//p'; done | median)
+    fi
+    row "$hname" 100 sgemm_ceiling_gflops "$hceil"
+    row "$hname" 100 np1_samples_per_s "$hs1"
+    row "$hname" 100 np1_gflops "$hg1"
+    row "$hname" 100 np1_peak_rss_mib "$hrss1"
+    row "$hname" 100 torch_1thread_samples_per_s "$htps"
+    row "$hname" 100 np2_samples_per_s "$hs2"
+    row "$hname" 100 np2_peak_rss_mib "$hrss2"
+    set -- $hsplit
+    {
+        echo
+        echo "## Two-level gated VAE, $prior prior ($([ "$prior" = vamp ] && echo "2,823,024" || echo "2,431,024") parameters), global batch 100"
+        echo
+        echo "\`--hidden 300,300 $hopts\`"
+        echo
+        echo "| measure | value |"
+        echo "| --- | --- |"
+        echo "| sgemm ceiling (one step's recorded products alone) | $hceil GFLOP/s |"
+        echo "| vae-dist np=1 | $hs1 samples/s, $hg1 GFLOP/s, $(awk -v a="$hg1" -v b="$hceil" 'BEGIN {printf "%.2f", a / b}') of the ceiling |"
+        if [ "$htps" = absent ]; then echo "| PyTorch, 1 thread | absent (no python3-torch) |"
+        else echo "| PyTorch, 1 thread (bench/torch_hvae.py) | $htps samples/s; vae-dist np=1 is $(awk -v a="$hs1" -v b="$htps" 'BEGIN {printf "%.2fx", a / b}') |"; fi
+        echo "| vae-dist np=2 | $hs2 samples/s, $(awk -v a="$hs2" -v b="$hs1" 'BEGIN {printf "%.2fx", a / b}') np=1 |"
+        echo "| peak resident memory per rank, np=1 / np=2 | $hrss1 / $hrss2 MiB |"
+        echo "| step split at np=1 (ms) | data $1, forward $2, backward $3, reduce $4, optimizer $5 (total $6) |"
+    } >>"$md.tmp"
+done
 
 {
     echo

@@ -4,6 +4,12 @@
  *
  *   bench/sgemm --input 784 --hidden 400 --latent 20 --batch 128 [--reps 200]
  *   bench/sgemm --image 28x28x1 --conv 32,64 --hidden 256 --latent 20 --batch 128
+ *   bench/sgemm --products TRACE [--reps 50]
+ *
+ * With --products, the products are those bench/sgemm_trace.so recorded of
+ * one step of any model (several stochastic layers, gated layers, a
+ * VampPrior's pseudo-inputs), replayed in their order on buffers of their
+ * sizes; the FLOPs are 2 M N K summed over them.
  *
  * prints "sgemm_gflops=X step_ms=Y": the products' FLOPs (counted as
  * vae-dist's --profile counts them) over their best-of-5 time per step. A
@@ -111,8 +117,73 @@ static double layer_flops(const Shape *l, int batch, int first)
     return 2.0 * batch * macs * (first ? 2 : 3);
 }
 
+/* --products: the recorded calls, replayed alone. */
+static int replay(const char *path, int reps)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        perror(path);
+        return 66;
+    }
+    int (*call)[9] = NULL, n = 0, cap = 0;
+    float *betas = NULL, beta;
+    int v[9];
+    size_t most = 1;
+    while (fscanf(f, "%d %d %d %d %d %d %d %d %d %g", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                  &v[6], &v[7], &v[8], &beta) == 10) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            call = realloc(call, sizeof *call * (size_t)cap);
+            betas = realloc(betas, sizeof *betas * (size_t)cap);
+        }
+        memcpy(call[n], v, sizeof v);
+        betas[n++] = beta;
+        /* each operand's extent: rows times its leading dimension */
+        size_t a = (size_t)(v[1] == CblasNoTrans ? v[3] : v[5]) * (size_t)v[6];
+        size_t b = (size_t)(v[2] == CblasNoTrans ? v[5] : v[4]) * (size_t)v[7];
+        size_t c = (size_t)v[3] * (size_t)v[8];
+        most = a > most ? a : most;
+        most = b > most ? b : most;
+        most = c > most ? c : most;
+    }
+    fclose(f);
+    if (n == 0) {
+        fprintf(stderr, "sgemm: %s holds no products\n", path);
+        return 65;
+    }
+    float *A = filled(most), *B = filled(most), *C = filled(most);
+    double flops = 0, best = 1e30;
+    for (int i = 0; i < n; i++)
+        flops += 2.0 * call[i][3] * call[i][4] * call[i][5];
+    for (int trial = 0; trial < 5; trial++) {
+        double t0 = now();
+        for (int r = 0; r < reps; r++)
+            for (int i = 0; i < n; i++)
+                cblas_sgemm(CblasRowMajor, (enum CBLAS_TRANSPOSE)call[i][1],
+                            (enum CBLAS_TRANSPOSE)call[i][2], call[i][3], call[i][4], call[i][5],
+                            1.0f, A, call[i][6], B, call[i][7], betas[i], C, call[i][8]);
+        double t = (now() - t0) / reps;
+        best = t < best ? t : best;
+    }
+    printf("sgemm_gflops=%.2f step_ms=%.4f products=%d\n", flops / best * 1e-9, best * 1e3, n);
+    free(A);
+    free(B);
+    free(C);
+    free(call);
+    free(betas);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    for (int i = 1; i + 1 < argc; i += 2)
+        if (!strcmp(argv[i], "--products")) {
+            int reps = 20;
+            for (int j = 1; j + 1 < argc; j += 2)
+                if (!strcmp(argv[j], "--reps"))
+                    reps = atoi(argv[j + 1]);
+            return replay(argv[i + 1], reps > 0 ? reps : 1);
+        }
     int input = 784, latent = 20, batch = 128, reps = 200, hidden[8] = {400}, n_hidden = 1;
     int conv[8], n_conv = 0, ih = 0, iw = 0, ic = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
