@@ -13,11 +13,15 @@
  *   VD_STREAM_ORDER  data order, rank field 0: every rank derives the same
  *                    global permutation; a = epoch, b = Fisher-Yates position.
  *   VD_STREAM_NOISE  eps for the reparameterized sample, one per rank;
- *                    a = global step, b = (local sample * d + dim) / 4.
+ *                    a = global step, b = ((local sample * K + draw) * d +
+ *                    dim) / 4, d the noise of a draw (every stochastic
+ *                    layer's), K the draws per sample (--iw-samples).
  *   VD_STREAM_EVAL   eps for test-set evaluation, rank field 0, so the test
  *                    figure does not depend on the rank count; a = epoch,
  *                    b = (test row * d + dim) / 4; a = 2^32 - 1 draws the
- *                    prior samples of the figures.
+ *                    top layer's prior samples of the figures, 2^32 - 2 a
+ *                    VampPrior's components of them, 2^32 - 3 the lower
+ *                    layers' noise.
  *   VD_STREAM_IWAE   eps for `vae-dist eval`'s importance samples, rank
  *                    field 0; a = 0, b = ((row * K + k) * d + dim) / 4, so
  *                    the estimate does not depend on the rank count.
