@@ -184,113 +184,77 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
     echo >>"$md.tmp"
     echo "Compute ceiling at np=2: two sgemm copies at once at batch $((batch / 2)) run at $two GFLOP/s each." >>"$md.tmp"
 done
-# The convolutional VAE: 28x28x1-conv32-conv64-256-20 at batch 128, with
-# the same measures: the ceiling of its own products, np=1 against it and
-# against PyTorch, np=2 against np=1, peak memory.
-echo "== 28x28x1-conv32-conv64-256-20, batch 128"
-cname=conv32-64-256-20 csteps=60
-cceil=$(for i in $(seq "$REPS"); do "$SGEMM" --image 28x28x1 --conv 32,64 --hidden 256 --latent 20 \
-    --batch 128 --reps 5 | sed -n 's/sgemm_gflops=\([0-9.]*\).*/\1/p'; done | median)
-for np in 1 2; do
-    for i in $(seq "$REPS"); do
-        VD_EXTRA="--conv 32,64" vae "$np" 256 20 128 "$csteps"
-        cp "$TMP/log" "$TMP/conv$np.$i"
-    done
-done
-mc() { for i in $(seq "$REPS"); do prof "$2" "$TMP/conv$1.$i"; done | median; }
-cs1=$(mc 1 samples) cg1=$(mc 1 gflops) crss1=$(mc 1 rss) cs2=$(mc 2 samples) crss2=$(mc 2 rss)
-csplit=""
-for part in data forward backward allreduce optimizer step; do csplit="$csplit $(mc 1 $part)"; done
-ctps="absent"
-if [ -n "$PY" ]; then
-    ctps=$(for i in $(seq "$REPS"); do "$PY" bench/torch_vae.py --data "$DATA" --steps 40 --warmup 5 \
-        --conv 32,64 --hidden 256 --latent 20 --batch 128 --threads 1 |
-        sed -n 's/^samples_per_s=//p'; done | median)
-fi
-row "$cname" 128 sgemm_ceiling_gflops "$cceil"
-row "$cname" 128 np1_samples_per_s "$cs1"
-row "$cname" 128 np1_gflops "$cg1"
-row "$cname" 128 np1_peak_rss_mib "$crss1"
-row "$cname" 128 torch_1thread_samples_per_s "$ctps"
-row "$cname" 128 np2_samples_per_s "$cs2"
-row "$cname" 128 np2_peak_rss_mib "$crss2"
-set -- $csplit
-{
-    echo
-    echo "## 28x28x1-conv32-conv64-256-20 (1,691,369 parameters), global batch 128"
-    echo
-    echo "| measure | value |"
-    echo "| --- | --- |"
-    echo "| sgemm ceiling (the step's products alone, in vae-dist's blocks) | $cceil GFLOP/s |"
-    echo "| vae-dist np=1 | $cs1 samples/s, $cg1 GFLOP/s, $(awk -v a="$cg1" -v b="$cceil" 'BEGIN {printf "%.2f", a / b}') of the ceiling |"
-    if [ "$ctps" = absent ]; then echo "| PyTorch, 1 thread | absent (no python3-torch) |"
-    else echo "| PyTorch, 1 thread (oneDNN) | $ctps samples/s; vae-dist np=1 is $(awk -v a="$cs1" -v b="$ctps" 'BEGIN {printf "%.2fx", a / b}') |"; fi
-    echo "| vae-dist np=2 | $cs2 samples/s, $(awk -v a="$cs2" -v b="$cs1" 'BEGIN {printf "%.2fx", a / b}') np=1 |"
-    echo "| peak resident memory per rank, np=1 / np=2 | $crss1 / $crss2 MiB |"
-    echo "| step split at np=1 (ms) | data $1, forward $2, backward $3, reduce $4, optimizer $5 (total $6) |"
-} >>"$md.tmp"
-
-# The two-level VAE of Tomczak and Welling (gated 300-unit layers, z of
-# 40 + 40, batch 100, 2,431,024 parameters) with each prior: the ceiling of
+# Models beyond the MLPs above, each with the same measures: the ceiling of
 # its own products (one step's sgemm calls, recorded by bench/sgemm_trace.so
-# and replayed alone), np=1 against it and against PyTorch's same net
-# (bench/torch_hvae.py), np=2 against np=1 (the VampPrior's pseudo-inputs
-# split over the ranks), peak memory.
+# and replayed alone by bench/sgemm --products), np=1 against it and against
+# PyTorch's same net, np=2 against np=1, peak memory, the step's split.
 TRACE=${TRACE:-bench/sgemm_trace.so}
-for prior in standard vamp; do
-    hname=hvae-300x2-40x2-$prior hopts="--latent 40,40 --activation gated --prior $prior"
-    hsteps=$([ "$prior" = vamp ] && echo 60 || echo 120)
-    echo "== $hname, batch 100"
-    hceil=nan
+TRACE_ABS=$(cd "$(dirname "$TRACE")" && pwd)/$(basename "$TRACE")
+# model_bench NAME TITLE BATCH STEPS "VAE OPTIONS" TORCH_SCRIPT "TORCH OPTIONS"
+model_bench() {
+    name=$1 title=$2 batch=$3 steps=$4 vopts=$5 tscript=$6 topts=$7
+    echo "== $name, batch $batch"
+    ceil=nan
     if [ -f "$TRACE" ]; then
         rm -rf "$TMP/run" "$TMP/trace"
-        timeout 300 mpirun -np 1 -x LD_PRELOAD="$(cd "$(dirname "$TRACE")" && pwd)/$(basename "$TRACE")" \
-            -x VD_SGEMM_TRACE="$TMP/trace" "$VAE" --data "$DATA" --hidden 300,300 $hopts --batch 100 \
-            --max-steps 1 --test-dataset none --out "$TMP/run" >/dev/null 2>&1 || rm -f "$TMP/trace"
-        [ -s "$TMP/trace" ] && hceil=$(for i in $(seq "$REPS"); do "$SGEMM" --products "$TMP/trace" \
-            --reps 10 | sed -n 's/sgemm_gflops=\([0-9.]*\).*/\1/p'; done | median)
+        timeout 600 mpirun -np 1 -x LD_PRELOAD="$TRACE_ABS" -x VD_SGEMM_TRACE="$TMP/trace" \
+            "$VAE" --data "$DATA" $vopts --batch "$batch" --max-steps 1 --test-dataset none \
+            --out "$TMP/run" >/dev/null 2>&1 || rm -f "$TMP/trace"
+        [ -s "$TMP/trace" ] && ceil=$(for i in $(seq "$REPS"); do "$SGEMM" --products "$TMP/trace" \
+            --reps 5 | sed -n 's/sgemm_gflops=\([0-9.]*\).*/\1/p'; done | median)
     fi
     for np in 1 2; do
         for i in $(seq "$REPS"); do
-            VD_EXTRA="$hopts" vae "$np" 300,300 40,40 100 "$hsteps"
-            cp "$TMP/log" "$TMP/h$np.$i"
+            rm -rf "$TMP/run"
+            timeout 900 mpirun --oversubscribe -np "$np" "$VAE" --data "$DATA" $vopts --batch "$batch" \
+                --max-steps "$steps" --profile --ckpt-every 0 --log-every 100000 \
+                --test-dataset none --out "$TMP/run" >"$TMP/m$np.$i" 2>&1 ||
+                { cat "$TMP/m$np.$i" >&2; return 1; }
         done
     done
-    mh() { for i in $(seq "$REPS"); do prof "$2" "$TMP/h$1.$i"; done | median; }
-    hs1=$(mh 1 samples) hg1=$(mh 1 gflops) hrss1=$(mh 1 rss) hs2=$(mh 2 samples) hrss2=$(mh 2 rss)
-    hsplit=""
-    for part in data forward backward allreduce optimizer step; do hsplit="$hsplit $(mh 1 $part)"; done
-    htps="absent"
+    mm() { for i in $(seq "$REPS"); do prof "$2" "$TMP/m$1.$i"; done | median; }
+    s1=$(mm 1 samples) g1=$(mm 1 gflops) rss1=$(mm 1 rss) s2=$(mm 2 samples) rss2=$(mm 2 rss)
+    split=""
+    for part in data forward backward allreduce optimizer step; do split="$split $(mm 1 $part)"; done
+    tps="absent"
     if [ -n "$PY" ]; then
-        htps=$(for i in $(seq "$REPS"); do "$PY" bench/torch_hvae.py --data "$DATA" --steps "$((hsteps / 2))" \
-            --warmup 5 --latent 40,40 --prior "$prior" --batch 100 --threads 1 |
-            sed -n 's/^samples_per_s=//p'; done | median)
+        tps=$(for i in $(seq "$REPS"); do "$PY" "bench/$tscript" --data "$DATA" $topts \
+            --batch "$batch" --threads 1 | sed -n 's/^samples_per_s=//p'; done | median)
     fi
-    row "$hname" 100 sgemm_ceiling_gflops "$hceil"
-    row "$hname" 100 np1_samples_per_s "$hs1"
-    row "$hname" 100 np1_gflops "$hg1"
-    row "$hname" 100 np1_peak_rss_mib "$hrss1"
-    row "$hname" 100 torch_1thread_samples_per_s "$htps"
-    row "$hname" 100 np2_samples_per_s "$hs2"
-    row "$hname" 100 np2_peak_rss_mib "$hrss2"
-    set -- $hsplit
+    row "$name" "$batch" sgemm_ceiling_gflops "$ceil"
+    row "$name" "$batch" np1_samples_per_s "$s1"
+    row "$name" "$batch" np1_gflops "$g1"
+    row "$name" "$batch" np1_peak_rss_mib "$rss1"
+    row "$name" "$batch" torch_1thread_samples_per_s "$tps"
+    row "$name" "$batch" np2_samples_per_s "$s2"
+    row "$name" "$batch" np2_peak_rss_mib "$rss2"
+    set -- $split
     {
         echo
-        echo "## Two-level gated VAE, $prior prior ($([ "$prior" = vamp ] && echo "2,823,024" || echo "2,431,024") parameters), global batch 100"
+        echo "## $title, global batch $batch"
         echo
-        echo "\`--hidden 300,300 $hopts\`"
+        echo "\`$vopts\`"
         echo
         echo "| measure | value |"
         echo "| --- | --- |"
-        echo "| sgemm ceiling (one step's recorded products alone) | $hceil GFLOP/s |"
-        echo "| vae-dist np=1 | $hs1 samples/s, $hg1 GFLOP/s, $(awk -v a="$hg1" -v b="$hceil" 'BEGIN {printf "%.2f", a / b}') of the ceiling |"
-        if [ "$htps" = absent ]; then echo "| PyTorch, 1 thread | absent (no python3-torch) |"
-        else echo "| PyTorch, 1 thread (bench/torch_hvae.py) | $htps samples/s; vae-dist np=1 is $(awk -v a="$hs1" -v b="$htps" 'BEGIN {printf "%.2fx", a / b}') |"; fi
-        echo "| vae-dist np=2 | $hs2 samples/s, $(awk -v a="$hs2" -v b="$hs1" 'BEGIN {printf "%.2fx", a / b}') np=1 |"
-        echo "| peak resident memory per rank, np=1 / np=2 | $hrss1 / $hrss2 MiB |"
+        echo "| sgemm ceiling (one step's recorded products alone) | $ceil GFLOP/s |"
+        echo "| vae-dist np=1 | $s1 samples/s, $g1 GFLOP/s, $(awk -v a="$g1" -v b="$ceil" 'BEGIN {printf "%.2f", a / b}') of the ceiling |"
+        if [ "$tps" = absent ]; then echo "| PyTorch, 1 thread | absent (no python3-torch) |"
+        else echo "| PyTorch, 1 thread (bench/$tscript) | $tps samples/s; vae-dist np=1 is $(awk -v a="$s1" -v b="$tps" 'BEGIN {printf "%.2fx", a / b}') |"; fi
+        echo "| vae-dist np=2 | $s2 samples/s, $(awk -v a="$s2" -v b="$s1" 'BEGIN {printf "%.2fx", a / b}') np=1 |"
+        echo "| peak resident memory per rank, np=1 / np=2 | $rss1 / $rss2 MiB |"
         echo "| step split at np=1 (ms) | data $1, forward $2, backward $3, reduce $4, optimizer $5 (total $6) |"
     } >>"$md.tmp"
-done
+}
+model_bench conv32-64-256-20 "28x28x1-conv32-conv64-256-20 (1,691,369 parameters)" 128 60 \
+    "--conv 32,64 --hidden 256 --latent 20" torch_vae.py "--steps 40 --warmup 5 --conv 32,64 --hidden 256 --latent 20"
+# The two-level VAE of Tomczak and Welling (gated 300-unit layers, z of
+# 40 + 40) with each prior; the VampPrior's pseudo-inputs split over the ranks.
+model_bench hvae-300x2-40x2-standard "Two-level gated VAE, standard prior (2,431,024 parameters)" 100 120 \
+    "--hidden 300,300 --latent 40,40 --activation gated" torch_hvae.py "--steps 60 --warmup 5 --latent 40,40"
+model_bench hvae-300x2-40x2-vamp "Two-level gated VAE, VampPrior of 500 (2,823,024 parameters)" 100 60 \
+    "--hidden 300,300 --latent 40,40 --activation gated --prior vamp" torch_hvae.py \
+    "--steps 30 --warmup 5 --latent 40,40 --prior vamp"
 
 {
     echo

@@ -16,22 +16,7 @@ head -c 3000 "$WORK/good.h5" >"$WORK/truncated.h5"
 touch "$WORK/a-file"
 SMALL="--epochs 1 --batch 20 --hidden 16 --latent 2"
 
-# expect CODE NAME ARGS...: run on 2 ranks and check the outcome.
-expect() {
-    code=$1; name=$2; shift 2
-    # -q: Open MPI's own "process returned a non-zero exit code" banner aside
-    run_mpi 2 60 -q "$VAE" "$@" >"$WORK/out" 2>"$WORK/err"
-    rc=$?
-    lines=$(grep -c '^vae-dist: ' "$WORK/err")
-    others=$(grep -v '^vae-dist: ' "$WORK/err" | grep -vc '^$')
-    if [ "$rc" -eq "$code" ] && [ "$lines" -eq 1 ] && [ "$others" -eq 0 ]; then
-        pass "$name: exit $rc, $(cat "$WORK/err")"
-    else
-        fail "$name: exit $rc (want $code), $lines error line(s), $others other stderr line(s)"
-        cat "$WORK/err"
-    fi
-}
-
+# expect CODE NAME ARGS... (lib.sh): one line, that exit code, no hang
 expect 66 "missing file"             --data "$WORK/none.h5" $SMALL --out "$WORK/r"
 expect 65 "not HDF5"                 --data "$WORK/text.h5" $SMALL --out "$WORK/r"
 expect 65 "truncated HDF5"           --data "$WORK/truncated.h5" $SMALL --out "$WORK/r"

@@ -66,20 +66,7 @@ grep -q "^mu2 .*{100, 2}" "$WORK/enc.ls" && grep -q "^mu1 .*{100, 3}" "$WORK/enc
 h5ls "$WORK/s.h5" | grep -q "^z1 .*{8, 3}" && h5ls "$WORK/s.h5" | grep -q "^z .*{8, 2}" &&
     pass "sample: the top layer's /z and the lower /z1" || fail "sample's datasets"
 
-# bad input: one line, exit 64 or 65, no run directory
-expect() { # expect CODE NAME ARGS...
-    code=$1 name=$2; shift 2
-    run_mpi 2 60 -q "$VAE" "$@" >"$WORK/out" 2>"$WORK/err"
-    rc=$?
-    lines=$(grep -c '^vae-dist: ' "$WORK/err")
-    others=$(grep -v '^vae-dist: ' "$WORK/err" | grep -vc '^$')
-    if [ "$rc" -eq "$code" ] && [ "$lines" -eq 1 ] && [ "$others" -eq 0 ]; then
-        pass "$name: exit $rc, $(cat "$WORK/err")"
-    else
-        fail "$name: exit $rc (want $code), $lines error line(s), $others other line(s)"
-        cat "$WORK/err"
-    fi
-}
+# bad input: one line, exit 64 or 65, no run directory (expect: lib.sh)
 B="--data $WORK/bars.h5 --epochs 1 --batch 20 --hidden 16 --out $WORK/bad"
 expect 64 "--latent 0" $B --latent 0
 expect 64 "--latent -3" $B --latent 3,-3

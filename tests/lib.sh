@@ -19,6 +19,23 @@ run_mpi() {
     "$TIMEOUT" -k 5 "$secs" "$MPIRUN" --oversubscribe -np "$np" "$@"
 }
 
+# expect CODE NAME ARGS...: bad input on 2 ranks must end within the
+# timeout with exit CODE and exactly one "vae-dist: ..." line on stderr
+# (from one rank), nothing else there (-q: Open MPI's own banner aside).
+expect() {
+    code=$1; name=$2; shift 2
+    run_mpi 2 60 -q "$VAE" "$@" >"$WORK/out" 2>"$WORK/err"
+    rc=$?
+    lines=$(grep -c '^vae-dist: ' "$WORK/err")
+    others=$(grep -v '^vae-dist: ' "$WORK/err" | grep -vc '^$')
+    if [ "$rc" -eq "$code" ] && [ "$lines" -eq 1 ] && [ "$others" -eq 0 ]; then
+        pass "$name: exit $rc, $(cat "$WORK/err")"
+    else
+        fail "$name: exit $rc (want $code), $lines error line(s), $others other stderr line(s)"
+        cat "$WORK/err"
+    fi
+}
+
 # The tools the tests need but the program does not: a test without them
 # is skipped (exit 77) with the reason.
 need_h5diff() {

@@ -173,6 +173,28 @@ static void set_model_attr(const char *path, const char *name, const char *str, 
     H5Fclose(f);
 }
 
+static void set_version(const char *path, int64_t version)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Adelete(f, "format_version");
+    assert_int_equal(h5_attr_i64(f, "format_version", &version, 1), 0);
+    H5Fclose(f);
+}
+
+/* m saved with /model's attribute name replaced (str, or num, or deleted
+ * when both are absent) is refused as damaged, naming /model. */
+static void refused_with(const char *path, const Vae *m, const char *name, const char *str,
+                         int64_t num)
+{
+    TrainState st = {.step = 1};
+    VaeShape back;
+    VdError err = {0};
+    save(path, m, &st);
+    set_model_attr(path, name, str, num);
+    assert_int_equal(ckpt_read_shape(path, &back, &err), VD_EX_DATAERR);
+    assert_non_null(strstr(err.msg, "/model"));
+}
+
 /* The model options: written and read back; a version 1 file (no option
  * attributes) reads as relu, Bernoulli, unconditional; a version 2 file
  * must have them, with valid values. */
@@ -203,11 +225,7 @@ static void test_model_options(void **state)
     /* what an older build wrote: version 1, no option attributes */
     Vae *plain = make_model(8);
     save(path, plain, &st);
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    int64_t one = 1;
-    H5Adelete(f, "format_version");
-    assert_int_equal(h5_attr_i64(f, "format_version", &one, 1), 0);
-    H5Fclose(f);
+    set_version(path, 1);
     static const char *opts[] = {"activation", "likelihood", "obs_logvar", "learn_var",
                                  "n_classes"};
     for (int i = 0; i < 5; i++)
@@ -224,21 +242,9 @@ static void test_model_options(void **state)
         {"learn_var", NULL, 2}, {"n_classes", NULL, -1}, {"activation", NULL, 3}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         Vae *p = make_model(8);
-        save(path, p, &st);
-        set_model_attr(path, bad[i].name, bad[i].str, bad[i].num);
-        err = (VdError){0};
-        assert_int_equal(ckpt_read_shape(path, &back, &err), VD_EX_DATAERR);
-        assert_non_null(strstr(err.msg, "/model"));
+        refused_with(path, p, bad[i].name, bad[i].str, bad[i].num);
         vae_free(p);
     }
-}
-
-static void set_version(const char *path, int64_t version)
-{
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    H5Adelete(f, "format_version");
-    assert_int_equal(h5_attr_i64(f, "format_version", &version, 1), 0);
-    H5Fclose(f);
 }
 
 /* Format 4's options: several stochastic layers, gated layers and a
@@ -302,11 +308,7 @@ static void test_hierarchical_options(void **state)
         {"pseudo_inputs", NULL, 0, 1}, {"activation", "swish", 0, 0}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         Vae *p = bad[i].vamp ? vae_create(&s, 0, &why) : make_model(8);
-        save(path, p, &st);
-        set_model_attr(path, bad[i].name, bad[i].str, bad[i].num);
-        err = (VdError){0};
-        assert_int_equal(ckpt_read_shape(path, &back, &err), VD_EX_DATAERR);
-        assert_non_null(strstr(err.msg, "/model"));
+        refused_with(path, p, bad[i].name, bad[i].str, bad[i].num);
         vae_free(p);
     }
 }

@@ -47,6 +47,17 @@ static void binary_rows(float *x, int n)
         x[i] = rng_below(&r, 9, (uint64_t)i, 2) ? 1.0f : 0.0f;
 }
 
+/* Adds v to the running log-sum-exp (top, sum): sum holds sum exp(v - top). */
+static void lse_add(double *top, double *sum, double v)
+{
+    if (v > *top) {
+        *sum = *sum * exp(*top - v) + 1.0;
+        *top = v;
+    } else {
+        *sum += exp(v - *top);
+    }
+}
+
 /* log p(x) = log of the integral of p(x|z) N(z; mean, I) over a grid on
  * [-8, 8]^2 (midpoint rule), in double, with the model's own decoder. */
 static double log_px_quadrature(const Vae *m, VaeWork *w, const float *x, const float *mean)
@@ -72,12 +83,7 @@ static double log_px_quadrature(const Vae *m, VaeWork *w, const float *x, const 
                 z0 -= mean[0];
                 z1 -= mean[1];
                 lp += -0.5 * (z0 * z0 + z1 * z1) - log(2.0 * M_PI) + 2.0 * log(h);
-                if (lp > top) {
-                    sum = sum * exp(top - lp) + 1.0;
-                    top = lp;
-                } else {
-                    sum += exp(lp - top);
-                }
+                lse_add(&top, &sum, lp);
             }
         }
     }
@@ -258,13 +264,7 @@ static double log_px_two_levels(const Vae *m, VaeWork *w, const float *x)
                     double l = vae_outputs(m, w)[(size_t)k * D + j];
                     lp -= fmax(l, 0.0) + log1p(exp(-fabs(l))) - x[j] * l;
                 }
-                lp += 2.0 * log(h);
-                if (lp > top) {
-                    sum = sum * exp(top - lp) + 1.0;
-                    top = lp;
-                } else {
-                    sum += exp(lp - top);
-                }
+                lse_add(&top, &sum, lp + 2.0 * log(h));
             }
         }
     }
