@@ -51,7 +51,12 @@
 #define VD_MAX_NODES 64
 #define VD_NODE_INPUTS VD_MAX_LEVELS /* inputs concatenated into one layer */
 
-typedef enum { VD_LIK_BERNOULLI = 0, VD_LIK_GAUSSIAN = 1 } VdLikelihood;
+typedef enum { VD_LIK_BERNOULLI = 0, VD_LIK_GAUSSIAN = 1, VD_LIK_LOGISTIC = 2 } VdLikelihood;
+
+/* The discretized logistic's log-scale starts here, and is held above the
+ * floor (its gradient is then 0). */
+#define VD_LOGSCALE_INIT (-2.0f)
+#define VD_LOGSCALE_MIN (-7.0f)
 typedef enum { VD_MODEL_RELU = 0, VD_MODEL_TANH = 1, VD_MODEL_GATED = 2 } VdModelActivation;
 typedef enum { VD_PRIOR_STANDARD = 0, VD_PRIOR_VAMP = 1 } VdPriorKind;
 
@@ -134,6 +139,8 @@ typedef struct {
     int top_end;             /* nodes [0, top_end) compute q(z_L | x) from x alone */
     VaePrior prior;
     int t_obs_logvar;        /* "likelihood.logvar", or -1 */
+    int t_logscale;          /* "likelihood.logscale" (one per channel), or -1 */
+    int lik_channels;        /* the logistic's channels: the image's, else 1 */
 } Vae;
 
 /* Buffers of one pass over the graph for up to max_rows rows. */
@@ -185,6 +192,7 @@ typedef struct {
     const VaeGroup *group; /* training: the ranks the pseudo pass is split over, or NULL */
     int k0, k1;        /* the pseudo-inputs of the last pseudo pass: this rank's, or all */
     double *recon;     /* (n k) -log p(x | z), per draw */
+    double *dscale;    /* (n k, channels) the logistic's d recon / d log-scale, per draw */
     double *kl[VD_MAX_LEVELS]; /* (n k) per level: the ELBO's KL term (closed form where it
                                 * exists, else the one-draw log q - log p) */
     double *lr[VD_MAX_LEVELS]; /* (n k) per level: one-draw log q(z|.) - log p(z|.) */
@@ -272,6 +280,9 @@ static inline float *vae_view(const Vae *m, float *buf, int t)
 }
 LayerParams vae_layer_params(const Vae *m, float *buf, const Layer *l);
 
+/* Do m's data have to lie in [0, 1] (every likelihood but the Gaussian)? */
+static inline int vae_unit_data(const VaeShape *s) { return s->likelihood != VD_LIK_GAUSSIAN; }
+
 /* The top layer's size, and a level's. */
 static inline int vae_top_latent(const Vae *m) { return m->levels[m->n_levels - 1].d; }
 
@@ -322,6 +333,13 @@ const float *vae_outputs(const Vae *m, const VaeWork *w);
  * Bernoulli logits, Gaussian means as they are. out may alias outputs. */
 void vae_output_mean(const Vae *m, const float *outputs, int n, float *out);
 
+/* out (n, D) = one draw from p(x | z) for decoder outputs (n, D), the
+ * uniforms or normals of row k from counter row a of r at element (first +
+ * k) D: a Bernoulli's 0 or 1; a Gaussian's mean + s eps; a logistic's
+ * level k / 255. out may alias outputs. */
+void vae_output_sample(const Vae *m, const float *outputs, int n, const Rng *r, uint32_t a,
+                       uint64_t first, float *out);
+
 /* log s^2 of the Gaussian likelihood: the learned parameter or the fixed value. */
 float vae_obs_logvar(const Vae *m);
 
@@ -360,13 +378,14 @@ void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, 
 void vae_prior_draws(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cls,
                      float *z, int32_t *y);
 
-/* n ancestral draws decoded to the means of p(x | z), out (n, D): the top
- * layer from vae_prior_draws (same seed, cols, cls, y), each lower one from
- * its conditional prior with eps from VD_STREAM_EVAL row 2^32 - 3 (element
- * k d_total for draw k). z (n, d_total) gets every layer's values, z_1
- * first. In chunks of w->max_rows. */
-void vae_sample(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cls, float *z,
-                int32_t *y, float *out);
+/* n ancestral draws decoded to the means of p(x | z), out (n, D), or with
+ * noise to draws from it (VD_STREAM_EVAL row 2^32 - 4, element k D for
+ * draw k): the top layer from vae_prior_draws (same seed, cols, cls, y),
+ * each lower one from its conditional prior with eps from VD_STREAM_EVAL
+ * row 2^32 - 3 (element k d_total). z (n, d_total) gets every layer's
+ * values, z_1 first. In chunks of w->max_rows. */
+void vae_sample(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cls, int noise,
+                float *z, int32_t *y, float *out);
 
 /* ---- kernels, exposed for the tests (latent.c, likelihood.c) ------------ */
 
@@ -378,6 +397,17 @@ void bernoulli_loss(double *recon, float *dlogits, const float *logits, const fl
  * log s^2 = logvar; da = (a - x) / s^2 unless NULL (may alias a). (B, D) */
 void gaussian_loss(double *recon, float *da, const float *a, const float *x, float logvar, int B,
                    int k, int D);
+/* -log P(x) of the discretized logistic of mean mu and log-scale ls: x in
+ * [0, 1] read as level k = round(255 x), P the logistic's mass on [k -
+ * 1/2, k + 1/2] / 255 (from -inf for k = 0, to +inf for 255); its
+ * derivatives wrt mu and ls in *dmu, *dls. In double. */
+double logistic_bin(double x, double mu, double ls, double *dmu, double *dls);
+/* recon[i] = the sum over row i of logistic_bin with channel j % C's
+ * log-scale (held at VD_LOGSCALE_MIN from below), row i's target row i / k
+ * of x; dmu (may alias mu) and dscale (B, C) the gradients unless NULL.
+ * (B, D) */
+void logistic_loss(double *recon, float *dmu, double *dscale, const float *mu, const float *x,
+                   const float *logscale, int B, int k, int D, int C);
 /* The reparameterized sample, z (d) = mu + exp(lv/2) eps, for one row. */
 void reparam_row(float *z, const float *mu, const float *lv, const float *eps, int d);
 /* The closed-form KL of N(mu, exp(lv)) to N(m, I), m = mean (d), or 0 when

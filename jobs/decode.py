@@ -199,7 +199,8 @@ def decode(model, graph, params, z, lower=None):
     """Means of p(x | z) for top-layer rows z (n, d_L) (and the lower layers'
     values lower[level], or their conditional priors' means), shaped like the
     training samples as stored; a Bernoulli model's last layer gives logits
-    (mean: their sigmoid), a Gaussian's the mean itself."""
+    (mean: their sigmoid), a Gaussian's the mean itself, a logistic's the
+    mean before its clamp to [0, 1]."""
     levels, nodes = graph["levels"], graph["nodes"]
     top = len(levels) - 1
     z_given = dict(lower or {})
@@ -216,7 +217,13 @@ def decode(model, graph, params, z, lower=None):
         if i in prior_of and prior_of[i] not in z_given:
             out[levels[prior_of[i]]["z"]] = out[i][:, :levels[prior_of[i]]["d"]]
     h = out[graph["out"]]
-    mean = h if graph.get("likelihood", "bernoulli") == "gaussian" else 1 / (1 + np.exp(-h))
+    lik = graph.get("likelihood", "bernoulli")
+    if lik == "gaussian":
+        mean = h
+    elif lik == "logistic":  # the discretized logistic's mean, in [0, 1]
+        mean = np.clip(h, 0.0, 1.0)
+    else:
+        mean = 1 / (1 + np.exp(-h))
     if text(model.get("layout", "hwc")) == "chw":  # back to channels first, as stored
         image = tuple(int(v) for v in model["image"])
         mean = mean.reshape((len(mean),) + image).transpose(0, 3, 1, 2)

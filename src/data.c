@@ -466,7 +466,7 @@ int rows_check(const H5Rows *images, const H5Rows *labels, int check_unit, int n
             if (check_unit && (v[i] < 0.0f || v[i] > 1.0f))
                 return vd_fail(err, VD_EX_DATAERR,
                                "%s: value %g in row %lld is outside [0, 1], which the "
-                               "Bernoulli likelihood needs (--likelihood gaussian?)",
+                               "Bernoulli and logistic likelihoods need (--likelihood gaussian?)",
                                images->where, v[i], (long long)row_ids[i / len]);
         }
     }

@@ -268,7 +268,7 @@ static void encode_rows(Encode *e, VdError *err)
     int64_t rounds = (most + ROUND - 1) / ROUND;
     VaeWork *w = vae_work_create(m, GROUP);
     Shard sh;
-    shard_init(&sh, &e->x, e->has_y ? &e->y : NULL, ROUND, m->shape.likelihood == VD_LIK_BERNOULLI);
+    shard_init(&sh, &e->x, e->has_y ? &e->y : NULL, ROUND, vae_unit_data(&m->shape));
     float *mine = vd_calloc((size_t)ROUND * per, sizeof(float));
     float *xb = vd_calloc((size_t)ROUND * D, sizeof(float));
     int32_t *yb = vd_calloc(ROUND, sizeof(int32_t));
@@ -480,7 +480,7 @@ static void interpolate(const InterpConfig *cfg, const char *ckpt, const Vae *m,
     int n = cfg->from == cfg->to ? 1 : 2;
     VaeWork *w = vae_work_create(m, K > 2 ? K : 2);
     Shard sh;
-    shard_init(&sh, x, NULL, 2, m->shape.likelihood == VD_LIK_BERNOULLI);
+    shard_init(&sh, x, NULL, 2, vae_unit_data(&m->shape));
     float *ends = vd_calloc((size_t)2 * D, sizeof(float)), *mu = vd_calloc((size_t)2 * d, sizeof(float));
     float *z = vd_calloc((size_t)K * d, sizeof(float)), *pics = vd_calloc((size_t)K * D, sizeof(float));
     double *t = vd_calloc((size_t)K, sizeof(double));

@@ -163,16 +163,24 @@ static int report(const Eval *e, const double *s, VdError *err)
         double mean = s[S_COUNT + j] / n;
         active += s[S_COUNT + d + j] / n - mean * mean > 0.01;
     }
-    /* nll is -log p(x), or -log p(x | y) for a conditional model */
+    /* nll is -log p(x), or -log p(x | y) for a conditional model; in bits
+     * per value for a likelihood of discrete values (a density's has none) */
+    double per_dim = e->m->shape.likelihood == VD_LIK_GAUSSIAN
+                         ? NAN
+                         : 1.0 / (log(2.0) * e->m->shape.n_input);
     const char *names[] = {"rows", "samples", "neg_elbo", "recon", "kl", "nll", "neg_elbo_se",
-                           "nll_se", "binarized", "conditional", "active_units", "latent"};
+                           "nll_se", "binarized", "conditional", "active_units", "latent",
+                           "nll_bits_per_dim", "neg_elbo_bits_per_dim"};
     double v[] = {n, cfg->samples, elbo, s[S_RECON] / n, s[S_KL] / n, nll, se_elbo, se_nll,
-                  cfg->binarize, e->cond, active, d};
+                  cfg->binarize, e->cond, active, d, nll * per_dim, elbo * per_dim};
     int nv = (int)(sizeof v / sizeof *v);
     printf("negative ELBO %.2f = %.2f + %.2f nats (+- %.2f); %s %.2f nats (+- %.2f, "
            "K=%d); gap %.2f; %d of %d latent units active\n",
            elbo, v[3], v[4], se_elbo, e->cond ? "-log p(x|y)" : "-log p(x)", nll, se_nll,
            cfg->samples, elbo - nll, active, d);
+    if (e->m->shape.likelihood == VD_LIK_LOGISTIC)
+        printf("bits/dim: %.4f (-log p(x)), %.4f (negative ELBO)\n", nll * per_dim,
+               elbo * per_dim);
     if (!cfg->out[0])
         return VD_OK;
     const char *ext = strrchr(cfg->out, '.');
@@ -233,7 +241,7 @@ static void load_rows(Eval *e, VdError *err)
     for (int64_t i = 0; i < e->mine; i++)
         list[i] = e->begin + i;
     shard_init(&e->sh, &e->x, e->cond ? &e->y : NULL, e->mine,
-               e->m->shape.likelihood == VD_LIK_BERNOULLI);
+               vae_unit_data(&e->m->shape));
     e->sh.n_classes = e->m->shape.classes;
     shard_load(&e->sh, list, e->mine, err);
     vd_free(list);

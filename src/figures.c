@@ -54,7 +54,7 @@ void figures_images(Run *r)
             image_grid_png(path, pics, 4 * COLS, img, COLS, &err);
     }
     if (img->c && err.code == VD_OK) {
-        vae_sample(m, r->w, r->cfg.seed, nsamples, COLS, -1, z, cls, pics);
+        vae_sample(m, r->w, r->cfg.seed, nsamples, COLS, -1, 0, z, cls, pics);
         if (vd_path_join(path, r->cfg.out, "samples.png") == 0)
             image_grid_png(path, pics, nsamples, img, COLS, &err);
     }

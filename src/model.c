@@ -86,6 +86,9 @@ void vae_init_params(Vae *m, uint64_t seed)
         float *p = m->params + ten->offset;
         if (t == m->t_obs_logvar) {
             *p = m->shape.obs_logvar;
+        } else if (t == m->t_logscale) {
+            for (size_t i = 0; i < n; i++)
+                p[i] = VD_LOGSCALE_INIT;
         } else if (ten->init == VD_INIT_ZERO) {
             memset(p, 0, sizeof(float) * n);
         } else if (ten->init == VD_INIT_HE || ten->init == VD_INIT_PSEUDO) {
@@ -365,6 +368,7 @@ VaeWork *vae_work_create(const Vae *m, int max_rows)
         w->dq[l] = vd_calloc(R * 2 * (size_t)m->levels[l].d, sizeof(float));
     }
     w->recon = vd_calloc(R, sizeof(double));
+    w->dscale = vd_calloc(R * (size_t)m->lik_channels, sizeof(double));
     w->coef = vd_calloc(R, sizeof(float));
     w->loss = vd_calloc(R, sizeof(double));
     w->row_recon = vd_calloc(R, sizeof(double));
@@ -388,6 +392,7 @@ void vae_work_free(VaeWork *w)
     vd_free(w->eps);
     vd_free(w->y);
     vd_free(w->recon);
+    vd_free(w->dscale);
     vd_free(w->coef);
     vd_free(w->loss);
     vd_free(w->row_recon);
@@ -457,6 +462,11 @@ void vae_output_mean(const Vae *m, const float *outputs, int n, float *out)
     if (m->shape.likelihood == VD_LIK_GAUSSIAN) {
         if (out != outputs)
             memcpy(out, outputs, sizeof(float) * total);
+        return;
+    }
+    if (m->shape.likelihood == VD_LIK_LOGISTIC) { /* the logistic's mean, in [0, 1] */
+        for (size_t i = 0; i < total; i++)
+            out[i] = outputs[i] < 0.0f ? 0.0f : outputs[i] > 1.0f ? 1.0f : outputs[i];
         return;
     }
     for (size_t i = 0; i < total; i++)
@@ -547,8 +557,8 @@ void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, 
     w->prior_fixed = 0;
 }
 
-void vae_sample(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cls, float *z,
-                int32_t *y, float *out)
+void vae_sample(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cls, int noise,
+                float *z, int32_t *y, float *out)
 {
     int dt = m->d_total, dl = vae_top_latent(m), D = m->shape.n_input;
     float *top = vd_calloc((size_t)n * dl, sizeof(float)), *eps = NULL;
@@ -561,7 +571,12 @@ void vae_sample(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cl
     for (int k = 0; k < n; k += w->max_rows) {
         int c = n - k < w->max_rows ? n - k : w->max_rows;
         vae_generate(m, w, top + (size_t)k * dl, eps ? eps + (size_t)k * dt : NULL, c,
-                     z + (size_t)k * dt, out + (size_t)k * D);
+                     z + (size_t)k * dt, noise ? NULL : out + (size_t)k * D);
+        if (noise) {
+            Rng r = rng_stream(seed, VD_STREAM_EVAL, 0);
+            vae_output_sample(m, vae_outputs(m, w), c, &r, UINT32_MAX - 3, (uint64_t)k,
+                              out + (size_t)k * D);
+        }
     }
     vd_free(top);
     vd_free(eps);

@@ -257,9 +257,13 @@ static void add_tensors(Vae *m)
                 m, "prior.pseudo_inputs", &(TensorSpec){"", 2, {m->prior.K, s->n_input}, 0,
                                                         VD_INIT_PSEUDO});
     }
-    m->t_obs_logvar = -1;
+    m->t_obs_logvar = m->t_logscale = -1;
+    m->lik_channels = s->in_c > 0 ? s->in_c : 1;
     if (s->likelihood == VD_LIK_GAUSSIAN && s->learn_var)
         m->t_obs_logvar = add_tensor(m, "likelihood.logvar", &(TensorSpec){"", 1, {1}, 0, 0});
+    if (s->likelihood == VD_LIK_LOGISTIC)
+        m->t_logscale = add_tensor(m, "likelihood.logscale",
+                                   &(TensorSpec){"", 1, {m->lik_channels}, 0, 0});
     /* a node without tensors is final when the next one with tensors is */
     size_t next = m->n_params;
     for (int i = m->n_nodes - 1; i >= 0; i--) {
@@ -398,6 +402,8 @@ char *vae_graph_json(const Vae *m)
         m->out, m->top_end,
         m->prior.K ? "vamp" : m->prior.classes ? "classes" : "standard", m->prior.K,
         m->prior.classes, m->shape.likelihood == VD_LIK_BERNOULLI,
-        m->shape.likelihood == VD_LIK_GAUSSIAN ? "gaussian" : "bernoulli");
+        m->shape.likelihood == VD_LIK_GAUSSIAN   ? "gaussian"
+        : m->shape.likelihood == VD_LIK_LOGISTIC ? "logistic"
+                                                 : "bernoulli");
     return t.buf;
 }

@@ -22,8 +22,11 @@ const OptSpec model_options[] = {
     {"activation", OPT_CHOICE, OFF(activation), 0, "relu", 0, 0, "relu|tanh|gated",
      "the hidden layers: dense with relu or tanh, or gated dense layers (h * sigmoid(g)), "
      "whose model also clamps every log-variance to [-6, 2] and He-initializes its weights"},
-    {"likelihood", OPT_CHOICE, OFF(likelihood), 0, "bernoulli", 0, 0, "bernoulli|gaussian",
-     "p(x|z): Bernoulli (data in [0, 1]) or Gaussian (continuous data)"},
+    {"likelihood", OPT_CHOICE, OFF(likelihood), 0, "bernoulli", 0, 0,
+     "bernoulli|gaussian|logistic",
+     "p(x|z): Bernoulli (data in [0, 1]); Gaussian (continuous data); or the discretized "
+     "logistic of 8-bit data (in [0, 1], read as 256 levels; a learned log-scale per channel; "
+     "eval reports bits/dim)"},
     {"variance", OPT_STR, OFF(variance), sizeof(((VaeShape *)0)->variance), "learned", 0, 0,
      "S2|learned", "the Gaussian's variance s^2: fixed at S2, or learned (one scalar)"},
     {"classes", OPT_INT, OFF(classes), 0, "0", 0, 1 << 20, "C",
@@ -144,6 +147,8 @@ void vae_shape_text(const VaeShape *s, char *buf, size_t n)
         ADD(", gaussian learned s^2");
     else if (s->likelihood == VD_LIK_GAUSSIAN)
         ADD(", gaussian s^2 %g", exp((double)s->obs_logvar));
+    if (s->likelihood == VD_LIK_LOGISTIC)
+        ADD(", logistic");
     if (s->classes > 0)
         ADD(", %d classes", s->classes);
     if (s->prior == VD_PRIOR_VAMP)

@@ -129,7 +129,20 @@ static double ref_recon(const Ref *f, const double *x)
     double s = 0.0, logvar = m->t_obs_logvar >= 0 ? f->params[m->tensors[m->t_obs_logvar].offset]
                                                   : (double)m->shape.obs_logvar;
     for (int j = 0; j < m->shape.n_input; j++) {
-        if (m->shape.likelihood == VD_LIK_GAUSSIAN)
+        if (m->shape.likelihood == VD_LIK_LOGISTIC) {
+            /* the mass of x's bin as the difference of the logistic's CDF
+             * at its ends, in long double, on the side away from 1 */
+            double ls = f->params[m->tensors[m->t_logscale].offset + (size_t)(j % m->lik_channels)];
+            double k = fmin(fmax(floor(x[j] * 255.0 + 0.5), 0), 255);
+            long double sc = expl(fmax(ls, VD_LOGSCALE_MIN));
+            long double hi = ((k + 0.5L) / 255 - a[j]) / sc, lo = ((k - 0.5L) / 255 - a[j]) / sc;
+            long double up = 1 / (1 + expl(-hi)), down = 1 / (1 + expl(-lo));
+            long double mass = k == 0     ? up
+                               : k == 255 ? 1 / (1 + expl(lo))
+                               : hi + lo > 0 ? 1 / (1 + expl(lo)) - 1 / (1 + expl(hi))
+                                             : up - down;
+            s -= (double)logl(mass);
+        } else if (m->shape.likelihood == VD_LIK_GAUSSIAN)
             s += (x[j] - a[j]) * (x[j] - a[j]) / (2.0 * exp(logvar)) + 0.5 * (LOG_2PI + logvar);
         else
             s += fmax(a[j], 0.0) + log1p(exp(-fabs(a[j]))) - x[j] * a[j];
@@ -147,7 +160,7 @@ static void ref_components(Ref *f)
     for (int k = 0; k < K; k++) {
         for (int j = 0; j < D; j++) {
             double v = a[(size_t)k * D + j];
-            u[j] = m->shape.likelihood == VD_LIK_BERNOULLI ? fmin(fmax(v, 0.0), 1.0) : v;
+            u[j] = vae_unit_data(&m->shape) ? fmin(fmax(v, 0.0), 1.0) : v;
         }
         ref_pass(f, u, m->top_end, NULL);
         memcpy(f->comp + (size_t)k * 2 * d, f->val[m->levels[m->n_levels - 1].q],

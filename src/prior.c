@@ -2,7 +2,7 @@
  * class means of a conditional VAE (N(m_y, I)), or a VampPrior (Tomczak and
  * Welling, 2018), the mixture (1/K) sum_k q(z_L | u_k) of the encoder's own
  * posteriors at K learned pseudo-inputs u_k = hardtanh_[0,1](a_k) (a_k as
- * they are for a Gaussian likelihood). Its density, its gradient, its
+ * they are for a Gaussian likelihood, whose data are not in [0, 1]). Its density, its gradient, its
  * pseudo-inputs' pass, and draws from it. See model_impl.h. Local. */
 #include "model_impl.h"
 
@@ -38,9 +38,9 @@ void prior_work_free(VaeWork *w)
     vd_free(w->mix_grad);
 }
 
-/* The pseudo-inputs clamp to the data's range [0, 1] under a Bernoulli
- * likelihood. */
-static int clamped(const Vae *m) { return m->shape.likelihood == VD_LIK_BERNOULLI; }
+/* The pseudo-inputs clamp to the data's range [0, 1] under a Bernoulli or a
+ * logistic likelihood. */
+static int clamped(const Vae *m) { return vae_unit_data(&m->shape); }
 
 /* Component k's [mu | logvar] row. */
 static const float *component(const Vae *m, const VaeWork *w, int k)

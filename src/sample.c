@@ -19,7 +19,7 @@
 
 typedef struct {
     char ckpt[VD_PATH_MAX], out[VD_PATH_MAX];
-    int n, cols, cls;
+    int n, cols, cls, noise;
     uint64_t seed;
 } SampleConfig;
 
@@ -33,6 +33,9 @@ static const OptSpec sample_options[] = {
     {"cols", OPT_INT, SOFF(cols), 0, "8", 1, 1024, "N", "images per row of the grid"},
     {"class", OPT_INT, SOFF(cls), 0, "-1", -1, 1 << 20, "C",
      "conditional model: draw from class C's prior N(m_C, I) (-1: grid row r is class r mod C)"},
+    {"noise", OPT_BOOL, SOFF(noise), 0, "0", 0, 0, NULL,
+     "draw each sample from p(x|z) (0 or 1 for a Bernoulli model, the mean plus noise for a "
+     "Gaussian, a level for a logistic), not only its mean"},
     {"seed", OPT_U64, SOFF(seed), 0, "1", 0, 0, "N",
      "seed of the draws (the run's seed gives its samples.png)"},
     {"out", SSTR(out), "samples", 0, 0, "NAME",
@@ -144,7 +147,7 @@ static void draw_samples(SampleConfig *cfg, const char *ckpt, const Vae *m, VdEr
     float *z = vd_calloc((size_t)cfg->n * d, sizeof(float));
     int32_t *cls = vd_calloc((size_t)cfg->n, sizeof(int32_t));
     int cols = cfg->cols < cfg->n ? cfg->cols : cfg->n;
-    vae_sample(m, w, cfg->seed, cfg->n, cols, cfg->cls, z, cls, pics);
+    vae_sample(m, w, cfg->seed, cfg->n, cols, cfg->cls, cfg->noise, z, cls, pics);
     if (data.img.c)
         write_grid(cfg->out, pics, cfg->n, &data.img, cols, err);
     else
@@ -220,7 +223,7 @@ static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, Vd
     for (int i = 0; i < n; i++)
         list[i] = cfg->first + i;
     Shard sh;
-    shard_init(&sh, x, NULL, n, m->shape.likelihood == VD_LIK_BERNOULLI);
+    shard_init(&sh, x, NULL, n, vae_unit_data(&m->shape));
     if (shard_load(&sh, list, n, err) == VD_OK) {
         shard_batch(&sh, 0, n, w->x, NULL);
         if (cfg->binarize) {

@@ -254,7 +254,7 @@ static void load_test_rows(Run *r, int unit, VdError *err)
 int run_load_data(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
-    int unit = cfg->model.likelihood == VD_LIK_BERNOULLI;
+    int unit = vae_unit_data(&cfg->model);
     FeedConfig fc = {&r->train_x, r->has_train_y ? &r->train_y : NULL, unit, cfg->model.classes,
                      cfg->batch, r->steps_per_epoch, cfg->epochs, cfg->seed,
                      data_budget(cfg, r->comm), cfg->data_mode,

@@ -18,6 +18,7 @@ done
 "$GEN" "$WORK/bars.h5" --n 400 --test 100 --side 8 --type f32 || { fail "gen_data"; finish; }
 "$GEN" "$WORK/rgb.h5" --n 400 --test 100 --side 8 --type f32 --channels 3 --layout chw ||
     { fail "gen_data --channels 3"; finish; }
+"$GEN" "$WORK/table.h5" --n 400 --test 100 --table 12 || { fail "gen_data --table"; finish; }
 # check NAME DATA SHAPE ARGS...: train, sample 12, decode with decode.py
 check() {
     name=$1 data=$2 shape=$3; shift 3
@@ -42,6 +43,7 @@ check conv-chw rgb.h5 "(12, 3, 8, 8)" --conv 4,6
 check conv-tgc bars.h5 "(12, 8, 8)" --conv 5 --activation tanh --likelihood gaussian --classes 16
 check hvae-vamp bars.h5 "(12, 8, 8)" --latent 3,2 --activation gated --prior vamp --pseudo-inputs 7
 check three bars.h5 "(12, 8, 8)" --latent 2,2,2 --activation tanh
+check logistic table.h5 "(12, 12)" --likelihood logistic  # means inside (0, 1), not clamped
 
 # encode: every layer's mean and log-variance, each given the means above
 for name in hvae-vamp three; do

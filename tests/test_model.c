@@ -21,6 +21,9 @@ static void fill_uniform(float *x, size_t n, uint32_t a, float lo, float hi)
 
 static double bernoulli_ref(double a, double x) { return fmax(a, 0) + log1p(exp(-fabs(a))) - x * a; }
 
+static void check_model_obj(const VaeShape *shape, int n, const Objective *obj,
+                            void (*tweak)(Vae *));
+
 static void test_bernoulli_loss_and_gradient(void **state)
 {
     (void)state;
@@ -78,6 +81,83 @@ static void test_bernoulli_accuracy_sweep(void **state)
     free(a);
     free(x);
     free(da);
+}
+
+/* The discretized logistic: its 256 bins' masses sum to one; each bin's
+ * -log P against the logistic's CDF difference in long double; its
+ * derivatives wrt the mean and the log-scale against central differences,
+ * in the middle and far in the tails (a mass far below any float). */
+static void test_logistic_bins(void **state)
+{
+    (void)state;
+    const double mus[] = {0.5, 0.0, 1.0, 0.37, -0.4, 1.6}, lss[] = {-2.0, -5.5, 0.3, -6.9};
+    double worst_g = 0, worst_v = 0;
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 4; b++) {
+            double total = 0;
+            for (int k = 0; k < 256; k++) {
+                double x = k / 255.0, gm, gs, hp, hm, h = 1e-6;
+                double nll = logistic_bin(x, mus[a], lss[b], &gm, &gs);
+                total += exp(-nll);
+                long double s = expl((long double)lss[b]);
+                long double up = k == 255 ? 1.0L : 1.0L / (1.0L + expl(-((k + 0.5L) / 255 - mus[a]) / s));
+                long double lo = k == 0 ? 0.0L : 1.0L / (1.0L + expl(-((k - 0.5L) / 255 - mus[a]) / s));
+                if (up - lo > 1e-12L)
+                    worst_v = fmax(worst_v, fabs(nll + (double)logl(up - lo)) / (1 + fabs(nll)));
+                double fd_m = (logistic_bin(x, mus[a] + h, lss[b], &hp, &hm) -
+                               logistic_bin(x, mus[a] - h, lss[b], &hp, &hm)) / (2 * h);
+                double fd_s = (logistic_bin(x, mus[a], lss[b] + h, &hp, &hm) -
+                               logistic_bin(x, mus[a], lss[b] - h, &hp, &hm)) / (2 * h);
+                worst_g = fmax(worst_g, rel_err(fd_m, gm, 1.0));
+                worst_g = fmax(worst_g, rel_err(fd_s, gs, 1.0));
+                assert_true(isfinite(nll) && isfinite(gm) && isfinite(gs));
+            }
+            if (fabs(total - 1.0) > 1e-9)
+                print_error("mu %g ls %g: the bins sum to %.12f\n", mus[a], lss[b], total);
+            assert_true(fabs(total - 1.0) < 1e-9);
+        }
+    print_message("logistic: worst value error %g, worst gradient error %g\n", worst_v, worst_g);
+    assert_true(worst_v < 1e-8);
+    assert_true(worst_g < 1e-5);
+    /* a value between levels is read as the nearest level */
+    double g1, g2, s1, s2;
+    assert_true(logistic_bin(100.4 / 255.0, 0.3, -3, &g1, &s1) ==
+                logistic_bin(100.0 / 255.0, 0.3, -3, &g2, &s2));
+}
+
+/* The logistic likelihood in the whole model: an MLP (one channel) and a
+ * convolutional model of 3 channels, each channel's log-scale learned; one
+ * held at the floor, whose gradient is then 0. */
+static void set_logscales(Vae *m)
+{
+    float *ls = vae_view(m, m->params, m->t_logscale);
+    for (int c = 0; c < m->lik_channels; c++)
+        ls[c] = c == 1 ? -8.0f : -1.5f + 0.3f * (float)c;
+}
+
+static void test_gradcheck_logistic(void **state)
+{
+    (void)state;
+    Objective elbo = vae_elbo(0.9f);
+    VaeShape s = test_shape(12, "hidden", "8", "latent", "3", "likelihood", "logistic", NULL);
+    check_model_obj(&s, 4, &elbo, set_logscales);
+    VaeShape c = test_shape(48, "hidden", "6", "latent", "2", "conv", "3", "likelihood", "logistic",
+                            NULL);
+    c.in_c = 3;
+    c.in_h = c.in_w = 4;
+    check_model_obj(&c, 3, &elbo, set_logscales);
+    Objective iw = {VD_OBJ_IWAE, 3, 1.0f, 0};
+    check_model_obj(&c, 2, &iw, set_logscales);
+    const char *why;
+    Vae *m = vae_create(&c, 0, &why);
+    const VaeTensor *t = vae_tensor(m, "likelihood.logscale");
+    assert_non_null(t);
+    assert_int_equal(t->rows, 3);
+    assert_int_equal(t->offset, m->n_params - 3);
+    char text[160];
+    vae_shape_text(&c, text, sizeof text);
+    assert_string_equal(text, "4x4x3-conv3-6-2, logistic");
+    vae_free(m);
 }
 
 /* The Gaussian term and its gradient against the formula, in double. */
@@ -786,6 +866,8 @@ int main(void)
         cmocka_unit_test(test_backward_adds_and_hook_is_final),
         cmocka_unit_test(test_conv_layout),
         cmocka_unit_test(test_gaussian_loss_formula),
+        cmocka_unit_test(test_logistic_bins),
+        cmocka_unit_test(test_gradcheck_logistic),
         cmocka_unit_test(test_options_layout),
         cmocka_unit_test(test_hierarchical_layout),
     };
