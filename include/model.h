@@ -313,10 +313,11 @@ void vae_backward(Vae *m, VaeWork *w, const Objective *obj,
  * layer at its posterior mean given the means above): afterwards
  * vae_posterior gives each level's heads. */
 void vae_encode(const Vae *m, VaeWork *w, int n);
-/* Level l's [mu | logvar] rows (2d floats each) of the last pass, and its
- * z rows (d floats each). */
-const float *vae_posterior(const Vae *m, const VaeWork *w, int l);
-const float *vae_latent(const Vae *m, const VaeWork *w, int l);
+/* Of row i of the last pass, level l's posterior mean and log-variance
+ * (d_l floats each), and its z. */
+const float *vae_mu(const Vae *m, const VaeWork *w, int l, int i);
+const float *vae_logvar(const Vae *m, const VaeWork *w, int l, int i);
+const float *vae_latent(const Vae *m, const VaeWork *w, int l, int i);
 
 /* The means of p(x | z) (n, D) for n top-layer rows z_top (n, d_L), the
  * lower layers drawn from their conditional priors with noise eps_low (n,

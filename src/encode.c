@@ -216,11 +216,10 @@ static void encode_part(const Encode *e, VaeWork *w, Shard *sh, Rng *draws, int6
                 float *row = mine + (size_t)(b + i) * per;
                 for (int l = 0; l < m->n_levels; l++) {
                     int dl = m->levels[l].d, off = m->levels[l].eps_off;
-                    memcpy(row + 2 * off, vae_posterior(m, w, l) + (size_t)i * 2 * dl,
-                           sizeof(float) * (size_t)2 * dl);
+                    memcpy(row + 2 * off, vae_mu(m, w, l, i), sizeof(float) * (size_t)dl);
+                    memcpy(row + 2 * off + dl, vae_logvar(m, w, l, i), sizeof(float) * (size_t)dl);
                     if (sample)
-                        memcpy(row + 2 * d + off, vae_latent(m, w, l) + (size_t)i * dl,
-                               sizeof(float) * (size_t)dl);
+                        memcpy(row + 2 * d + off, vae_latent(m, w, l, i), sizeof(float) * (size_t)dl);
                 }
                 memcpy(row + per - 1, yb + b + i, sizeof(float)); /* the label's bits */
             }
@@ -494,8 +493,7 @@ static void interpolate(const InterpConfig *cfg, const char *ckpt, const Vae *m,
         memset(w->eps, 0, sizeof(float) * (size_t)2 * m->d_total);
         vae_encode(m, w, 2);
         for (int i = 0; i < 2; i++) /* the top layer's means */
-            memcpy(mu + (size_t)i * d, vae_posterior(m, w, top) + (size_t)i * 2 * d,
-                   sizeof(float) * (size_t)d);
+            memcpy(mu + (size_t)i * d, vae_mu(m, w, top, i), sizeof(float) * (size_t)d);
         for (int k = 0; k < K; k++) {
             t[k] = (double)k / (K - 1);
             interp_point(z + (size_t)k * d, mu, mu + d, d, t[k], cfg->slerp);

@@ -276,7 +276,7 @@ static void estimate(Eval *e, double *s)
             int dl = m->levels[l].d, off = m->levels[l].eps_off;
             for (int k = 0; k < g; k++)
                 for (int j = 0; j < dl; j++) {
-                    double mu = vae_posterior(m, w, l)[(size_t)k * 2 * dl + j];
+                    double mu = vae_mu(m, w, l, k)[j];
                     s[S_COUNT + off + j] += mu;
                     s[S_COUNT + d + off + j] += mu * mu;
                 }

@@ -77,15 +77,15 @@ static void test_figures(Run *r, int64_t epoch, double tot[T_N], int *active)
             sums[T_KL] += w->row_kl[k];
             for (int l = 0; l < m->n_levels; l++) {
                 int dl = m->levels[l].d, off = m->levels[l].eps_off;
-                const float *mu = vae_posterior(m, w, l) + (size_t)k * 2 * dl;
+                const float *mu = vae_mu(m, w, l, k);
                 for (int j = 0; j < dl; j++) {
                     mom[off + j] += mu[j];
                     mom[d + off + j] += (double)mu[j] * mu[j];
                 }
             }
             if (r->test_mu) {
-                memcpy(r->test_mu + (size_t)(i + k) * dt, vae_posterior(m, w, top) +
-                       (size_t)k * 2 * dt, sizeof(float) * (size_t)dt);
+                memcpy(r->test_mu + (size_t)(i + k) * dt, vae_mu(m, w, top, k),
+                       sizeof(float) * (size_t)dt);
                 r->test_lab[i + k] = w->y[k];
             }
         }

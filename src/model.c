@@ -444,14 +444,20 @@ void vae_encode(const Vae *m, VaeWork *w, int n)
     pass_forward(m, &w->data, w->x, encoder_end(m), n, 1, w->eps);
 }
 
-const float *vae_posterior(const Vae *m, const VaeWork *w, int l)
+/* The heads' rows are [mu | logvar]. */
+const float *vae_mu(const Vae *m, const VaeWork *w, int l, int i)
 {
-    return w->data.out[m->levels[l].q];
+    return w->data.out[m->levels[l].q] + (size_t)i * 2 * m->levels[l].d;
 }
 
-const float *vae_latent(const Vae *m, const VaeWork *w, int l)
+const float *vae_logvar(const Vae *m, const VaeWork *w, int l, int i)
 {
-    return w->data.out[m->levels[l].z];
+    return vae_mu(m, w, l, i) + m->levels[l].d;
+}
+
+const float *vae_latent(const Vae *m, const VaeWork *w, int l, int i)
+{
+    return w->data.out[m->levels[l].z] + (size_t)i * m->levels[l].d;
 }
 
 const float *vae_outputs(const Vae *m, const VaeWork *w) { return w->data.out[m->out]; }
