@@ -9,7 +9,18 @@ log-variance clamped to [-6, 2];
     q(z_l | x, z_l+1):  [x -> H[0] ; z_l+1 -> H[0]] -> H[1] .. H[n-1] -> mu, logvar
     p(z_l | z_l+1):     z_l+1 -> H[n-1] .. H[0] -> mu, logvar
     p(x | z_1 .. z_L):  [z_1 -> H[n-1] ; ..; z_L -> H[n-1]] -> H[n-2] .. H[0] -> logits
-(one layer: the mirrored MLP). Loss per sample: BCE-with-logits summed over
+(one layer: the mirrored MLP). With --preset conv-hvae, the convolutional
+two-level model of issue 19 on 28x28x1 images (2,210,861 parameters,
+2,602,861 with the VampPrior): gated convolutions GC(in, out, kernel,
+stride, padding) = conv * sigmoid(conv),
+    q(z2 | x):       GC(1,32,7,1,3) GC(32,32,3,2,1) GC(32,64,5,1,2) GC(64,64,3,2,1)
+                     GC(64,6,3,1,1), flattened to 294 -> mu, logvar
+    q(z1 | x, z2):   [x -> GC(1,32,3,1,1) GC(32,32,3,2,1) GC(32,64,3,1,1) GC(64,64,3,2,1)
+                     GC(64,6,3,1,1) -> 294 ; z2 -> G294] -> G300 -> mu, logvar
+    p(z1 | z2):      z2 -> G300 -> G300 -> mu, logvar
+    p(x | z1, z2):   [z1 -> G300 ; z2 -> G300] -> G784, as 28x28x1 -> GC(1,64,3,1,1)
+                     and three GC(64,64,3,1,1) -> a 1x1 convolution 64 -> 1: logits
+(PyTorch's default initialization for the convolutions). Loss per sample: BCE-with-logits summed over
 pixels + beta (closed-form KL of each lower layer to its conditional prior,
 and of the top to N(0, I); with a VampPrior, the one-draw log q(z_L) -
 log p(z_L) of the mixture of the encoder's posteriors at K pseudo-inputs
@@ -75,6 +86,71 @@ def log_normal(z, mu, lv):
     return -0.5 * (math.log(2 * math.pi) + lv + (z - mu) ** 2 * torch.exp(-lv))
 
 
+class GatedConv(torch.nn.Module):
+    def __init__(self, c_in, c_out, k, stride, pad):
+        super().__init__()
+        self.h = torch.nn.Conv2d(c_in, c_out, k, stride, pad)
+        self.g = torch.nn.Conv2d(c_in, c_out, k, stride, pad)
+
+    def forward(self, x):
+        return self.h(x) * torch.sigmoid(self.g(x))
+
+
+def conv_chain(specs):
+    return torch.nn.Sequential(*[GatedConv(*s) for s in specs], torch.nn.Flatten())
+
+
+class ConvHVAE(torch.nn.Module):
+    """The convolutional two-level model (--preset conv-hvae), on 28x28x1."""
+
+    def __init__(self, pseudo=0, d=40):
+        super().__init__()
+        self.latent = [d, d]
+        self.q2 = conv_chain([(1, 32, 7, 1, 3), (32, 32, 3, 2, 1), (32, 64, 5, 1, 2),
+                              (64, 64, 3, 2, 1), (64, 6, 3, 1, 1)])
+        self.q2_heads = Heads(294, d)
+        self.q1_x = conv_chain([(1, 32, 3, 1, 1), (32, 32, 3, 2, 1), (32, 64, 3, 1, 1),
+                                (64, 64, 3, 2, 1), (64, 6, 3, 1, 1)])
+        self.q1_z, self.q1_joint = Gated(d, 294), Gated(588, 300)
+        self.q1_heads = Heads(300, d)
+        self.p1, self.p1_heads = chain([d, 300, 300]), Heads(300, d)
+        self.dec_z1, self.dec_z2, self.dec_joint = Gated(d, 300), Gated(d, 300), Gated(600, 784)
+        self.dec_convs = torch.nn.Sequential(*[GatedConv(*s) for s in [
+            (1, 64, 3, 1, 1), (64, 64, 3, 1, 1), (64, 64, 3, 1, 1), (64, 64, 3, 1, 1)]])
+        self.out = torch.nn.Conv2d(64, 1, 1)
+        self.pseudo = None
+        if pseudo:
+            self.pseudo = torch.nn.Parameter(torch.empty(pseudo, 784).normal_(0.05, 0.01))
+
+    def top(self, x):
+        return self.q2_heads(self.q2(x.view(-1, 1, 28, 28)))
+
+    def forward(self, x, beta=1.0):
+        mu, lv = self.top(x)
+        z2 = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
+        kl = top_kl(self, mu, lv, z2)
+        hq = torch.cat([self.q1_x(x.view(-1, 1, 28, 28)), self.q1_z(z2)], 1)
+        mq, lq = self.q1_heads(self.q1_joint(hq))
+        mp, lp = self.p1_heads(self.p1(z2))
+        z1 = mq + torch.exp(0.5 * lq) * torch.randn_like(mq)
+        kl = kl + gauss_kl(mq, lq, mp, lp)
+        h = self.dec_joint(torch.cat([self.dec_z1(z1), self.dec_z2(z2)], 1))
+        logits = self.out(self.dec_convs(h.view(-1, 1, 28, 28))).flatten(1)
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+        return recon, kl
+
+
+def top_kl(model, mu, lv, z):
+    """The top layer's KL: closed form to N(0, I), or the one-draw log q(z) -
+    log p(z) of the mixture of the posteriors at the pseudo-inputs."""
+    if model.pseudo is None:
+        return gauss_kl(mu, lv, torch.zeros_like(mu), torch.zeros_like(lv))
+    pm, plv = model.top(F.hardtanh(model.pseudo, 0.0, 1.0))
+    lp = log_normal(z[:, None, :], pm[None], plv[None]).sum(-1)
+    log_p = torch.logsumexp(lp, 1) - math.log(len(pm))
+    return torch.sum(log_normal(z, mu, lv).sum(-1) - log_p)
+
+
 class HVAE(torch.nn.Module):
     def __init__(self, D, hidden, latent, pseudo=0):
         super().__init__()
@@ -101,21 +177,16 @@ class HVAE(torch.nn.Module):
         if pseudo:
             self.pseudo = torch.nn.Parameter(torch.empty(pseudo, D).normal_(0.05, 0.01))
 
+    def top(self, x):
+        return self.q_top_heads(self.q_top(x))
+
     def forward(self, x, beta=1.0):
         """Summed reconstruction and KL terms (nats) over the batch."""
         L = len(self.latent)
-        mu, lv = self.q_top_heads(self.q_top(x))
-        zs, kl = [None] * L, 0.0
+        mu, lv = self.top(x)
+        zs = [None] * L
         zs[-1] = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
-        if self.pseudo is None:
-            kl = kl + gauss_kl(mu, lv, torch.zeros_like(mu), torch.zeros_like(lv))
-        else:  # one draw of log q(z_L) - log p(z_L), p the mixture at the pseudo-inputs
-            pm, plv = self.q_top_heads(self.q_top(F.hardtanh(self.pseudo, 0.0, 1.0)))
-            z = zs[-1]
-            lp = log_normal(z[:, None, :], pm[None], plv[None]).sum(-1)
-            log_p = torch.logsumexp(lp, 1) - math.log(len(pm))
-            log_q = log_normal(z, mu, lv).sum(-1)
-            kl = kl + torch.sum(log_q - log_p)
+        kl = top_kl(self, mu, lv, zs[-1])
         for l in range(L - 2, -1, -1):
             hq = torch.cat([self.q_x[l](x), self.q_z[l](zs[l + 1])], 1)
             mq, lq = self.q_heads[l](self.q_joint[l](hq))
@@ -140,6 +211,7 @@ def main():
     ap.add_argument("--latent", default="40,40")
     ap.add_argument("--prior", choices=["standard", "vamp"], default="standard")
     ap.add_argument("--pseudo-inputs", type=int, default=500)
+    ap.add_argument("--preset", choices=["none", "conv-hvae"], default="none")
     ap.add_argument("--warmup-epochs", type=float, default=0, help="KL warm-up, epochs")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
@@ -150,9 +222,12 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     train, test = load(args.data)
-    model = HVAE(train.shape[1], [int(h) for h in args.hidden.split(",")],
-                 [int(d) for d in args.latent.split(",")],
-                 args.pseudo_inputs if args.prior == "vamp" else 0)
+    pseudo = args.pseudo_inputs if args.prior == "vamp" else 0
+    if args.preset == "conv-hvae":
+        model = ConvHVAE(pseudo, int(args.latent.split(",")[-1]))
+    else:
+        model = HVAE(train.shape[1], [int(h) for h in args.hidden.split(",")],
+                     [int(d) for d in args.latent.split(",")], pseudo)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     def step(x, beta):
