@@ -40,6 +40,8 @@ typedef struct {
     int clamp;               /* heads: log-variances clamped to [VD_LOGVAR_MIN, _MAX] */
     int init;                /* VdInit of its weights */
     int t_first;             /* its first tensor in the model's table */
+    int kernel, stride, pad; /* a convolution's window, step and padding; an upsampling's
+                              * factor is its stride (0 for the other kinds) */
 } Layer;
 
 /* Where a layer's tensors are in one of the flat buffers, in the order its
@@ -105,7 +107,8 @@ int layer_tensor_sizes(const Layer *l, size_t *count);
 
 /* ---- the kinds, each with its shape rule ------------------------------- */
 
-extern const LayerKind layer_dense, layer_heads, layer_gated, layer_conv, layer_tconv;
+extern const LayerKind layer_dense, layer_heads, layer_gated, layer_conv, layer_tconv,
+    layer_conv2d, layer_gconv, layer_upsample;
 
 /* layer_dense.c. A dense layer n_in -> n_out: weight (n_out, n_in), bias
  * (n_out). The heads of a Gaussian, n_in -> 2 d: mu.weight and
@@ -127,6 +130,82 @@ Layer layer_gated_make(int n_in, int n_out);
  * c_out), bias (c_out). NULL, or why the shape does not fit. */
 const char *layer_conv_make(Layer *l, int c_in, int h, int w, int c_out, int act);
 const char *layer_tconv_make(Layer *l, int c_in, int h, int w, int c_out, int act);
+
+/* layer_conv2d.c. A convolution of an odd kernel k (1 to VD_MAX_KERNEL),
+ * stride 1 or 2 and padding pad (0 to k - 1, or VD_PAD_SAME: k / 2), c_in ->
+ * c_out channels, as PyTorch's Conv2d: out (h', w', c_out) with h' = (h + 2
+ * pad - k) / stride + 1 (rounded down), w' alike; h and w must be at least k
+ * and divide by the stride (with "same" padding h' = h / stride). weight
+ * (c_out, k, k, c_in), bias (c_out). NULL, or why the shape does not fit. */
+#define VD_MAX_KERNEL 15
+#define VD_PAD_SAME (-1)
+const char *layer_conv2d_make(Layer *l, int c_in, int h, int w, int c_out, int k, int stride,
+                              int pad, int act);
+
+/* layer_gconv.c. A gated convolution (the VampPrior paper's GatedConv2d):
+ * out = conv_h(x) * sigmoid(conv_g(x)), the two convolutions of
+ * layer_conv2d's shape rule; h.weight and gate.weight (c_out, k, k, c_in)
+ * laid out as one (2 c_out, k, k, c_in) tensor pair, then h.bias and
+ * gate.bias, so that the layer is one product to 2 c_out channels. */
+const char *layer_gconv_make(Layer *l, int c_in, int h, int w, int c_out, int k, int stride,
+                             int pad);
+
+/* layer_upsample.c. Nearest upsampling by an integer factor f (2 to 8):
+ * (h, w, c) -> (f h, f w, c), out[y][x] = in[y / f][x / f]; no tensors. A
+ * convolution after it makes the learned upsampling. */
+const char *layer_upsample_make(Layer *l, int c, int h, int w, int factor);
+
+/* layer_dense.c. Gives a dense or gated dense layer's output the image
+ * shape (h, w, c) (channels last: its n outputs are read as h w c values in
+ * that order), so that convolutions can read it. NULL, or why not (another
+ * kind, or h w c is not its n). */
+const char *layer_reshape(Layer *l, int c, int h, int w);
+
+/* ---- the convolution engine, shared by the convolutional kinds ----------- */
+
+/* A convolution's geometry: its input (h, w, c), its output grid (oh, ow),
+ * and its window. */
+typedef struct {
+    int c, h, w;
+    int oh, ow;
+    int k, stride, pad;
+} ConvGeom;
+
+ConvGeom conv_geom(const Layer *l);
+/* Output pixels per block: a block's windows (pixels, k k c) stay in cache
+ * between im2col, the products and col2im. Depends on the layer only, so
+ * every sum over blocks runs in the same order whatever the batch. */
+size_t conv_block_pixels(const ConvGeom *g);
+/* Floats of one block of windows for B samples (0: a pointwise convolution,
+ * whose windows are its input's rows). */
+size_t conv_cols_floats(const ConvGeom *g, int B);
+/* pre (p1 - p0, n) += the windows of output pixels [p0, p1) of x (B, h, w,
+ * c) times W^T, W (n, k k c): the forward product of a block; cols holds a
+ * block of windows. */
+void conv_block_forward(float *pre, int n, const float *W, const float *x, const ConvGeom *g,
+                        size_t p0, size_t p1, float *cols);
+/* For the gradient dpre (p1 - p0, n) of that block's output: dW (n, k k c)
+ * += dpre^T windows; dx (B, h, w, c) += the windows' gradient dpre W, unless
+ * dx is NULL. Blocks in pixel order give every sum a fixed order. */
+void conv_block_backward(float *dW, float *dx, const float *dpre, int n, const float *W,
+                         const float *x, const ConvGeom *g, size_t p0, size_t p1, float *cols);
+/* out (rows, n) = b in every row; db (n) += the sum of the rows of d (rows,
+ * n), in row order. */
+void rows_fill_bias(float *out, const float *b, size_t rows, int n);
+void rows_bias_grad(float *db, const float *d, size_t rows, int n);
+/* The double reference of a convolution of geometry g, n output channels:
+ * out (oh, ow, n) = b + sum of W (n, k, k, c) over the windows of in (h, w,
+ * c); the padding reads as zeros. */
+void conv_forward_ref(double *out, const double *in, const double *W, const double *b, int n,
+              const ConvGeom *g);
+
+/* ---- the gate of the gated kinds (layer_gated.c) ------------------------ */
+
+/* Rows of saved (B, 2n) hold [h | g]: g becomes sigmoid(g), out (B, n) = h
+ * sigmoid(g). */
+void gate_forward(float *out, float *saved, size_t B, int n);
+/* dpre (B, 2n) = [dout s | dout h s (1 - s)] from saved's [h | s]. */
+void gate_backward(float *dpre, const float *dout, const float *saved, size_t B, int n);
 
 /* ---- the dense kernels, shared by the dense kinds and exposed for tests -- */
 

@@ -94,23 +94,6 @@ static size_t block_pixels(int c)
     return n < 16 ? 16 : n;
 }
 
-/* out (rows, n) = b in every row. */
-static void fill_bias(float *out, const float *b, size_t rows, int n)
-{
-    for (size_t i = 0; i < rows; i++)
-        memcpy(out + i * (size_t)n, b, sizeof(float) * (size_t)n);
-}
-
-/* db (n) += the sum of the rows of dout (rows, n), in row order. */
-static void bias_grad(float *db, const float *dout, size_t rows, int n)
-{
-    for (size_t i = 0; i < rows; i++) {
-        const float *r = dout + i * (size_t)n;
-        for (int j = 0; j < n; j++)
-            db[j] += r[j];
-    }
-}
-
 /* ---- the convolution ------------------------------------------------------- */
 
 const char *layer_conv_make(Layer *l, int c_in, int h, int w, int c_out, int act)
@@ -119,7 +102,8 @@ const char *layer_conv_make(Layer *l, int c_in, int h, int w, int c_out, int act
         return "a convolution needs channels and an image of at least 2 x 2";
     if (h % 2 || w % 2)
         return "a stride-2 convolution needs an even height and width";
-    *l = (Layer){&layer_conv, c_in, h, w, c_out, h / 2, w / 2, act, 0, VD_INIT_UNIFORM, -1};
+    *l = (Layer){&layer_conv, c_in, h, w, c_out, h / 2, w / 2, act, 0, VD_INIT_UNIFORM, -1,
+                 KS, 2, 1};
     return NULL;
 }
 
@@ -137,7 +121,7 @@ static void conv_forward(const Layer *l, const LayerParams *p, float *out, const
     (void)saved;
     int K = TAPS * l->in_c;
     size_t M = (size_t)B * l->out_h * l->out_w, step = block_pixels(l->in_c);
-    fill_bias(out, p->t[1], M, l->out_c);
+    rows_fill_bias(out, p->t[1], M, l->out_c);
     for (size_t p0 = 0; p0 < M; p0 += step) {
         size_t p1 = p0 + step < M ? p0 + step : M;
         im2col(cols, in, l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, p0, p1);
@@ -154,7 +138,7 @@ static void conv_backward(const Layer *l, const LayerParams *p, const LayerParam
     (void)saved;
     int K = TAPS * l->in_c;
     size_t M = (size_t)B * l->out_h * l->out_w, step = block_pixels(l->in_c);
-    bias_grad(g->t[1], dout, M, l->out_c);
+    rows_bias_grad(g->t[1], dout, M, l->out_c);
     if (din && !din_add)
         memset(din, 0, sizeof(float) * (size_t)B * layer_in_size(l));
     for (size_t p0 = 0; p0 < M; p0 += step) {
@@ -221,7 +205,8 @@ const char *layer_tconv_make(Layer *l, int c_in, int h, int w, int c_out, int ac
 {
     if (c_in < 1 || c_out < 1 || h < 1 || w < 1)
         return "a transposed convolution needs channels and an image";
-    *l = (Layer){&layer_tconv, c_in, h, w, c_out, 2 * h, 2 * w, act, 0, VD_INIT_UNIFORM, -1};
+    *l = (Layer){&layer_tconv, c_in, h, w, c_out, 2 * h, 2 * w, act, 0, VD_INIT_UNIFORM, -1,
+                 KS, 2, 1};
     return NULL;
 }
 
@@ -241,7 +226,7 @@ static void tconv_forward(const Layer *l, const LayerParams *p, float *out, cons
     (void)saved;
     int N = TAPS * l->out_c;
     size_t M = (size_t)B * l->in_h * l->in_w, step = block_pixels(l->out_c);
-    fill_bias(out, p->t[1], (size_t)B * l->out_h * l->out_w, l->out_c);
+    rows_fill_bias(out, p->t[1], (size_t)B * l->out_h * l->out_w, l->out_c);
     for (size_t p0 = 0; p0 < M; p0 += step) {
         size_t p1 = p0 + step < M ? p0 + step : M;
         /* cols (pixels, 16 c_out) = in (pixels, c_in) W (c_in, 16 c_out), onto the output */
@@ -258,7 +243,7 @@ static void tconv_backward(const Layer *l, const LayerParams *p, const LayerPara
     (void)saved;
     int N = TAPS * l->out_c;
     size_t M = (size_t)B * l->in_h * l->in_w, step = block_pixels(l->out_c);
-    bias_grad(g->t[1], dout, (size_t)B * l->out_h * l->out_w, l->out_c);
+    rows_bias_grad(g->t[1], dout, (size_t)B * l->out_h * l->out_w, l->out_c);
     for (size_t p0 = 0; p0 < M; p0 += step) {
         size_t p1 = p0 + step < M ? p0 + step : M;
         const float *x = in + p0 * (size_t)l->in_c;

@@ -4,18 +4,36 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util.h"
 
 Layer layer_dense_make(int n_in, int n_out, int act)
 {
-    return (Layer){&layer_dense, n_in, 1, 1, n_out, 1, 1, act, 0, VD_INIT_UNIFORM, -1};
+    return (Layer){&layer_dense, n_in, 1, 1, n_out, 1, 1, act, 0, VD_INIT_UNIFORM, -1, 0, 0, 0};
 }
 
 Layer layer_heads_make(int n_in, int d, int clamp)
 {
-    return (Layer){&layer_heads, n_in, 1, 1, 2 * d, 1, 1, VD_ACT_NONE, clamp, VD_INIT_UNIFORM, -1};
+    return (Layer){&layer_heads, n_in, 1, 1, 2 * d, 1, 1, VD_ACT_NONE, clamp, VD_INIT_UNIFORM,
+                   -1, 0, 0, 0};
+}
+
+const char *layer_reshape(Layer *l, int c, int h, int w)
+{
+    static __thread char why[128];
+    if (l->kind != &layer_dense && l->kind != &layer_gated)
+        return "only a dense layer's output can be reshaped to an image";
+    if (c < 1 || h < 1 || w < 1 || (double)c * h * w != (double)layer_out_size(l)) {
+        snprintf(why, sizeof why, "a reshape to %dx%dx%d (%.0f values) of a layer of %zu values",
+                 h, w, c, (double)c * h * w, layer_out_size(l));
+        return why;
+    }
+    l->out_c = c;
+    l->out_h = h;
+    l->out_w = w;
+    return NULL;
 }
 
 int layer_tensor_sizes(const Layer *l, size_t *count)

@@ -1,6 +1,6 @@
 /* layer_gated.c — the gated dense layer, out = (W_h x + b_h) * sigmoid(W_g x
- * + b_g), as one sgemm to (B, 2 n_out) rows [h | g] and an elementwise gate.
- * See layer.h. */
+ * + b_g), as one sgemm to (B, 2 n_out) rows [h | g] and an elementwise gate
+ * (which the gated convolution shares, a row per pixel). See layer.h. */
 #include "layer.h"
 
 #include <cblas.h>
@@ -11,7 +11,7 @@
 
 Layer layer_gated_make(int n_in, int n_out)
 {
-    return (Layer){&layer_gated, n_in, 1, 1, n_out, 1, 1, VD_ACT_NONE, 0, VD_INIT_HE, -1};
+    return (Layer){&layer_gated, n_in, 1, 1, n_out, 1, 1, VD_ACT_NONE, 0, VD_INIT_HE, -1, 0, 0, 0};
 }
 
 static int n_in(const Layer *l) { return (int)layer_in_size(l); }
@@ -36,9 +36,9 @@ static Linear as_linear(const Layer *l, const LayerParams *p)
 
 /* saved (B, 2n): each row's h, then its sigmoid(g) */
 VD_VECTOR_CLONES
-static void gate_forward(float *out, float *saved, int B, int n)
+void gate_forward(float *out, float *saved, size_t B, int n)
 {
-    for (int i = 0; i < B; i++) {
+    for (size_t i = 0; i < B; i++) {
         float *hg = saved + (size_t)i * 2 * n, *o = out + (size_t)i * n;
         for (int j = 0; j < n; j++) {
             float s = 1.0f / (1.0f + expf(-hg[n + j]));
@@ -54,14 +54,14 @@ static void gated_forward(const Layer *l, const LayerParams *p, float *out, cons
     (void)scratch;
     Linear lin = as_linear(l, p);
     linear_forward(saved, in, &lin, B);
-    gate_forward(out, saved, B, n_out(l));
+    gate_forward(out, saved, (size_t)B, n_out(l));
 }
 
 /* dpre (B, 2n) = [dout s | dout h s (1 - s)] */
 VD_VECTOR_CLONES
-static void gate_backward(float *dpre, const float *dout, const float *saved, int B, int n)
+void gate_backward(float *dpre, const float *dout, const float *saved, size_t B, int n)
 {
-    for (int i = 0; i < B; i++) {
+    for (size_t i = 0; i < B; i++) {
         const float *hs = saved + (size_t)i * 2 * n, *d = dout + (size_t)i * n;
         float *dp = dpre + (size_t)i * 2 * n;
         for (int j = 0; j < n; j++) {
@@ -76,7 +76,7 @@ static void gated_backward(const Layer *l, const LayerParams *p, const LayerPara
                            int din_add, const float *dout, const float *in, int B, float *scratch,
                            const float *saved)
 {
-    gate_backward(scratch, dout, saved, B, n_out(l));
+    gate_backward(scratch, dout, saved, (size_t)B, n_out(l));
     Linear lin = as_linear(l, p), dlin = as_linear(l, g);
     linear_backward(din, din_add, &dlin, scratch, in, &lin, B);
 }
