@@ -164,17 +164,19 @@ const char *layer_reshape(Layer *l, int c, int h, int w);
 /* ---- the convolution engine, shared by the convolutional kinds ----------- */
 
 /* A convolution's geometry: its input (h, w, c), its output grid (oh, ow),
- * and its window. */
+ * its window, and the channels n of its product (c_out; 2 c_out gated). */
 typedef struct {
     int c, h, w;
     int oh, ow;
     int k, stride, pad;
+    int n;
 } ConvGeom;
 
 ConvGeom conv_geom(const Layer *l);
-/* Output pixels per block: a block's windows (pixels, k k c) stay in cache
- * between im2col, the products and col2im. Depends on the layer only, so
- * every sum over blocks runs in the same order whatever the batch. */
+/* Output pixels per block: a block's windows (pixels, k k c) and products
+ * (pixels, n) stay in cache between im2col, the products, the gate and
+ * col2im. Depends on the layer only, so every sum over blocks runs in the
+ * same order whatever the batch. */
 size_t conv_block_pixels(const ConvGeom *g);
 /* Floats of one block of windows for B samples (0: a pointwise convolution,
  * whose windows are its input's rows). */
@@ -182,13 +184,13 @@ size_t conv_cols_floats(const ConvGeom *g, int B);
 /* pre (p1 - p0, n) += the windows of output pixels [p0, p1) of x (B, h, w,
  * c) times W^T, W (n, k k c): the forward product of a block; cols holds a
  * block of windows. */
-void conv_block_forward(float *pre, int n, const float *W, const float *x, const ConvGeom *g,
-                        size_t p0, size_t p1, float *cols);
+void conv_block_forward(float *pre, const float *W, const float *x, const ConvGeom *g, size_t p0,
+                        size_t p1, float *cols);
 /* For the gradient dpre (p1 - p0, n) of that block's output: dW (n, k k c)
  * += dpre^T windows; dx (B, h, w, c) += the windows' gradient dpre W, unless
  * dx is NULL. Blocks in pixel order give every sum a fixed order. */
-void conv_block_backward(float *dW, float *dx, const float *dpre, int n, const float *W,
-                         const float *x, const ConvGeom *g, size_t p0, size_t p1, float *cols);
+void conv_block_backward(float *dW, float *dx, const float *dpre, const float *W, const float *x,
+                         const ConvGeom *g, size_t p0, size_t p1, float *cols);
 /* out (rows, n) = b in every row; db (n) += the sum of the rows of d (rows,
  * n), in row order. */
 void rows_fill_bias(float *out, const float *b, size_t rows, int n);

@@ -22,7 +22,9 @@
 
 ConvGeom conv_geom(const Layer *l)
 {
-    return (ConvGeom){l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, l->kernel, l->stride, l->pad};
+    int n = l->kind == &layer_gconv ? 2 * l->out_c : l->out_c;
+    return (ConvGeom){l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, l->kernel, l->stride, l->pad,
+                      n};
 }
 
 static int pointwise(const ConvGeom *g) { return g->k == 1 && g->stride == 1 && g->pad == 0; }
@@ -31,7 +33,8 @@ static size_t window_floats(const ConvGeom *g) { return (size_t)g->k * g->k * g-
 
 size_t conv_block_pixels(const ConvGeom *g)
 {
-    size_t n = ((size_t)1 << 17) / window_floats(g);
+    size_t K = window_floats(g), widest = K > (size_t)g->n ? K : (size_t)g->n;
+    size_t n = ((size_t)1 << 17) / widest;
     return n < 16 ? 16 : n;
 }
 
@@ -101,10 +104,10 @@ static void col2im_add(float *x, const float *cols, const ConvGeom *g, size_t p0
     }
 }
 
-void conv_block_forward(float *pre, int n, const float *W, const float *x, const ConvGeom *g,
-                        size_t p0, size_t p1, float *cols)
+void conv_block_forward(float *pre, const float *W, const float *x, const ConvGeom *g, size_t p0,
+                        size_t p1, float *cols)
 {
-    int K = (int)window_floats(g);
+    int K = (int)window_floats(g), n = g->n;
     const float *win = x + p0 * (size_t)g->c;
     if (!pointwise(g)) {
         im2col(cols, x, g, p0, p1);
@@ -115,10 +118,10 @@ void conv_block_forward(float *pre, int n, const float *W, const float *x, const
                 1.0f, pre, n);
 }
 
-void conv_block_backward(float *dW, float *dx, const float *dpre, int n, const float *W,
-                         const float *x, const ConvGeom *g, size_t p0, size_t p1, float *cols)
+void conv_block_backward(float *dW, float *dx, const float *dpre, const float *W, const float *x,
+                         const ConvGeom *g, size_t p0, size_t p1, float *cols)
 {
-    int K = (int)window_floats(g), rows = (int)(p1 - p0), pw = pointwise(g);
+    int K = (int)window_floats(g), rows = (int)(p1 - p0), pw = pointwise(g), n = g->n;
     const float *win = x + p0 * (size_t)g->c;
     if (!pw) {
         im2col(cols, x, g, p0, p1);
@@ -226,7 +229,7 @@ static void conv2d_forward(const Layer *l, const LayerParams *p, float *out, con
     for (size_t p0 = 0; p0 < M; p0 += step) {
         size_t p1 = p0 + step < M ? p0 + step : M;
         rows_fill_bias(out + p0 * n, p->t[1], p1 - p0, l->out_c);
-        conv_block_forward(out + p0 * n, l->out_c, p->t[0], in, &g, p0, p1, cols);
+        conv_block_forward(out + p0 * n, p->t[0], in, &g, p0, p1, cols);
     }
 }
 
@@ -242,8 +245,7 @@ static void conv2d_backward(const Layer *l, const LayerParams *p, const LayerPar
     for (size_t p0 = 0; p0 < M; p0 += step) {
         size_t p1 = p0 + step < M ? p0 + step : M;
         rows_bias_grad(g->t[1], dout + p0 * n, p1 - p0, l->out_c);
-        conv_block_backward(g->t[0], din, dout + p0 * n, l->out_c, p->t[0], in, &geo, p0, p1,
-                            cols);
+        conv_block_backward(g->t[0], din, dout + p0 * n, p->t[0], in, &geo, p0, p1, cols);
     }
 }
 

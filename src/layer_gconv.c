@@ -43,7 +43,7 @@ static void gconv_forward(const Layer *l, const LayerParams *p, float *out, cons
         size_t p1 = p0 + step < M ? p0 + step : M;
         float *pre = saved + p0 * (size_t)n;
         rows_fill_bias(pre, p->t[2], p1 - p0, n);
-        conv_block_forward(pre, n, p->t[0], in, &g, p0, p1, cols);
+        conv_block_forward(pre, p->t[0], in, &g, p0, p1, cols);
         gate_forward(out + p0 * (size_t)l->out_c, pre, p1 - p0, l->out_c);
     }
 }
@@ -64,7 +64,7 @@ static void gconv_backward(const Layer *l, const LayerParams *p, const LayerPara
         gate_backward(dpre, dout + p0 * (size_t)l->out_c, saved + p0 * (size_t)n, p1 - p0,
                       l->out_c);
         rows_bias_grad(g->t[2], dpre, p1 - p0, n);
-        conv_block_backward(g->t[0], din, dpre, n, p->t[0], in, &geo, p0, p1, cols);
+        conv_block_backward(g->t[0], din, dpre, p->t[0], in, &geo, p0, p1, cols);
     }
 }
 
