@@ -59,6 +59,9 @@ typedef enum { VD_LIK_BERNOULLI = 0, VD_LIK_GAUSSIAN = 1, VD_LIK_LOGISTIC = 2 } 
 #define VD_LOGSCALE_MIN (-7.0f)
 typedef enum { VD_MODEL_RELU = 0, VD_MODEL_TANH = 1, VD_MODEL_GATED = 2 } VdModelActivation;
 typedef enum { VD_PRIOR_STANDARD = 0, VD_PRIOR_VAMP = 1 } VdPriorKind;
+/* A published architecture (--preset): its graph is model_build.c's, its
+ * sizes the shape's hidden and conv (vae_shape_preset fills them). */
+typedef enum { VD_PRESET_NONE = 0, VD_PRESET_CONV_HVAE = 1 } VdPreset;
 
 /* What a model is: its options (model_desc.c's table drives their command
  * line options, the checkpoint's /model, equality and the printed summary)
@@ -78,6 +81,8 @@ typedef struct {
     int pseudo_inputs;     /* VampPrior: K */
     int n_input;           /* D: values per sample */
     int in_c, in_h, in_w;  /* a convolutional model's input image (h, w, c), c h w = D */
+    int preset;            /* VdPreset: none (the graph of the options above), or an
+                            * architecture whose widths are conv (channels) and hidden */
 } VaeShape;
 
 typedef struct {
@@ -233,9 +238,10 @@ static inline Objective vae_elbo(float beta)
 
 /* ---- the shape (model_desc.c) ----------------------------------------- */
 
-/* "784-400-20" (or "28x28x1-conv32-conv64-256-20", "784-300-300-40,40"),
- * then ", tanh", ", gated", ", gaussian s^2 0.1" or ", gaussian learned
- * s^2", ", 10 classes", ", vamp 500" for options away from the defaults. */
+/* "784-400-20" (or "28x28x1-conv32-conv64-256-20", "784-300-300-40,40",
+ * "conv-hvae 28x28x1-40,40"), then ", tanh", ", gated", ", gaussian s^2
+ * 0.1" or ", gaussian learned s^2", ", 10 classes", ", vamp 500" for
+ * options away from the defaults. */
 void vae_shape_text(const VaeShape *s, char *buf, size_t n);
 
 /* Do a and b describe the same model? */
@@ -243,6 +249,13 @@ int vae_shape_equal(const VaeShape *a, const VaeShape *b);
 
 /* NULL, or why s is not a model. */
 const char *vae_shape_check(const VaeShape *s);
+
+/* Does the model take images (in_h, in_w, in_c): convolutions, or a
+ * convolutional preset? */
+static inline int vae_shape_image(const VaeShape *s)
+{
+    return s->conv.n > 0 || s->preset != VD_PRESET_NONE;
+}
 
 /* The parameter count of a model of shape, without allocating it; -1 if
  * the shape is invalid. */

@@ -34,6 +34,24 @@ typedef struct {
 extern const ModelField model_fields[];
 extern const int n_model_fields;
 
+/* A published architecture, --preset NAME (VdPreset n is model_presets[n -
+ * 1]): its sizes, and what `vae-dist help` says of it. */
+typedef struct {
+    const char *name;
+    int conv[3], n_conv;     /* channels, into VaeShape.conv */
+    int hidden;              /* the dense layers' width, into VaeShape.hidden */
+    int latent[2], n_latent; /* into VaeShape.latent */
+    const char *about;
+} ModelPreset;
+
+extern const ModelPreset model_presets[];
+extern const int n_model_presets;
+
+/* Gives s its preset's sizes (conv, hidden, latent) and gated layers;
+ * nothing without a preset. The command line then sets what it names over
+ * them (train_parse), so they are the preset's defaults. */
+void vae_shape_preset(VaeShape *s);
+
 /* Sets s's model options to their defaults (data fields untouched). */
 void vae_shape_defaults(VaeShape *s);
 
@@ -42,8 +60,8 @@ void vae_shape_defaults(VaeShape *s);
 const char *vae_shape_resolve(VaeShape *s);
 
 /* Sets the model option named name (as on the command line, without "--")
- * of s to value, and resolves the variance. 0, or -1 for an unknown name
- * or a bad value. */
+ * of s to value, and resolves the variance; "preset" also sets the preset's
+ * sizes (vae_shape_preset). 0, or -1 for an unknown name or a bad value. */
 int vae_shape_set(VaeShape *s, const char *name, const char *value);
 
 /* Parses text into field f of s (the option's rule and range). 0 or -1. */

@@ -58,6 +58,11 @@ enum NodeSum { NODE_SUM_ADAM = 0, NODE_SUM_BACKWARD = 1 };
 extern const OptSpec *const train_options;
 extern const OptCommand train_command;
 
+/* Local. cfg from the train command's argv, as opts_command: 1 if --help
+ * was asked for (rank 0 printed it), else 0 with err set on a bad command
+ * line. A --preset's sizes are the defaults the other options override. */
+int train_parse(TrainConfig *cfg, int argc, char **argv, int rank, VdError *err);
+
 /* Local. Checks what the table's ranges cannot: --variance (resolved into
  * cfg->model's obs_logvar and learn_var), option combinations. VD_OK or
  * VD_EX_USAGE. */

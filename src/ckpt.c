@@ -321,7 +321,7 @@ static int read_shape(const char *path, VaeShape *shape, VdError *err)
         for (int i = 0; ok && i < n_model_fields; i++)
             ok = read_field(g, version, &model_fields[i], shape) == 0;
         if (ok)
-            ok = read_image(g, shape) == 0 && (!shape->conv.n || shape->in_c);
+            ok = read_image(g, shape) == 0 && (!vae_shape_image(shape) || shape->in_c);
         H5Gclose(g);
     }
     H5Fclose(file);

@@ -10,6 +10,7 @@
 #include "encode.h"
 #include "eval.h"
 #include "import.h"
+#include "model_desc.h"
 #include "runtime.h"
 #include "sample.h"
 #include "train.h"
@@ -36,14 +37,37 @@ enum { N_COMMANDS = sizeof commands / sizeof *commands };
 static const int exit_codes[] = {VD_OK, VD_EX_USAGE, VD_EX_DATAERR, VD_EX_NOINPUT, VD_EX_STALL, VD_EX_SOFTWARE,
                                  VD_EX_CANTCREAT, VD_EX_IOERR, VD_EX_TEMPFAIL, VD_EX_DIVERGED};
 
+/* text after a column of width indent, each word after a space, in lines
+ * of at most width characters. */
+static void print_wrapped(FILE *f, const char *text, int indent, int width)
+{
+    int col = indent;
+    while (*text) {
+        int word = (int)strcspn(text, " ");
+        if (col > indent && col + 1 + word > width) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        }
+        col += fprintf(f, " %.*s", word, text);
+        text += word;
+        text += *text == ' ';
+    }
+    fputc('\n', f);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mpirun -np N vae-dist [COMMAND] [options]\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].cmd->name, commands[i].summary);
-    fprintf(f, "  %-12s %s\n\nexit codes:\n", "help",
+    fprintf(f, "  %-12s %s\n\npresets (train --preset NAME):\n", "help",
             "this text; `vae-dist COMMAND --help` lists a command's options\n"
             "               (--markdown, --man: the reference of every option)");
+    for (int i = 0; i < n_model_presets; i++) {
+        fprintf(f, "  %-12s", model_presets[i].name);
+        print_wrapped(f, model_presets[i].about, 14, 79);
+    }
+    fprintf(f, "\nexit codes:\n");
     for (size_t i = 0; i < sizeof exit_codes / sizeof *exit_codes; i++)
         fprintf(f, "  %-3d %s%s\n", exit_codes[i], vd_exit_meaning(exit_codes[i]),
                 exit_codes[i] == VD_EX_TEMPFAIL ? ": run the same command again" : "");
@@ -75,8 +99,13 @@ static int help(int argc, char **argv, int print)
             fprintf(stderr, "vae-dist: help takes --markdown or --man, not '%s'\n", argv[0]);
         return VD_EX_USAGE;
     }
-    if (print && markdown)
+    if (print && markdown) {
         opts_markdown(stdout, list, N_COMMANDS);
+        printf("\n## Presets\n\nThe architectures `train --preset NAME` builds:\n\n"
+               "| preset | model |\n| --- | --- |\n");
+        for (int i = 0; i < n_model_presets; i++)
+            printf("| `%s` | %s |\n", model_presets[i].name, model_presets[i].about);
+    }
     else if (print && man) {
         char status[512] = "";
         for (size_t i = 0; i < sizeof exit_codes / sizeof *exit_codes; i++)

@@ -195,6 +195,114 @@ static const char *build_levels(Vae *m)
     return NULL;
 }
 
+/* ---- conv-hvae: the gated convolutional hierarchy ----------------------- */
+
+/* A gated convolution of a branch on x: its channels (which of the preset's
+ * three, shape.conv), window and stride, with "same" padding. */
+typedef struct {
+    int width, k, stride;
+} GconvStep;
+
+enum { BRANCH_CONVS = 5 };
+/* q(z_L | x)'s convolutions, and the x branch of each q(z_l | x, z_l+1) */
+static const GconvStep top_convs[BRANCH_CONVS] = {
+    {0, 7, 1}, {0, 3, 2}, {1, 5, 1}, {1, 3, 2}, {2, 3, 1}};
+static const GconvStep low_convs[BRANCH_CONVS] = {
+    {0, 3, 1}, {0, 3, 2}, {1, 3, 1}, {1, 3, 2}, {2, 3, 1}};
+
+/* The branch's gated convolutions on x, named prefix.0 ..; its last node,
+ * or -1 with *why. */
+static int add_gconv_branch(Vae *m, const GconvStep *steps, const char *prefix, const char **why)
+{
+    const VaeShape *s = &m->shape;
+    int node = 0, c = s->in_c, h = s->in_h, w = s->in_w;
+    for (int i = 0; i < BRANCH_CONVS && node >= 0; i++) {
+        Layer l;
+        char name[24];
+        *why = layer_gconv_make(&l, c, h, w, s->conv.v[steps[i].width], steps[i].k,
+                                steps[i].stride, VD_PAD_SAME);
+        if (*why)
+            return -1;
+        snprintf(name, sizeof name, "%.12s.%d", prefix, i);
+        node = add_layer(m, l, &node, 1, name);
+        c = l.out_c;
+        h = l.out_h;
+        w = l.out_w;
+    }
+    return node;
+}
+
+/* p(x | z_1 .. z_L): [z_l -> G(H)] for every l, concatenated -> G(D) read
+ * as the image (h, w, c) -> GC(c, C2, 3) and three GC(C2, C2, 3) -> a 1x1
+ * convolution to c channels, the logits (or Gaussian means). */
+static const char *add_conv_decoder(Vae *m)
+{
+    const VaeShape *s = &m->shape;
+    int L = m->n_levels, branch[VD_MAX_LEVELS], c = s->conv.v[1];
+    char name[24];
+    for (int l = 0; l < L; l++) {
+        snprintf(name, sizeof name, "decoder.z%d", l + 1);
+        branch[l] = add_hidden(m, &m->levels[l].z, 1, s->hidden.v[0], name);
+    }
+    Layer l = layer_gated_make(in_size(m, branch, L), s->n_input);
+    const char *why = layer_reshape(&l, s->in_c, s->in_h, s->in_w);
+    int node = why ? -1 : add_layer(m, l, branch, L, "decoder.0");
+    for (int i = 0; i < 4 && !why && node >= 0; i++) {
+        why = layer_gconv_make(&l, i ? c : s->in_c, s->in_h, s->in_w, c, 3, 1, VD_PAD_SAME);
+        snprintf(name, sizeof name, "decoder.%d", i + 1);
+        node = why ? -1 : add_layer(m, l, &node, 1, name);
+    }
+    if (!why)
+        why = layer_conv2d_make(&l, c, s->in_h, s->in_w, s->in_c, 1, 1, 0, VD_ACT_NONE);
+    if (!why && node >= 0)
+        m->out = add_layer(m, l, &node, 1, "decoder.5");
+    return why;
+}
+
+/* --preset conv-hvae: Tomczak and Welling's gated convolutional VAE of L
+ * stochastic layers (their convHVAE_2level at L = 2), with channels C1, C2,
+ * C3 = shape.conv and width H = shape.hidden; GC a gated convolution, G a
+ * gated dense layer, every log-variance clamped to [-6, 2]:
+ *   q(z_L | x):        x -> GC(C1, 7) GC(C1, 3, /2) GC(C2, 5) GC(C2, 3, /2)
+ *                      GC(C3, 3), flattened to F -> heads
+ *   q(z_l | x, z_l+1): [x -> GC(C1, 3) GC(C1, 3, /2) GC(C2, 3) GC(C2, 3, /2)
+ *                      GC(C3, 3) ; z_l+1 -> G(F)] -> G(H) -> heads
+ *   p(z_l | z_l+1):    z_l+1 -> G(H) -> G(H) -> heads
+ *   p(x | z_1 .. z_L): add_conv_decoder. */
+static const char *build_conv_hvae(Vae *m)
+{
+    const VaeShape *s = &m->shape;
+    int L = m->n_levels, node;
+    const char *why = NULL;
+    char name[24];
+    snprintf(name, sizeof name, "q%d", L);
+    if ((node = add_gconv_branch(m, top_convs, name, &why)) < 0)
+        return why ? why : "the model has too many layers";
+    m->levels[L - 1].q = add_heads(m, node, s->latent.v[L - 1], name);
+    m->top_end = m->n_nodes;
+    m->levels[L - 1].z = add_sample(m, L - 1);
+    m->levels[L - 1].p = -1;
+    for (int l = L - 2; l >= 0; l--) {
+        int branch[2];
+        snprintf(name, sizeof name, "q%d.x", l + 1);
+        if ((branch[0] = add_gconv_branch(m, low_convs, name, &why)) < 0)
+            return why ? why : "the model has too many layers";
+        snprintf(name, sizeof name, "q%d.z", l + 1);
+        branch[1] = add_hidden(m, &m->levels[l + 1].z, 1, m->nodes[branch[0]].size, name);
+        snprintf(name, sizeof name, "q%d.0", l + 1);
+        node = add_hidden(m, branch, 2, s->hidden.v[0], name);
+        snprintf(name, sizeof name, "q%d", l + 1);
+        m->levels[l].q = add_heads(m, node, s->latent.v[l], name);
+        m->levels[l].z = add_sample(m, l);
+    }
+    for (int l = L - 2; l >= 0; l--) {
+        snprintf(name, sizeof name, "p%d", l + 1);
+        node = add_chain(m, m->levels[l + 1].z, 0, 0, 2, name, 0);
+        m->levels[l].p = add_heads(m, node, s->latent.v[l], name);
+    }
+    return add_conv_decoder(m);
+}
+
 static int add_tensor(Vae *m, const char *name, const TensorSpec *t)
 {
     VaeTensor *ten = &m->tensors[m->n_tensors];
@@ -274,6 +382,54 @@ static void add_tensors(Vae *m)
     }
 }
 
+/* The shape of node i's output: an image, or (size, 1, 1). */
+static void node_shape(const Vae *m, int i, int *c, int *h, int *w)
+{
+    const VaeNode *node = &m->nodes[i];
+    const VaeShape *s = &m->shape;
+    if (node->type == VD_NODE_LAYER) {
+        *c = node->layer.out_c;
+        *h = node->layer.out_h;
+        *w = node->layer.out_w;
+    } else if (i == 0 && vae_shape_image(s)) {
+        *c = s->in_c;
+        *h = s->in_h;
+        *w = s->in_w;
+    } else {
+        *c = node->size;
+        *h = *w = 1;
+    }
+}
+
+/* Every layer reads as many values as its inputs give, and a layer that
+ * sees its input as an image reads one node of that image's shape: a
+ * wrongly wired graph is an error, not a read past a buffer. NULL or why. */
+static const char *check_wiring(const Vae *m)
+{
+    static __thread char why[160];
+    for (int i = 1; i < m->n_nodes; i++) {
+        const VaeNode *node = &m->nodes[i];
+        const Layer *l = &node->layer;
+        if (node->type != VD_NODE_LAYER)
+            continue;
+        int c, h, w, n = in_size(m, node->in, node->n_in);
+        if ((size_t)n != layer_in_size(l)) {
+            snprintf(why, sizeof why, "layer %s (%s) reads %zu values, its inputs give %d",
+                     node->name, l->kind->name, layer_in_size(l), n);
+            return why;
+        }
+        if (l->in_h == 1 && l->in_w == 1)
+            continue;
+        node_shape(m, node->in[0], &c, &h, &w);
+        if (node->n_in != 1 || c != l->in_c || h != l->in_h || w != l->in_w) {
+            snprintf(why, sizeof why, "layer %s (%s) reads a %dx%dx%d image, its input is %dx%dx%d",
+                     node->name, l->kind->name, l->in_h, l->in_w, l->in_c, h, w, c);
+            return why;
+        }
+    }
+    return NULL;
+}
+
 /* A bound on the parameter count and on every node's activations, so a
  * hostile checkpoint header is an error and not an allocation of terabytes:
  * 2^31 floats (8 GiB). NULL or why. */
@@ -314,9 +470,13 @@ const char *vae_build(Vae *m)
     m->tensors = vd_calloc((size_t)VD_MAX_NODES * VD_LAYER_TENSORS + 3, sizeof *m->tensors);
     VaeNode input = {.type = VD_NODE_INPUT, .size = s->n_input};
     add_node(m, &input);
-    why = m->n_levels == 1 ? build_one_level(m) : build_levels(m);
+    why = s->preset == VD_PRESET_CONV_HVAE ? build_conv_hvae(m)
+          : m->n_levels == 1                ? build_one_level(m)
+                                            : build_levels(m);
     if (!why && m->n_nodes == VD_MAX_NODES)
         why = "the model has too many layers";
+    if (!why)
+        why = check_wiring(m);
     if (!why)
         why = check_size(m);
     if (!why)
@@ -384,9 +544,15 @@ char *vae_graph_json(const Vae *m)
         for (int j = 0; j < node->n_in; j++)
             put(&t, "%s%d", j ? ", " : "", node->in[j]);
         put(&t, "], \"act\": \"%s\", \"clamp\": [%g, %g], \"in_shape\": [%d, %d, %d], "
-                "\"out_shape\": [%d, %d, %d], \"tensors\": [",
+                "\"out_shape\": [%d, %d, %d], ",
             acts[l->act], l->clamp ? VD_LOGVAR_MIN : 0.0, l->clamp ? VD_LOGVAR_MAX : 0.0, l->in_h,
             l->in_w, l->in_c, l->out_h, l->out_w, l->out_c);
+        if (l->kernel > 0) /* a convolution's window, as PyTorch's Conv2d takes it */
+            put(&t, "\"kernel\": %d, \"stride\": %d, \"padding\": %d, ", l->kernel, l->stride,
+                l->pad);
+        else if (l->kind == &layer_upsample)
+            put(&t, "\"factor\": %d, ", l->stride);
+        put(&t, "\"tensors\": [");
         size_t sizes[VD_LAYER_TENSORS];
         int n = layer_tensor_sizes(l, sizes);
         for (int k = 0; k < n; k++)

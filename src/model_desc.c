@@ -36,13 +36,26 @@ const OptSpec model_options[] = {
      "--pseudo-inputs learned inputs"},
     {"pseudo-inputs", OPT_INT, OFF(pseudo_inputs), 0, "500", 1, 65536, "K",
      "--prior vamp: the number of pseudo-inputs"},
+    {"preset", OPT_CHOICE, OFF(preset), 0, "none", 0, 0, "none|conv-hvae",
+     "a published architecture (`vae-dist help` lists them, with the --conv, --hidden and "
+     "--latent it takes by default; the command line may still set those)"},
     OPT_END};
+
+const ModelPreset model_presets[] = {
+    {"conv-hvae", {32, 64, 6}, 3, 300, {40, 40}, 2,
+     "the gated convolutional two-level VAE of Tomczak and Welling (VampPrior, 2018): "
+     "2,210,861 parameters on 28x28x1 images (2,602,861 with --prior vamp); images whose sides "
+     "divide by 4 and are at least 12; --conv C1,C2,C3 [32,64,6] its channels, --hidden H "
+     "[300] its dense layers, --latent [40,40] 1 to 4 stochastic layers"},
+};
+const int n_model_presets = (int)(sizeof model_presets / sizeof *model_presets);
 
 static int gaussian(const VaeShape *s) { return s->likelihood == VD_LIK_GAUSSIAN; }
 static int vamp(const VaeShape *s) { return s->prior == VD_PRIOR_VAMP; }
 
 /* Format 4 added latent (was the scalar n_latent), gated, prior and
- * pseudo_inputs; format 2 the activation, likelihood and classes. */
+ * pseudo_inputs; format 2 the activation, likelihood and classes. A file
+ * without a preset has none (conv and preset: since 99, never required). */
 const ModelField model_fields[] = {
     {&model_options[0], "hidden", NULL, VD_ATTR_INTS, 1, NULL, NULL},
     {&model_options[1], "conv", NULL, VD_ATTR_INTS, 99, "none", NULL},
@@ -53,6 +66,7 @@ const ModelField model_fields[] = {
     {&model_options[6], "n_classes", NULL, VD_ATTR_INTS, 2, "0", NULL},
     {&model_options[7], "prior", NULL, VD_ATTR_CHOICE, 4, "standard", NULL},
     {&model_options[8], "pseudo_inputs", NULL, VD_ATTR_INTS, 4, "500", vamp},
+    {&model_options[9], "preset", NULL, VD_ATTR_CHOICE, 99, "none", NULL},
 };
 const int n_model_fields = (int)(sizeof model_fields / sizeof *model_fields);
 
@@ -89,10 +103,28 @@ int vae_field_parse(const ModelField *f, VaeShape *s, const char *text)
 int vae_shape_set(VaeShape *s, const char *name, const char *value)
 {
     for (int i = 0; i < n_model_fields; i++)
-        if (strcmp(model_fields[i].opt->name, name) == 0)
-            return vae_field_parse(&model_fields[i], s, value) == 0 && !vae_shape_resolve(s) ? 0
-                                                                                              : -1;
+        if (strcmp(model_fields[i].opt->name, name) == 0) {
+            if (vae_field_parse(&model_fields[i], s, value) != 0 || vae_shape_resolve(s))
+                return -1;
+            if (strcmp(name, "preset") == 0)
+                vae_shape_preset(s);
+            return 0;
+        }
     return -1;
+}
+
+void vae_shape_preset(VaeShape *s)
+{
+    if (s->preset == VD_PRESET_NONE)
+        return;
+    const ModelPreset *p = &model_presets[s->preset - 1];
+    s->conv.n = p->n_conv;
+    memcpy(s->conv.v, p->conv, sizeof p->conv);
+    s->hidden.n = 1;
+    s->hidden.v[0] = p->hidden;
+    s->latent.n = p->n_latent;
+    memcpy(s->latent.v, p->latent, sizeof p->latent);
+    s->activation = VD_MODEL_GATED;
 }
 
 static const void *field_ptr(const ModelField *f, const VaeShape *s)
@@ -120,7 +152,7 @@ int vae_shape_equal(const VaeShape *a, const VaeShape *b)
     int same = a->n_input == b->n_input;
     for (int i = 0; same && i < n_model_fields; i++)
         same = field_equal(&model_fields[i], a, b);
-    if (same && a->conv.n) /* an MLP's input is D values, whatever their shape */
+    if (same && vae_shape_image(a)) /* an MLP's input is D values, whatever their shape */
         same = a->in_c == b->in_c && a->in_h == b->in_h && a->in_w == b->in_w;
     return same;
 }
@@ -130,18 +162,30 @@ void vae_shape_text(const VaeShape *s, char *buf, size_t n)
     size_t used = 0;
 #define ADD(...) (used += used < n ? (size_t)snprintf(buf + used, n - used, __VA_ARGS__) : 0)
     buf[0] = '\0';
-    if (s->conv.n) {
+    if (s->preset != VD_PRESET_NONE) { /* its widths, when they are not the preset's */
+        const ModelPreset *p = &model_presets[s->preset - 1];
+        ADD("%s ", p->name);
+        if (s->conv.n != p->n_conv || memcmp(s->conv.v, p->conv, sizeof p->conv) ||
+            s->hidden.n != 1 || s->hidden.v[0] != p->hidden) {
+            for (int i = 0; i < s->conv.n; i++)
+                ADD("%sc%d", i ? "-" : "(", s->conv.v[i]);
+            for (int i = 0; i < s->hidden.n; i++)
+                ADD("-%d", s->hidden.v[i]);
+            ADD(") ");
+        }
+        ADD("%dx%dx%d", s->in_h, s->in_w, s->in_c);
+    } else if (s->conv.n) {
         ADD("%dx%dx%d", s->in_h, s->in_w, s->in_c);
         for (int i = 0; i < s->conv.n; i++)
             ADD("-conv%d", s->conv.v[i]);
     } else {
         ADD("%d", s->n_input);
     }
-    for (int l = 0; l < s->hidden.n; l++)
+    for (int l = 0; s->preset == VD_PRESET_NONE && l < s->hidden.n; l++)
         ADD("-%d", s->hidden.v[l]);
     for (int l = 0; l < s->latent.n; l++)
         ADD("%s%d", l ? "," : "-", s->latent.v[l]);
-    if (s->activation != VD_MODEL_RELU)
+    if (s->activation != VD_MODEL_RELU && s->preset == VD_PRESET_NONE)
         ADD(", %s", s->activation == VD_MODEL_TANH ? "tanh" : "gated");
     if (s->likelihood == VD_LIK_GAUSSIAN && s->learn_var)
         ADD(", gaussian learned s^2");
@@ -178,6 +222,29 @@ static int in_range(const ModelField *f, const VaeShape *s)
     return 1;
 }
 
+/* The rest of vae_shape_check for a preset: NULL, or why not. */
+static const char *preset_check(const VaeShape *s)
+{
+    static __thread char why[192];
+    const ModelPreset *p = &model_presets[s->preset - 1];
+    if (s->conv.n != p->n_conv)
+        snprintf(why, sizeof why, "--preset %s takes %d channel counts (--conv C1,C2,C3), not %d",
+                 p->name, p->n_conv, s->conv.n);
+    else if (s->hidden.n != 1)
+        snprintf(why, sizeof why, "--preset %s takes one width (--hidden H), not %d", p->name,
+                 s->hidden.n);
+    else if (s->activation != VD_MODEL_GATED)
+        snprintf(why, sizeof why, "--preset %s is made of gated layers: leave out --activation",
+                 p->name);
+    else if (s->in_h % 4 || s->in_w % 4 || s->in_h < 12 || s->in_w < 12)
+        snprintf(why, sizeof why, "--preset %s needs images whose height and width divide by 4 "
+                 "and are at least 12 (two stride-2 convolutions, then 3x3 windows), not %dx%dx%d",
+                 p->name, s->in_h, s->in_w, s->in_c);
+    else
+        return NULL;
+    return why;
+}
+
 const char *vae_shape_check(const VaeShape *s)
 {
     for (int i = 0; i < n_model_fields; i++)
@@ -194,12 +261,15 @@ const char *vae_shape_check(const VaeShape *s)
         return "the model needs 1 to 8 hidden layers";
     if (s->conv.n > VD_MAX_CONV)
         return "the model takes 0 to 6 convolutions";
-    if (s->conv.n && (s->in_c < 1 || s->in_h < 1 || s->in_w < 1 || s->in_c > 1 << 16 ||
-                      (double)s->in_c * s->in_h * s->in_w != (double)s->n_input))
+    if (vae_shape_image(s) && (s->in_c < 1 || s->in_h < 1 || s->in_w < 1 || s->in_c > 1 << 16 ||
+                               (double)s->in_c * s->in_h * s->in_w != (double)s->n_input))
         return "a convolutional model needs an image input of h x w x c = D values";
-    if (s->conv.n && s->latent.n > 1)
+    const char *why = s->preset != VD_PRESET_NONE ? preset_check(s) : NULL;
+    if (why)
+        return why;
+    if (s->conv.n && !s->preset && s->latent.n > 1)
         return "--conv takes one stochastic layer (--latent D)";
-    if (s->conv.n && s->activation == VD_MODEL_GATED)
+    if (s->conv.n && !s->preset && s->activation == VD_MODEL_GATED)
         return "--conv takes --activation relu or tanh";
     if (!isfinite(s->obs_logvar) || fabsf(s->obs_logvar) > 50.0f)
         return "the Gaussian's variance is out of range";

@@ -69,7 +69,7 @@ static int create_model(Run *r, VdError *err)
     shape.in_c = img->c;
     shape.in_h = img->h;
     shape.in_w = img->w;
-    if (cfg->model.conv.n)
+    if (cfg->model.conv.n && !cfg->model.preset)
         check_halvings(cfg, img, err);
     const char *why = NULL;
     int node_ranks = comm_node_ranks(r->comm); /* collective: before any rank may stop */
@@ -277,7 +277,7 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     r->train_x = (H5Rows){.file = -1, .dset = -1};
     r->train_y = r->test_x = r->test_y = r->train_x;
     ckpt_state_init(&r->st);
-    if (opts_command(&train_command, &r->cfg, argc, argv, r->rank, &err)) {
+    if (train_parse(&r->cfg, argc, argv, r->rank, &err)) {
         vd_free(r);
         return VD_OK;
     }

@@ -126,15 +126,17 @@ static int check_images(Run *r, VdError *err)
         return vd_fail(err, VD_EX_DATAERR, "%s samples are %s images of %dx%dx%d, %s's %s of %dx%dx%d",
                        tx->where, image_layout_name(&tx->img), tx->img.h, tx->img.w, tx->img.c,
                        x->where, image_layout_name(&x->img), x->img.h, x->img.w, x->img.c);
-    if (cfg->model.conv.n == 0 || x->img.c)
+    if (!vae_shape_image(&cfg->model) || x->img.c)
         return VD_OK;
+    const char *what = cfg->model.preset ? "--preset" : "--conv";
     if (x->n_dims == 4)
-        return vd_fail(err, VD_EX_USAGE, "--conv: %s is shaped (N, %lld, %lld, %lld), and neither "
+        return vd_fail(err, VD_EX_USAGE, "%s: %s is shaped (N, %lld, %lld, %lld), and neither "
                        "its second nor its last axis is plainly the channels: pass --layout hwc "
-                       "or --layout chw", x->where, (long long)x->dims[1], (long long)x->dims[2],
-                       (long long)x->dims[3]);
-    return vd_fail(err, VD_EX_USAGE, "--conv needs image samples, (N, H, W), (N, H, W, C) or "
-                   "(N, C, H, W); %s has %lld values per sample", x->where, (long long)x->row_len);
+                       "or --layout chw", what, x->where, (long long)x->dims[1],
+                       (long long)x->dims[2], (long long)x->dims[3]);
+    return vd_fail(err, VD_EX_USAGE, "%s needs image samples, (N, H, W), (N, H, W, C) or "
+                   "(N, C, H, W); %s has %lld values per sample", what, x->where,
+                   (long long)x->row_len);
 }
 
 /* --val-fraction: the training rows split in two views of the same

@@ -145,6 +145,20 @@ const OptCommand train_command = {
     "command again in the same run directory resumes the run.",
     train_table, sizeof(TrainConfig), train_defaults};
 
+int train_parse(TrainConfig *cfg, int argc, char **argv, int rank, VdError *err)
+{
+    if (opts_command(&train_command, cfg, argc, argv, rank, err))
+        return 1;
+    int preset = cfg->model.preset, help = 0;
+    if (err->code != VD_OK || preset == VD_PRESET_NONE)
+        return 0;
+    train_defaults(cfg); /* the preset's sizes, then the command line over them */
+    cfg->model.preset = preset;
+    vae_shape_preset(&cfg->model);
+    opts_parse(train_options, cfg, argc, argv, &help, err);
+    return 0;
+}
+
 int train_check_options(TrainConfig *cfg, VdError *err)
 {
     const char *why = vae_shape_resolve(&cfg->model);

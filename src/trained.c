@@ -96,7 +96,7 @@ int trained_open_data(const char *file, const char *dataset, int held, const cha
         return err->code;
     if (!model.c && x->img.chw && x->img.c > 1) /* trained on its samples as stored */
         memset(&x->img, 0, sizeof x->img);
-    if (s->conv.n && (x->img.c != s->in_c || x->img.h != s->in_h || x->img.w != s->in_w))
+    if (vae_shape_image(s) && (x->img.c != s->in_c || x->img.h != s->in_h || x->img.w != s->in_w))
         return vd_fail(err, VD_EX_DATAERR, "%s samples are %s images of %dx%dx%d, the model in "
                        "%s takes %dx%dx%d", x->where, image_layout_name(&x->img), x->img.h,
                        x->img.w, x->img.c, ckpt, s->in_h, s->in_w, s->in_c);

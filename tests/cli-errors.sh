@@ -11,6 +11,7 @@ done
 "$GEN" "$WORK/other.h5" --n 300 --test 50 --type f32 || fail "gen_data other"
 "$GEN" "$WORK/table.h5" --n 300 --test 50 --table 12 || fail "gen_data --table"
 "$GEN" "$WORK/rgb.h5" --n 300 --test 50 --channels 3 || fail "gen_data --channels"
+"$GEN" "$WORK/side12.h5" --n 200 --test 20 --side 12 || fail "gen_data --side 12"
 echo "not an hdf5 file" >"$WORK/text.h5"
 head -c 3000 "$WORK/good.h5" >"$WORK/truncated.h5"
 touch "$WORK/a-file"
@@ -64,6 +65,12 @@ expect 64 "classes without labels"   --data "$WORK/good.h5" --labels none --clas
 expect 65 "label past --classes"     --data "$WORK/good.h5" --classes 4 $SMALL --out "$WORK/r"
 expect 64 "--conv on tabular data"   --data "$WORK/table.h5" --conv 4 $SMALL --out "$WORK/r"
 expect 64 "--conv halving too often" --data "$WORK/good.h5" --conv 2,2,2,2 $SMALL --out "$WORK/r"
+expect 64 "--preset on tabular data"  --data "$WORK/table.h5" --preset conv-hvae --out "$WORK/r"
+expect 64 "--preset on 8x8 images"   --data "$WORK/good.h5" --preset conv-hvae --out "$WORK/r"
+grep -q "divide by 4 and are at least 12" "$WORK/err" || fail "the image-size error does not say which images fit"
+expect 64 "unknown --preset"         --data "$WORK/good.h5" --preset resnet $SMALL --out "$WORK/r"
+expect 64 "--preset, --activation"   --data "$WORK/side12.h5" --preset conv-hvae --activation tanh --out "$WORK/r"
+expect 64 "--preset, two --hidden"   --data "$WORK/side12.h5" --preset conv-hvae --hidden 8,8 --out "$WORK/r"
 expect 64 "--layout contradicting"   --data "$WORK/rgb.h5" --layout chw $SMALL --out "$WORK/r"
 expect 64 "--layout on tabular data" --data "$WORK/table.h5" --layout hwc $SMALL --out "$WORK/r"
 expect 64 "unknown --lr-schedule"    --data "$WORK/good.h5" --lr-schedule linear $SMALL --out "$WORK/r"
@@ -126,6 +133,15 @@ expect 64 "resume: other --conv"       --data "$WORK/good.h5" $SMALL --conv 4 --
 expect 64 "resume: other --test-dataset" --data "$WORK/good.h5" $SMALL --test-dataset none --out "$WORK/run"
 expect 64 "resume: other --val-fraction" --data "$WORK/good.h5" $SMALL --test-dataset none --val-fraction 0.2 --out "$WORK/run"
 after=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" "$WORK/run/epochs.csv" | cksum)
+# the preset is part of the model: a conv-hvae run resumes only as itself
+PRESET="--data $WORK/side12.h5 --epochs 1 --batch 20 --preset conv-hvae --conv 2,2,2 --hidden 8 --latent 2,2"
+run_mpi 2 120 "$VAE" $PRESET --out "$WORK/hv" >"$WORK/hv.log" 2>&1 || { cat "$WORK/hv.log"; fail "small conv-hvae run"; }
+hv_before=$(cat "$WORK/hv"/ckpt-*.h5 | cksum)
+expect 64 "resume: without --preset"   --data "$WORK/side12.h5" --epochs 1 --batch 20 --conv 2,2 --hidden 8 --latent 2 --out "$WORK/hv"
+grep -q "holds a conv-hvae (c2-c2-c2-8) 12x12x1-2,2 model" "$WORK/err" || fail "the message does not name the preset"
+expect 64 "resume: other preset sizes" $PRESET --conv 2,3,2 --out "$WORK/hv"
+[ "$hv_before" = "$(cat "$WORK/hv"/ckpt-*.h5 | cksum)" ] && pass "the conv-hvae run is untouched" ||
+    fail "the conv-hvae run was modified"
 # a second run in the directory of one still running stops at once
 run_mpi 2 120 "$VAE" --data "$WORK/good.h5" --epochs 100000 --batch 20 --hidden 16 --latent 2 \
     --out "$WORK/busy" >"$WORK/busy.log" 2>&1 &

@@ -256,10 +256,11 @@ static void test_kl_terms_monte_carlo(void **state)
 
 /* The objective and every parameter's gradient of a model of shape on n
  * rows (k draws each, obj) against the double reference: the values agree,
- * and each tensor's gradient and a random directional derivative agree
- * with central differences. tweak, if not NULL, edits the parameters first. */
-static void check_model_obj(const VaeShape *shape, int n, const Objective *obj,
-                            void (*tweak)(Vae *))
+ * and each tensor's gradient (a spread of about per_tensor entries of a
+ * large one) and a random directional derivative agree with central
+ * differences. tweak, if not NULL, edits the parameters first. */
+static void check_model_sampled(const VaeShape *shape, int n, const Objective *obj,
+                                void (*tweak)(Vae *), size_t per_tensor)
 {
     const char *why = NULL;
     Vae *m = vae_create(shape, 0, &why);
@@ -302,7 +303,7 @@ static void check_model_obj(const VaeShape *shape, int n, const Objective *obj,
         const VaeTensor *ten = &m->tensors[t];
         size_t len = (size_t)ten->rows * (ten->cols ? ten->cols : 1);
         double worst = 0;
-        size_t step = len > 400 ? len / 200 : 1; /* large tensors: a spread of entries */
+        size_t step = len > 2 * per_tensor ? len / per_tensor : 1; /* a spread of entries */
         for (size_t kk = 0; kk < len; kk += step) {
             size_t i = ten->offset + kk;
             double keep = p[i];
@@ -335,6 +336,12 @@ static void check_model_obj(const VaeShape *shape, int n, const Objective *obj,
     free(v); free(pp); free(pm); free(p); free(x); free(e);
     vae_work_free(w);
     vae_free(m);
+}
+
+static void check_model_obj(const VaeShape *shape, int n, const Objective *obj,
+                            void (*tweak)(Vae *))
+{
+    check_model_sampled(shape, n, obj, tweak, 200);
 }
 
 static void check_model(const VaeShape *shape, int n, float beta)
@@ -708,6 +715,148 @@ static void test_hierarchical_layout(void **state)
     assert_true(vae_shape_set(&t5, "activation", "swish") != 0);
 }
 
+/* --preset conv-hvae at small sizes (12x12 images, channels 2, 3, 2, width
+ * 4): gated convolutions on x in both encoders, the z branch, the reshape
+ * to the image and the decoder's convolutions, tensor by tensor; with
+ * log-variances pushed past the clamp; a VampPrior, whose pseudo-inputs'
+ * gradient comes back through the convolutions; the IWAE bound, whose
+ * draws share the x branches' rows; and two channels, one stochastic
+ * layer and a Gaussian likelihood. */
+static VaeShape small_conv_hvae(int c, const char *latent)
+{
+    VaeShape s = test_shape(144 * c, "preset", "conv-hvae", "conv", "2,3,2", "hidden", "4",
+                            "latent", latent, NULL);
+    s.in_c = c;
+    s.in_h = s.in_w = 12;
+    return s;
+}
+
+static void test_gradcheck_conv_hvae(void **state)
+{
+    (void)state;
+    VaeShape s = small_conv_hvae(1, "2,3");
+    Objective elbo = vae_elbo(0.9f), iw = {VD_OBJ_IWAE, 2, 1.0f, 0};
+    check_model_sampled(&s, 2, &elbo, push_logvars, 6); /* 98 tensors: 6 entries of each */
+    check_model_sampled(&s, 2, &iw, NULL, 3);
+    VaeShape v = s;
+    vae_shape_set(&v, "prior", "vamp");
+    vae_shape_set(&v, "pseudo-inputs", "2");
+    check_model_sampled(&v, 2, &elbo, push_pseudo, 3);
+    VaeShape g = small_conv_hvae(2, "3");
+    vae_shape_set(&g, "likelihood", "gaussian");
+    check_model_sampled(&g, 2, &elbo, set_obs_logvar, 3);
+}
+
+/* The model of issue 19 as --preset conv-hvae --latent 40,40 builds it: its
+ * parameter counts (2,210,861; 2,602,861 with the VampPrior of 500
+ * pseudo-inputs), its layers' shapes and windows, its clamps, its
+ * description; and the shapes it refuses. */
+static void test_conv_hvae_layout(void **state)
+{
+    (void)state;
+    VaeShape s = test_shape(784, "preset", "conv-hvae", "latent", "40,40", NULL);
+    s.in_c = 1;
+    s.in_h = s.in_w = 28;
+    assert_true(vae_shape_params(&s) == 2210861.0);
+    VaeShape v = s;
+    assert_int_equal(vae_shape_set(&v, "prior", "vamp"), 0);
+    assert_true(vae_shape_params(&v) == 2602861.0);
+    const char *why = NULL;
+    Vae *m = vae_create(&s, 0, &why);
+    assert_non_null(m);
+    assert_int_equal(m->n_params, 2210861);
+    /* q(z2 | x): five gated convolutions, 28x28 -> 14x14 -> 7x7x6 = 294 */
+    int want[5][5] = {{7, 1, 28, 32, 3}, {3, 2, 14, 32, 1}, {5, 1, 14, 64, 2},
+                      {3, 2, 7, 64, 1}, {3, 1, 7, 6, 1}};
+    for (int i = 0; i < 5; i++) {
+        const Layer *l = &m->nodes[1 + i].layer;
+        assert_ptr_equal(l->kind, &layer_gconv);
+        assert_true(l->kernel == want[i][0] && l->stride == want[i][1] &&
+                    l->out_h == want[i][2] && l->out_w == want[i][2] &&
+                    l->out_c == want[i][3] && l->pad == want[i][4]);
+    }
+    const VaeLevel *z1 = &m->levels[0], *z2 = &m->levels[1];
+    assert_int_equal(m->nodes[z2->q].layer.in_c, 294);
+    assert_int_equal(m->top_end, z2->q + 1);
+    /* q(z1 | x, z2): [x -> five convolutions ; z2 -> G294] -> G300 -> heads */
+    const VaeNode *joint = &m->nodes[m->nodes[z1->q].in[0]];
+    assert_true(joint->n_in == 2 && joint->size == 300);
+    const VaeNode *xb = &m->nodes[joint->in[0]], *zb = &m->nodes[joint->in[1]];
+    assert_true(xb->layer.kind == &layer_gconv && xb->size == 294 && xb->per_draw == 0);
+    assert_true(zb->in[0] == z2->z && zb->size == 294 && zb->per_draw == 1);
+    assert_int_equal(m->nodes[m->nodes[m->nodes[xb->in[0]].in[0]].in[0]].layer.kernel, 3);
+    /* p(z1 | z2): G300 G300 heads */
+    const VaeNode *p1 = &m->nodes[m->nodes[z1->p].in[0]];
+    assert_true(p1->size == 300 && m->nodes[p1->in[0]].in[0] == z2->z);
+    /* p(x | z1, z2): G784 read as 28x28x1, four gated 3x3 convolutions, a 1x1 to the logits */
+    const Layer *out = &m->nodes[m->out].layer;
+    assert_true(out->kind == &layer_conv2d && out->kernel == 1 && out->in_c == 64 &&
+                out->out_c == 1 && out->act == VD_ACT_NONE);
+    const VaeNode *to_image = &m->nodes[m->out - 5];
+    assert_true(to_image->layer.kind == &layer_gated && to_image->layer.out_h == 28 &&
+                to_image->layer.out_c == 1 && to_image->n_in == 2 && to_image->layer.in_c == 600);
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].type == VD_NODE_LAYER && m->nodes[i].layer.kind == &layer_heads)
+            assert_true(m->nodes[i].layer.clamp);
+    const VaeTensor *t = vae_tensor(m, "q2.0.gate.weight");
+    assert_true(t && t->n_dims == 4 && t->dims[0] == 32 && t->dims[1] == 7 && t->dims[3] == 1);
+    const char *names[] = {"q2.4.h.bias", "q2.mu.weight", "q1.x.0.h.weight", "q1.z.gate.bias",
+                           "q1.0.h.weight", "q1.logvar.bias", "p1.1.h.weight", "p1.mu.bias",
+                           "decoder.z1.h.weight", "decoder.z2.h.weight", "decoder.0.gate.weight",
+                           "decoder.4.h.weight", "decoder.5.weight", "decoder.5.bias"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (!vae_tensor(m, names[i]))
+            print_error("no tensor %s\n", names[i]);
+        assert_non_null(vae_tensor(m, names[i]));
+    }
+    print_message("conv-hvae: %.3g multiply-adds per image forward\n", vae_forward_macs(m, 100));
+    char *json = vae_graph_json(m);
+    assert_non_null(strstr(json, "\"kind\": \"gated_conv2d\", \"name\": \"q2.0\""));
+    assert_non_null(strstr(json, "\"out_shape\": [28, 28, 32], \"kernel\": 7, \"stride\": 1, "
+                                 "\"padding\": 3"));
+    assert_non_null(strstr(json, "\"kind\": \"conv2d\", \"name\": \"decoder.5\""));
+    vd_free(json);
+    char text[160];
+    vae_shape_text(&s, text, sizeof text);
+    assert_string_equal(text, "conv-hvae 28x28x1-40,40");
+    vae_shape_text(&v, text, sizeof text);
+    assert_string_equal(text, "conv-hvae 28x28x1-40,40, vamp 500");
+    VaeShape small = small_conv_hvae(1, "2,3");
+    vae_shape_text(&small, text, sizeof text);
+    assert_string_equal(text, "conv-hvae (c2-c3-c2-4) 12x12x1-2,3");
+    /* the same options without the preset are another model */
+    VaeShape plain = s;
+    plain.preset = VD_PRESET_NONE;
+    assert_false(vae_shape_equal(&s, &plain));
+    assert_false(vae_shape_equal(&s, &small));
+    vae_free(m);
+    /* images it cannot take: one line each */
+    int sides[][2] = {{30, 28}, {8, 8}, {28, 26}};
+    for (int i = 0; i < 3; i++) {
+        VaeShape b = test_shape(sides[i][0] * sides[i][1], "preset", "conv-hvae", NULL);
+        b.in_c = 1;
+        b.in_h = sides[i][0];
+        b.in_w = sides[i][1];
+        assert_null(vae_create(&b, 0, &why));
+        assert_non_null(strstr(why, "divide by 4"));
+        assert_null(strchr(why, '\n'));
+    }
+    VaeShape flat = test_shape(784, "preset", "conv-hvae", NULL); /* no image */
+    assert_true(vae_shape_params(&flat) < 0);
+    /* its sizes are defaults: one stochastic layer, other widths; but not
+     * another activation, nor other numbers of convolutions or widths */
+    struct { const char *name, *value; int ok; } opt[] = {
+        {"latent", "40", 1}, {"conv", "8,8,2", 1}, {"hidden", "100", 1},
+        {"activation", "tanh", 0}, {"conv", "8,8", 0}, {"hidden", "300,300", 0}};
+    for (size_t i = 0; i < sizeof opt / sizeof *opt; i++) {
+        VaeShape o = test_shape(784, "preset", "conv-hvae", opt[i].name, opt[i].value, NULL);
+        o.in_c = 1;
+        o.in_h = o.in_w = 28;
+        double count = vae_shape_params(&o);
+        assert_true(opt[i].ok ? count > 0 && count != 2210861.0 : count < 0);
+    }
+}
+
 /* A wrong gradient must be caught: the check is not vacuous. */
 static void test_gradcheck_detects_a_wrong_gradient(void **state)
 {
@@ -870,6 +1019,8 @@ int main(void)
         cmocka_unit_test(test_gradcheck_logistic),
         cmocka_unit_test(test_options_layout),
         cmocka_unit_test(test_hierarchical_layout),
+        cmocka_unit_test(test_gradcheck_conv_hvae),
+        cmocka_unit_test(test_conv_hvae_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
