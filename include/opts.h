@@ -67,6 +67,10 @@ void opts_markdown(FILE *f, const OptCommand *const *commands, int n);
 void opts_man(FILE *f, const OptCommand *const *commands, int n, const char *version,
               const char *exit_status);
 
+/* What --help prints of command c: its usage, what it does, and its
+ * options with cfg's values as their defaults. */
+void opts_usage(FILE *f, const OptCommand *c, const void *cfg);
+
 /* Parses text into option o's field of cfg, as the command line would.
  * VD_OK or VD_EX_USAGE with one line in err. */
 int opts_set(const OptSpec *o, void *cfg, const char *text, VdError *err);

@@ -12,10 +12,12 @@
 
 const OptSpec model_options[] = {
     {"hidden", OPT_LIST, OFF(hidden), 0, "400", 1, 1 << 20, "N[,N...]",
-     "hidden layer widths, input side first (1 to 8 layers); the decoder mirrors them"},
+     "hidden layer widths, input side first (1 to 8 layers); the decoder mirrors them (with "
+     "--preset, the width of its dense layers)"},
     {"conv", OPT_LIST, OFF(conv), 0, "none", 1, 65536, "C[,C...]",
      "4x4 stride-2 convolutions with these output channels before the --hidden layers, "
-     "each halving height and width (the decoder mirrors them; none: an MLP)"},
+     "each halving height and width (the decoder mirrors them; none: an MLP); with --preset, "
+     "its channels"},
     {"latent", OPT_LIST, OFF(latent), 0, "20", 1, 4096, "D[,D...]",
      "stochastic layers' sizes, the one next to the data first (1 to 4 layers; see "
      "docs/how-it-works.md#the-model for how several are wired)"},

@@ -303,11 +303,15 @@ int opts_command(const OptCommand *c, void *cfg, int argc, char **argv, int rank
         opts_defaults(c->options, cfg);
     }
     opts_parse(c->options, cfg, argc, argv, &help, err);
-    if (help && rank == 0) {
-        printf("usage: %s\n\n%s\n\noptions [defaults]:\n", c->usage, c->about);
-        opts_help(stdout, c->options, cfg);
-    }
+    if (help && rank == 0)
+        opts_usage(stdout, c, cfg);
     return help;
+}
+
+void opts_usage(FILE *f, const OptCommand *c, const void *cfg)
+{
+    fprintf(f, "usage: %s\n\n%s\n\noptions [defaults]:\n", c->usage, c->about);
+    opts_help(f, c->options, cfg);
 }
 
 /* The option's left column: "--name METAVAR". */

@@ -147,16 +147,19 @@ const OptCommand train_command = {
 
 int train_parse(TrainConfig *cfg, int argc, char **argv, int rank, VdError *err)
 {
-    if (opts_command(&train_command, cfg, argc, argv, rank, err))
-        return 1;
-    int preset = cfg->model.preset, help = 0;
-    if (err->code != VD_OK || preset == VD_PRESET_NONE)
-        return 0;
-    train_defaults(cfg); /* the preset's sizes, then the command line over them */
-    cfg->model.preset = preset;
-    vae_shape_preset(&cfg->model);
+    int help = 0;
+    train_defaults(cfg);
     opts_parse(train_options, cfg, argc, argv, &help, err);
-    return 0;
+    int preset = cfg->model.preset;
+    if (err->code == VD_OK && preset != VD_PRESET_NONE) {
+        train_defaults(cfg); /* the preset's sizes, then the command line over them */
+        cfg->model.preset = preset;
+        vae_shape_preset(&cfg->model);
+        opts_parse(train_options, cfg, argc, argv, &help, err);
+    }
+    if (help && rank == 0) /* with the preset's sizes as the defaults */
+        opts_usage(stdout, &train_command, cfg);
+    return help;
 }
 
 int train_check_options(TrainConfig *cfg, VdError *err)

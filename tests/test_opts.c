@@ -1,10 +1,12 @@
 /* test_opts.c — the option tables (opts.h): every type parses and formats
  * back to what it parsed, ranges and malformed values are refused with one
  * line naming the option, --help stops parsing, and the reference pages
- * carry every option. */
+ * carry every option; the train command's --preset gives defaults that the
+ * other options override, wherever they stand. */
 #include "testutil.h"
 
 #include "opts.h"
+#include "train_opts.h"
 
 typedef struct {
     char name[16];
@@ -173,6 +175,45 @@ static void test_reference_pages(void **state)
     free(man);
 }
 
+/* The train command line, parsed as rank 1 (which prints nothing). */
+static TrainConfig train_args(int argc, char **argv)
+{
+    TrainConfig c;
+    VdError err = {0};
+    assert_int_equal(train_parse(&c, argc, argv, 1, &err), 0);
+    assert_int_equal(err.code, VD_OK);
+    return c;
+}
+
+static void test_preset_gives_defaults(void **state)
+{
+    (void)state;
+    char *plain[] = {"--hidden", "128"};
+    TrainConfig c = train_args(2, plain);
+    assert_true(c.model.preset == VD_PRESET_NONE && c.model.hidden.v[0] == 128 &&
+                c.model.conv.n == 0 && c.model.latent.n == 1 && c.model.latent.v[0] == 20);
+    char *preset[] = {"--preset", "conv-hvae"};
+    c = train_args(2, preset);
+    int conv[3] = {32, 64, 6}, latent[2] = {40, 40};
+    assert_true(c.model.preset == VD_PRESET_CONV_HVAE && c.model.hidden.n == 1 &&
+                c.model.hidden.v[0] == 300 && c.model.conv.n == 3 && c.model.latent.n == 2 &&
+                c.model.activation == VD_MODEL_GATED);
+    assert_memory_equal(c.model.conv.v, conv, sizeof conv);
+    assert_memory_equal(c.model.latent.v, latent, sizeof latent);
+    char *before[] = {"--latent", "20", "--conv", "8,16,2", "--preset", "conv-hvae", "--lr", "5e-4"};
+    c = train_args(8, before);
+    assert_true(c.model.latent.n == 1 && c.model.latent.v[0] == 20 && c.model.conv.v[0] == 8 &&
+                c.model.conv.v[2] == 2 && c.model.hidden.v[0] == 300 && c.lr == 5e-4);
+    char *after[] = {"--preset", "conv-hvae", "--hidden", "64"};
+    c = train_args(4, after);
+    assert_true(c.model.hidden.v[0] == 64 && c.model.conv.v[1] == 64 && c.model.latent.n == 2);
+    /* a bad value is refused whether or not a preset is given */
+    char *bad[] = {"--preset", "conv-hvae", "--latent", "0"};
+    VdError err = {0};
+    train_parse(&c, 4, bad, 1, &err);
+    assert_int_equal(err.code, VD_EX_USAGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_bad_values_refused),
         cmocka_unit_test(test_help_stops_parsing),
         cmocka_unit_test(test_reference_pages),
+        cmocka_unit_test(test_preset_gives_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
