@@ -4,7 +4,9 @@
 # shape users bring gets figures, sample and reconstruct, in colour for three
 # channels; a convolutional model works with each option the MLP has (both
 # likelihoods, the conditional model, beta and warm-up, binarization,
-# streaming, both reductions, resume, eval, sample, reconstruct).
+# streaming, both reductions, resume, eval, sample, reconstruct); and so does
+# --preset conv-hvae (small: 12x12 images, channels 2, 4, 2), with every
+# command that reads a trained model.
 . "$top_srcdir/tests/lib.sh"
 need_h5diff
 
@@ -90,4 +92,30 @@ run_mpi 2 120 "$VAE" --data "$WORK/c3-chw.h5" $CONV --out "$WORK/res" >"$WORK/re
     grep -q "resuming from .*ckpt-0000000013.h5" "$WORK/res.log" &&
     same_ckpt "$WORK/conv-chw/ckpt-0000000040.h5" "$WORK/res/ckpt-0000000040.h5" &&
     pass "conv: stopped at step 13 and resumed, bitwise the uninterrupted run" || fail "conv resume"
+
+# 5. --preset conv-hvae: trains on 2 ranks, resumes bitwise, and every
+#    command reads it; the VampPrior and the IWAE bound train too
+"$GEN" "$WORK/s12.h5" --n 200 --test 40 --side 12 --chunk 50 || fail "gen_data --side 12"
+HV="--data $WORK/s12.h5 --epochs 2 --batch 20 --preset conv-hvae --conv 2,4,2 --hidden 16 --latent 3,2 --log-every 10 --seed 4"
+run_mpi 2 120 "$VAE" $HV --out "$WORK/hv" >"$WORK/hv.log" 2>&1 &&
+    grep -q "model conv-hvae (c2-c4-c2-16) 12x12x1-3,2 " "$WORK/hv.log" && [ -s "$WORK/hv/samples.png" ] &&
+    pass "conv-hvae: trains, with figures" || { tail -5 "$WORK/hv.log"; fail "conv-hvae training"; }
+run_mpi 2 120 "$VAE" $HV --out "$WORK/hv-res" --max-steps 7 >/dev/null 2>&1 &&
+    run_mpi 2 120 "$VAE" $HV --out "$WORK/hv-res" >"$WORK/hv-res.log" 2>&1 &&
+    grep -q "resuming from .*ckpt-0000000007.h5" "$WORK/hv-res.log" &&
+    same_ckpt "$WORK/hv/ckpt-0000000020.h5" "$WORK/hv-res/ckpt-0000000020.h5" &&
+    pass "conv-hvae: stopped at step 7 and resumed, bitwise the uninterrupted run" || fail "conv-hvae resume"
+run_mpi 2 120 "$VAE" eval --ckpt "$WORK/hv" --samples 20 --out "$WORK/hv-ev.json" >"$WORK/hv-ev.log" 2>&1 &&
+    grep -q '"nll": [0-9]' "$WORK/hv-ev.json" && pass "conv-hvae: eval" || { cat "$WORK/hv-ev.log"; fail "conv-hvae eval"; }
+"$VAE" sample --ckpt "$WORK/hv" --n 6 --out "$WORK/hv-s" >"$WORK/hv-s.log" 2>&1 &&
+    "$VAE" reconstruct --ckpt "$WORK/hv" --n 6 --out "$WORK/hv-r" >>"$WORK/hv-s.log" 2>&1 &&
+    "$VAE" interpolate --ckpt "$WORK/hv" --steps 5 --out "$WORK/hv-i" >>"$WORK/hv-s.log" 2>&1 &&
+    run_mpi 2 60 "$VAE" encode --ckpt "$WORK/hv" --out "$WORK/hv-e.h5" >>"$WORK/hv-s.log" 2>&1 &&
+    [ -s "$WORK/hv-s.png" ] && [ -s "$WORK/hv-r.png" ] && [ -s "$WORK/hv-i.png" ] && [ -s "$WORK/hv-e.h5" ] &&
+    pass "conv-hvae: sample, reconstruct, interpolate, encode" || { cat "$WORK/hv-s.log"; fail "conv-hvae commands"; }
+for extra in "--prior vamp --pseudo-inputs 5" "--iw-samples 3"; do
+    run_mpi 2 120 "$VAE" $HV $extra --epochs 1 --out "$WORK/hv-x" --fresh >"$WORK/hv-x.log" 2>&1 &&
+        awk -F, 'NR > 1 {n++; if ($4 != $4 + 0) bad = 1} END {exit !(n == 1 && !bad)}' "$WORK/hv-x/epochs.csv" &&
+        pass "conv-hvae with $extra" || { tail -5 "$WORK/hv-x.log"; fail "conv-hvae with $extra"; }
+done
 finish
