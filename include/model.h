@@ -204,6 +204,7 @@ typedef struct {
     float *dq[VD_MAX_LEVELS];  /* (n k, 2d) the terms' gradient wrt the posterior's heads */
     float *coef;       /* (n k) the objective's weight of each draw's terms (IWAE), or unused */
     int use_coef;
+    int forward_only;  /* made by vae_work_create_forward: no gradient buffers */
     double *loss;      /* (n) per data row: the objective */
     double *row_recon; /* (n) per data row: recon, averaged over its draws */
     double *row_kl;    /* (n) per data row: loss - recon (the ELBO: the KL terms) */
@@ -300,8 +301,10 @@ static inline int vae_unit_data(const VaeShape *s) { return s->likelihood != VD_
 static inline int vae_top_latent(const Vae *m) { return m->levels[m->n_levels - 1].d; }
 
 /* Work buffers for m and up to max_rows draws (data rows times draws), and
- * the bytes they take. */
+ * the bytes they take; _forward's have no gradients (half the memory):
+ * evaluation, sampling, encoding, never vae_backward. */
 VaeWork *vae_work_create(const Vae *m, int max_rows);
+VaeWork *vae_work_create_forward(const Vae *m, int max_rows);
 double vae_work_bytes(const Vae *m, int max_rows);
 void vae_work_free(VaeWork *w);
 

@@ -13,8 +13,9 @@ const char *vae_build(Vae *m);
 /* ---- model.c: a pass over nodes [from, to) ----------------------------- */
 
 /* Buffers for nodes [0, to) and rows rows; input_grad: the input node gets
- * a gradient buffer too (a VampPrior's pseudo-inputs). */
-void pass_alloc(VaePass *p, const Vae *m, int to, int rows, int input_grad);
+ * a gradient buffer too (a VampPrior's pseudo-inputs); grads 0: none at
+ * all (forward passes only). */
+void pass_alloc(VaePass *p, const Vae *m, int to, int rows, int input_grad, int grads);
 void pass_free(VaePass *p);
 /* Forward of nodes [1, to) on input x (n rows), k draws per row, noise eps
  * (n k, d_total) for the samples. */
@@ -76,8 +77,9 @@ void prior_log_density_backward(Vae *m, VaeWork *w, const float *z, int32_t y, f
 /* A VampPrior: its components' accumulated gradient through the pseudo pass
  * to the pseudo-inputs; nothing for the other priors. */
 void prior_backward(Vae *m, VaeWork *w, void (*ready)(void *, size_t), void *ctx);
-/* Work buffers for the prior (w->pseudo, w->u, w->mix, ...). */
-void prior_work_alloc(const Vae *m, VaeWork *w);
+/* Work buffers for the prior (w->pseudo, w->u, w->mix, ...); grads 0:
+ * none for its gradient. */
+void prior_work_alloc(const Vae *m, VaeWork *w, int grads);
 void prior_work_free(VaeWork *w);
 
 /* ---- likelihood.c -------------------------------------------------------- */

@@ -265,7 +265,7 @@ static void encode_rows(Encode *e, VdError *err)
     int64_t most = e->mine; /* the largest block sets the rounds */
     MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_INT64_T, MPI_MAX, e->comm);
     int64_t rounds = (most + ROUND - 1) / ROUND;
-    VaeWork *w = vae_work_create(m, GROUP);
+    VaeWork *w = vae_work_create_forward(m, GROUP);
     Shard sh;
     shard_init(&sh, &e->x, e->has_y ? &e->y : NULL, ROUND, vae_unit_data(&m->shape));
     float *mine = vd_calloc((size_t)ROUND * per, sizeof(float));
@@ -477,7 +477,7 @@ static void interpolate(const InterpConfig *cfg, const char *ckpt, const Vae *m,
     int64_t list[2] = {cfg->from < cfg->to ? cfg->from : cfg->to,
                        cfg->from < cfg->to ? cfg->to : cfg->from};
     int n = cfg->from == cfg->to ? 1 : 2;
-    VaeWork *w = vae_work_create(m, K > 2 ? K : 2);
+    VaeWork *w = vae_work_create_forward(m, K > 2 ? K : 2);
     Shard sh;
     shard_init(&sh, x, NULL, 2, vae_unit_data(&m->shape));
     float *ends = vd_calloc((size_t)2 * D, sizeof(float)), *mu = vd_calloc((size_t)2 * d, sizeof(float));

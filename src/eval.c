@@ -255,7 +255,7 @@ static void estimate(Eval *e, double *s)
     enum { GROUP = 64 };
     const Vae *m = e->m;
     int D = m->shape.n_input, K = e->cfg.samples, d = m->d_total;
-    VaeWork *w = vae_work_create(m, K < 512 ? (K > GROUP ? K : GROUP) : 512);
+    VaeWork *w = vae_work_create_forward(m, K < 512 ? (K > GROUP ? K : GROUP) : 512);
     float *xb = vd_calloc((size_t)GROUP * D, sizeof(float));
     int32_t *yb = vd_calloc(GROUP, sizeof(int32_t));
     IwRow *rows = vd_calloc(GROUP, sizeof(IwRow));

@@ -160,7 +160,7 @@ static int in_width(const Vae *m, const VaeNode *node)
     return w;
 }
 
-void pass_alloc(VaePass *p, const Vae *m, int to, int rows, int input_grad)
+void pass_alloc(VaePass *p, const Vae *m, int to, int rows, int input_grad, int grads)
 {
     memset(p, 0, sizeof *p);
     p->max_rows = rows;
@@ -169,19 +169,20 @@ void pass_alloc(VaePass *p, const Vae *m, int to, int rows, int input_grad)
         const VaeNode *node = &m->nodes[i];
         p->out[i] = vd_calloc(R * (size_t)node->size, sizeof(float));
         p->dout[i] = i == m->out ? p->out[i] /* the likelihood writes dR/doutputs over them */
-                                 : vd_calloc(R * (size_t)node->size, sizeof(float));
+                     : grads     ? vd_calloc(R * (size_t)node->size, sizeof(float))
+                                 : NULL;
         if (node->type != VD_NODE_LAYER)
             continue;
         const Layer *l = &node->layer;
         size_t saved = l->kind->saved_floats(l, rows), sc = l->kind->scratch_floats(l, rows);
         p->saved[i] = saved ? vd_calloc(saved, sizeof(float)) : NULL;
         scratch = sc > scratch ? sc : scratch;
-        if (gathers(m, i)) {
+        if (gathers(m, i))
             p->cat[i] = vd_calloc(R * (size_t)in_width(m, node), sizeof(float));
+        if (gathers(m, i) && grads)
             p->dcat[i] = vd_calloc(R * (size_t)in_width(m, node), sizeof(float));
-        }
     }
-    if (input_grad)
+    if (input_grad && grads)
         p->dout[0] = vd_calloc(R * (size_t)m->nodes[0].size, sizeof(float));
     p->scratch = scratch ? vd_calloc(scratch, sizeof(float)) : NULL;
 }
@@ -353,15 +354,16 @@ void pass_backward(Vae *m, VaeWork *w, VaePass *p, int from, int to, int input_g
 
 /* ---- work buffers ------------------------------------------------------- */
 
-VaeWork *vae_work_create(const Vae *m, int max_rows)
+static VaeWork *work_create(const Vae *m, int max_rows, int grads)
 {
     VaeWork *w = vd_calloc(1, sizeof *w);
     size_t R = (size_t)max_rows;
     w->max_rows = max_rows;
+    w->forward_only = !grads;
     w->x = vd_calloc(R * (size_t)m->shape.n_input, sizeof(float));
     w->eps = vd_calloc(R * (size_t)m->d_total, sizeof(float));
     w->y = vd_calloc(R, sizeof(int32_t));
-    pass_alloc(&w->data, m, m->n_nodes, max_rows, 0);
+    pass_alloc(&w->data, m, m->n_nodes, max_rows, 0, grads);
     for (int l = 0; l < m->n_levels; l++) {
         w->kl[l] = vd_calloc(R, sizeof(double));
         w->lr[l] = vd_calloc(R, sizeof(double));
@@ -373,8 +375,15 @@ VaeWork *vae_work_create(const Vae *m, int max_rows)
     w->loss = vd_calloc(R, sizeof(double));
     w->row_recon = vd_calloc(R, sizeof(double));
     w->row_kl = vd_calloc(R, sizeof(double));
-    prior_work_alloc(m, w);
+    prior_work_alloc(m, w, grads);
     return w;
+}
+
+VaeWork *vae_work_create(const Vae *m, int max_rows) { return work_create(m, max_rows, 1); }
+
+VaeWork *vae_work_create_forward(const Vae *m, int max_rows)
+{
+    return work_create(m, max_rows, 0);
 }
 
 void vae_work_free(VaeWork *w)
@@ -420,6 +429,8 @@ double vae_forward(const Vae *m, VaeWork *w, int n, const Objective *obj, int wa
 void vae_backward(Vae *m, VaeWork *w, const Objective *obj, void (*ready)(void *, size_t),
                   void *ctx)
 {
+    if (w->forward_only)
+        VD_ABORT("vae_backward on work made by vae_work_create_forward");
     TermMode mode = objective_terms(obj, m, 1);
     pass_clear(&w->data, m->n_nodes);
     if (m->prior.K > 0)

@@ -13,12 +13,12 @@
 
 #define LOG_2PI 1.8378770664093453
 
-void prior_work_alloc(const Vae *m, VaeWork *w)
+void prior_work_alloc(const Vae *m, VaeWork *w, int grads)
 {
     int K = m->prior.K, d = vae_top_latent(m), D = m->shape.n_input;
     if (K == 0)
         return;
-    pass_alloc(&w->pseudo, m, m->top_end, K, 1);
+    pass_alloc(&w->pseudo, m, m->top_end, K, 1, grads);
     w->u = vd_calloc((size_t)K * D, sizeof(float));
     w->mix_comp = vd_calloc((size_t)K * 2 * d, sizeof(float));
     w->mix_ivar = vd_calloc((size_t)K * d, sizeof(float));

@@ -142,7 +142,7 @@ static void draw_samples(SampleConfig *cfg, const char *ckpt, const Vae *m, VdEr
     if (cfg->n == 0)
         cfg->n = C > 0 && cfg->cls < 0 ? (cfg->cols * C < 4096 ? cfg->cols * C : 4096) : 64;
     int D = m->shape.n_input, d = m->d_total, B = cfg->n < 256 ? cfg->n : 256;
-    VaeWork *w = vae_work_create(m, B);
+    VaeWork *w = vae_work_create_forward(m, B);
     float *pics = vd_calloc((size_t)cfg->n * D, sizeof(float));
     float *z = vd_calloc((size_t)cfg->n * d, sizeof(float));
     int32_t *cls = vd_calloc((size_t)cfg->n, sizeof(int32_t));
@@ -218,7 +218,7 @@ static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, Vd
 {
     int D = m->shape.n_input, d = m->d_total, n = cfg->n, cols = cfg->cols < n ? cfg->cols : n;
     Objective elbo = vae_elbo(1.0f);
-    VaeWork *w = vae_work_create(m, n);
+    VaeWork *w = vae_work_create_forward(m, n);
     int64_t *list = vd_calloc((size_t)n, sizeof(int64_t));
     for (int i = 0; i < n; i++)
         list[i] = cfg->first + i;

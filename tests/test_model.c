@@ -953,6 +953,33 @@ static void test_backward_adds_and_hook_is_final(void **state)
     }
 }
 
+/* Work made for forward passes only (no gradient buffers) gives the same
+ * objective, outputs and posteriors, to the bit, for a two-layer VampPrior
+ * model with k draws. */
+static void test_forward_only_work(void **state)
+{
+    (void)state;
+    VaeShape s = test_shape(9, "hidden", "6,5", "latent", "2,3", "activation", "gated", "prior",
+                            "vamp", "pseudo-inputs", "4", NULL);
+    const char *why;
+    Vae *m = vae_create(&s, 0, &why);
+    vae_init_params(m, 12);
+    VaeWork *a = vae_work_create(m, 12), *b = vae_work_create_forward(m, 12);
+    fill_uniform(a->x, 4 * 9, 40, 0, 1);
+    Rng r = rng_stream(3, VD_STREAM_NOISE, 0);
+    rng_normal_fill(&r, 0, 0, (size_t)12 * m->d_total, a->eps);
+    memcpy(b->x, a->x, sizeof(float) * 4 * 9);
+    memcpy(b->eps, a->eps, sizeof(float) * (size_t)12 * m->d_total);
+    Objective iw = {VD_OBJ_IWAE, 3, 1.0f, 0};
+    assert_true(vae_forward(m, a, 4, &iw, 0) == vae_forward(m, b, 4, &iw, 0));
+    assert_memory_equal(vae_outputs(m, a), vae_outputs(m, b), sizeof(float) * 12 * 9);
+    assert_memory_equal(vae_mu(m, a, 0, 5), vae_mu(m, b, 0, 5), sizeof(float) * 2);
+    assert_true(b->forward_only && !a->forward_only);
+    vae_work_free(a);
+    vae_work_free(b);
+    vae_free(m);
+}
+
 static void test_layout_and_init(void **state)
 {
     (void)state;
@@ -993,6 +1020,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_and_init),
+        cmocka_unit_test(test_forward_only_work),
         cmocka_unit_test(test_bernoulli_loss_and_gradient),
         cmocka_unit_test(test_bernoulli_accuracy_sweep),
         cmocka_unit_test(test_kl_matches_monte_carlo),
