@@ -264,12 +264,14 @@ ns_hostfile() {
 
 # ns_mpirun SECS HOSTFILE MPIRUN-ARGS...: mpirun started on n1, as on a
 # cluster's first node; exit 124 (or 137) if it outlives SECS. The tests'
-# OpenBLAS and sanitizer settings are passed on to the ranks of every node
-# (the agent gives orted a fresh environment).
+# OpenBLAS settings (every OPENBLAS_* variable: a CORETYPE set on one node
+# alone picks other kernels there, whose sums round otherwise) and sanitizer
+# settings are passed on to the ranks of every node, as srun passes its
+# whole environment (the agent gives orted a fresh environment).
 ns_mpirun() {
     _mr_secs=$1; _mr_hf=$2; shift 2
     _mr_x=""
-    for _mr_v in OPENBLAS_NUM_THREADS ASAN_OPTIONS UBSAN_OPTIONS; do
+    for _mr_v in $(env | sed -n 's/^\(OPENBLAS_[A-Z0-9_]*\)=.*/\1/p') ASAN_OPTIONS UBSAN_OPTIONS; do
         eval "[ -n \"\${$_mr_v+set}\" ]" && _mr_x="$_mr_x -x $_mr_v"
     done
     # shellcheck disable=SC2086
