@@ -6,9 +6,13 @@
  *   the flat gradient is final -> reduce_finish (the sum, and its verdict)
  *   -> reduce_update (Adam)
  *
- * The gradient buffer's tail (VD_GRAD_EXTRA floats: loss sums, sample count,
- * stop and failure flags) is summed with it, so after reduce_finish every
- * rank holds the global sums there.
+ * After the n_params floats of the gradient, the gradient buffer holds
+ * VD_GRAD_EXTRA more, the tail (reduce_tail), where the step writes its
+ * loss sums, its sample count and the stop and failure flags. The tail is
+ * summed with the gradient, so after reduce_finish every rank holds the
+ * global sums (reduce_extras): one sum carries both the gradient and the
+ * step's verdicts. The tail is the reduction's: the model only makes room
+ * for it (vae_create's n_tail).
  *
  * shm (the default): the k ranks of a node keep one copy of the parameters
  * and Adam moments in a POSIX shared memory segment; each rank's gradient
@@ -86,9 +90,11 @@ typedef struct {
 
 typedef struct Reducer Reducer;
 
-/* Collective over comm. For shm, moves m's parameters and Adam moments
- * (from node rank 0; the ranks of a node must hold the same values) and its
- * gradient buffer into the node's segment, every page reserved here. Where
+/* Collective over comm. m must have been created with the tail
+ * (vae_create's n_tail = VD_GRAD_EXTRA). For shm, moves m's parameters and
+ * Adam moments (from node rank 0; the ranks of a node must hold the same
+ * values) and its gradient buffer into the node's segment, every page
+ * reserved here. Where
  * that cannot be done (nodes of different sizes, a /dev/shm too small; the
  * test hook $VAE_DIST_TEST_NO_SHM=R fakes the latter on node rank R), every
  * rank falls back to mpi, m untouched, and *why is one line saying why; else
@@ -100,6 +106,10 @@ Reducer *reduce_create(Vae *m, MPI_Comm comm, const ReduceConfig *c, const char 
  * only), which spares the memory of k copies at the end of a run. NULL does
  * nothing. */
 void reduce_free(Reducer *r, int keep);
+
+/* Local. This rank's tail (VD_GRAD_EXTRA floats, indexed by VD_EXTRA_*),
+ * to fill before reduce_begin. */
+float *reduce_tail(Reducer *r);
 
 /* Local. Starts a step's reduction; then backward calls reduce_ready(r,
  * offset) (the hook of vae_backward_hook) whenever m->grads[offset ..) is

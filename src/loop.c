@@ -307,7 +307,7 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     st->clipped += io.clipped;
     st->ivl_clipped += io.clipped;
     if (finite) {
-        const float *extra = r->m->grads + r->m->n_params;
+        const float *extra = reduce_extras(r->red);
         st->ivl_recon += extra[VD_EXTRA_RECON];
         st->ivl_kl += extra[VD_EXTRA_KL];
         st->ivl_count += extra[VD_EXTRA_COUNT];

@@ -35,8 +35,8 @@ struct Reducer {
      * shm: the chunk of a slice summed during backward (r->chunk) */
     size_t bucket;   /* floats per bucket or chunk; mpi 0: one allreduce after backward */
     size_t sent;     /* grads[sent ..) are posted */
-    int n_req;
-    MPI_Request req[VD_MAX_NODES + 2]; /* a bucket at most per node, and the likelihood's */
+    int n_req, max_req;
+    MPI_Request *req; /* (max_req) every bucket but the last holds >= bucket floats */
 
     /* shm: the node's segment */
     void *base;
@@ -313,6 +313,8 @@ Reducer *reduce_create(Vae *m, MPI_Comm comm, const ReduceConfig *c, const char 
     r->mode = VD_REDUCE_MPI;
     if (c->mode == VD_REDUCE_SHM && r->size > 1 && shm_open_node(r, c->node, why) == 0)
         r->mode = VD_REDUCE_SHM;
+    r->max_req = (int)(r->bucket > 0 ? r->n_red / r->bucket + 1 : 1);
+    r->req = vd_calloc((size_t)r->max_req, sizeof *r->req);
     return r;
 }
 
@@ -320,6 +322,7 @@ void reduce_free(Reducer *r, int keep)
 {
     if (!r)
         return;
+    vd_free(r->req);
     if (r->mode == VD_REDUCE_SHM) {
         Vae *m = r->m;
         float *p = NULL, *g = NULL, *am = NULL, *av = NULL;
@@ -350,8 +353,8 @@ void reduce_free(Reducer *r, int keep)
 
 static void bucket_post(Reducer *r, size_t from)
 {
-    if (r->n_req == VD_MAX_NODES + 2)
-        VD_ABORT("more gradient buckets than the model has nodes");
+    if (r->n_req == r->max_req)
+        VD_ABORT("more gradient buckets than the buffer holds");
     MPI_Iallreduce(MPI_IN_PLACE, r->m->grads + from, (int)(r->sent - from), MPI_FLOAT, MPI_SUM,
                    r->comm, &r->req[r->n_req++]);
     r->sent = from;
@@ -818,6 +821,8 @@ void reduce_update(Reducer *r, const AdamConfig *c, long t, float grad_scale, in
     node_sync(r); /* every slice is updated, and every gradient read, before any rank goes on */
     memcpy(m->grads + r->n, r->extra, sizeof r->extra);
 }
+
+float *reduce_tail(Reducer *r) { return r->m->grads + r->n; }
 
 const float *reduce_extras(const Reducer *r)
 {

@@ -18,7 +18,7 @@ int train_step(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig
         rsum += w->row_recon[i];
         ksum += w->row_kl[i];
     }
-    float *extra = m->grads + m->n_params;
+    float *extra = reduce_tail(red);
     extra[VD_EXTRA_RECON] = (float)rsum;
     extra[VD_EXTRA_KL] = (float)ksum;
     extra[VD_EXTRA_COUNT] = (float)n;
