@@ -708,7 +708,7 @@ static void test_vamp_pseudo_inputs_split(void **state)
 static void test_fp16_loops_agree(void **state)
 {
     (void)state;
-    long bad = reduce_fp16_mismatches(); /* the same on every rank */
+    long bad = half_fp16_mismatches(); /* the same on every rank */
     if (bad < 0)
         skip(); /* no F16C here: only the plain loops exist */
     assert_all(bad == 0);
