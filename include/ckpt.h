@@ -31,7 +31,7 @@
 
 #include <stdint.h>
 
-#include "data.h"
+#include "h5rows.h"
 #include "model.h"
 #include "opts.h"
 #include "util.h"

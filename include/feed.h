@@ -21,7 +21,7 @@
 #include <mpi.h>
 #include <stdint.h>
 
-#include "data.h"
+#include "h5rows.h"
 
 enum { VD_FEED_AUTO, VD_FEED_RESIDENT, VD_FEED_STREAM };
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "ckpt.h"
-#include "data.h"
+#include "shard.h"
 #include "feed.h"
 #include "model.h"
 #include "reduce.h"

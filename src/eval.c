@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "comm.h"
-#include "data.h"
+#include "shard.h"
 #include "durable.h"
 #include "h5util.h"
 #include "opts.h"

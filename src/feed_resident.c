@@ -7,6 +7,7 @@
 
 #include "h5util.h"
 #include "rng.h"
+#include "shard.h"
 #include "watch.h"
 
 struct FeedResident {
@@ -168,7 +169,7 @@ FeedResident *feed_resident_open(const FeedConfig *c, VdError *err)
         int64_t *ids = vd_calloc((size_t)f->nb + 1, sizeof(int64_t));
         for (int64_t i = 0; i < f->nb; i++)
             ids[i] = f->b0 + i;
-        rc = rows_check(c->images, c->labels, c->check_unit, c->n_classes, f->block,
+        rc = h5rows_check(c->images, c->labels, c->check_unit, c->n_classes, f->block,
                         f->block_lab, ids, f->nb, err);
         vd_free(ids);
     }
@@ -267,7 +268,7 @@ void feed_resident_batch(FeedResident *f, int64_t s, float *x, int32_t *y, int64
         int64_t pos = s * f->B + i, sl = f->slot[b][pos];
         const char *src = sl < f->nb ? f->block + (size_t)sl * f->row_bytes
                                      : f->recv[b] + (size_t)(sl - f->nb) * f->row_bytes;
-        row_to_float(f->c.images, src, x + (size_t)i * f->c.images->row_len);
+        h5rows_to_float(f->c.images, src, x + (size_t)i * f->c.images->row_len);
         if (y)
             y[i] = sl < f->nb ? f->block_lab[sl] : f->recv_lab[b][sl - f->nb];
         rows[i] = f->rows[b][pos];

@@ -8,6 +8,7 @@
 
 #include "h5util.h"
 #include "rng.h"
+#include "shard.h"
 
 #define UNIT_BYTES (1 << 20) /* the reader reads about this much at a time, */
 #define UNIT_SHARE 16        /* or 1/16 of the budget if that is less */
@@ -115,7 +116,7 @@ static void *reader_main(void *arg)
                 rc = h5rows_read(c->labels, f->row_list, n, u->lab, &err);
             h5_unlock();
             if (rc == VD_OK)
-                rc = rows_check(c->images, c->labels, c->check_unit, c->n_classes, u->raw, u->lab,
+                rc = h5rows_check(c->images, c->labels, c->check_unit, c->n_classes, u->raw, u->lab,
                                 f->row_list, n, &err);
             u->n = n < total - produced ? n : total - produced;
             produced += u->n;
@@ -226,7 +227,7 @@ void feed_stream_batch(FeedStream *f, float *x, int32_t *y, int64_t *rows)
             rows[i] = 0;
             continue;
         }
-        row_to_float(f->c.images, f->win + (size_t)j * f->row_bytes,
+        h5rows_to_float(f->c.images, f->win + (size_t)j * f->row_bytes,
                      x + (size_t)i * f->c.images->row_len);
         if (y)
             y[i] = f->win_lab[j];

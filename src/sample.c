@@ -7,7 +7,7 @@
 
 #include "ckpt.h"
 #include "comm.h"
-#include "data.h"
+#include "shard.h"
 #include "durable.h"
 #include "h5util.h"
 #include "image.h"

@@ -14,7 +14,7 @@
 static int open_optional(H5Rows *r, const char *file, const char *path, const char *def,
                          int is_label, VdError *err)
 {
-    if (strcmp(path, "none") == 0 || (strcmp(path, def) == 0 && !h5_has_path(file, path)))
+    if (strcmp(path, "none") == 0 || (strcmp(path, def) == 0 && !h5rows_exists(file, path)))
         return 0;
     return h5rows_open(r, file, path, is_label, err) == VD_OK;
 }
@@ -149,8 +149,8 @@ static void hold_out(Run *r, VdError *err)
         return;
     }
     int64_t n = r->train_x.n_rows, n_keep, n_held;
-    int64_t *keep = rows_split(n, cfg->val_fraction, cfg->seed, 0, &n_keep);
-    int64_t *held = rows_split(n, cfg->val_fraction, cfg->seed, 1, &n_held);
+    int64_t *keep = shard_split_rows(n, cfg->val_fraction, cfg->seed, 0, &n_keep);
+    int64_t *held = shard_split_rows(n, cfg->val_fraction, cfg->seed, 1, &n_held);
     if (n_held < 1 || n_keep < 1) {
         vd_free(keep);
         vd_free(held);

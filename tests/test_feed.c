@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "comm.h"
-#include "data.h"
+#include "shard.h"
 #include "feed.h"
 #include "rng.h"
 

@@ -34,7 +34,7 @@ libs="$(mpicc --showme:link) $(pkg-config --libs hdf5-openmpi openblas zlib libp
 printf '#define PACKAGE_STRING "vae-dist fuzz"\n#define PACKAGE_VERSION "fuzz"\n' >"$out/config.h"
 
 src="$top/src"
-$CC $cflags -o "$out/fuzz_h5rows" "$here/fuzz_h5rows.c" "$src/data.c" "$src/util.c" "$src/h5util.c" \
+$CC $cflags -o "$out/fuzz_h5rows" "$here/fuzz_h5rows.c" "$src/h5rows.c" "$src/shard.c" "$src/util.c" "$src/h5util.c" \
     "$src/image.c" "$src/durable.c" "$src/rng.c" $libs
 $CC $cflags -o "$out/fuzz_ckpt" "$here/fuzz_ckpt.c" "$src/ckpt.c" "$src/model.c" "$src/rng.c" \
     "$src/util.c" "$src/h5util.c" "$src/opts.c" "$src/durable.c" "$src/layer_dense.c" \
