@@ -47,9 +47,9 @@ typedef struct {
 
 /* train_data.c. Local: opens the training and test data sets and checks
  * they fit together and the model's options (labels in range on rank 0). */
-void run_open_data(Run *r, VdError *err);
+void train_data_open(Run *r, VdError *err);
 /* Collective: the training feed and this rank's test rows. */
-int run_load_data(Run *r, VdError *err);
+int train_data_load(Run *r, VdError *err);
 
 /* rundir.c. Collective: names the run directory (strftime patterns expand
  * on rank 0), creates it, and sets a previous run aside with --fresh. */
@@ -79,8 +79,8 @@ void figures_latent(Run *r, int64_t epoch);
 
 /* loop.c. Collective. Trains from r->st to the end (or a stop); returns
  * the exit code. */
-int run_loop(Run *r, VdError *err);
+int loop_run(Run *r, VdError *err);
 /* Collective: the per-step time split, printed by rank 0. */
-void run_print_profile(const Run *r);
+void loop_print_profile(const Run *r);
 
 #endif

@@ -13,8 +13,8 @@
 #include "h5util.h"
 #include "metrics.h"
 #include "rng.h"
-#include "runtime.h"
 #include "schedule.h"
+#include "signals.h"
 #include "step.h"
 #include "watch.h"
 
@@ -269,7 +269,7 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     double t0 = vd_now();
     next_batch(r, l, epoch, s);
     r->prof.data += vd_now() - t0;
-    StepIO io = {.stop = runtime_stop_signal() != 0,
+    StepIO io = {.stop = signals_stop_asked() != 0,
                  .poison = st->step + 1 == l->poison_step && r->rank == r->size - 1,
                  .failed = feed_failed(r->feed), .clip_norm = r->cfg.clip_norm};
     watch_step(st->step + 1);
@@ -281,7 +281,7 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     l->lr = sched_lr(&l->sched, st->lr_scale, st->step + 1, r->steps_per_epoch,
                      r->steps_per_epoch * r->cfg.epochs);
     l->adam.lr = (float)l->lr;
-    int finite = train_step(r->m, r->w, r->B, &obj, &l->adam, st->step + 1, r->red, &io);
+    int finite = step_run(r->m, r->w, r->B, &obj, &l->adam, st->step + 1, r->red, &io);
     r->prof.forward += io.times.forward;
     r->prof.backward += io.times.backward;
     r->prof.reduce += io.times.reduce;
@@ -355,7 +355,7 @@ static int run_epoch(Run *r, Loop *l, int64_t epoch, VdError *err)
     return rc;
 }
 
-int run_loop(Run *r, VdError *err)
+int loop_run(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
     const char *nan_step = getenv("VAE_DIST_TEST_NAN_STEP");
@@ -385,7 +385,7 @@ int run_loop(Run *r, VdError *err)
     return l.code;
 }
 
-void run_print_profile(const Run *r)
+void loop_print_profile(const Run *r)
 {
     const Profile *p = &r->prof;
     struct rusage ru;

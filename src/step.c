@@ -7,8 +7,8 @@
 #include "util.h"
 #include "watch.h"
 
-int train_step(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
-               Reducer *red, StepIO *io)
+int step_run(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
+             Reducer *red, StepIO *io)
 {
     double t0 = vd_now();
     vae_forward(m, w, n, obj, 1);

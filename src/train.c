@@ -180,7 +180,7 @@ static int setup(Run *r, VdError *err)
     MPI_Bcast(cfg->data, sizeof cfg->data, MPI_CHAR, 0, r->comm);
     if (vd_error_agree(err, r->comm))
         return err->code;
-    run_open_data(r, err);
+    train_data_open(r, err);
     if (vd_error_agree(err, r->comm) || create_model(r, err))
         return err->code;
     r->threads = runtime_set_threads(cfg->threads, r->comm);
@@ -229,7 +229,7 @@ static int setup(Run *r, VdError *err)
     if (r->m->prior.K > 0) /* the pseudo-inputs' pass split over the ranks */
         r->w->group = step_group_create(r->comm);
     r->batch_rows = vd_calloc((size_t)r->B, sizeof(int64_t));
-    return run_load_data(r, err);
+    return train_data_load(r, err);
 }
 
 static void run_free(Run *r)
@@ -291,10 +291,10 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     watch_rank0_io(0);
     if (code == VD_OK) {
         open_reducer(r);
-        code = run_loop(r, &err);
+        code = loop_run(r, &err);
         r->shared_mib = (double)reduce_shared_bytes(r->red) / (1 << 20);
         if (r->cfg.profile && err.code == VD_OK)
-            run_print_profile(r);
+            loop_print_profile(r);
     }
     if (code < 0)
         code = VD_OK; /* nothing to do */

@@ -176,7 +176,7 @@ static void hold_out(Run *r, VdError *err)
     snprintf(r->test_x.where, sizeof r->test_x.where, "%.480s (held out)", r->train_x.where);
 }
 
-void run_open_data(Run *r, VdError *err)
+void train_data_open(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
     if (h5rows_open(&r->train_x, cfg->data, cfg->dataset, 0, err) != VD_OK)
@@ -251,7 +251,7 @@ static void load_test_rows(Run *r, int unit, VdError *err)
     }
 }
 
-int run_load_data(Run *r, VdError *err)
+int train_data_load(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;
     int unit = vae_unit_data(&cfg->model);
