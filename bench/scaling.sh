@@ -28,7 +28,7 @@
 #                 latency of one ring (the term is 0 on one node)
 #   sum(q)      = (q+1)/q n / mbw: node rank i reads slice i of the q gradient
 #                 buffers and writes the sum (0 at q = 1)
-#   mbw         = 7 n / optimizer: Adam at np=1 streams about 7 n bytes (reads
+#   mbw         = 7 n / optimizer: Adam at np=1 moves about 7 n bytes (reads
 #                 params, grads, m, v; writes params, m, v); per rank, as if
 #                 the node's ranks did not share its memory bandwidth
 #   barrier(q)  = ceil(log2 q) alpha (dissemination), three per step

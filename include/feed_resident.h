@@ -1,6 +1,6 @@
 /* feed_resident.h — --data-mode resident (feed.h): a rank loads its
  * contiguous block of rows (shard_range) once. Each epoch every rank draws
- * the same global permutation (VD_STREAM_ORDER) and takes its slice of
+ * the same global permutation (VD_RNG_ORDER) and takes its slice of
  * each global batch, exactly as data.h describes; the rows of that slice
  * that other ranks hold arrive by one MPI_Ialltoallv, posted an epoch
  * ahead so that it completes behind the current epoch's steps. Training is

@@ -1,10 +1,10 @@
 /* feed_stream.h — --data-mode stream (feed.h), the streaming reader, for
  * data larger than the budget. The rows are cut into units of whole HDF5
  * chunks (about 1 MiB). Each epoch all ranks draw one permutation of the
- * units (VD_STREAM_UNITS) and rank r takes units r, r + p, ...; a
+ * units (VD_RNG_UNITS) and rank r takes units r, r + p, ...; a
  * background thread reads them into a queue while the steps run. Batches
  * are drawn uniformly from a shuffle window of W rows, each drawn row
- * replaced by the next row of the rank's units (VD_STREAM_WINDOW, one per
+ * replaced by the next row of the rank's units (VD_RNG_WINDOW, one per
  * rank). This changes the sampling: an epoch still visits each row at most
  * once, but a batch mixes only the units whose rows are in the window
  * (about W/unit of them) and of this rank's units only, and the order

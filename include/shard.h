@@ -3,7 +3,7 @@
  *
  * Sharding is pure arithmetic on (n, global batch, rank, size), so tests can
  * simulate ranks in one process. Each epoch every rank draws the same
- * global permutation (VD_STREAM_ORDER) and takes disjoint slices of it; a
+ * global permutation (VD_RNG_ORDER) and takes disjoint slices of it; a
  * rank reads from the file only the rows it trains on (feed.h reads the
  * training rows; Shard holds test rows and eval's). Local: nothing here
  * talks to other ranks. */
@@ -31,7 +31,7 @@ void shard_range(int64_t n, int rank, int size, int64_t *begin, int64_t *end);
 
 /* Local. The split of n rows by --val-fraction frac: round(frac n) rows
  * held out, a fixed choice given the seed (the first of a permutation from
- * VD_STREAM_SPLIT), the same whatever the rank count. Returns the held-out
+ * VD_RNG_SPLIT), the same whatever the rank count. Returns the held-out
  * rows (held) or the rest, ascending, and their number in *count. */
 int64_t *shard_split_rows(int64_t n, double frac, uint64_t seed, int held, int64_t *count);
 

@@ -275,7 +275,7 @@ static void encode_rows(Encode *e, VdError *err)
     int *counts = NULL, *displs = NULL;
     int64_t *firsts = NULL;
     EncodeOut o = {.f = H5I_INVALID_HID};
-    Rng draws = rng_stream(e->cfg.seed, VD_STREAM_IWAE, 0);
+    Rng draws = rng_for(e->cfg.seed, VD_RNG_IWAE, 0);
     if (e->rank == 0) {
         all = vd_calloc((size_t)ROUND * e->size * per, sizeof(float));
         part = vd_calloc((size_t)ROUND * per, sizeof(float));

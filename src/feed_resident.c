@@ -184,7 +184,7 @@ static void resident_post(FeedResident *f, int64_t epoch, int b)
 {
     const FeedConfig *c = &f->c;
     int p = f->size, me = f->rank;
-    Rng order = rng_stream(c->seed, VD_STREAM_ORDER, 0);
+    Rng order = rng_for(c->seed, VD_RNG_ORDER, 0);
     rng_permutation(&order, (uint32_t)epoch, f->perm, f->n_rows);
     shard_epoch_rows(f->perm, c->steps_per_epoch, c->global_batch, me, p, f->rows[b]);
     if (p == 1) {

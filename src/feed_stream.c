@@ -61,7 +61,7 @@ double feed_stream_load_seconds(const FeedStream *f) { return f->load; }
  * in *supply. */
 static int64_t epoch_units(const FeedStream *f, int64_t epoch, int64_t *list, int64_t *supply)
 {
-    Rng r = rng_stream(f->c.seed, VD_STREAM_UNITS, 0);
+    Rng r = rng_for(f->c.seed, VD_RNG_UNITS, 0);
     int64_t *perm = list; /* permuted in place, then compacted */
     rng_permutation(&r, (uint32_t)epoch, perm, f->n_units);
     int64_t k = 0, rows = 0;
@@ -176,7 +176,7 @@ static int64_t draw(FeedStream *f, int64_t w)
         f->filled++;
     if (f->filled == 0)
         return -1; /* the reader failed */
-    Rng r = rng_stream(f->c.seed, VD_STREAM_WINDOW, (uint32_t)f->rank);
+    Rng r = rng_for(f->c.seed, VD_RNG_WINDOW, (uint32_t)f->rank);
     return (int64_t)rng_below(&r, (uint32_t)f->epoch, (uint64_t)f->drawn++, (uint64_t)f->filled);
 }
 

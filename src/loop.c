@@ -48,7 +48,7 @@ static void fmt_duration(char *buf, size_t n, double s)
 }
 
 /* Collective. The test set's ELBO sums of (recon, KL, count) in tot, with
- * eps from the eval stream indexed by global row, so the figure does not
+ * eps from the eval generator indexed by global row, so the figure does not
  * depend on the rank count; the posterior means' first two moments per
  * latent dimension (of every layer) give the active units (Burda et al.:
  * dimensions whose posterior mean varies over the data by more than 0.01);
@@ -57,8 +57,8 @@ static void test_figures(Run *r, int64_t epoch, double tot[T_N], int *active)
 {
     const Vae *m = r->m;
     VaeWork *w = r->w;
-    Rng eval = rng_stream(r->cfg.seed, VD_STREAM_EVAL, 0);
-    Rng bin = rng_stream(r->cfg.seed, VD_STREAM_BINARIZE, 0);
+    Rng eval = rng_for(r->cfg.seed, VD_RNG_EVAL, 0);
+    Rng bin = rng_for(r->cfg.seed, VD_RNG_BINARIZE, 0);
     int d = m->d_total, top = m->n_levels - 1, dt = vae_top_latent(m);
     Objective elbo = vae_elbo(1.0f);
     double *sums = vd_calloc((size_t)(T_N + 2 * d), sizeof(double)), *mom = sums + T_N;
@@ -121,7 +121,7 @@ static void epoch_report(Run *r, int64_t epoch, double ep_start, const double to
     else
         printf("epoch %lld done: train loss %.2f, %.1f s%s\n", (long long)epoch + 1,
                row.train_loss, row.seconds, best ? ", best" : "");
-    h5_lock(); /* the stream reader's thread may be in HDF5 */
+    h5_lock(); /* the streaming reader's thread may be in HDF5 */
     metrics_epoch(r->metrics, &row);
     h5_unlock();
 }
@@ -239,7 +239,7 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
                (long long)epoch + 1, r->cfg.epochs, (long long)(s + 1),
                (long long)r->steps_per_epoch, row.loss, row.recon, row.kl, rate, etab);
         fflush(stdout);
-        h5_lock(); /* the stream reader's thread may be in HDF5 */
+        h5_lock(); /* the streaming reader's thread may be in HDF5 */
         metrics_train(r->metrics, &row);
         h5_unlock();
     }
@@ -360,8 +360,8 @@ int loop_run(Run *r, VdError *err)
     const TrainConfig *cfg = &r->cfg;
     const char *nan_step = getenv("VAE_DIST_TEST_NAN_STEP");
     const char *kill_step = getenv("VAE_DIST_TEST_KILL_STEP");
-    Loop l = {.noise = rng_stream(cfg->seed, VD_STREAM_NOISE, (uint32_t)r->rank),
-              .bin = rng_stream(cfg->seed, VD_STREAM_BINARIZE, 0),
+    Loop l = {.noise = rng_for(cfg->seed, VD_RNG_NOISE, (uint32_t)r->rank),
+              .bin = rng_for(cfg->seed, VD_RNG_BINARIZE, 0),
               .adam = {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps,
                        (float)cfg->weight_decay},
               .sched = {cfg->lr_schedule, cfg->lr, cfg->lr_min, cfg->lr_gamma, cfg->lr_warmup,

@@ -311,7 +311,7 @@ int rundir_save(Run *r, int best, VdError *err)
     }
     for (int i = 1; i < r->train_x.n_dims; i++)
         data.shape[i - 1] = r->train_x.dims[i];
-    h5_lock(); /* the stream reader's thread may be in HDF5 */
+    h5_lock(); /* the streaming reader's thread may be in HDF5 */
     int rc = ckpt_save(path, r->m, &r->st, &data, train_options, &r->cfg, r->size, err);
     h5_unlock();
     if (rc != VD_OK || ckpt_mark(r->cfg.out, "latest", name, err) != VD_OK ||

@@ -43,7 +43,7 @@ int64_t *shard_split_rows(int64_t n, double frac, uint64_t seed, int held, int64
     int64_t n_held = (int64_t)llround(frac * (double)n);
     int64_t *perm = vd_calloc((size_t)(n ? n : 1), sizeof(int64_t));
     char *out = vd_calloc((size_t)(n ? n : 1), 1);
-    Rng split = rng_stream(seed, VD_STREAM_SPLIT, 0);
+    Rng split = rng_for(seed, VD_RNG_SPLIT, 0);
     rng_permutation(&split, 0, perm, n);
     for (int64_t i = 0; i < n_held; i++)
         out[perm[i]] = 1;

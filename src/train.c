@@ -59,7 +59,7 @@ static void check_activations(const Run *r, int node_ranks, VdError *err)
 }
 
 /* Collective: the model of the options, for the data's sample size, with
- * parameters from the init stream. */
+ * parameters from the init generator. */
 static int create_model(Run *r, VdError *err)
 {
     const TrainConfig *cfg = &r->cfg;

@@ -62,7 +62,7 @@ static const OptSpec train_only[] = {
     {"iw-samples", NUM(OPT_INT, iw_samples), "1", 1, 4096, "K",
      "draws per sample: 1 trains the ELBO; K > 1 the importance-weighted bound of K draws "
      "(IWAE), which costs K times the decoder's work per sample"},
-    {"seed", NUM(OPT_U64, seed), "1", 0, 0, "N", "seed of every random stream"},
+    {"seed", NUM(OPT_U64, seed), "1", 0, 0, "N", "seed of every random generator"},
     {"log-every", NUM(OPT_INT, log_every), "100", 1, 1e9, "N", "steps per progress line"},
     {"threads", NUM(OPT_INT, threads), "0", 0, 1024, "N",
      "OpenBLAS threads per rank (0: cores / ranks per node)"},

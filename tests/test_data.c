@@ -26,7 +26,7 @@ static void test_shards_disjoint_covering_equal(void **state)
                 if (G > N || G < size)
                     continue;
                 int64_t *perm = malloc(sizeof(int64_t) * N);
-                Rng r = rng_stream(4, VD_STREAM_ORDER, 0);
+                Rng r = rng_for(4, VD_RNG_ORDER, 0);
                 rng_permutation(&r, 2, perm, N);
                 int64_t steps = shard_steps_per_epoch(N, G);
                 assert_int_equal(steps, N / G);
@@ -107,7 +107,7 @@ static void check_reader(hid_t ftype, int chunk, int deflate)
     assert_false(r.is_u8);
     /* a shard of random rows, loaded and handed out in training order */
     int64_t perm[N], want[100];
-    Rng g = rng_stream(6, VD_STREAM_ORDER, 0);
+    Rng g = rng_for(6, VD_RNG_ORDER, 0);
     rng_permutation(&g, 0, perm, N);
     memcpy(want, perm, sizeof want);
     Shard s;

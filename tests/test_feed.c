@@ -101,7 +101,7 @@ static void test_feed_resident(void **state)
     assert_all(feed_run(&c, 3, rows));
     int B = shard_local_batch(FG, rank, size), ok = 1;
     int64_t perm[FN], want[FN];
-    Rng order = rng_stream(9, VD_STREAM_ORDER, 0);
+    Rng order = rng_for(9, VD_RNG_ORDER, 0);
     for (int e = 0; e < 3; e++) {
         rng_permutation(&order, (uint32_t)e, perm, FN);
         shard_epoch_rows(perm, FN / FG, FG, rank, size, want);

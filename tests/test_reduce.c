@@ -27,14 +27,14 @@ enum { LOCAL_B = 5 };
 /* Sample i of the global batch: a deterministic function of i alone. */
 static void make_sample(int64_t i, float *x)
 {
-    Rng r = rng_stream(77, VD_STREAM_INIT, 1);
+    Rng r = rng_for(77, VD_RNG_INIT, 1);
     rng_uniform_fill(&r, (uint32_t)i, 0, (size_t)shape.n_input, 0.0f, 1.0f, x);
 }
 
 /* Rows and noise rank r would train on at step t. */
 static void fill_rank_batch(VaeWork *w, int r, int64_t t, int row0)
 {
-    Rng noise = rng_stream(5, VD_STREAM_NOISE, (uint32_t)r);
+    Rng noise = rng_for(5, VD_RNG_NOISE, (uint32_t)r);
     for (int i = 0; i < LOCAL_B; i++)
         make_sample((int64_t)r * LOCAL_B + i + t * 1000, w->x + (size_t)(row0 + i) * shape.n_input);
     rng_normal_fill(&noise, (uint32_t)t, 0, (size_t)LOCAL_B * shape.latent.v[0],
@@ -678,7 +678,7 @@ static void test_vamp_pseudo_inputs_split(void **state)
         VaeGroup *g = step_group_create(MPI_COMM_WORLD);
         wb->group = g;
         Reducer *ra = allreduce(a, MPI_COMM_WORLD, 0), *rb = allreduce(b, MPI_COMM_WORLD, 0);
-        Rng noise = rng_stream(5, VD_STREAM_NOISE, (uint32_t)rank);
+        Rng noise = rng_for(5, VD_RNG_NOISE, (uint32_t)rank);
         for (int t = 1; t <= 3; t++) {
             for (int i = 0; i < LOCAL_B; i++)
                 make_sample((int64_t)rank * LOCAL_B + i + t * 1000, wa->x + (size_t)i * 20);
