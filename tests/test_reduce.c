@@ -716,13 +716,7 @@ static void test_fp16_loops_agree(void **state)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    comm_init();
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (size > 1)
-        setenv("CMOCKA_TEST_ABORT", "1", 1);
-    shape = test_shape(20, "hidden", "12,7", "latent", "3", NULL);
+    shape = test_shape(20, "hidden", "12,7", "latent", "3", NULL); /* before MPI: local */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allreduce_equals_serial_sum),
         cmocka_unit_test(test_vamp_pseudo_inputs_split),
@@ -749,7 +743,5 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_shared_chunks_with_a_lagging_rank, fused_on, fused_off),
         cmocka_unit_test(test_fp16_loops_agree),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    MPI_Finalize();
-    return failed ? 1 : 0;
+    return mpi_test_main(argc, argv, tests);
 }
