@@ -62,15 +62,6 @@ void reduce_mpi_ready(ReduceMpi *r, size_t offset)
     MPI_Testall(r->n_req, r->req, &done, MPI_STATUSES_IGNORE);
 }
 
-/* The sum of squares of x (n), in double, in order. */
-static double sum_squares(const float *x, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)x[i] * x[i];
-    return s;
-}
-
 int reduce_mpi_finish(ReduceMpi *r, double *sumsq)
 {
     if (r->size > 1) {
@@ -81,7 +72,7 @@ int reduce_mpi_finish(ReduceMpi *r, double *sumsq)
         watch_done();
     }
     if (sumsq)
-        *sumsq = sum_squares(r->m->grads, r->n);
+        *sumsq = vd_sum_squares(r->m->grads, r->n);
     return vd_all_finite(r->m->grads, r->n_red);
 }
 

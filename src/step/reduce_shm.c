@@ -252,15 +252,6 @@ void reduce_shm_ready(ReduceShm *r, size_t offset)
     }
 }
 
-/* The sum of squares of x (n), in double, in order. */
-static double sum_squares(const float *x, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)x[i] * x[i];
-    return s;
-}
-
 /* The rest of the slice, once the node's slower ranks are through
  * backward, and the allreduces between nodes. */
 static void sum_rest(ReduceShm *r)
@@ -293,7 +284,8 @@ int reduce_shm_finish(ReduceShm *r, double *sumsq)
     sum_rest(r);
     r->flags[r->lrank * STRIDE] = !vd_all_finite(r->sum + r->lo, len);
     if (sumsq) /* this slice's, of the parameters' part */
-        r->sumsq[r->lrank * STRIDE / 2] = hi > r->lo ? sum_squares(r->sum + r->lo, hi - r->lo) : 0;
+        r->sumsq[r->lrank * STRIDE / 2] =
+            hi > r->lo ? vd_sum_squares(r->sum + r->lo, hi - r->lo) : 0;
     shm_segment_sync(r->node); /* every slice is summed and judged */
     int bad = 0;
     for (int i = 0; i < r->lsize; i++)
@@ -314,7 +306,8 @@ void reduce_shm_update(ReduceShm *r, const AdamConfig *c, long t, float grad_sca
     if (apply && hi > r->lo)
         adam_step(c, t, hi - r->lo, m->params + r->lo, r->sum + r->lo, m->adam_m + r->lo,
                   m->adam_v + r->lo, grad_scale);
-    shm_segment_sync(r->node); /* every slice is updated, and every gradient read, before any rank goes on */
+    /* every slice is updated, and every gradient read, before any rank goes on */
+    shm_segment_sync(r->node);
     memcpy(m->grads + r->n, r->extra, sizeof r->extra);
 }
 
