@@ -35,11 +35,11 @@ printf '#define PACKAGE_STRING "vae-dist fuzz"\n#define PACKAGE_VERSION "fuzz"\n
 
 src="$top/src"
 $CC $cflags -o "$out/fuzz_h5rows" "$here/fuzz_h5rows.c" "$src/data/h5rows.c" "$src/data/shard.c" \
-    "$src/data/image.c" "$src/base/util.c" "$src/base/rng.c" "$src/files/h5util.c" \
-    "$src/files/durable.c" $libs
+    "$src/data/image.c" "$src/base/util.c" "$src/base/rng.c" "$src/base/h5util.c" \
+    "$src/base/durable.c" $libs
 model=$(ls "$src"/*.c | grep -v '/main\.c$') # the model's sources, at the top of src/
 $CC $cflags -o "$out/fuzz_ckpt" "$here/fuzz_ckpt.c" "$src/files/ckpt.c" $model "$src/base/rng.c" \
-    "$src/base/util.c" "$src/base/opts.c" "$src/files/h5util.c" "$src/files/durable.c" \
+    "$src/base/util.c" "$src/base/opts.c" "$src/base/h5util.c" "$src/base/durable.c" \
     "$src/data/image.c" $libs
 
 status=0
