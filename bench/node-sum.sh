@@ -60,7 +60,7 @@ while [ "$i" -le "$PAIRS" ]; do
     i=$((i + 1))
 done
 
-awk -F, -v pairs="$PAIRS" -v what="784-$HIDDEN-$LATENT, batch $BATCH, $STEPS steps, np=2" '
+awk -F, -v pairs="$PAIRS" -v what="784-$(echo "$HIDDEN" | tr , -)-$LATENT, batch $BATCH, $STEPS steps, np=2" '
 function median(v, n,   i, j, t) {
     for (i = 2; i <= n; i++)
         for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
