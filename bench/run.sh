@@ -144,9 +144,9 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
     # np=2 through MPI_Allreduce (--reduce mpi): one blocking call after
     # backward (--bucket 0, rows np2_blocking_*), and buckets posted during
     # it (--bucket 1, rows np2_bucketed_*); and the shared-memory sum made
-    # during backward instead of inside Adam's pass (rows np2_backward_*)
+    # inside Adam's pass instead of during backward (rows np2_adam_*)
     for vb in "blocking:--reduce mpi --bucket 0" "bucketed:--reduce mpi --bucket 1" \
-        "backward:--node-sum backward"; do
+        "adam:--node-sum adam"; do
         v=${vb%%:*}
         for i in $(seq "$REPS"); do
             VD_EXTRA="${vb#*:}" vae 2 "$hidden" "$latent" "$batch" "$steps"
@@ -169,12 +169,12 @@ for spec in "784-400-20 400 20 128 1000" "784-1024-1024-64 1024,1024 64 512 150"
             row "$name" "$batch" "np${np}_${part}_ms" "$(mn $part)"
         done
         if [ "$np" = 2 ]; then
-            for v in blocking bucketed backward; do
+            for v in blocking bucketed adam; do
                 eval "sv=\$s_$v stv=\$st_$v arv=\$ar_$v"
                 case $v in
                 blocking) what="--reduce mpi --bucket 0: one MPI_Allreduce after backward" ;;
                 bucketed) what="--reduce mpi: MPI_Iallreduce buckets during backward" ;;
-                backward) what="--node-sum backward: the slices summed during backward, then Adam" ;;
+                adam) what="--node-sum adam: each slice summed inside the Adam pass" ;;
                 esac
                 echo "| 2, $what | $sv | $(awk -v a="$sv" -v b="$s1" 'BEGIN {printf "%.2f", a / b}') | $(awk -v a="$sv" -v b="$s1" 'BEGIN {printf "%.2f", a / b / 2}') | $stv | $arv | |" >>"$md.tmp"
             done
@@ -261,12 +261,12 @@ model_bench hvae-300x2-40x2-vamp "Two-level gated VAE, VampPrior of 500 (2,823,0
     echo "np=4 and np=8 run $cores cores oversubscribed: they show per-rank overheads, not scaling."
     echo "The step split comes from vae-dist's --profile (rank 0). Rows without --reduce run the"
     echo "default, --reduce shm: gradients summed in node shared memory, Adam sharded over the"
-    echo "ranks, each slice summed inside the Adam pass on one node; there the allreduce column"
-    echo "(the profile's \"reduce\") is the barrier that agrees the step's verdict, and the optimizer"
-    echo "holds the sums. With --node-sum backward the chunks of each slice are summed as backward"
-    echo "finishes them, and the column is what is left after it: the last chunks' sums and the"
-    echo "barrier. With --reduce mpi --bucket 1 it is the wait left after backward, the buckets"
-    echo "posted during it."
+    echo "ranks, the chunks of each slice summed as backward finishes them; there the allreduce"
+    echo "column (the profile's \"reduce\") is what is left after backward: the last chunks' sums"
+    echo "and the barrier. With --node-sum adam each slice is summed inside the Adam pass, the"
+    echo "column is the barrier that agrees the step's verdict, and the optimizer holds the sums."
+    echo "With --reduce mpi --bucket 1 it is the wait left after backward, the buckets posted"
+    echo "during it."
 } >>"$md.tmp"
 
 # Data larger than the budget: a generated file of 400,000 28x28 uint8 rows

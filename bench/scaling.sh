@@ -21,14 +21,14 @@
 #   node        = compute(B, q) + sum(q) + 3 barrier(q) + ring(p/q, n) over the network
 #   fused       = compute(B, q) + (q-1)/q n / mbw + 2 barrier(q), on one node:
 #                 the sum inside Adam's pass (--node-sum adam), checked
-#                 against the default runs
+#                 against the runs whose default it was
 #                 q ranks per node share the parameters and split Adam, p/q
 #                 nodes; node rank i's slice (n/q bytes) goes round a ring
 #                 over the nodes, the q rings at once: n bytes per node, the
 #                 latency of one ring (the term is 0 on one node)
 #   sum(q)      = (q+1)/q n / mbw: node rank i reads slice i of the q gradient
 #                 buffers and writes the sum (0 at q = 1)
-#   mbw         = 7 n / optimizer: Adam at np=1 streams about 7 n bytes (reads
+#   mbw         = 7 n / optimizer: Adam at np=1 moves about 7 n bytes (reads
 #                 params, grads, m, v; writes params, m, v); per rank, as if
 #                 the node's ranks did not share its memory bandwidth
 #   barrier(q)  = ceil(log2 q) alpha (dissemination), three per step
@@ -187,8 +187,8 @@ END {
     md("  --reduce mpi: overlapped = compute(B, 1) + max(0, allreduce - backward(B)).")
     md("- --reduce shm (the default): node = compute(B, q) + sum(q) + 3 barrier(q) + ring over")
     md("  the p/q nodes of n bytes per node, with q ranks per node; sum(q) = (q+1)/q n/mbw,")
-    md("  barrier(q) = ceil(log2 q) alpha. On one node the sum runs inside Adam'"'"'s pass")
-    md("  (--node-sum adam): fused(q) = compute(B, q) + (q-1)/q n/mbw + 2 barrier(q).")
+    md("  barrier(q) = ceil(log2 q) alpha. With --node-sum adam, on one node, the sum runs")
+    md("  inside Adam'"'"'s pass: fused(q) = compute(B, q) + (q-1)/q n/mbw + 2 barrier(q).")
     line = ""
     for (i = 1; i <= nm; i++)
         line = line (i > 1 ? ", " : "") sprintf("%.1f GB/s (%s)", MB[M[i]] / 1e6, M[i])
@@ -237,8 +237,9 @@ END {
                 a = p > cores && ("comm" SUBSEP p SUBSEP "alpha_us") in V ? \
                     V["comm", p, "alpha_us"] / 1e3 : sa
                 c = over * compute(m, g / p, p, 0)
-                # runs with --node-sum rows had the fused default; older
-                # CSVs, the sums during backward
+                # runs with np2_backward rows (commit 84d424b until the
+                # default changed back) had the fused default; the others,
+                # the sums during backward
                 fz = (m SUBSEP g SUBSEP "np2_backward_samples_per_s") in V
                 tr = ta = fz ? over * fsum(m, p) + 2 * barrier(p, a) : \
                     over * nsum(m, p) + 3 * barrier(p, a)
@@ -259,7 +260,7 @@ END {
             ap = (m SUBSEP g SUBSEP pre "allreduce_ms") in V ? f3(V[m, g, pre "allreduce_ms"]) : "-"
             dev = sprintf("%+.0f", 100 * (t - tm) / tm)
             md(sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (model %s%%) |", m, p,
-                p == 1 ? "none" : v == 2 && fz ? "shm (default): fused" : vname[v], f3(c), cm, f3(tr), tc == "" ? "-" : f3(tc), ap,
+                p == 1 ? "none" : v == 2 && fz ? "shm (default then): fused" : vname[v], f3(c), cm, f3(tr), tc == "" ? "-" : f3(tc), ap,
                 f3(t), f3(tm), dev == "-0" ? "+0" : dev))
             row(m, "model_" pre "step_ms", t)
             row(m, "model_" pre "allreduce_ms", tr)

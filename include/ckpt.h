@@ -24,14 +24,14 @@
  *                     convolution's (c_out, 4, 4, c_in)
  *   /adam/m/<name>    Adam first moments, same shapes
  *   /adam/v/<name>    Adam second moments
- * Random streams need no state: Philox draws are functions of (seed, step,
+ * Random numbers need no state: Philox draws are functions of (seed, step,
  * epoch), all stored above; the data order is recomputed from them. */
 #ifndef VD_CKPT_H
 #define VD_CKPT_H
 
 #include <stdint.h>
 
-#include "data.h"
+#include "h5rows.h"
 #include "model.h"
 #include "opts.h"
 #include "util.h"

@@ -17,10 +17,10 @@
 typedef struct {
     char path[VD_PATH_MAX]; /* the file to replace */
     char tmp[VD_PATH_MAX];  /* where it is written first: path ".tmp" */
-    FILE *f;                /* durable_open's stream on tmp; NULL after durable_begin */
+    FILE *f;                /* durable_open's FILE on tmp; NULL after durable_begin */
 } DurableFile;
 
-/* Starts replacing path: durable_open opens tmp as a stdio stream (mode "w"
+/* Starts replacing path: durable_open opens tmp as a stdio FILE (mode "w"
  * or "wb") in d->f; durable_begin only names d->tmp, for writers that create
  * the file themselves (HDF5, libpng's own FILE). VD_OK or VD_EX_CANTCREAT. */
 int durable_open(DurableFile *d, const char *path, const char *mode, VdError *err);

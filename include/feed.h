@@ -1,27 +1,16 @@
 /* feed.h — the training batches of one rank, read ahead of the step.
  *
- * Two modes; both read from the file only this rank's part of it.
+ * Two modes, each in its own file; both read from the file only this
+ * rank's part of it:
  *
- * resident: the rank loads its contiguous block of rows (shard_range) once.
- *   Each epoch every rank draws the same global permutation (VD_STREAM_ORDER)
- *   and takes its slice of each global batch, exactly as data.h describes;
- *   the rows of that slice that other ranks hold arrive by one MPI_Ialltoallv,
- *   started an epoch ahead so it completes behind the current epoch's steps.
- *   Training is bitwise the same whatever the rank count's block split.
- *   Memory: about 4 n/p rows (block, send buffer, two epochs' received rows).
+ *   feed_resident.h  --data-mode resident: the rank's block of rows held in
+ *                    memory, each epoch's rows exchanged between the ranks
+ *                    an epoch ahead; bitwise the same for any rank count.
+ *   feed_stream.h    --data-mode stream, the streaming reader: for data
+ *                    larger than the budget, units of chunks read by a
+ *                    thread, batches drawn from a shuffle window.
  *
- * stream: for data larger than the budget. The rows are cut into units of
- *   whole HDF5 chunks (about 1 MiB). Each epoch all ranks draw one
- *   permutation of the units (VD_STREAM_UNITS) and rank r takes units r,
- *   r + p, ...; a background thread reads them into a queue while the steps
- *   run. Batches are drawn uniformly from a shuffle window of W rows, each
- *   drawn row replaced by the next row of the rank's units (VD_STREAM_WINDOW,
- *   one stream per rank). This changes the sampling: an epoch still visits
- *   each row at most once, but a batch mixes only the units whose rows are in
- *   the window (about W/unit of them) and of this rank's units only, and the
- *   order depends on the rank count. A rank whose units hold fewer rows than
- *   its share of the epoch reads its first units again. Memory: W rows plus
- *   the queue, within the budget.
+ * auto picks resident if it fits the budget on every rank.
  *
  * A thread other than the caller calls into HDF5 only in stream mode, and
  * always under h5_lock() (h5util.h); callers that use HDF5 while a feed is
@@ -32,7 +21,7 @@
 #include <mpi.h>
 #include <stdint.h>
 
-#include "data.h"
+#include "h5rows.h"
 
 enum { VD_FEED_AUTO, VD_FEED_RESIDENT, VD_FEED_STREAM };
 

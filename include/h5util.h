@@ -41,9 +41,9 @@ int h5_locks_forced_but_refused(const char *path);
 void h5_quiet(void);
 
 /* HDF5 is not built thread-safe: a thread other than the main one calls
- * into it only under this lock (the stream reader, feed.h), and the main
- * thread takes it around its HDF5 calls while such a thread may run. Not
- * recursive. */
+ * into it only under this lock (the streaming reader, feed_stream.h), and
+ * the main thread takes it around its HDF5 calls while such a thread may
+ * run. Not recursive. */
 void h5_lock(void);
 void h5_unlock(void);
 

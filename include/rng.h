@@ -1,38 +1,40 @@
-/* rng.h — counter-based random streams (Philox4x32-10, Salmon et al., SC'11).
+/* rng.h — counter-based random numbers (Philox4x32-10, Salmon et al.,
+ * SC'11), one generator per use and rank.
  *
- * A draw is a pure function of (seed, stream, rank, a, b): there is no state
+ * A draw is a pure function of (seed, use, rank, a, b): there is no state
  * to save, a resumed run reproduces the same numbers, and different
- * (stream, rank) pairs occupy disjoint counter spaces, so they never overlap.
+ * (use, rank) pairs occupy disjoint counter spaces, so they never overlap.
  *
  *   key     = the 64-bit seed
- *   counter = { b low 32, b high 32, a, stream << 24 | rank }
+ *   counter = { b low 32, b high 32, a, use << 24 | rank }
  *
- * Streams (docs/vae-math.md, "Random streams"):
- *   VD_STREAM_INIT   parameter init, rank field 0: identical on every rank;
+ * Uses (docs/vae-math.md, "Random generators"):
+ *   VD_RNG_INIT      parameter init, rank field 0: identical on every rank;
  *                    a = tensor index, b = element index in the tensor / 4.
- *   VD_STREAM_ORDER  data order, rank field 0: every rank derives the same
+ *   VD_RNG_ORDER     data order, rank field 0: every rank derives the same
  *                    global permutation; a = epoch, b = Fisher-Yates position.
- *   VD_STREAM_NOISE  eps for the reparameterized sample, one per rank;
+ *   VD_RNG_NOISE     eps for the reparameterized sample, one per rank;
  *                    a = global step, b = ((local sample * K + draw) * d +
  *                    dim) / 4, d the noise of a draw (every stochastic
  *                    layer's), K the draws per sample (--iw-samples).
- *   VD_STREAM_EVAL   eps for test-set evaluation, rank field 0, so the test
+ *   VD_RNG_EVAL      eps for test-set evaluation, rank field 0, so the test
  *                    figure does not depend on the rank count; a = epoch,
  *                    b = (test row * d + dim) / 4; a = 2^32 - 1 draws the
  *                    top layer's prior samples of the figures, 2^32 - 2 a
  *                    VampPrior's components of them, 2^32 - 3 the lower
  *                    layers' noise.
- *   VD_STREAM_IWAE   eps for `vae-dist eval`'s importance samples, rank
+ *   VD_RNG_IWAE      eps for `vae-dist eval`'s importance samples, rank
  *                    field 0; a = 0, b = ((row * K + k) * d + dim) / 4, so
  *                    the estimate does not depend on the rank count.
- *   VD_STREAM_BINARIZE  uniforms for dynamic binarization (--binarize), rank
+ *   VD_RNG_BINARIZE  uniforms for dynamic binarization (--binarize), rank
  *                    field 0; a = epoch in training (0 in eval), b = (row * D
  *                    + value) / 4 for the row's index in its dataset.
- *   VD_STREAM_UNITS  the order of the units read by --data-mode stream, rank
+ *   VD_RNG_UNITS     the order of the units read by --data-mode stream, rank
  *                    field 0; a = epoch, b = Fisher-Yates position.
- *   VD_STREAM_WINDOW the draws from each rank's shuffle window in stream
- *                    mode, one stream per rank; a = epoch, b = draw index.
- *   VD_STREAM_SPLIT  the rows --val-fraction holds out, rank field 0; a = 0,
+ *   VD_RNG_WINDOW    the draws from each rank's shuffle window in
+ *                    --data-mode stream, one per rank; a = epoch, b = draw
+ *                    index.
+ *   VD_RNG_SPLIT     the rows --val-fraction holds out, rank field 0; a = 0,
  *                    b = Fisher-Yates position. */
 #ifndef VD_RNG_H
 #define VD_RNG_H
@@ -41,27 +43,35 @@
 #include <stdint.h>
 
 typedef enum {
-    VD_STREAM_INIT = 1,
-    VD_STREAM_ORDER = 2,
-    VD_STREAM_NOISE = 3,
-    VD_STREAM_EVAL = 4,
-    VD_STREAM_IWAE = 5,
-    VD_STREAM_BINARIZE = 6,
-    VD_STREAM_UNITS = 7,
-    VD_STREAM_WINDOW = 8,
-    VD_STREAM_SPLIT = 9
-} VdStream;
+    VD_RNG_INIT = 1,
+    VD_RNG_ORDER = 2,
+    VD_RNG_NOISE = 3,
+    VD_RNG_EVAL = 4,
+    VD_RNG_IWAE = 5,
+    VD_RNG_BINARIZE = 6,
+    VD_RNG_UNITS = 7,
+    VD_RNG_WINDOW = 8,
+    VD_RNG_SPLIT = 9
+} RngUse;
 
 typedef struct {
     uint32_t key[2];
-    uint32_t tag; /* stream << 24 | rank */
+    uint32_t tag; /* use << 24 | rank */
 } Rng;
 
 /* The ten-round Philox4x32 bijection: out = philox(ctr, key). */
 void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
-/* A stream handle; rank must be below 2^24. */
-Rng rng_stream(uint64_t seed, VdStream stream, uint32_t rank);
+/* The generator of use for rank (below 2^24), keyed by seed. */
+Rng rng_for(uint64_t seed, RngUse use, uint32_t rank);
+
+/* The former names, for the model's sources (src/model.c, src/prior.c)
+ * until they move to the ones above: "stream" is the streaming data
+ * reader's word now (feed_stream.h). */
+#define rng_stream rng_for
+#define VD_STREAM_INIT VD_RNG_INIT
+#define VD_STREAM_NOISE VD_RNG_NOISE
+#define VD_STREAM_EVAL VD_RNG_EVAL
 
 /* The four 32-bit words at counter (a, b). */
 void rng_block(const Rng *r, uint32_t a, uint64_t b, uint32_t out[4]);
@@ -78,7 +88,7 @@ void rng_uniform_fill(const Rng *r, uint32_t a, uint64_t first, size_t n, float 
 /* A uniform integer in [0, n) from block (a, b) (multiply-shift, bias < n/2^64). */
 uint64_t rng_below(const Rng *r, uint32_t a, uint64_t b, uint64_t n);
 
-/* perm[0..n) = a permutation of 0..n-1 drawn from stream position a
+/* perm[0..n) = a permutation of 0..n-1 drawn from counter row a
  * (Fisher-Yates, one block per swap). */
 void rng_permutation(const Rng *r, uint32_t a, int64_t *perm, int64_t n);
 

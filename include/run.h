@@ -1,6 +1,7 @@
-/* run.h — the state of one training run, shared by the parts of the train
- * command (train.c, train_data.c, rundir.c, figures.c, loop.c; see train.h).
- * Private to that command. */
+/* run.h — one training run, shared by the parts of the train command
+ * (train.c, train_data.c, rundir.c, figures.c, loop.c; see train.h), split
+ * into what is configuration, what a checkpoint saves, and what lives only
+ * while the process does. Private to that command. */
 #ifndef VD_RUN_H
 #define VD_RUN_H
 
@@ -8,7 +9,7 @@
 #include <stdint.h>
 
 #include "ckpt.h"
-#include "data.h"
+#include "shard.h"
 #include "feed.h"
 #include "model.h"
 #include "reduce.h"
@@ -20,36 +21,58 @@ typedef struct {
     int64_t steps;
 } Profile;
 
+/* What the run is: the options, and what follows from them, the data's
+ * size and the ranks. Set by train.c before the first step, and read-only
+ * after. */
 typedef struct {
-    TrainConfig cfg;
+    TrainConfig cfg;     /* the options, stored in each checkpoint's /config */
     int rank, size, threads;
     MPI_Comm comm;
+    int64_t n_rows;      /* training rows */
+    int64_t steps_per_epoch, total_steps;
+    int B;               /* local batch */
+    int64_t test_begin, test_end; /* this rank's block of test rows */
+} RunPlan;
+
+/* The data sets, opened and checked by train_data.c, and what reads them:
+ * the feed of training batches and this rank's test rows. */
+typedef struct {
     H5Rows train_x, train_y, test_x, test_y;
     int has_train_y, has_test, has_test_y;
-    Vae *m;
-    VaeWork *w;
-    Reducer *red;      /* from the first step to the last */
-    double shared_mib; /* --reduce shm: the node's segment */
-    Shard test;        /* this rank's block of test rows */
     Feed *feed;
-    struct Metrics *metrics; /* rank 0 */
-    int64_t *batch_rows; /* (B) dataset rows of the current batch */
-    int64_t n_rows, steps_per_epoch, total_steps, test_begin, test_end;
-    int B;               /* local batch */
+    Shard test;          /* this rank's block of test rows */
+} RunData;
+
+/* The machinery of this process: rebuilt by a resumed run, never saved. */
+typedef struct {
+    Vae *m;              /* its tensors are checkpointed, with Run.st */
+    VaeWork *w;
+    Reducer *red;        /* from the first step to the last */
+    double shared_mib;   /* --reduce shm: the node's segment */
+    struct Metrics *metrics;     /* rank 0 */
+    int64_t *batch_rows;         /* (B) dataset rows of the current batch */
     float *test_mu, *all_mu;     /* latent means of the test rows: 2-D latent with labels */
     int32_t *test_lab, *all_lab; /* (this rank's; all on rank 0) */
-    TrainState st;
     char resumed_from[VD_PATH_MAX]; /* rank 0: the checkpoint the run continues, or "" */
     int started;                    /* the start lines are printed */
     int lock_fd;                    /* rank 0: RUN/lock, held while the run lives (-1: none) */
     Profile prof;
+} RunLive;
+
+/* A training run: configuration (plan), the state a checkpoint saves
+ * besides the model's tensors (st), and the live machinery (data, live). */
+typedef struct {
+    RunPlan plan;
+    TrainState st;
+    RunData data;
+    RunLive live;
 } Run;
 
 /* train_data.c. Local: opens the training and test data sets and checks
  * they fit together and the model's options (labels in range on rank 0). */
-void run_open_data(Run *r, VdError *err);
+void train_data_open(Run *r, VdError *err);
 /* Collective: the training feed and this rank's test rows. */
-int run_load_data(Run *r, VdError *err);
+int train_data_load(Run *r, VdError *err);
 
 /* rundir.c. Collective: names the run directory (strftime patterns expand
  * on rank 0), creates it, and sets a previous run aside with --fresh. */
@@ -79,8 +102,8 @@ void figures_latent(Run *r, int64_t epoch);
 
 /* loop.c. Collective. Trains from r->st to the end (or a stop); returns
  * the exit code. */
-int run_loop(Run *r, VdError *err);
+int loop_run(Run *r, VdError *err);
 /* Collective: the per-step time split, printed by rank 0. */
-void run_print_profile(const Run *r);
+void loop_print_profile(const Run *r);
 
 #endif

@@ -25,15 +25,16 @@ typedef struct {
 
 /* Collective over the reducer's ranks. One optimizer step on rows [0, n) of
  * w->x with noise w->eps (labels w->y if conditional) and the objective obj
- * (its draws per row, its KL weight): the local sum of per-sample gradients, their sum over the ranks (loss sums,
- * sample count and the stop and failure flags in the tail of the flat
- * buffer), and Adam step t with the gradient divided by the global sample
- * count (and, with io->clip_norm, scaled down to that norm, the same on
- * every rank). The summed tail is in m->grads afterwards. Returns 1, or 0 without
+ * (its draws per row, its KL weight): the local sum of per-sample
+ * gradients, their sum over the ranks (loss sums, sample count and the
+ * stop and failure flags in the tail of the flat buffer), and Adam step t
+ * with the gradient divided by the global sample count (and, with
+ * io->clip_norm, scaled down to that norm, the same on every rank). The
+ * summed tail is in reduce_extras(red) afterwards. Returns 1, or 0 without
  * touching the parameters if any reduced value is not finite (the same
  * verdict on every rank). io may be NULL. */
-int train_step(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
-               Reducer *red, StepIO *io);
+int step_run(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
+             Reducer *red, StepIO *io);
 
 /* Collective over comm: the exchanges of a VampPrior's pseudo-inputs split
  * over comm's ranks (model.h's VaeGroup), each a wait the stall watchdog

@@ -4,7 +4,7 @@
 #ifndef VD_TRAINED_H
 #define VD_TRAINED_H
 
-#include "data.h"
+#include "h5rows.h"
 #include "model.h"
 #include "util.h"
 

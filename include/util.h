@@ -66,6 +66,10 @@ int vd_process_rank(void);
 /* 1 if no x[i] is NaN or infinite. */
 int vd_all_finite(const float *x, size_t n);
 
+/* The sum of x[i]^2, in double, in order: the same double for the same x
+ * on any rank (the clipping norm). */
+double vd_sum_squares(const float *x, size_t n);
+
 /* Zeroed, 64-byte aligned allocation; aborts the job if memory runs out. */
 void *vd_calloc(size_t n, size_t size);
 void vd_free(void *p);

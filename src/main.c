@@ -7,11 +7,11 @@
 #include "commands.h"
 #include "comm.h"
 #include "h5util.h"
-#include "runtime.h"
+#include "signals.h"
 
 int main(int argc, char **argv)
 {
-    runtime_catch_stops(); /* a stop asked for during start-up is honoured at step 1 */
+    signals_catch_stops(); /* a stop asked for during start-up is honoured at step 1 */
     int rc = commands_local(argc, argv);
     if (rc >= 0)
         return rc;

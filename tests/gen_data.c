@@ -36,13 +36,13 @@ static int channels = 0, chw = 0; /* --channels, --layout chw; 0: (N, S, S) */
 static long table = 0;            /* --table D */
 
 /* (n, D) uniform rows as prefix/images, and labels 0. */
-static int write_table(hid_t file, const char *prefix, long n, uint32_t stream_row)
+static int write_table(hid_t file, const char *prefix, long n, uint32_t draw_row)
 {
     double *v = malloc(sizeof(double) * (size_t)(n * table));
     int *lab = calloc((size_t)n, sizeof(int));
-    Rng r = rng_stream(54321, VD_STREAM_ORDER, 9);
+    Rng r = rng_for(54321, VD_RNG_ORDER, 9);
     for (long i = 0; i < n * table; i++)
-        v[i] = (double)rng_below(&r, stream_row, (uint64_t)i, 1000) / 1000.0;
+        v[i] = (double)rng_below(&r, draw_row, (uint64_t)i, 1000) / 1000.0;
     char name[64];
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
@@ -80,7 +80,7 @@ static void to_chw(double *img, long n, int side, int c)
 }
 
 static int write_set(hid_t file, const char *prefix, long n, int side, const char *type, int be,
-                     long chunk, int deflate, const char *bad, uint32_t stream_row, double gray)
+                     long chunk, int deflate, const char *bad, uint32_t draw_row, double gray)
 {
     int bigchunk = bad && strcmp(bad, "bigchunk") == 0;
     if (bigchunk) { /* 1 GiB chunks of float64 (8192, 128, 128), one row generated */
@@ -92,10 +92,10 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
     long D = (long)side * side * C;
     double *img = calloc((size_t)(n * D), sizeof(double));
     int *lab = calloc((size_t)n, sizeof(int));
-    Rng r = rng_stream(12345, VD_STREAM_ORDER, 7);
+    Rng r = rng_for(12345, VD_RNG_ORDER, 7);
     for (long i = 0; i < n; i++) {
-        int vertical = (int)rng_below(&r, stream_row, (uint64_t)(2 * i), 2);
-        int pos = (int)rng_below(&r, stream_row, (uint64_t)(2 * i + 1), (uint64_t)side);
+        int vertical = (int)rng_below(&r, draw_row, (uint64_t)(2 * i), 2);
+        int pos = (int)rng_below(&r, draw_row, (uint64_t)(2 * i + 1), (uint64_t)side);
         lab[i] = vertical * side + pos;
         for (int k = 0; k < side; k++) {
             int y = vertical ? k : pos, x = vertical ? pos : k;

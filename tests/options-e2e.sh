@@ -98,12 +98,13 @@ kl() { sed -n 2p "$WORK/$1/epochs.csv" | cut -d, -f6; }
 awk -v b="$(kl beta)" -v a="$(kl bin0)" -v w="$(kl warm)" 'BEGIN {exit !(b < a && w > a)}' &&
     pass "test KL: beta 4 $(kl beta) < beta 1 $(kl bin0) < warm-up $(kl warm)" ||
     fail "test KL: beta 4 $(kl beta), beta 1 $(kl bin0), warm-up $(kl warm)"
-# ---- --reduce: node shared memory (the default, summed inside Adam's pass;
-# and with --node-sum backward), MPI_Allreduce, and the fallback when
-# /dev/shm cannot hold the segment train bitwise alike on 2 ranks
+# ---- --reduce: node shared memory (the default, summed during backward;
+# and with --node-sum adam, inside Adam's pass), MPI_Allreduce, and the
+# fallback when /dev/shm cannot hold the segment train bitwise alike on 2
+# ranks
 train red_shm --data "$WORK/bars.h5" --epochs 2
 train red_mpi --data "$WORK/bars.h5" --epochs 2 --reduce mpi
-train red_back --data "$WORK/bars.h5" --epochs 2 --node-sum backward
+train red_adam --data "$WORK/bars.h5" --epochs 2 --node-sum adam
 VAE_DIST_TEST_NO_SHM=0 train red_full0 --data "$WORK/bars.h5" --epochs 2
 VAE_DIST_TEST_NO_SHM=1 train red_full1 --data "$WORK/bars.h5" --epochs 2
 grep -q "summed in shared memory" "$WORK/red_shm.log" && grep -q "MPI_Allreduce" "$WORK/red_mpi.log" &&
@@ -115,7 +116,7 @@ for r in 0 1; do # node rank r cannot reserve its pages: one note (from rank 0),
         pass "a full /dev/shm at node rank $r: one note, then the allreduce" ||
         fail "fallback at node rank $r: $(cat "$WORK/red_full$r.log")"
 done
-for v in mpi back full0 full1; do
+for v in mpi adam full0 full1; do
     for g in params adam/m adam/v; do
         "$H5DIFF" -q "$WORK/red_shm/$(cat "$WORK/red_shm/latest")" "$WORK/red_$v/$(cat "$WORK/red_$v/latest")" \
             "/$g" "/$g" || { fail "--reduce shm and $v differ in /$g"; continue 2; }

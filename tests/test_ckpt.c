@@ -13,7 +13,7 @@
 
 static void fill(float *x, size_t n, uint32_t a)
 {
-    Rng r = rng_stream(31, VD_STREAM_INIT, 9);
+    Rng r = rng_for(31, VD_RNG_INIT, 9);
     rng_normal_fill(&r, a, 0, n, x);
 }
 

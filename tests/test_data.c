@@ -6,7 +6,7 @@
 #include <math.h>
 #include <unistd.h>
 
-#include "data.h"
+#include "shard.h"
 #include "h5util.h"
 #include "rng.h"
 
@@ -26,7 +26,7 @@ static void test_shards_disjoint_covering_equal(void **state)
                 if (G > N || G < size)
                     continue;
                 int64_t *perm = malloc(sizeof(int64_t) * N);
-                Rng r = rng_stream(4, VD_STREAM_ORDER, 0);
+                Rng r = rng_for(4, VD_RNG_ORDER, 0);
                 rng_permutation(&r, 2, perm, N);
                 int64_t steps = shard_steps_per_epoch(N, G);
                 assert_int_equal(steps, N / G);
@@ -107,7 +107,7 @@ static void check_reader(hid_t ftype, int chunk, int deflate)
     assert_false(r.is_u8);
     /* a shard of random rows, loaded and handed out in training order */
     int64_t perm[N], want[100];
-    Rng g = rng_stream(6, VD_STREAM_ORDER, 0);
+    Rng g = rng_for(6, VD_RNG_ORDER, 0);
     rng_permutation(&g, 0, perm, N);
     memcpy(want, perm, sizeof want);
     Shard s;
@@ -190,8 +190,8 @@ static void test_split_is_fixed_and_complete(void **state)
     (void)state;
     enum { N = 1001 };
     int64_t nk, nh, nh2, nh3;
-    int64_t *keep = rows_split(N, 0.1, 7, 0, &nk), *held = rows_split(N, 0.1, 7, 1, &nh);
-    int64_t *again = rows_split(N, 0.1, 7, 1, &nh2), *other = rows_split(N, 0.1, 8, 1, &nh3);
+    int64_t *keep = shard_split_rows(N, 0.1, 7, 0, &nk), *held = shard_split_rows(N, 0.1, 7, 1, &nh);
+    int64_t *again = shard_split_rows(N, 0.1, 7, 1, &nh2), *other = shard_split_rows(N, 0.1, 8, 1, &nh3);
     assert_int_equal(nh, 100);
     assert_int_equal(nk, N - 100);
     char seen[N] = {0};
@@ -235,7 +235,7 @@ static void test_view_reads_its_rows(void **state)
         VdError err = {0};
         assert_int_equal(h5rows_open(&r, path, "/x", 0, &err), VD_OK);
         int64_t n;
-        int64_t *rows = rows_split(N, 0.3, 3, 1, &n);
+        int64_t *rows = shard_split_rows(N, 0.3, 3, 1, &n);
         int64_t first = rows[0], last = rows[n - 1];
         h5rows_select(&r, rows, n);
         assert_int_equal(r.n_rows, n);

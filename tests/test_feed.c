@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "comm.h"
-#include "data.h"
+#include "shard.h"
 #include "feed.h"
 #include "rng.h"
 
@@ -101,7 +101,7 @@ static void test_feed_resident(void **state)
     assert_all(feed_run(&c, 3, rows));
     int B = shard_local_batch(FG, rank, size), ok = 1;
     int64_t perm[FN], want[FN];
-    Rng order = rng_stream(9, VD_STREAM_ORDER, 0);
+    Rng order = rng_for(9, VD_RNG_ORDER, 0);
     for (int e = 0; e < 3; e++) {
         rng_permutation(&order, (uint32_t)e, perm, FN);
         shard_epoch_rows(perm, FN / FG, FG, rank, size, want);
@@ -173,17 +173,9 @@ static void test_feed_stream(void **state)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    comm_init();
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (size > 1)
-        setenv("CMOCKA_TEST_ABORT", "1", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_feed_resident),
         cmocka_unit_test(test_feed_stream),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    MPI_Finalize();
-    return failed ? 1 : 0;
+    return mpi_test_main(argc, argv, tests);
 }

@@ -6,7 +6,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "data.h"
+#include "h5rows.h"
 #include "import.h"
 
 static void write_idx(const char *path, int gz, const int64_t *dims, int nd, const uint8_t *data,

@@ -39,10 +39,10 @@ static const float *class_means(const Vae *m) { return vae_view(m, m->params, m-
 
 static Vae *tiny_model(void) { return tiny_model_classes(0); }
 
-/* n binary rows from a fixed stream. */
+/* n binary rows from a fixed generator. */
 static void binary_rows(float *x, int n)
 {
-    Rng r = rng_stream(77, VD_STREAM_ORDER, 3);
+    Rng r = rng_for(77, VD_RNG_ORDER, 3);
     for (int i = 0; i < n * D; i++)
         x[i] = rng_below(&r, 9, (uint64_t)i, 2) ? 1.0f : 0.0f;
 }
@@ -98,7 +98,7 @@ static void test_iwae_converges_to_log_px(void **state)
     VaeWork *w = vae_work_create(m, 512);
     float x[N * D];
     binary_rows(x, N);
-    Rng rng = rng_stream(3, VD_STREAM_IWAE, 0);
+    Rng rng = rng_for(3, VD_RNG_IWAE, 0);
     IwRow big[N], one[N];
     vae_importance(m, w, x, NULL, N, 100000, &rng, 0, big);
     vae_importance(m, w, x, NULL, N, 1, &rng, 100, one);
@@ -127,7 +127,7 @@ static void test_iwae_conditional_prior(void **state)
     VaeWork *w = vae_work_create(m, 512);
     float x[N * D];
     binary_rows(x, N);
-    Rng rng = rng_stream(3, VD_STREAM_IWAE, 0);
+    Rng rng = rng_for(3, VD_RNG_IWAE, 0);
     for (int32_t c = 0; c < 2; c++) {
         IwRow est[N];
         int32_t y[N] = {c, c};
@@ -156,7 +156,7 @@ static void test_iwae_tightens_with_k(void **state)
     VaeWork *w = vae_work_create(m, 256);
     float *x = calloc(N * D, sizeof(float));
     binary_rows(x, N);
-    Rng rng = rng_stream(4, VD_STREAM_IWAE, 0);
+    Rng rng = rng_for(4, VD_RNG_IWAE, 0);
     IwRow *r = calloc(N, sizeof(IwRow));
     int ks[4] = {1, 10, 100, 1000};
     double mean[4], elbo = 0.0, *one = calloc(N, sizeof(double)), diff = 0.0, var = 0.0;
@@ -283,7 +283,7 @@ static void test_iwae_two_levels_converges(void **state)
         VaeWork *w = vae_work_create(m, 512);
         float x[N * D];
         binary_rows(x, N);
-        Rng rng = rng_stream(5, VD_STREAM_IWAE, 0);
+        Rng rng = rng_for(5, VD_RNG_IWAE, 0);
         IwRow est[N];
         vae_importance(m, w, x, NULL, N, 200000, &rng, 0, est);
         for (int i = 0; i < N; i++) {
@@ -314,7 +314,7 @@ static void test_iwae_rises_with_k_trained(void **state)
     binary_rows(x, N);
     AdamConfig adam = {3e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
     Objective elbo = vae_elbo(1.0f);
-    Rng noise = rng_stream(9, VD_STREAM_NOISE, 0);
+    Rng noise = rng_for(9, VD_RNG_NOISE, 0);
     double first = 0, last = 0;
     for (int t = 1; t <= 600; t++) {
         memcpy(w->x, x, sizeof(float) * N * D);
@@ -328,7 +328,7 @@ static void test_iwae_rises_with_k_trained(void **state)
     }
     print_message("training loss %.3f -> %.3f\n", first, last);
     assert_true(last < first - 1.0);
-    Rng rng = rng_stream(8, VD_STREAM_IWAE, 0);
+    Rng rng = rng_for(8, VD_RNG_IWAE, 0);
     IwRow *r = calloc(N, sizeof(IwRow));
     int ks[4] = {1, 10, 100, 1000};
     double mean[4];

@@ -12,7 +12,7 @@
 
 static void fill_uniform(float *x, size_t n, uint32_t a, float lo, float hi)
 {
-    Rng r = rng_stream(778, VD_STREAM_INIT, 6);
+    Rng r = rng_for(778, VD_RNG_INIT, 6);
     rng_uniform_fill(&r, a, 0, n, lo, hi, x);
 }
 

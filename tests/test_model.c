@@ -15,7 +15,7 @@
 
 static void fill_uniform(float *x, size_t n, uint32_t a, float lo, float hi)
 {
-    Rng r = rng_stream(777, VD_STREAM_INIT, 5);
+    Rng r = rng_for(777, VD_RNG_INIT, 5);
     rng_uniform_fill(&r, a, 0, n, lo, hi, x);
 }
 
@@ -194,7 +194,7 @@ static void test_kl_matches_monte_carlo(void **state)
     enum { d = 3, N = 400000 };
     float mu[d] = {0.5f, -1.0f, 0.0f}, lv[d] = {-1.5f, 0.7f, 0.0f}, eps[d], z[d];
     double kl = kl_diag(mu, lv, NULL, d);
-    Rng r = rng_stream(11, VD_STREAM_NOISE, 0);
+    Rng r = rng_for(11, VD_RNG_NOISE, 0);
     double sum = 0, sum2 = 0;
     for (int k = 0; k < N; k++) {
         rng_normal_fill(&r, 0, (uint64_t)k * d, d, eps);
@@ -231,7 +231,7 @@ static void test_kl_terms_monte_carlo(void **state)
     double kl_class = kl_diag(mu, lv, mean, d), kl0 = kl_diag(mu, lv, NULL, d);
     double kl_cond = kl_gauss(mu, lv, mean, plv, d);
     assert_true(fabs(kl_gauss(mu, lv, mean, zero, d) - kl_class) < 1e-6); /* unit variance */
-    Rng r = rng_stream(12, VD_STREAM_NOISE, 0);
+    Rng r = rng_for(12, VD_RNG_NOISE, 0);
     double s1 = 0, q1 = 0, s2 = 0, q2 = 0;
     float eps[d], z[d];
     for (int k = 0; k < N; k++) {
@@ -271,7 +271,7 @@ static void check_model_sampled(const VaeShape *shape, int n, const Objective *o
     int D = shape->n_input, C = shape->classes, k = obj->k, dt = m->d_total;
     VaeWork *w = vae_work_create(m, n * k);
     fill_uniform(w->x, (size_t)n * D, 20, 0, 1);
-    Rng r = rng_stream(99, VD_STREAM_NOISE, 0);
+    Rng r = rng_for(99, VD_RNG_NOISE, 0);
     rng_normal_fill(&r, 0, 0, (size_t)n * k * dt, w->eps);
     int32_t *y = C > 0 ? w->y : NULL;
     for (int i = 0; y && i < n; i++)
@@ -537,7 +537,7 @@ static void test_iwae_one_draw_is_the_elbo(void **state)
     vae_init_params(m, 8);
     VaeWork *w = vae_work_create(m, 4);
     fill_uniform(w->x, 4 * 9, 31, 0, 1);
-    Rng r = rng_stream(4, VD_STREAM_NOISE, 0);
+    Rng r = rng_for(4, VD_RNG_NOISE, 0);
     rng_normal_fill(&r, 0, 0, (size_t)4 * m->d_total, w->eps);
     Objective iw = {VD_OBJ_IWAE, 1, 1.0f, 0}, one = {VD_OBJ_ELBO, 1, 1.0f, 1};
     vae_zero_grads(m);
@@ -925,7 +925,7 @@ static void test_backward_adds_and_hook_is_final(void **state)
         vae_init_params(m, 9);
         VaeWork *w = vae_work_create(m, 8);
         fill_uniform(w->x, (size_t)4 * shapes[c].n_input, 33, 0, 1);
-        Rng r = rng_stream(6, VD_STREAM_NOISE, 0);
+        Rng r = rng_for(6, VD_RNG_NOISE, 0);
         rng_normal_fill(&r, 0, 0, (size_t)8 * m->d_total, w->eps);
         w->y[1] = 1;
         Objective obj = c ? (Objective){VD_OBJ_IWAE, 2, 1.0f, 0} : vae_elbo(1.0f);

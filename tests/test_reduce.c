@@ -27,14 +27,14 @@ enum { LOCAL_B = 5 };
 /* Sample i of the global batch: a deterministic function of i alone. */
 static void make_sample(int64_t i, float *x)
 {
-    Rng r = rng_stream(77, VD_STREAM_INIT, 1);
+    Rng r = rng_for(77, VD_RNG_INIT, 1);
     rng_uniform_fill(&r, (uint32_t)i, 0, (size_t)shape.n_input, 0.0f, 1.0f, x);
 }
 
 /* Rows and noise rank r would train on at step t. */
 static void fill_rank_batch(VaeWork *w, int r, int64_t t, int row0)
 {
-    Rng noise = rng_stream(5, VD_STREAM_NOISE, (uint32_t)r);
+    Rng noise = rng_for(5, VD_RNG_NOISE, (uint32_t)r);
     for (int i = 0; i < LOCAL_B; i++)
         make_sample((int64_t)r * LOCAL_B + i + t * 1000, w->x + (size_t)(row0 + i) * shape.n_input);
     rng_normal_fill(&noise, (uint32_t)t, 0, (size_t)LOCAL_B * shape.latent.v[0],
@@ -98,8 +98,8 @@ static void test_allreduce_equals_serial_sum(void **state)
     for (int r = 0; r < size; r++)
         fill_rank_batch(ws, r, 0, r * LOCAL_B);
     Reducer *rd = allreduce(dist, MPI_COMM_WORLD, 0), *rs = allreduce(serial, MPI_COMM_SELF, 0);
-    assert_all(train_step(dist, wd, LOCAL_B, &elbo, &adam, 1, rd, NULL));
-    assert_all(train_step(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, NULL));
+    assert_all(step_run(dist, wd, LOCAL_B, &elbo, &adam, 1, rd, NULL));
+    assert_all(step_run(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, NULL));
     float gmax = 0;
     for (size_t i = 0; i < serial->n_params; i++)
         gmax = fmaxf(gmax, fabsf(serial->grads[i]));
@@ -129,7 +129,7 @@ static void test_replicas_identical_after_steps(void **state)
     Reducer *red = allreduce(m, MPI_COMM_WORLD, 0);
     for (int t = 1; t <= 30; t++) {
         fill_rank_batch(w, rank, t % 3, 0); /* three batches, seen in turn */
-        assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, t, red, NULL));
+        assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, t, red, NULL));
         double loss = m->grads[m->n_params + VD_EXTRA_RECON] + m->grads[m->n_params + VD_EXTRA_KL];
         if (t <= 3)
             first += loss;
@@ -168,7 +168,7 @@ static void test_nonfinite_agreed_by_all(void **state)
     uint64_t before = vd_checksum_f32(m->params, m->n_params);
     StepIO io = {.poison = rank == 0};
     Reducer *red = allreduce(m, MPI_COMM_WORLD, 0);
-    int ok = train_step(m, w, LOCAL_B, &elbo, &adam, 1, red, &io);
+    int ok = step_run(m, w, LOCAL_B, &elbo, &adam, 1, red, &io);
     assert_all(ok == 0);
     assert_all(vd_checksum_f32(m->params, m->n_params) == before);
     reduce_free(red, 1);
@@ -213,10 +213,10 @@ static void test_stop_flag_reaches_all(void **state)
     fill_rank_batch(w, rank, 0, 0);
     StepIO io = {.stop = rank == size - 1};
     Reducer *red = allreduce(m, MPI_COMM_WORLD, 0);
-    assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, red, &io));
+    assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 1, red, &io));
     assert_all(io.stop == 1);
     io.stop = 0;
-    assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 2, red, &io));
+    assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 2, red, &io));
     assert_all(io.stop == 0);
     reduce_free(red, 1);
     vae_work_free(w);
@@ -235,8 +235,8 @@ static void test_bucketed_matches_blocking(void **state)
     Reducer *many = allreduce(b, MPI_COMM_WORLD, 16); /* several buckets per layer boundary */
     for (int t = 1; t <= 3; t++) {
         fill_rank_batch(w, rank, t, 0);
-        assert_all(train_step(a, w, LOCAL_B, &elbo, &adam, t, one, NULL));
-        assert_all(train_step(b, w, LOCAL_B, &elbo, &adam, t, many, NULL));
+        assert_all(step_run(a, w, LOCAL_B, &elbo, &adam, t, one, NULL));
+        assert_all(step_run(b, w, LOCAL_B, &elbo, &adam, t, many, NULL));
     }
     reduce_free(one, 1);
     reduce_free(many, 1);
@@ -265,8 +265,8 @@ static void train_both(Vae *a, Vae *b, Reducer *shm, int steps)
     Reducer *one = allreduce(a, MPI_COMM_WORLD, 0);
     for (int t = 1; t <= steps; t++) {
         fill_rank_batch(w, rank, t % 3, 0);
-        assert_all(train_step(a, w, LOCAL_B, &elbo, &adam, t, one, NULL));
-        assert_all(train_step(b, w, LOCAL_B, &elbo, &adam, t, shm, NULL));
+        assert_all(step_run(a, w, LOCAL_B, &elbo, &adam, t, one, NULL));
+        assert_all(step_run(b, w, LOCAL_B, &elbo, &adam, t, shm, NULL));
         /* the summed tail reaches every rank */
         assert_all(b->grads[b->n_params + VD_EXTRA_COUNT] == (float)(LOCAL_B * size));
         assert_all(rel_err(b->grads[b->n_params + VD_EXTRA_RECON],
@@ -377,13 +377,13 @@ static void test_shared_verdicts_agreed(void **state)
     uint64_t before = state_sum(m);
     fill_rank_batch(w, rank, 0, 0);
     StepIO poison = {.poison = rank == size - 1};
-    assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, share, &poison) == 0);
+    assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 1, share, &poison) == 0);
     StepIO failed = {.failed = rank == 0};
-    assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, share, &failed) == 1);
+    assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 1, share, &failed) == 1);
     assert_all(failed.failed == 1);
     assert_all(state_sum(m) == before);
     StepIO stop = {.stop = rank == size - 1};
-    assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, share, &stop) == 1);
+    assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 1, share, &stop) == 1);
     assert_all(stop.stop == 1 && !stop.failed);
     assert_all(state_sum(m) != before);
     reduce_free(share, 1);
@@ -506,7 +506,7 @@ static void test_clip_norm_is_global(void **state)
         fill_rank_batch(ws, r, 0, r * LOCAL_B);
     Reducer *rs = allreduce(serial, MPI_COMM_SELF, 0);
     StepIO ios = {.clip_norm = 1e30};
-    assert_all(train_step(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, &ios));
+    assert_all(step_run(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, &ios));
     double want = 0;
     for (size_t i = 0; i < serial->n_params; i++)
         want += (double)serial->grads[i] * serial->grads[i];
@@ -525,7 +525,7 @@ static void test_clip_norm_is_global(void **state)
         assert_all(red != NULL);
         fill_rank_batch(w, rank, 0, 0);
         StepIO io = {.clip_norm = want / 2}; /* half the norm: clipped */
-        assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, red, &io));
+        assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 1, red, &io));
         assert_all(io.clipped);
         assert_all(fabs(io.grad_norm - want) <= 1e-5 * want);
         float bits[2]; /* the double's bits, compared as two floats */
@@ -533,7 +533,7 @@ static void test_clip_norm_is_global(void **state)
         assert_all(comm_same_bits(bits, 2, MPI_COMM_WORLD));
         assert_all(comm_same_bits(m->params, m->n_params, MPI_COMM_WORLD));
         io = (StepIO){.clip_norm = want * 100};
-        assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 2, red, &io));
+        assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 2, red, &io));
         assert_all(!io.clipped && io.grad_norm > 0);
         reduce_free(red, 1);
         vae_free(m);
@@ -564,14 +564,14 @@ static void test_shared_compressed(void **state)
     const char *why = NULL;
     Reducer *re = shared(exact, node, &why);
     assert_all(re != NULL);
-    assert_all(train_step(exact, w, LOCAL_B, &elbo, &adam, 1, re, NULL));
+    assert_all(step_run(exact, w, LOCAL_B, &elbo, &adam, 1, re, NULL));
     double bound[] = {0, 2e-3, 1e-2}; /* fp16: 11 bits of mantissa, bf16: 8 */
     for (int mode = VD_COMPRESS_FP16; mode <= VD_COMPRESS_BF16; mode++) {
         Vae *m = new_model();
         ReduceConfig c = {VD_REDUCE_SHM, 0, node, mode, 1.0f / 16, 0};
         Reducer *red = reduce_create(m, MPI_COMM_WORLD, &c, &why);
         assert_all(reduce_mode(red) == VD_REDUCE_SHM);
-        assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, red, NULL));
+        assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 1, red, NULL));
         double d2 = 0, e2 = 0;
         for (size_t i = 0; i < m->n_params; i++) {
             double d = (double)m->adam_m[i] - exact->adam_m[i];
@@ -624,8 +624,8 @@ static void test_shared_chunks_with_a_lagging_rank(void **state)
         for (int t = 1; t <= 4; t++) {
             lag_rank = t % size; /* a different rank lags each step */
             fill_rank_batch(w, rank, t % 3, 0);
-            assert_all(train_step(a, w, LOCAL_B, &elbo, &adam, t, one, NULL));
-            /* train_step's work, with the lagging hook in backward */
+            assert_all(step_run(a, w, LOCAL_B, &elbo, &adam, t, one, NULL));
+            /* step_run's work, with the lagging hook in backward */
             vae_forward(b, w, LOCAL_B, &elbo, 1);
             float *extra = b->grads + b->n_params;
             double rs = 0, ks = 0;
@@ -678,15 +678,15 @@ static void test_vamp_pseudo_inputs_split(void **state)
         VaeGroup *g = step_group_create(MPI_COMM_WORLD);
         wb->group = g;
         Reducer *ra = allreduce(a, MPI_COMM_WORLD, 0), *rb = allreduce(b, MPI_COMM_WORLD, 0);
-        Rng noise = rng_stream(5, VD_STREAM_NOISE, (uint32_t)rank);
+        Rng noise = rng_for(5, VD_RNG_NOISE, (uint32_t)rank);
         for (int t = 1; t <= 3; t++) {
             for (int i = 0; i < LOCAL_B; i++)
                 make_sample((int64_t)rank * LOCAL_B + i + t * 1000, wa->x + (size_t)i * 20);
             rng_normal_fill(&noise, (uint32_t)t, 0, (size_t)LOCAL_B * a->d_total, wa->eps);
             memcpy(wb->x, wa->x, sizeof(float) * LOCAL_B * 20);
             memcpy(wb->eps, wa->eps, sizeof(float) * (size_t)LOCAL_B * a->d_total);
-            assert_all(train_step(a, wa, LOCAL_B, &elbo, &adam, t, ra, NULL));
-            assert_all(train_step(b, wb, LOCAL_B, &elbo, &adam, t, rb, NULL));
+            assert_all(step_run(a, wa, LOCAL_B, &elbo, &adam, t, ra, NULL));
+            assert_all(step_run(b, wb, LOCAL_B, &elbo, &adam, t, rb, NULL));
         }
         int K = atoi(Ks[c]), mine = wb->k1 - wb->k0, total = 0;
         MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
@@ -708,7 +708,7 @@ static void test_vamp_pseudo_inputs_split(void **state)
 static void test_fp16_loops_agree(void **state)
 {
     (void)state;
-    long bad = reduce_fp16_mismatches(); /* the same on every rank */
+    long bad = half_fp16_mismatches(); /* the same on every rank */
     if (bad < 0)
         skip(); /* no F16C here: only the plain loops exist */
     assert_all(bad == 0);
@@ -716,13 +716,7 @@ static void test_fp16_loops_agree(void **state)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    comm_init();
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (size > 1)
-        setenv("CMOCKA_TEST_ABORT", "1", 1);
-    shape = test_shape(20, "hidden", "12,7", "latent", "3", NULL);
+    shape = test_shape(20, "hidden", "12,7", "latent", "3", NULL); /* before MPI: local */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allreduce_equals_serial_sum),
         cmocka_unit_test(test_vamp_pseudo_inputs_split),
@@ -749,7 +743,5 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_shared_chunks_with_a_lagging_rank, fused_on, fused_off),
         cmocka_unit_test(test_fp16_loops_agree),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    MPI_Finalize();
-    return failed ? 1 : 0;
+    return mpi_test_main(argc, argv, tests);
 }

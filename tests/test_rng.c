@@ -1,5 +1,5 @@
 /* test_rng.c — Philox known answers, determinism, distribution, and
- * independence of the per-rank streams. */
+ * independence of the per-rank generators. */
 #include "testutil.h"
 
 #include <math.h>
@@ -29,7 +29,7 @@ static void test_philox_known_answers(void **state)
 static void test_draws_are_pure_functions(void **state)
 {
     (void)state;
-    Rng r = rng_stream(42, VD_STREAM_NOISE, 3);
+    Rng r = rng_for(42, VD_RNG_NOISE, 3);
     float a[64], b[64], c[59];
     rng_normal_fill(&r, 7, 0, 64, a);
     rng_normal_fill(&r, 7, 0, 64, b);
@@ -37,13 +37,13 @@ static void test_draws_are_pure_functions(void **state)
     /* an unaligned start gives the same values as the full fill */
     rng_normal_fill(&r, 7, 5, 59, c);
     assert_memory_equal(a + 5, c, sizeof c);
-    /* another counter row, seed or stream gives other numbers */
+    /* another counter row, seed or use gives other numbers */
     rng_normal_fill(&r, 8, 0, 64, b);
     assert_memory_not_equal(a, b, sizeof a);
-    Rng r2 = rng_stream(43, VD_STREAM_NOISE, 3);
+    Rng r2 = rng_for(43, VD_RNG_NOISE, 3);
     rng_normal_fill(&r2, 7, 0, 64, b);
     assert_memory_not_equal(a, b, sizeof a);
-    Rng r3 = rng_stream(42, VD_STREAM_EVAL, 3);
+    Rng r3 = rng_for(42, VD_RNG_EVAL, 3);
     rng_normal_fill(&r3, 7, 0, 64, b);
     assert_memory_not_equal(a, b, sizeof a);
 }
@@ -53,7 +53,7 @@ static void test_normal_moments(void **state)
     (void)state;
     enum { N = 1 << 20 };
     float *x = malloc(sizeof(float) * N);
-    Rng r = rng_stream(1, VD_STREAM_NOISE, 0);
+    Rng r = rng_for(1, VD_RNG_NOISE, 0);
     rng_normal_fill(&r, 0, 0, N, x);
     double m1 = 0, m2 = 0, m4 = 0;
     for (int i = 0; i < N; i++) {
@@ -75,7 +75,7 @@ static void test_uniform_range(void **state)
 {
     (void)state;
     float u[4096];
-    Rng r = rng_stream(9, VD_STREAM_INIT, 0);
+    Rng r = rng_for(9, VD_RNG_INIT, 0);
     rng_uniform_fill(&r, 0, 0, 4096, -0.5f, 0.5f, u);
     double mean = 0;
     for (int i = 0; i < 4096; i++) {
@@ -85,15 +85,15 @@ static void test_uniform_range(void **state)
     assert_true(fabs(mean / 4096) < 5.0 * sqrt(1.0 / 12 / 4096));
 }
 
-/* Streams of different ranks must not be correlated or share values. */
-static void test_rank_streams_independent(void **state)
+/* Generators of different ranks must not be correlated or share values. */
+static void test_rank_generators_independent(void **state)
 {
     (void)state;
     enum { N = 1 << 16 };
     float *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
     for (uint32_t ra = 0; ra < 4; ra++)
         for (uint32_t rb = ra + 1; rb < 4; rb++) {
-            Rng x = rng_stream(5, VD_STREAM_NOISE, ra), y = rng_stream(5, VD_STREAM_NOISE, rb);
+            Rng x = rng_for(5, VD_RNG_NOISE, ra), y = rng_for(5, VD_RNG_NOISE, rb);
             rng_normal_fill(&x, 11, 0, N, a);
             rng_normal_fill(&y, 11, 0, N, b);
             double dot = 0;
@@ -115,7 +115,7 @@ static void test_permutation(void **state)
     enum { N = 10007 };
     int64_t *p = malloc(sizeof(int64_t) * N), *q = malloc(sizeof(int64_t) * N);
     char *seen = calloc(N, 1);
-    Rng r = rng_stream(3, VD_STREAM_ORDER, 0);
+    Rng r = rng_for(3, VD_RNG_ORDER, 0);
     rng_permutation(&r, 0, p, N);
     int64_t fixed = 0;
     for (int i = 0; i < N; i++) {
@@ -137,7 +137,7 @@ static void test_permutation(void **state)
 static void test_below_is_uniform(void **state)
 {
     (void)state;
-    Rng r = rng_stream(8, VD_STREAM_ORDER, 0);
+    Rng r = rng_for(8, VD_RNG_ORDER, 0);
     int counts[7] = {0};
     enum { N = 70000 };
     for (uint64_t i = 0; i < N; i++)
@@ -156,7 +156,7 @@ static void test_binarize(void **state)
     for (int i = 0; i < N * W; i++)
         x[i] = i % W < 400 ? 0.3f : i % W < 500 ? 0.0f : i % W < 600 ? 1.0f : 0.9f;
     memcpy(y, x, sizeof(float) * N * W);
-    Rng r = rng_stream(1, VD_STREAM_BINARIZE, 0);
+    Rng r = rng_for(1, VD_RNG_BINARIZE, 0);
     rng_binarize(&r, 0, 10, N, W, x);
     double ones[4] = {0};
     for (int i = 0; i < N * W; i++) {
@@ -189,7 +189,7 @@ int main(void)
         cmocka_unit_test(test_draws_are_pure_functions),
         cmocka_unit_test(test_normal_moments),
         cmocka_unit_test(test_uniform_range),
-        cmocka_unit_test(test_rank_streams_independent),
+        cmocka_unit_test(test_rank_generators_independent),
         cmocka_unit_test(test_permutation),
         cmocka_unit_test(test_below_is_uniform),
     };

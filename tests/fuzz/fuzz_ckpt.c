@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ckpt_read_shape(fuzz_path, &shape, &err) == VD_OK) {
         double n = vae_shape_params(&shape); /* -1 for a shape vae_create refuses */
         const char *why;
-        m = n < 1e6 ? vae_create(&shape, &why) : NULL;
+        m = n < 1e6 ? vae_create(&shape, 0, &why) : NULL;
         if (m) {
             TrainState st;
             ckpt_load(fuzz_path, m, &st, &err);

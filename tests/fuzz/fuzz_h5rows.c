@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data.h"
+#include "shard.h"
 #include "fuzz_input.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

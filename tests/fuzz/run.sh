@@ -34,11 +34,13 @@ libs="$(mpicc --showme:link) $(pkg-config --libs hdf5-openmpi openblas zlib libp
 printf '#define PACKAGE_STRING "vae-dist fuzz"\n#define PACKAGE_VERSION "fuzz"\n' >"$out/config.h"
 
 src="$top/src"
-$CC $cflags -o "$out/fuzz_h5rows" "$here/fuzz_h5rows.c" "$src/data.c" "$src/util.c" "$src/h5util.c" \
-    "$src/image.c" "$src/durable.c" "$src/rng.c" $libs
-$CC $cflags -o "$out/fuzz_ckpt" "$here/fuzz_ckpt.c" "$src/ckpt.c" "$src/model.c" "$src/rng.c" \
-    "$src/util.c" "$src/h5util.c" "$src/opts.c" "$src/durable.c" "$src/layer_dense.c" \
-    "$src/layer_conv.c" "$src/image.c" $libs
+$CC $cflags -o "$out/fuzz_h5rows" "$here/fuzz_h5rows.c" "$src/data/h5rows.c" "$src/data/shard.c" \
+    "$src/data/image.c" "$src/base/util.c" "$src/base/rng.c" "$src/base/h5util.c" \
+    "$src/base/durable.c" $libs
+model=$(ls "$src"/*.c | grep -v '/main\.c$') # the model's sources, at the top of src/
+$CC $cflags -o "$out/fuzz_ckpt" "$here/fuzz_ckpt.c" "$src/files/ckpt.c" $model "$src/base/rng.c" \
+    "$src/base/util.c" "$src/base/opts.c" "$src/base/h5util.c" "$src/base/durable.c" \
+    "$src/data/image.c" $libs
 
 status=0
 # allocator_may_return_null: a damaged file can make HDF5 ask for exabytes;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "shard.h"
 #include "image.h"
 #include "runtime.h"
 
@@ -69,7 +70,7 @@ static int select_held(const char *ckpt, H5Rows *x, VdError *err)
     ckpt_read_config(ckpt, "val-fraction", frac, sizeof frac);
     ckpt_read_config(ckpt, "seed", seed, sizeof seed);
     int64_t n;
-    int64_t *rows = rows_split(x->n_rows, atof(frac), strtoull(seed, NULL, 10), 1, &n);
+    int64_t *rows = shard_split_rows(x->n_rows, atof(frac), strtoull(seed, NULL, 10), 1, &n);
     h5rows_select(x, rows, n);
     if (n < 1)
         return vd_fail(err, VD_EX_DATAERR, "%s: --val-fraction %s holds out no rows", x->where, frac);

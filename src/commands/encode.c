@@ -8,7 +8,7 @@
 
 #include "ckpt.h"
 #include "comm.h"
-#include "data.h"
+#include "shard.h"
 #include "durable.h"
 #include "h5util.h"
 #include "image.h"
@@ -92,7 +92,7 @@ static void encode_open(Encode *e, VdError *err)
         snprintf(cfg->labels, sizeof cfg->labels, "%.*s/labels", (int)(len - 7), cfg->dataset);
     if (!cfg->labels[0] || !strcmp(cfg->labels, "none"))
         return;
-    if (!named_labels && !h5_has_path(cfg->data, cfg->labels))
+    if (!named_labels && !h5rows_exists(cfg->data, cfg->labels))
         return; /* labels only where there are some */
     e->has_y = trained_open_labels(cfg->data, cfg->labels, &e->x, &e->y, err) == VD_OK;
 }
@@ -275,7 +275,7 @@ static void encode_rows(Encode *e, VdError *err)
     int *counts = NULL, *displs = NULL;
     int64_t *firsts = NULL;
     EncodeOut o = {.f = H5I_INVALID_HID};
-    Rng draws = rng_stream(e->cfg.seed, VD_STREAM_IWAE, 0);
+    Rng draws = rng_for(e->cfg.seed, VD_RNG_IWAE, 0);
     if (e->rank == 0) {
         all = vd_calloc((size_t)ROUND * e->size * per, sizeof(float));
         part = vd_calloc((size_t)ROUND * per, sizeof(float));

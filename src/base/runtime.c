@@ -1,9 +1,8 @@
-/* runtime.c — default data, threads, stop signals. See runtime.h. */
+/* runtime.c — default data, threads. See runtime.h. */
 #include "config.h"
 #include "runtime.h"
 
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,32 +47,4 @@ int runtime_set_threads(int threads, MPI_Comm comm)
     openblas_set_num_threads(threads);
 #endif
     return threads;
-}
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop(int sig) { stop_signal = sig; }
-
-void runtime_catch_stops(void)
-{
-    int sigs[3] = {SIGTERM, SIGUSR1, SIGINT};
-    for (int i = 0; i < 3; i++) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_stop;
-        sigemptyset(&sa.sa_mask);
-        sa.sa_flags = sigs[i] == SIGINT ? SA_RESETHAND : 0;
-        sigaction(sigs[i], &sa, NULL);
-    }
-}
-
-int runtime_stop_signal(void) { return stop_signal; }
-
-void runtime_default_stops(void)
-{
-    int sigs[3] = {SIGTERM, SIGUSR1, SIGINT};
-    for (int i = 0; i < 3; i++)
-        signal(sigs[i], SIG_DFL);
-    if (stop_signal)
-        raise(stop_signal);
 }

@@ -221,3 +221,11 @@ int vd_all_finite(const float *x, size_t n)
     }
     return !nonfinite;
 }
+
+double vd_sum_squares(const float *x, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}

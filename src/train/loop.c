@@ -13,8 +13,8 @@
 #include "h5util.h"
 #include "metrics.h"
 #include "rng.h"
-#include "runtime.h"
 #include "schedule.h"
+#include "signals.h"
 #include "step.h"
 #include "watch.h"
 
@@ -48,26 +48,26 @@ static void fmt_duration(char *buf, size_t n, double s)
 }
 
 /* Collective. The test set's ELBO sums of (recon, KL, count) in tot, with
- * eps from the eval stream indexed by global row, so the figure does not
+ * eps from the eval generator indexed by global row, so the figure does not
  * depend on the rank count; the posterior means' first two moments per
  * latent dimension (of every layer) give the active units (Burda et al.:
  * dimensions whose posterior mean varies over the data by more than 0.01);
  * with test_mu, each row's top-layer mean and label too. */
 static void test_figures(Run *r, int64_t epoch, double tot[T_N], int *active)
 {
-    const Vae *m = r->m;
-    VaeWork *w = r->w;
-    Rng eval = rng_stream(r->cfg.seed, VD_STREAM_EVAL, 0);
-    Rng bin = rng_stream(r->cfg.seed, VD_STREAM_BINARIZE, 0);
+    const Vae *m = r->live.m;
+    VaeWork *w = r->live.w;
+    Rng eval = rng_for(r->plan.cfg.seed, VD_RNG_EVAL, 0);
+    Rng bin = rng_for(r->plan.cfg.seed, VD_RNG_BINARIZE, 0);
     int d = m->d_total, top = m->n_levels - 1, dt = vae_top_latent(m);
     Objective elbo = vae_elbo(1.0f);
     double *sums = vd_calloc((size_t)(T_N + 2 * d), sizeof(double)), *mom = sums + T_N;
-    sums[T_COUNT] = (double)r->test.n;
-    for (int64_t i = 0; i < r->test.n; i += w->max_rows) {
-        int n = (int)(r->test.n - i < w->max_rows ? r->test.n - i : w->max_rows);
-        int64_t row0 = r->test_begin + i;
-        shard_batch(&r->test, i, n, w->x, w->y);
-        if (r->cfg.binarize) /* one fixed draw, as `vae-dist eval --binarize` makes */
+    sums[T_COUNT] = (double)r->data.test.n;
+    for (int64_t i = 0; i < r->data.test.n; i += w->max_rows) {
+        int n = (int)(r->data.test.n - i < w->max_rows ? r->data.test.n - i : w->max_rows);
+        int64_t row0 = r->plan.test_begin + i;
+        shard_batch(&r->data.test, i, n, w->x, w->y);
+        if (r->plan.cfg.binarize) /* one fixed draw, as `vae-dist eval --binarize` makes */
             rng_binarize(&bin, 0, row0, n, m->shape.n_input, w->x);
         rng_normal_fill(&eval, (uint32_t)epoch, (uint64_t)row0 * (uint64_t)d,
                         (size_t)n * (size_t)d, w->eps);
@@ -83,15 +83,15 @@ static void test_figures(Run *r, int64_t epoch, double tot[T_N], int *active)
                     mom[d + off + j] += (double)mu[j] * mu[j];
                 }
             }
-            if (r->test_mu) {
-                memcpy(r->test_mu + (size_t)(i + k) * dt, vae_mu(m, w, top, k),
+            if (r->live.test_mu) {
+                memcpy(r->live.test_mu + (size_t)(i + k) * dt, vae_mu(m, w, top, k),
                        sizeof(float) * (size_t)dt);
-                r->test_lab[i + k] = w->y[k];
+                r->live.test_lab[i + k] = w->y[k];
             }
         }
     }
     watch_wait("the sum of the test-set figures");
-    MPI_Allreduce(MPI_IN_PLACE, sums, T_N + 2 * d, MPI_DOUBLE, MPI_SUM, r->comm);
+    MPI_Allreduce(MPI_IN_PLACE, sums, T_N + 2 * d, MPI_DOUBLE, MPI_SUM, r->plan.comm);
     watch_done();
     memcpy(tot, sums, sizeof(double) * T_N);
     *active = 0;
@@ -110,19 +110,20 @@ static void epoch_report(Run *r, int64_t epoch, double ep_start, const double to
     double n = tot[T_COUNT];
     EpochRow row = {(double)epoch + 1, (double)st->step,
                     st->ep_count ? st->ep_loss / st->ep_count : NAN,
-                    r->has_test ? (tot[T_RECON] + tot[T_KL]) / n : NAN,
-                    r->has_test ? tot[T_RECON] / n : NAN, r->has_test ? tot[T_KL] / n : NAN,
-                    vd_now() - ep_start, r->has_test ? active : NAN};
-    if (r->has_test)
+                    r->data.has_test ? (tot[T_RECON] + tot[T_KL]) / n : NAN,
+                    r->data.has_test ? tot[T_RECON] / n : NAN,
+                    r->data.has_test ? tot[T_KL] / n : NAN, vd_now() - ep_start,
+                    r->data.has_test ? active : NAN};
+    if (r->data.has_test)
         printf("epoch %lld done: test loss %.2f = %.2f + %.2f nats (%lld samples, %d of %d "
                "latent units active), train loss %.2f, %.1f s%s\n",
                (long long)epoch + 1, row.test_loss, row.test_recon, row.test_kl, (long long)n,
-               active, r->m->d_total, row.train_loss, row.seconds, best ? ", best" : "");
+               active, r->live.m->d_total, row.train_loss, row.seconds, best ? ", best" : "");
     else
         printf("epoch %lld done: train loss %.2f, %.1f s%s\n", (long long)epoch + 1,
                row.train_loss, row.seconds, best ? ", best" : "");
-    h5_lock(); /* the stream reader's thread may be in HDF5 */
-    metrics_epoch(r->metrics, &row);
+    h5_lock(); /* the streaming reader's thread may be in HDF5 */
+    metrics_epoch(r->live.metrics, &row);
     h5_unlock();
 }
 
@@ -132,7 +133,7 @@ static void epoch_report(Run *r, int64_t epoch, double ep_start, const double to
 static int judge_epoch(Run *r, Loop *l, const double tot[T_N])
 {
     TrainState *st = &r->st;
-    double watch = r->has_test ? (tot[T_RECON] + tot[T_KL]) / tot[T_COUNT]
+    double watch = r->data.has_test ? (tot[T_RECON] + tot[T_KL]) / tot[T_COUNT]
                    : st->ep_count ? st->ep_loss / st->ep_count : NAN;
     int best = isfinite(watch) && watch < st->best_loss;
     if (best) {
@@ -143,7 +144,7 @@ static int judge_epoch(Run *r, Loop *l, const double tot[T_N])
         st->bad_epochs++;
     }
     l->cut = sched_plateau(&l->sched, watch, &st->plateau_best, &st->plateau_bad, &st->lr_scale);
-    if (r->cfg.early_stop && st->bad_epochs >= r->cfg.early_stop && !l->stop)
+    if (r->plan.cfg.early_stop && st->bad_epochs >= r->plan.cfg.early_stop && !l->stop)
         l->stop = l->early = 1;
     return best;
 }
@@ -159,7 +160,7 @@ static void judge_report(const Run *r, const Loop *l)
     if (l->early)
         printf("early stop: no better loss in %lld epochs; the best, %.2f, is step %lld's "
                "checkpoint (%s/best)\n", (long long)st->bad_epochs, st->best_loss,
-               (long long)st->best_step, r->cfg.out);
+               (long long)st->best_step, r->plan.cfg.out);
 }
 
 /* Collective: test ELBO, epoch metrics, checkpoint and figures at an epoch's
@@ -169,16 +170,16 @@ static void end_epoch(Run *r, Loop *l, int64_t epoch, double ep_start, int want_
 {
     double t0 = vd_now(), tot[T_N] = {0, 0, 0};
     int active = 0;
-    if (r->has_test)
+    if (r->data.has_test)
         test_figures(r, epoch, tot, &active);
     double t1 = vd_now();
-    r->prof.eval += t1 - t0;
+    r->live.prof.eval += t1 - t0;
     int best = judge_epoch(r, l, tot);
     want_ckpt |= best || l->stop;
-    if (want_ckpt && !comm_same_bits(r->m->params, r->m->n_params, r->comm))
+    if (want_ckpt && !comm_same_bits(r->live.m->params, r->live.m->n_params, r->plan.comm))
         vd_fail(err, VD_EX_SOFTWARE, "replicas diverged: parameter checksums differ at step %lld",
                 (long long)r->st.step);
-    if (r->rank == 0 && err->code == VD_OK) {
+    if (r->plan.rank == 0 && err->code == VD_OK) {
         epoch_report(r, epoch, ep_start, tot, active, best);
         judge_report(r, l);
         r->st.ep_loss = r->st.ep_count = 0; /* before the checkpoint: a resumed epoch starts empty */
@@ -188,18 +189,18 @@ static void end_epoch(Run *r, Loop *l, int64_t epoch, double ep_start, int want_
             figures_images(r);
         fflush(stdout);
     }
-    if (r->test_mu)
+    if (r->live.test_mu)
         figures_latent(r, epoch);
     r->st.ep_loss = r->st.ep_count = 0;
-    r->prof.io += vd_now() - t1;
+    r->live.prof.io += vd_now() - t1;
 }
 
 /* Collective: a checkpoint of a run stopped inside an epoch. */
 static void save_inside_epoch(Run *r, VdError *err)
 {
-    if (!comm_same_bits(r->m->params, r->m->n_params, r->comm))
+    if (!comm_same_bits(r->live.m->params, r->live.m->n_params, r->plan.comm))
         vd_fail(err, VD_EX_SOFTWARE, "replicas diverged at step %lld", (long long)r->st.step);
-    if (r->rank == 0 && err->code == VD_OK)
+    if (r->plan.rank == 0 && err->code == VD_OK)
         rundir_save(r, 0, err);
 }
 
@@ -228,37 +229,39 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
         return;
     double now = vd_now(), rate = l->ivl_fresh / (now - l->ivl_start);
     double eta = (now - l->run_start) / (double)(st->step - l->first_step) *
-                 (double)(r->total_steps - st->step);
+                 (double)(r->plan.total_steps - st->step);
     TrainRow row = {(double)st->step, (double)epoch + 1,
                     (st->ivl_recon + st->ivl_kl) / st->ivl_count, st->ivl_recon / st->ivl_count,
                     st->ivl_kl / st->ivl_count, l->lr, rate, st->ivl_clipped};
-    if (r->rank == 0) {
+    if (r->plan.rank == 0) {
         char etab[32];
         fmt_duration(etab, sizeof etab, eta);
         printf("epoch %lld/%d  step %lld/%lld  loss %.2f = %.2f + %.2f  %.0f samples/s  ETA %s\n",
-               (long long)epoch + 1, r->cfg.epochs, (long long)(s + 1),
-               (long long)r->steps_per_epoch, row.loss, row.recon, row.kl, rate, etab);
+               (long long)epoch + 1, r->plan.cfg.epochs, (long long)(s + 1),
+               (long long)r->plan.steps_per_epoch, row.loss, row.recon, row.kl, rate, etab);
         fflush(stdout);
-        h5_lock(); /* the stream reader's thread may be in HDF5 */
-        metrics_train(r->metrics, &row);
+        h5_lock(); /* the streaming reader's thread may be in HDF5 */
+        metrics_train(r->live.metrics, &row);
         h5_unlock();
     }
     st->ivl_recon = st->ivl_kl = st->ivl_count = st->ivl_clipped = l->ivl_fresh = 0;
     l->ivl_start = vd_now();
-    r->prof.io += l->ivl_start - now;
+    r->live.prof.io += l->ivl_start - now;
 }
 
 /* Local: the batch of local step s of epoch, binarized if asked, and its
- * noise, into r->w. */
+ * noise, into r->live.w. */
 static void next_batch(Run *r, Loop *l, int64_t epoch, int64_t s)
 {
-    int D = r->m->shape.n_input;
-    feed_batch(r->feed, s, r->w->x, r->w->y, r->batch_rows);
-    if (r->cfg.binarize) /* by (epoch, row): independent of the rank count */
-        for (int i = 0; i < r->B; i++)
-            rng_binarize(&l->bin, (uint32_t)epoch, r->batch_rows[i], 1, D, r->w->x + (size_t)i * D);
+    int D = r->live.m->shape.n_input;
+    feed_batch(r->data.feed, s, r->live.w->x, r->live.w->y, r->live.batch_rows);
+    if (r->plan.cfg.binarize) /* by (epoch, row): independent of the rank count */
+        for (int i = 0; i < r->plan.B; i++)
+            rng_binarize(&l->bin, (uint32_t)epoch, r->live.batch_rows[i], 1, D,
+                         r->live.w->x + (size_t)i * D);
     rng_normal_fill(&l->noise, (uint32_t)r->st.step, 0,
-                    (size_t)r->B * (size_t)r->cfg.iw_samples * (size_t)r->m->d_total, r->w->eps);
+                    (size_t)r->plan.B * (size_t)r->plan.cfg.iw_samples * (size_t)r->live.m->d_total,
+                    r->live.w->eps);
 }
 
 /* Collective: one step and its bookkeeping. Returns 1 to go on, 0 when the
@@ -268,29 +271,31 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     TrainState *st = &r->st;
     double t0 = vd_now();
     next_batch(r, l, epoch, s);
-    r->prof.data += vd_now() - t0;
-    StepIO io = {.stop = runtime_stop_signal() != 0,
-                 .poison = st->step + 1 == l->poison_step && r->rank == r->size - 1,
-                 .failed = feed_failed(r->feed), .clip_norm = r->cfg.clip_norm};
+    r->live.prof.data += vd_now() - t0;
+    StepIO io = {.stop = signals_stop_asked() != 0,
+                 .poison = st->step + 1 == l->poison_step && r->plan.rank == r->plan.size - 1,
+                 .failed = feed_failed(r->data.feed), .clip_norm = r->plan.cfg.clip_norm};
     watch_step(st->step + 1);
-    if (st->step + 1 == l->kill_step && r->rank == r->size - 1)
+    if (st->step + 1 == l->kill_step && r->plan.rank == r->plan.size - 1)
         test_kill();
-    float beta = (float)sched_kl_weight(r->cfg.beta, r->cfg.warmup, st->step + 1);
-    int K = r->cfg.iw_samples;
+    float beta = (float)sched_kl_weight(r->plan.cfg.beta, r->plan.cfg.warmup, st->step + 1);
+    int K = r->plan.cfg.iw_samples;
     Objective obj = {K > 1 ? VD_OBJ_IWAE : VD_OBJ_ELBO, K, beta, 0};
-    l->lr = sched_lr(&l->sched, st->lr_scale, st->step + 1, r->steps_per_epoch,
-                     r->steps_per_epoch * r->cfg.epochs);
+    l->lr = sched_lr(&l->sched, st->lr_scale, st->step + 1, r->plan.steps_per_epoch,
+                     r->plan.steps_per_epoch * r->plan.cfg.epochs);
     l->adam.lr = (float)l->lr;
-    int finite = train_step(r->m, r->w, r->B, &obj, &l->adam, st->step + 1, r->red, &io);
-    r->prof.forward += io.times.forward;
-    r->prof.backward += io.times.backward;
-    r->prof.reduce += io.times.reduce;
-    r->prof.update += io.times.update;
-    r->prof.steps++;
+    int finite = step_run(r->live.m, r->live.w, r->plan.B, &obj, &l->adam, st->step + 1,
+                          r->live.red, &io);
+    r->live.prof.forward += io.times.forward;
+    r->live.prof.backward += io.times.backward;
+    r->live.prof.reduce += io.times.reduce;
+    r->live.prof.update += io.times.update;
+    r->live.prof.steps++;
     if (io.failed) /* a rank's reader failed: the step was not applied */
-        return feed_check(r->feed, err) ? 0 : (vd_fail(err, VD_EX_SOFTWARE, "data feed failed"), 0);
+        return feed_check(r->data.feed, err) ? 0
+               : (vd_fail(err, VD_EX_SOFTWARE, "data feed failed"), 0);
     if (!finite) { /* every rank sees the same reduced values: all decide alike */
-        if (st->skipped >= r->cfg.max_skips) {
+        if (st->skipped >= r->plan.cfg.max_skips) {
             vd_fail(err, VD_EX_DIVERGED,
                     "non-finite loss or gradient at step %lld; the step was not applied "
                     "and training stopped (last checkpoint kept; lower --lr?)",
@@ -298,16 +303,16 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
             return 0;
         }
         st->skipped++;
-        if (r->rank == 0)
+        if (r->plan.rank == 0)
             fprintf(stderr, "vae-dist: warning: non-finite loss or gradient at step %lld; "
                             "step skipped (%lld of --max-skips %d)\n",
-                    (long long)st->step + 1, (long long)st->skipped, r->cfg.max_skips);
+                    (long long)st->step + 1, (long long)st->skipped, r->plan.cfg.max_skips);
     }
     st->step++; /* a skipped step still consumes its batch and noise */
     st->clipped += io.clipped;
     st->ivl_clipped += io.clipped;
     if (finite) {
-        const float *extra = r->m->grads + r->m->n_params;
+        const float *extra = reduce_extras(r->live.red);
         st->ivl_recon += extra[VD_EXTRA_RECON];
         st->ivl_kl += extra[VD_EXTRA_KL];
         st->ivl_count += extra[VD_EXTRA_COUNT];
@@ -315,14 +320,14 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
         st->ep_loss += extra[VD_EXTRA_RECON] + extra[VD_EXTRA_KL];
         st->ep_count += extra[VD_EXTRA_COUNT];
     }
-    if (st->step % r->cfg.log_every == 0 || s + 1 == r->steps_per_epoch)
+    if (st->step % r->plan.cfg.log_every == 0 || s + 1 == r->plan.steps_per_epoch)
         log_interval(r, l, epoch, s);
-    if (!io.stop && st->step < r->total_steps)
+    if (!io.stop && st->step < r->plan.total_steps)
         return 1;
     l->stop = 1;
     if (io.stop) {
         l->code = VD_EX_TEMPFAIL;
-        if (r->rank == 0)
+        if (r->plan.rank == 0)
             printf("stop requested by a signal: checkpointing at step %lld\n",
                    (long long)st->step);
     }
@@ -334,34 +339,34 @@ static int run_epoch(Run *r, Loop *l, int64_t epoch, VdError *err)
 {
     TrainState *st = &r->st;
     double ep_start = vd_now();
-    if (feed_epoch(r->feed, epoch, st->step % r->steps_per_epoch, err))
+    if (feed_epoch(r->data.feed, epoch, st->step % r->plan.steps_per_epoch, err))
         return err->code;
-    r->prof.data += vd_now() - ep_start;
-    for (int64_t s = st->step % r->steps_per_epoch; s < r->steps_per_epoch; s++)
+    r->live.prof.data += vd_now() - ep_start;
+    for (int64_t s = st->step % r->plan.steps_per_epoch; s < r->plan.steps_per_epoch; s++)
         if (!one_step(r, l, epoch, s, err))
             break;
     watch_rank0_io(1); /* the others wait while rank 0 writes */
-    if (err->code == VD_OK && st->step == (epoch + 1) * r->steps_per_epoch) {
+    if (err->code == VD_OK && st->step == (epoch + 1) * r->plan.steps_per_epoch) {
         st->epoch = epoch + 1;
-        int want = l->stop || epoch + 1 == r->cfg.epochs ||
-                   (r->cfg.ckpt_every > 0 && (epoch + 1) % r->cfg.ckpt_every == 0);
+        int want = l->stop || epoch + 1 == r->plan.cfg.epochs ||
+                   (r->plan.cfg.ckpt_every > 0 && (epoch + 1) % r->plan.cfg.ckpt_every == 0);
         end_epoch(r, l, epoch, ep_start, want, err);
     } else if (err->code == VD_OK) { /* stopped inside the epoch */
         save_inside_epoch(r, err);
     }
-    int rc = vd_error_agree(err, r->comm);
+    int rc = vd_error_agree(err, r->plan.comm);
     watch_rank0_io(0);
     l->ivl_start = vd_now(); /* the next interval's rate leaves the epoch's end out */
     return rc;
 }
 
-int run_loop(Run *r, VdError *err)
+int loop_run(Run *r, VdError *err)
 {
-    const TrainConfig *cfg = &r->cfg;
+    const TrainConfig *cfg = &r->plan.cfg;
     const char *nan_step = getenv("VAE_DIST_TEST_NAN_STEP");
     const char *kill_step = getenv("VAE_DIST_TEST_KILL_STEP");
-    Loop l = {.noise = rng_stream(cfg->seed, VD_STREAM_NOISE, (uint32_t)r->rank),
-              .bin = rng_stream(cfg->seed, VD_STREAM_BINARIZE, 0),
+    Loop l = {.noise = rng_for(cfg->seed, VD_RNG_NOISE, (uint32_t)r->plan.rank),
+              .bin = rng_for(cfg->seed, VD_RNG_BINARIZE, 0),
               .adam = {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps,
                        (float)cfg->weight_decay},
               .sched = {cfg->lr_schedule, cfg->lr, cfg->lr_min, cfg->lr_gamma, cfg->lr_warmup,
@@ -371,30 +376,31 @@ int run_loop(Run *r, VdError *err)
               .first_step = r->st.step,
               .run_start = vd_now()};
     l.ivl_start = l.run_start;
-    for (int64_t epoch = r->st.step / r->steps_per_epoch; epoch < cfg->epochs && !l.stop; epoch++)
+    for (int64_t epoch = r->st.step / r->plan.steps_per_epoch; epoch < cfg->epochs && !l.stop;
+         epoch++)
         if (run_epoch(r, &l, epoch, err))
             return err->code;
-    if (r->rank == 0 && l.code == VD_EX_TEMPFAIL)
+    if (r->plan.rank == 0 && l.code == VD_EX_TEMPFAIL)
         printf("preempted: %lld step%s in %.1f s, checkpoint saved in %s; run the same command "
                "again to continue (exit 75)\n", (long long)(r->st.step - l.first_step),
                r->st.step - l.first_step == 1 ? "" : "s", vd_now() - l.run_start, cfg->out);
-    else if (r->rank == 0)
+    else if (r->plan.rank == 0)
         printf("done%s: %lld step%s in %.1f s; outputs in %s\n", l.early ? " (early stop)" : "",
                (long long)(r->st.step - l.first_step), r->st.step - l.first_step == 1 ? "" : "s",
                vd_now() - l.run_start, cfg->out);
     return l.code;
 }
 
-void run_print_profile(const Run *r)
+void loop_print_profile(const Run *r)
 {
-    const Profile *p = &r->prof;
+    const Profile *p = &r->live.prof;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double mine[8] = {p->data, p->forward, p->backward, p->reduce, p->update, p->eval, p->io,
                       (double)ru.ru_maxrss / 1024.0}; /* Linux: KiB */
     double mx[8];
-    MPI_Reduce(mine, mx, 8, MPI_DOUBLE, MPI_MAX, 0, r->comm);
-    if (r->rank != 0)
+    MPI_Reduce(mine, mx, 8, MPI_DOUBLE, MPI_MAX, 0, r->plan.comm);
+    if (r->plan.rank != 0)
         return;
     const char *names[7] = {"data", "forward", "backward", "reduce", "optimizer", "eval", "io"};
     double steps = p->steps ? (double)p->steps : 1, total = 0;
@@ -405,19 +411,20 @@ void run_print_profile(const Run *r)
         printf("  %-10s %8.3f ms  max %8.3f ms  %5.1f%%%s\n", names[i], 1e3 * mine[i] / steps,
                1e3 * mx[i] / steps, i < 5 ? 100.0 * mine[i] / total : 0.0,
                i < 5 ? "" : " (outside steps)");
-    double flops = 6.0 * vae_forward_macs(r->m, r->B) - 2.0 * vae_first_layer_macs(r->m);
-    const char *what = reduce_fused(r->red)
+    double flops = 6.0 * vae_forward_macs(r->live.m, r->plan.B) -
+                   2.0 * vae_first_layer_macs(r->live.m);
+    const char *what = reduce_fused(r->live.red)
                            ? "the wait for the node's other ranks; the slice sums run in "
                              "the optimizer's pass"
-                       : reduce_mode(r->red) == VD_REDUCE_SHM
+                       : reduce_mode(r->live.red) == VD_REDUCE_SHM
                            ? "the node's barriers and slice sums, and the slices' allreduce "
                              "between nodes"
                            : "the allreduce's wait left after backward";
     printf("  (reduce: %s)\n", what);
     printf("  step %.3f ms, %.0f samples/s, %.2f GFLOP/s per rank\n", 1e3 * total / steps,
-           (double)r->cfg.batch * steps / total, flops * r->B * steps / total * 1e-9);
+           (double)r->plan.cfg.batch * steps / total, flops * r->plan.B * steps / total * 1e-9);
     printf("  peak resident memory %.1f MiB (rank 0), %.1f MiB (max over ranks)\n", mine[7], mx[7]);
-    if (r->shared_mib > 0)
+    if (r->live.shared_mib > 0)
         printf("  of which shared by the node's ranks (counted in each): up to %.1f MiB\n",
-               r->shared_mib);
+               r->live.shared_mib);
 }

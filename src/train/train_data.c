@@ -14,7 +14,7 @@
 static int open_optional(H5Rows *r, const char *file, const char *path, const char *def,
                          int is_label, VdError *err)
 {
-    if (strcmp(path, "none") == 0 || (strcmp(path, def) == 0 && !h5_has_path(file, path)))
+    if (strcmp(path, "none") == 0 || (strcmp(path, def) == 0 && !h5rows_exists(file, path)))
         return 0;
     return h5rows_open(r, file, path, is_label, err) == VD_OK;
 }
@@ -28,13 +28,13 @@ static int open_labels(Run *r, H5Rows *y, const char *path, const char *def, con
                        VdError *err)
 {
     VdError e = {0};
-    int classes = r->cfg.model.classes;
-    if (open_optional(y, r->cfg.data, path, def, 1, &e))
+    int classes = r->plan.cfg.model.classes;
+    if (open_optional(y, r->plan.cfg.data, path, def, 1, &e))
         return 1;
     if (e.code == VD_OK)
         return 0;
     if (classes == 0 && strcmp(path, def) == 0 && e.code == VD_EX_DATAERR) {
-        if (r->rank == 0)
+        if (r->plan.rank == 0)
             printf("note: %s; the model uses no labels, so they are left out\n", e.msg);
         h5rows_close(y);
         return 0;
@@ -80,19 +80,20 @@ static int check_label_range(H5Rows *y, int classes, VdError *err)
 /* The labels the model needs are there, and in range (rank 0 reads them). */
 static void check_labels(Run *r, VdError *err)
 {
-    const TrainConfig *cfg = &r->cfg;
+    const TrainConfig *cfg = &r->plan.cfg;
     if (cfg->model.classes == 0)
         return;
-    if (!r->has_train_y)
+    if (!r->data.has_train_y)
         vd_fail(err, VD_EX_USAGE, "--classes %d needs training labels (--labels PATH)",
                 cfg->model.classes);
-    else if (r->has_test && !r->has_test_y)
+    else if (r->data.has_test && !r->data.has_test_y)
         vd_fail(err, VD_EX_USAGE,
                 "--classes %d needs test labels (--test-labels PATH, or --test-dataset none)",
                 cfg->model.classes);
-    else if (r->rank == 0 && check_label_range(&r->train_y, cfg->model.classes, err) == VD_OK &&
-             r->has_test_y)
-        check_label_range(&r->test_y, cfg->model.classes, err);
+    else if (r->plan.rank == 0 &&
+             check_label_range(&r->data.train_y, cfg->model.classes, err) == VD_OK &&
+             r->data.has_test_y)
+        check_label_range(&r->data.test_y, cfg->model.classes, err);
 }
 
 /* The test rows this rank will hold, checked before anything is allocated:
@@ -100,29 +101,29 @@ static void check_labels(Run *r, VdError *err)
  * (The training rows obey --data-budget.) */
 static void check_test_memory(const Run *r, VdError *err)
 {
-    const H5Rows *tx = &r->test_x;
+    const H5Rows *tx = &r->data.test_x;
     double esize = tx->is_u8 ? 1 : 4;
-    double need = ((double)tx->n_rows / r->size + 1) * ((double)tx->row_len * esize + 40);
+    double need = ((double)tx->n_rows / r->plan.size + 1) * ((double)tx->row_len * esize + 40);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    if (have > 0 && need > 0.5 * have / r->size)
+    if (have > 0 && need > 0.5 * have / r->plan.size)
         vd_fail(err, VD_EX_DATAERR,
                 "%s: each of the %d ranks would hold %.1f GiB of test samples, more than half "
                 "its share of this machine's %.1f GiB: use more ranks, or --test-dataset none",
-                tx->where, r->size, need / (1 << 30), have / (1 << 30));
+                tx->where, r->plan.size, need / (1 << 30), have / (1 << 30));
 }
 
 /* How the samples are images (--layout), the test set's as the training
  * set's, and images for a convolutional model. */
 static int check_images(Run *r, VdError *err)
 {
-    const TrainConfig *cfg = &r->cfg;
-    H5Rows *x = &r->train_x, *tx = &r->test_x;
+    const TrainConfig *cfg = &r->plan.cfg;
+    H5Rows *x = &r->data.train_x, *tx = &r->data.test_x;
     if (h5rows_layout(x, cfg->layout, VD_LAYOUT_AUTO, err) != VD_OK)
         return err->code;
     int as_train = !x->img.c ? VD_LAYOUT_AUTO : x->img.chw ? VD_LAYOUT_CHW : VD_LAYOUT_HWC;
-    if (r->has_test && h5rows_layout(tx, as_train, as_train, err) != VD_OK)
+    if (r->data.has_test && h5rows_layout(tx, as_train, as_train, err) != VD_OK)
         return err->code;
-    if (r->has_test && memcmp(&tx->img, &x->img, sizeof x->img) != 0)
+    if (r->data.has_test && memcmp(&tx->img, &x->img, sizeof x->img) != 0)
         return vd_fail(err, VD_EX_DATAERR, "%s samples are %s images of %dx%dx%d, %s's %s of %dx%dx%d",
                        tx->where, image_layout_name(&tx->img), tx->img.h, tx->img.w, tx->img.c,
                        x->where, image_layout_name(&x->img), x->img.h, x->img.w, x->img.c);
@@ -143,51 +144,56 @@ static int check_images(Run *r, VdError *err)
  * datasets, the held-out part becoming the test set. */
 static void hold_out(Run *r, VdError *err)
 {
-    const TrainConfig *cfg = &r->cfg;
-    if (r->has_test) {
+    const TrainConfig *cfg = &r->plan.cfg;
+    if (r->data.has_test) {
         vd_fail(err, VD_EX_USAGE, "--val-fraction holds out a test set when the data has none, "
                 "and %s is one: pass --test-dataset none to hold out training rows instead",
-                r->test_x.where);
+                r->data.test_x.where);
         return;
     }
-    int64_t n = r->train_x.n_rows, n_keep, n_held;
-    int64_t *keep = rows_split(n, cfg->val_fraction, cfg->seed, 0, &n_keep);
-    int64_t *held = rows_split(n, cfg->val_fraction, cfg->seed, 1, &n_held);
+    int64_t n = r->data.train_x.n_rows, n_keep, n_held;
+    int64_t *keep = shard_split_rows(n, cfg->val_fraction, cfg->seed, 0, &n_keep);
+    int64_t *held = shard_split_rows(n, cfg->val_fraction, cfg->seed, 1, &n_held);
     if (n_held < 1 || n_keep < 1) {
         vd_free(keep);
         vd_free(held);
-        vd_fail(err, VD_EX_USAGE, "--val-fraction %g of %s's %lld rows leaves %s", cfg->val_fraction,
-                r->train_x.where, (long long)n, n_held < 1 ? "no row held out" : "no row to train on");
+        vd_fail(err, VD_EX_USAGE, "--val-fraction %g of %s's %lld rows leaves %s",
+                cfg->val_fraction, r->data.train_x.where, (long long)n,
+                n_held < 1 ? "no row held out" : "no row to train on");
         return;
     }
-    if (h5rows_open(&r->test_x, cfg->data, cfg->dataset, 0, err) != VD_OK ||
-        h5rows_layout(&r->test_x, cfg->layout, VD_LAYOUT_AUTO, err) != VD_OK ||
-        (r->has_train_y && h5rows_open(&r->test_y, cfg->data, cfg->labels, 1, err) != VD_OK)) {
+    if (h5rows_open(&r->data.test_x, cfg->data, cfg->dataset, 0, err) != VD_OK ||
+        h5rows_layout(&r->data.test_x, cfg->layout, VD_LAYOUT_AUTO, err) != VD_OK ||
+        (r->data.has_train_y &&
+         h5rows_open(&r->data.test_y, cfg->data, cfg->labels, 1, err) != VD_OK)) {
         vd_free(keep);
         vd_free(held);
         return;
     }
-    h5rows_select(&r->train_x, keep, n_keep);
-    h5rows_select(&r->test_x, held, n_held);
-    if (r->has_train_y) {
-        h5rows_select_like(&r->train_y, &r->train_x);
-        h5rows_select_like(&r->test_y, &r->test_x);
+    h5rows_select(&r->data.train_x, keep, n_keep);
+    h5rows_select(&r->data.test_x, held, n_held);
+    if (r->data.has_train_y) {
+        h5rows_select_like(&r->data.train_y, &r->data.train_x);
+        h5rows_select_like(&r->data.test_y, &r->data.test_x);
     }
-    r->has_test = 1;
-    r->has_test_y = r->has_train_y;
-    snprintf(r->test_x.where, sizeof r->test_x.where, "%.480s (held out)", r->train_x.where);
+    r->data.has_test = 1;
+    r->data.has_test_y = r->data.has_train_y;
+    snprintf(r->data.test_x.where, sizeof r->data.test_x.where, "%.480s (held out)",
+             r->data.train_x.where);
 }
 
-void run_open_data(Run *r, VdError *err)
+void train_data_open(Run *r, VdError *err)
 {
-    const TrainConfig *cfg = &r->cfg;
-    if (h5rows_open(&r->train_x, cfg->data, cfg->dataset, 0, err) != VD_OK)
+    const TrainConfig *cfg = &r->plan.cfg;
+    if (h5rows_open(&r->data.train_x, cfg->data, cfg->dataset, 0, err) != VD_OK)
         return;
-    r->has_train_y = open_labels(r, &r->train_y, cfg->labels, "/train/labels", "--labels", err);
+    r->data.has_train_y =
+        open_labels(r, &r->data.train_y, cfg->labels, "/train/labels", "--labels", err);
     if (err->code == VD_OK)
-        r->has_test = open_optional(&r->test_x, cfg->data, cfg->test_dataset, "/test/images", 0, err);
-    if (err->code == VD_OK && r->has_test)
-        r->has_test_y = open_labels(r, &r->test_y, cfg->test_labels, "/test/labels",
+        r->data.has_test =
+            open_optional(&r->data.test_x, cfg->data, cfg->test_dataset, "/test/images", 0, err);
+    if (err->code == VD_OK && r->data.has_test)
+        r->data.has_test_y = open_labels(r, &r->data.test_y, cfg->test_labels, "/test/labels",
                                     "--test-labels", err);
     if (err->code == VD_OK && cfg->val_fraction > 0)
         hold_out(r, err);
@@ -195,14 +201,15 @@ void run_open_data(Run *r, VdError *err)
         return;
     if (check_images(r, err) != VD_OK)
         return;
-    const H5Rows *x = &r->train_x, *y = &r->train_y, *tx = &r->test_x, *ty = &r->test_y;
-    if (r->has_train_y && y->n_rows != x->n_rows)
+    const H5Rows *x = &r->data.train_x, *y = &r->data.train_y, *tx = &r->data.test_x,
+                 *ty = &r->data.test_y;
+    if (r->data.has_train_y && y->n_rows != x->n_rows)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", y->where,
                 (long long)y->n_rows, (long long)x->n_rows);
-    else if (r->has_test && tx->row_len != x->row_len)
+    else if (r->data.has_test && tx->row_len != x->row_len)
         vd_fail(err, VD_EX_DATAERR, "%s samples have %lld values, training samples %lld",
                 tx->where, (long long)tx->row_len, (long long)x->row_len);
-    else if (r->has_test_y && ty->n_rows != tx->n_rows)
+    else if (r->data.has_test_y && ty->n_rows != tx->n_rows)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld labels for %lld samples", ty->where,
                 (long long)ty->n_rows, (long long)tx->n_rows);
     else
@@ -212,10 +219,10 @@ void run_open_data(Run *r, VdError *err)
     if (x->n_rows < cfg->batch)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than one global batch (%lld)",
                 x->where, (long long)x->n_rows, (long long)cfg->batch);
-    else if (r->has_test && tx->n_rows < r->size)
+    else if (r->data.has_test && tx->n_rows < r->plan.size)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than the %d ranks", tx->where,
-                (long long)tx->n_rows, r->size);
-    else if (r->has_test)
+                (long long)tx->n_rows, r->plan.size);
+    else if (r->data.has_test)
         check_test_memory(r, err);
 }
 
@@ -235,39 +242,48 @@ static int64_t data_budget(const TrainConfig *cfg, MPI_Comm comm)
  * when latent.png will be drawn. */
 static void load_test_rows(Run *r, int unit, VdError *err)
 {
-    int64_t n_test = r->test_end - r->test_begin;
+    int64_t n_test = r->plan.test_end - r->plan.test_begin;
     int64_t *test_rows = vd_calloc((size_t)n_test, sizeof(int64_t));
     for (int64_t i = 0; i < n_test; i++)
-        test_rows[i] = r->test_begin + i;
-    shard_init(&r->test, &r->test_x, r->has_test_y ? &r->test_y : NULL, n_test, unit);
-    r->test.n_classes = r->cfg.model.classes;
-    shard_load(&r->test, test_rows, n_test, err);
+        test_rows[i] = r->plan.test_begin + i;
+    shard_init(&r->data.test, &r->data.test_x, r->data.has_test_y ? &r->data.test_y : NULL, n_test,
+               unit);
+    r->data.test.n_classes = r->plan.cfg.model.classes;
+    shard_load(&r->data.test, test_rows, n_test, err);
     vd_free(test_rows);
-    if (vae_top_latent(r->m) == 2 && r->has_test_y) {
-        r->test_mu = vd_calloc((size_t)(2 * n_test), sizeof(float));
-        r->test_lab = vd_calloc((size_t)n_test, sizeof(int32_t));
-        if (r->rank == 0) {
-            r->all_mu = vd_calloc((size_t)(2 * r->test_x.n_rows), sizeof(float));
-            r->all_lab = vd_calloc((size_t)r->test_x.n_rows, sizeof(int32_t));
+    if (vae_top_latent(r->live.m) == 2 && r->data.has_test_y) {
+        r->live.test_mu = vd_calloc((size_t)(2 * n_test), sizeof(float));
+        r->live.test_lab = vd_calloc((size_t)n_test, sizeof(int32_t));
+        if (r->plan.rank == 0) {
+            r->live.all_mu = vd_calloc((size_t)(2 * r->data.test_x.n_rows), sizeof(float));
+            r->live.all_lab = vd_calloc((size_t)r->data.test_x.n_rows, sizeof(int32_t));
         }
     }
 }
 
-int run_load_data(Run *r, VdError *err)
+int train_data_load(Run *r, VdError *err)
 {
-    const TrainConfig *cfg = &r->cfg;
+    const TrainConfig *cfg = &r->plan.cfg;
     int unit = vae_unit_data(&cfg->model);
-    FeedConfig fc = {&r->train_x, r->has_train_y ? &r->train_y : NULL, unit, cfg->model.classes,
-                     cfg->batch, r->steps_per_epoch, cfg->epochs, cfg->seed,
-                     data_budget(cfg, r->comm), cfg->data_mode,
-                     cfg->parallel_io && !r->train_x.map, r->comm};
-    if (feed_open(&r->feed, &fc, err))
+    FeedConfig fc = {&r->data.train_x,
+                     r->data.has_train_y ? &r->data.train_y : NULL,
+                     unit,
+                     cfg->model.classes,
+                     cfg->batch,
+                     r->plan.steps_per_epoch,
+                     cfg->epochs,
+                     cfg->seed,
+                     data_budget(cfg, r->plan.comm),
+                     cfg->data_mode,
+                     cfg->parallel_io && !r->data.train_x.map,
+                     r->plan.comm};
+    if (feed_open(&r->data.feed, &fc, err))
         return err->code;
-    if (r->rank == 0) {
-        double mib = (double)feed_bytes(r->feed) / (1 << 20);
-        if (feed_mode(r->feed) == VD_FEED_RESIDENT)
+    if (r->plan.rank == 0) {
+        double mib = (double)feed_bytes(r->data.feed) / (1 << 20);
+        if (feed_mode(r->data.feed) == VD_FEED_RESIDENT)
             printf("data: resident, %.1f MiB per rank (budget %.0f MiB), read in %.2f s%s\n", mib,
-                   (double)fc.budget / (1 << 20), feed_load_seconds(r->feed),
+                   (double)fc.budget / (1 << 20), feed_load_seconds(r->data.feed),
                    fc.collective ? " (MPI-IO collective)"
                    : cfg->parallel_io ? " (not collective: --val-fraction picks rows)" : "");
         else
@@ -275,7 +291,7 @@ int run_load_data(Run *r, VdError *err)
                    (double)fc.budget / (1 << 20));
         fflush(stdout);
     }
-    if (r->has_test)
+    if (r->data.has_test)
         load_test_rows(r, unit, err);
-    return vd_error_agree(err, r->comm);
+    return vd_error_agree(err, r->plan.comm);
 }

@@ -72,8 +72,8 @@ static void set_aside_previous_run(const char *dir, VdError *err)
 static int lock_run(Run *r, VdError *err)
 {
     char path[VD_PATH_MAX], who[160] = "";
-    if (vd_path_join(path, r->cfg.out, "lock") != 0)
-        return vd_fail(err, VD_EX_CANTCREAT, "%s/lock: path too long", r->cfg.out);
+    if (vd_path_join(path, r->plan.cfg.out, "lock") != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "%s/lock: path too long", r->plan.cfg.out);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return vd_fail(err, VD_EX_CANTCREAT, "cannot create %s: %s", path, strerror(errno));
@@ -90,7 +90,7 @@ static int lock_run(Run *r, VdError *err)
         who[got > 0 ? got : 0] = '\0';
         who[strcspn(who, "\n")] = '\0';
         return vd_fail(err, VD_EX_CANTCREAT, "run directory %s is in use by another vae-dist run "
-                       "(%s): wait for it to end, or give this run its own --out", r->cfg.out,
+                       "(%s): wait for it to end, or give this run its own --out", r->plan.cfg.out,
                        who[0] ? who : "its pid is not recorded");
     }
     char host[64] = "?";
@@ -98,17 +98,17 @@ static int lock_run(Run *r, VdError *err)
     snprintf(who, sizeof who, "pid %ld on %s\n", (long)getpid(), host);
     if (ftruncate(fd, 0) == 0 && write(fd, who, strlen(who)) < 0)
         who[0] = '\0'; /* only for the other run's message */
-    r->lock_fd = fd;
+    r->live.lock_fd = fd;
     return VD_OK;
 }
 
 int rundir_prepare(Run *r, VdError *err)
 {
-    TrainConfig *cfg = &r->cfg;
-    if (r->rank == 0 && strchr(cfg->out, '%'))
+    TrainConfig *cfg = &r->plan.cfg;
+    if (r->plan.rank == 0 && strchr(cfg->out, '%'))
         expand_out(cfg, err);
-    MPI_Bcast(cfg->out, sizeof cfg->out, MPI_CHAR, 0, r->comm);
-    if (r->rank == 0 && err->code == VD_OK) {
+    MPI_Bcast(cfg->out, sizeof cfg->out, MPI_CHAR, 0, r->plan.comm);
+    if (r->plan.rank == 0 && err->code == VD_OK) {
         if (vd_mkdirs(cfg->out) != 0)
             vd_fail(err, VD_EX_CANTCREAT, "cannot create run directory %s: %s", cfg->out,
                     strerror(errno));
@@ -118,7 +118,7 @@ int rundir_prepare(Run *r, VdError *err)
                 set_aside_previous_run(cfg->out, err);
         }
     }
-    return vd_error_agree(err, r->comm);
+    return vd_error_agree(err, r->plan.comm);
 }
 
 /* ---- resume ------------------------------------------------------------ */
@@ -131,7 +131,7 @@ static int option_differs(const Run *r, const char *path, const char *name, char
     const OptSpec *o = train_options;
     while (strcmp(o->name, name) != 0)
         o++;
-    opts_format(o, &r->cfg, want, n);
+    opts_format(o, &r->plan.cfg, want, n);
     if (ckpt_read_config(path, name, have, n) != 0)
         return 0;
     if (o->type == OPT_F64) /* older checkpoints wrote 17 digits: compare the numbers */
@@ -161,7 +161,7 @@ static int check_resumable(const Run *r, const char *path, VdError *err)
     char have[VD_PATH_MAX], want[VD_PATH_MAX];
     for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++) {
         int labels = !strcmp(must_match[i], "labels") || !strcmp(must_match[i], "test-labels");
-        if (labels && !r->cfg.model.classes)
+        if (labels && !r->plan.cfg.model.classes)
             continue; /* only a conditional model trains on them */
         if (!option_differs(r, path, must_match[i], have, want, sizeof have))
             continue;
@@ -178,18 +178,19 @@ static int check_resumable(const Run *r, const char *path, VdError *err)
     CkptData d;
     if (ckpt_read_data(path, &d) != 0)
         return VD_OK; /* ckpt_load names the damage */
-    int nd = d.n_dims, same = nd == r->train_x.n_dims - 1 && d.rows == r->n_rows;
+    int nd = d.n_dims, same = nd == r->data.train_x.n_dims - 1 && d.rows == r->plan.n_rows;
     for (int i = 0; same && i < nd; i++)
-        same = d.shape[i] == r->train_x.dims[i + 1];
+        same = d.shape[i] == r->data.train_x.dims[i + 1];
     if (!same) {
         shape_text(have, sizeof have, d.shape, nd);
-        shape_text(want, sizeof want, r->train_x.dims + 1, r->train_x.n_dims - 1);
+        shape_text(want, sizeof want, r->data.train_x.dims + 1, r->data.train_x.n_dims - 1);
         return vd_fail(err, VD_EX_USAGE,
                        "%s was trained on %lld samples of %s, %s has %lld of %s: use another "
                        "--out, or --fresh",
-                       path, (long long)d.rows, have, r->train_x.where, (long long)r->n_rows, want);
+                       path, (long long)d.rows, have, r->data.train_x.where,
+                       (long long)r->plan.n_rows, want);
     }
-    const ImageGeom *g = &r->train_x.img;
+    const ImageGeom *g = &r->data.train_x.img;
     if (d.img.c != g->c || (g->c > 1 && d.img.chw != g->chw))
         return vd_fail(err, VD_EX_USAGE,
                        "%s read its samples as %s, this run as %s: use the same --layout, another "
@@ -208,7 +209,7 @@ void rundir_note_changes(const Run *r)
                                        "clip-norm", "weight-decay", "early-stop", "compress",
                                        "bucket", "reduce", "node-sum", "stall-timeout"};
     char have[64], want[64];
-    const char *path = r->resumed_from;
+    const char *path = r->live.resumed_from;
     for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++)
         if (path[0] && option_differs(r, path, may_change[i], have, want, sizeof have))
             printf("note: continuing with --%s %s; the run so far had %s\n", may_change[i], want,
@@ -220,17 +221,17 @@ void rundir_note_changes(const Run *r)
 static int load_newest(Run *r, VdError *err)
 {
     char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64), path[VD_PATH_MAX];
-    int n = ckpt_list(r->cfg.out, names, VD_MAX_CKPTS), resumed = 0;
+    int n = ckpt_list(r->plan.cfg.out, names, VD_MAX_CKPTS), resumed = 0;
     VdError why = {0};
     for (int i = 0; i < n && !resumed && err->code == VD_OK; i++) {
         VdError e = {0};
-        if (vd_path_join(path, r->cfg.out, names[i]) != 0 ||
+        if (vd_path_join(path, r->plan.cfg.out, names[i]) != 0 ||
             check_resumable(r, path, err) != VD_OK)
             break;
-        int rc = ckpt_load(path, r->m, &r->st, &e);
+        int rc = ckpt_load(path, r->live.m, &r->st, &e);
         if (rc == VD_OK) {
             resumed = 1;
-            snprintf(r->resumed_from, sizeof r->resumed_from, "%s", path);
+            snprintf(r->live.resumed_from, sizeof r->live.resumed_from, "%s", path);
             if (i > 0)
                 fprintf(stderr, "vae-dist: warning: resumed from %s, an older checkpoint "
                                 "(newer ones are damaged)\n", names[i]);
@@ -245,24 +246,24 @@ static int load_newest(Run *r, VdError *err)
     vd_free(names);
     if (!resumed && err->code == VD_OK && why.code)
         vd_fail(err, VD_EX_DATAERR,
-                "no valid checkpoint in %s (newest: %s); pass --fresh to start over", r->cfg.out,
-                why.msg);
+                "no valid checkpoint in %s (newest: %s); pass --fresh to start over",
+                r->plan.cfg.out, why.msg);
     return resumed;
 }
 
 int rundir_resume(Run *r, VdError *err)
 {
     int resumed = 0;
-    if (r->rank == 0)
+    if (r->plan.rank == 0)
         resumed = load_newest(r, err);
-    if (vd_error_agree(err, r->comm))
+    if (vd_error_agree(err, r->plan.comm))
         return 0;
-    MPI_Bcast(&resumed, 1, MPI_INT, 0, r->comm);
+    MPI_Bcast(&resumed, 1, MPI_INT, 0, r->plan.comm);
     if (resumed) {
-        MPI_Bcast(&r->st, (int)sizeof r->st, MPI_BYTE, 0, r->comm);
-        MPI_Bcast(r->m->params, (int)r->m->n_params, MPI_FLOAT, 0, r->comm);
-        MPI_Bcast(r->m->adam_m, (int)r->m->n_params, MPI_FLOAT, 0, r->comm);
-        MPI_Bcast(r->m->adam_v, (int)r->m->n_params, MPI_FLOAT, 0, r->comm);
+        MPI_Bcast(&r->st, (int)sizeof r->st, MPI_BYTE, 0, r->plan.comm);
+        MPI_Bcast(r->live.m->params, (int)r->live.m->n_params, MPI_FLOAT, 0, r->plan.comm);
+        MPI_Bcast(r->live.m->adam_m, (int)r->live.m->n_params, MPI_FLOAT, 0, r->plan.comm);
+        MPI_Bcast(r->live.m->adam_v, (int)r->live.m->n_params, MPI_FLOAT, 0, r->plan.comm);
     }
     return resumed;
 }
@@ -275,24 +276,25 @@ int rundir_start_logs(Run *r, VdError *err)
     DurableFile f;
     /* rows a resumed run logged after its checkpoint (or a run that never
      * checkpointed) are dropped, so each is written once */
-    if (!(r->metrics = metrics_start(r->cfg.out, r->resumed_from[0] ? r->st.step : 0, err)))
+    int64_t from = r->live.resumed_from[0] ? r->st.step : 0;
+    if (!(r->live.metrics = metrics_start(r->plan.cfg.out, from, err)))
         return err->code;
-    if (vd_path_join(path, r->cfg.out, "config.txt") != 0)
-        return vd_fail(err, VD_EX_CANTCREAT, "%s/config.txt: path too long", r->cfg.out);
+    if (vd_path_join(path, r->plan.cfg.out, "config.txt") != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "%s/config.txt: path too long", r->plan.cfg.out);
     if (durable_open(&f, path, "w", err) != VD_OK)
         return err->code;
     char shape[128];
-    const ImageGeom *g = &r->train_x.img;
-    shape_text(shape, sizeof shape, r->train_x.dims + 1, r->train_x.n_dims - 1);
-    fprintf(f.f, "# %s, %d rank%s x %d thread%s\n", PACKAGE_STRING, r->size,
-            r->size == 1 ? "" : "s", r->threads, r->threads == 1 ? "" : "s");
+    const ImageGeom *g = &r->data.train_x.img;
+    shape_text(shape, sizeof shape, r->data.train_x.dims + 1, r->data.train_x.n_dims - 1);
+    fprintf(f.f, "# %s, %d rank%s x %d thread%s\n", PACKAGE_STRING, r->plan.size,
+            r->plan.size == 1 ? "" : "s", r->plan.threads, r->plan.threads == 1 ? "" : "s");
     if (g->c)
         fprintf(f.f, "# data: samples of %s, images of %dx%d with %d channel%s stored %s (layout %s)\n",
                 shape, g->h, g->w, g->c, g->c == 1 ? "" : "s", g->chw ? "first" : "last",
                 image_layout_name(g));
     else
         fprintf(f.f, "# data: samples of %s, not images (layout none)\n", shape);
-    opts_print(f.f, train_options, &r->cfg);
+    opts_print(f.f, train_options, &r->plan.cfg);
     return durable_commit(&f, err);
 }
 
@@ -300,27 +302,29 @@ int rundir_save(Run *r, int best, VdError *err)
 {
     char name[64], path[VD_PATH_MAX];
     snprintf(name, sizeof name, "ckpt-%010lld.h5", (long long)r->st.step);
-    if (vd_path_join(path, r->cfg.out, name) != 0)
-        return vd_fail(err, VD_EX_CANTCREAT, "%s/%s: path too long", r->cfg.out, name);
-    CkptData data = {.n_dims = r->train_x.n_dims - 1, .rows = r->n_rows, .img = r->train_x.img};
+    if (vd_path_join(path, r->plan.cfg.out, name) != 0)
+        return vd_fail(err, VD_EX_CANTCREAT, "%s/%s: path too long", r->plan.cfg.out, name);
+    CkptData data = {.n_dims = r->data.train_x.n_dims - 1, .rows = r->plan.n_rows,
+                     .img = r->data.train_x.img};
     const char *delay = getenv("VAE_DIST_TEST_SAVE_DELAY"); /* test hook: a slow file system */
     if (delay && atof(delay) > 0) {
         double secs = atof(delay);
         struct timespec t = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
         nanosleep(&t, NULL);
     }
-    for (int i = 1; i < r->train_x.n_dims; i++)
-        data.shape[i - 1] = r->train_x.dims[i];
-    h5_lock(); /* the stream reader's thread may be in HDF5 */
-    int rc = ckpt_save(path, r->m, &r->st, &data, train_options, &r->cfg, r->size, err);
+    for (int i = 1; i < r->data.train_x.n_dims; i++)
+        data.shape[i - 1] = r->data.train_x.dims[i];
+    h5_lock(); /* the streaming reader's thread may be in HDF5 */
+    int rc = ckpt_save(path, r->live.m, &r->st, &data, train_options, &r->plan.cfg, r->plan.size,
+                       err);
     h5_unlock();
-    if (rc != VD_OK || ckpt_mark(r->cfg.out, "latest", name, err) != VD_OK ||
-        (best && ckpt_mark(r->cfg.out, "best", name, err) != VD_OK))
+    if (rc != VD_OK || ckpt_mark(r->plan.cfg.out, "latest", name, err) != VD_OK ||
+        (best && ckpt_mark(r->plan.cfg.out, "best", name, err) != VD_OK))
         return err->code;
     char keep[64] = ""; /* --keep never takes the best */
     if (r->st.best_step > 0)
         snprintf(keep, sizeof keep, "ckpt-%010lld.h5", (long long)r->st.best_step);
-    ckpt_prune(r->cfg.out, r->cfg.keep, keep);
+    ckpt_prune(r->plan.cfg.out, r->plan.cfg.keep, keep);
     printf("checkpoint %s%s\n", path, best ? " (the best so far)" : "");
     return VD_OK;
 }
@@ -330,7 +334,7 @@ void rundir_status(const Run *r, int code)
     char path[VD_PATH_MAX], line[96];
     char latest[64] = "";
     long long step = 0;
-    if (vd_path_join(path, r->cfg.out, "latest") == 0) {
+    if (vd_path_join(path, r->plan.cfg.out, "latest") == 0) {
         FILE *f = fopen(path, "r");
         if (f) {
             if (fgets(latest, sizeof latest, f))
@@ -346,7 +350,8 @@ void rundir_status(const Run *r, int code)
         snprintf(line, sizeof line, "failed %d %lld\n", code, step);
     DurableFile d;
     VdError err = {0};
-    if (vd_path_join(path, r->cfg.out, "status") != 0 || durable_open(&d, path, "w", &err) != VD_OK)
+    if (vd_path_join(path, r->plan.cfg.out, "status") != 0 ||
+        durable_open(&d, path, "w", &err) != VD_OK)
         return;
     fputs(line, d.f);
     durable_commit(&d, &err);

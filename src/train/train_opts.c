@@ -62,7 +62,7 @@ static const OptSpec train_only[] = {
     {"iw-samples", NUM(OPT_INT, iw_samples), "1", 1, 4096, "K",
      "draws per sample: 1 trains the ELBO; K > 1 the importance-weighted bound of K draws "
      "(IWAE), which costs K times the decoder's work per sample"},
-    {"seed", NUM(OPT_U64, seed), "1", 0, 0, "N", "seed of every random stream"},
+    {"seed", NUM(OPT_U64, seed), "1", 0, 0, "N", "seed of every random generator"},
     {"log-every", NUM(OPT_INT, log_every), "100", 1, 1e9, "N", "steps per progress line"},
     {"threads", NUM(OPT_INT, threads), "0", 0, 1024, "N",
      "OpenBLAS threads per rank (0: cores / ranks per node)"},
@@ -101,10 +101,11 @@ static const OptSpec train_only[] = {
     {"bucket", NUM(OPT_F64, bucket_mib), "1", 0, 1024, "MIB",
      "gradients are summed and sent between nodes in pieces of MIB as backward finishes them "
      "(0: all at once after it)"},
-    {"node-sum", NUM(OPT_CHOICE, node_sum), "adam", 0, 0, "adam|backward",
-     "on one node under --reduce shm, each rank sums its slice of the node's gradients inside "
-     "its Adam pass (adam; not with --clip-norm, which needs the sum first), or in pieces "
-     "during backward (backward); the results are the same bits"},
+    {"node-sum", NUM(OPT_CHOICE, node_sum), "backward", 0, 0, "adam|backward",
+     "on one node under --reduce shm, each rank sums its slice of the node's gradients in "
+     "pieces during backward (backward), or inside its Adam pass (adam; not with --clip-norm, "
+     "which needs the sum first; measured no faster, docs/speed.md); the results are the "
+     "same bits"},
     {"compress", NUM(OPT_CHOICE, compress), "none", 0, 0, "none|fp16|bf16",
      "what crosses nodes under --reduce shm: the exact float sums, or 16-bit floats of them "
      "(half the bytes, for slow networks)"},

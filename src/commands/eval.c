@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "comm.h"
-#include "data.h"
+#include "shard.h"
 #include "durable.h"
 #include "h5util.h"
 #include "opts.h"
@@ -259,8 +259,8 @@ static void estimate(Eval *e, double *s)
     float *xb = vd_calloc((size_t)GROUP * D, sizeof(float));
     int32_t *yb = vd_calloc(GROUP, sizeof(int32_t));
     IwRow *rows = vd_calloc(GROUP, sizeof(IwRow));
-    Rng iw = rng_stream(e->cfg.seed, VD_STREAM_IWAE, 0);
-    Rng bin = rng_stream(e->cfg.seed, VD_STREAM_BINARIZE, 0);
+    Rng iw = rng_for(e->cfg.seed, VD_RNG_IWAE, 0);
+    Rng bin = rng_for(e->cfg.seed, VD_RNG_BINARIZE, 0);
     double t0 = vd_now(), shown = t0;
     for (int64_t i = 0; i < e->mine; i += GROUP) {
         int g = (int)(e->mine - i < GROUP ? e->mine - i : GROUP);

@@ -30,12 +30,12 @@ void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]
     out[3] = c3;
 }
 
-Rng rng_stream(uint64_t seed, VdStream stream, uint32_t rank)
+Rng rng_for(uint64_t seed, RngUse use, uint32_t rank)
 {
     Rng r;
     r.key[0] = (uint32_t)seed;
     r.key[1] = (uint32_t)(seed >> 32);
-    r.tag = ((uint32_t)stream << 24) | (rank & 0xFFFFFFu);
+    r.tag = ((uint32_t)use << 24) | (rank & 0xFFFFFFu);
     return r;
 }
 

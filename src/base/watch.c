@@ -31,7 +31,7 @@ static int64_t now_ns(void)
 
 /* Ends the process from the watchdog thread: the main thread is stuck in
  * MPI, so nothing can be agreed with the other ranks. Output the main thread
- * had buffered goes first, unless it holds the stream. */
+ * had buffered goes first, unless it holds stdout's lock. */
 static void stalled(double waited)
 {
     char host[256] = "?";

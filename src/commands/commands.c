@@ -11,8 +11,8 @@
 #include "eval.h"
 #include "import.h"
 #include "model_desc.h"
-#include "runtime.h"
 #include "sample.h"
+#include "signals.h"
 #include "train.h"
 #include "train_opts.h"
 #include "util.h"
@@ -153,7 +153,7 @@ int commands_run(int argc, char **argv, MPI_Comm comm)
     for (int i = 0; i < N_COMMANDS; i++)
         if (strcmp(name, commands[i].cmd->name) == 0) {
             if (commands[i].run != train_main)
-                runtime_default_stops(); /* only training has something to save */
+                signals_default_stops(); /* only training has something to save */
             return commands[i].run(argc - skip, argv + skip, comm);
         }
     if (rank == 0)

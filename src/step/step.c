@@ -7,8 +7,8 @@
 #include "util.h"
 #include "watch.h"
 
-int train_step(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
-               Reducer *red, StepIO *io)
+int step_run(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
+             Reducer *red, StepIO *io)
 {
     double t0 = vd_now();
     vae_forward(m, w, n, obj, 1);
@@ -18,7 +18,7 @@ int train_step(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig
         rsum += w->row_recon[i];
         ksum += w->row_kl[i];
     }
-    float *extra = m->grads + m->n_params;
+    float *extra = reduce_tail(red);
     extra[VD_EXTRA_RECON] = (float)rsum;
     extra[VD_EXTRA_KL] = (float)ksum;
     extra[VD_EXTRA_COUNT] = (float)n;

@@ -45,11 +45,11 @@ static int check_halvings(const TrainConfig *cfg, const ImageGeom *img, VdError 
  * draws fit half its share of the node's memory (the data take a quarter). */
 static void check_activations(const Run *r, int node_ranks, VdError *err)
 {
-    const TrainConfig *cfg = &r->cfg;
-    int B = shard_local_batch(cfg->batch, r->rank, r->size);
+    const TrainConfig *cfg = &r->plan.cfg;
+    int B = shard_local_batch(cfg->batch, r->plan.rank, r->plan.size);
     double draws = (double)B * cfg->iw_samples;
     int rows = draws > 1 << 30 ? 1 << 30 : (int)draws; /* more than fits any memory anyway */
-    double need = draws > rows ? INFINITY : vae_work_bytes(r->m, rows > 256 ? rows : 256);
+    double need = draws > rows ? INFINITY : vae_work_bytes(r->live.m, rows > 256 ? rows : 256);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 2 / node_ranks;
     if (have > 0 && need > have)
         vd_fail(err, VD_EX_USAGE, "--iw-samples %d: %d samples x %d draws need %.3g GiB of "
@@ -59,27 +59,27 @@ static void check_activations(const Run *r, int node_ranks, VdError *err)
 }
 
 /* Collective: the model of the options, for the data's sample size, with
- * parameters from the init stream. */
+ * parameters from the init generator. */
 static int create_model(Run *r, VdError *err)
 {
-    const TrainConfig *cfg = &r->cfg;
-    const ImageGeom *img = &r->train_x.img;
+    const TrainConfig *cfg = &r->plan.cfg;
+    const ImageGeom *img = &r->data.train_x.img;
     VaeShape shape = cfg->model;
-    shape.n_input = (int)r->train_x.row_len;
+    shape.n_input = (int)r->data.train_x.row_len;
     shape.in_c = img->c;
     shape.in_h = img->h;
     shape.in_w = img->w;
     if (cfg->model.conv.n && !cfg->model.preset)
         check_halvings(cfg, img, err);
     const char *why = NULL;
-    int node_ranks = comm_node_ranks(r->comm); /* collective: before any rank may stop */
-    if (err->code == VD_OK && !(r->m = vae_create(&shape, VD_GRAD_EXTRA, &why)))
+    int node_ranks = comm_node_ranks(r->plan.comm); /* collective: before any rank may stop */
+    if (err->code == VD_OK && !(r->live.m = vae_create(&shape, VD_GRAD_EXTRA, &why)))
         vd_fail(err, VD_EX_USAGE, "invalid model: %s", why);
     if (err->code == VD_OK)
         check_activations(r, node_ranks, err);
-    if (vd_error_agree(err, r->comm))
+    if (vd_error_agree(err, r->plan.comm))
         return err->code;
-    vae_init_params(r->m, cfg->seed);
+    vae_init_params(r->live.m, cfg->seed);
     return VD_OK;
 }
 
@@ -90,30 +90,33 @@ static const char *plural(long n) { return n == 1 ? "" : "s"; }
  * --show-config prints it too). */
 static void print_start(const Run *r)
 {
-    const TrainConfig *cfg = &r->cfg;
-    const H5Rows *x = &r->train_x;
+    const TrainConfig *cfg = &r->plan.cfg;
+    const H5Rows *x = &r->data.train_x;
     char desc[160], shape[64] = "";
-    vae_shape_text(&r->m->shape, desc, sizeof desc);
+    vae_shape_text(&r->live.m->shape, desc, sizeof desc);
     for (int i = 1; i < x->n_dims; i++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", i > 1 ? "x" : "",
                  (long long)x->dims[i]);
     printf("vae-dist %s: %d rank%s x %d thread%s; model %s (%zu parameters)\n", PACKAGE_VERSION,
-           r->size, plural(r->size), r->threads, plural(r->threads), desc, r->m->n_params);
+           r->plan.size, plural(r->plan.size), r->plan.threads, plural(r->plan.threads), desc,
+           r->live.m->n_params);
     printf("data %s: %lld samples of %s%s%s, %lld test samples; %lld steps per epoch of %lld "
-           "(%lld unused)\n", x->where, (long long)r->n_rows, shape,
+           "(%lld unused)\n", x->where, (long long)r->plan.n_rows, shape,
            x->img.c ? (x->img.chw ? " (channels first)" : "") : " (not images)",
-           x->is_u8 ? ", uint8 / 255" : "", r->has_test ? (long long)r->test_x.n_rows : 0LL,
-           (long long)r->steps_per_epoch, (long long)cfg->batch,
-           (long long)(r->n_rows - r->steps_per_epoch * cfg->batch));
-    int64_t step = r->st.step, spe = r->steps_per_epoch;
-    if (!r->resumed_from[0])
-        printf("run directory %s: a new run of %lld steps\n", cfg->out, (long long)r->total_steps);
+           x->is_u8 ? ", uint8 / 255" : "",
+           r->data.has_test ? (long long)r->data.test_x.n_rows : 0LL,
+           (long long)r->plan.steps_per_epoch, (long long)cfg->batch,
+           (long long)(r->plan.n_rows - r->plan.steps_per_epoch * cfg->batch));
+    int64_t step = r->st.step, spe = r->plan.steps_per_epoch;
+    if (!r->live.resumed_from[0])
+        printf("run directory %s: a new run of %lld steps\n", cfg->out,
+               (long long)r->plan.total_steps);
     else if (step % spe == 0)
-        printf("resuming from %s: step %lld, epoch %lld done\n", r->resumed_from, (long long)step,
-               (long long)(step / spe));
+        printf("resuming from %s: step %lld, epoch %lld done\n", r->live.resumed_from,
+               (long long)step, (long long)(step / spe));
     else
         printf("resuming from %s: step %lld, in epoch %lld (%lld of %lld steps done)\n",
-               r->resumed_from, (long long)step, (long long)(step / spe + 1),
+               r->live.resumed_from, (long long)step, (long long)(step / spe + 1),
                (long long)(step % spe), (long long)spe);
     rundir_note_changes(r);
     if (cfg->show_config) {
@@ -127,36 +130,37 @@ static void print_start(const Run *r)
  * allreduce stands in for the shared memory. */
 static void open_reducer(Run *r)
 {
+    const TrainConfig *cfg = &r->plan.cfg;
     const char *why = NULL;
     /* fp16's scale: the power of two nearest 1 / the global batch */
-    float scale = (float)ldexp(1.0, -(int)lround(log2((double)r->cfg.batch)));
-    ReduceConfig rc = {r->cfg.reduce, (size_t)(r->cfg.bucket_mib * (1 << 20) / sizeof(float)),
-                       MPI_COMM_NULL, r->cfg.compress, scale,
-                       r->cfg.node_sum == NODE_SUM_ADAM && r->cfg.clip_norm == 0};
-    r->red = reduce_create(r->m, r->comm, &rc, &why);
-    if (reduce_mode(r->red) == VD_REDUCE_SHM)
+    float scale = (float)ldexp(1.0, -(int)lround(log2((double)cfg->batch)));
+    ReduceConfig rc = {cfg->reduce, (size_t)(cfg->bucket_mib * (1 << 20) / sizeof(float)),
+                       MPI_COMM_NULL, cfg->compress, scale,
+                       cfg->node_sum == NODE_SUM_ADAM && cfg->clip_norm == 0};
+    r->live.red = reduce_create(r->live.m, r->plan.comm, &rc, &why);
+    if (reduce_mode(r->live.red) == VD_REDUCE_SHM)
         malloc_trim(0); /* hand back the private buffers it replaced (M_TRIM_THRESHOLD, main.c) */
-    if (r->rank != 0 || r->size == 1)
+    if (r->plan.rank != 0 || r->plan.size == 1)
         return;
     if (why)
         fprintf(stderr, "vae-dist: note: %s; summing gradients with MPI_Allreduce instead "
                         "(--reduce mpi)\n", why);
     static const char *sent_as[] = {"", ", sent between nodes as fp16 (--compress)",
                                     ", sent between nodes as bf16 (--compress)"};
-    const char *as = reduce_nodes(r->red) > 1 ? sent_as[r->cfg.compress] : "";
-    int k = reduce_node_size(r->red), nodes = reduce_nodes(r->red);
-    if (reduce_mode(r->red) == VD_REDUCE_SHM && k == 1)
+    const char *as = reduce_nodes(r->live.red) > 1 ? sent_as[cfg->compress] : "";
+    int k = reduce_node_size(r->live.red), nodes = reduce_nodes(r->live.red);
+    if (reduce_mode(r->live.red) == VD_REDUCE_SHM && k == 1)
         printf("gradients: 1 rank per node on %d nodes, allreduced between the nodes%s\n", nodes,
                as);
-    else if (reduce_mode(r->red) == VD_REDUCE_SHM)
+    else if (reduce_mode(r->live.red) == VD_REDUCE_SHM)
         printf("gradients: summed in shared memory, %d ranks per node on %d node%s; each rank "
                "updates 1/%d of the parameters%s\n", k, nodes, nodes > 1 ? "s" : "", k, as);
-    else if (r->cfg.bucket_mib > 0)
+    else if (cfg->bucket_mib > 0)
         printf("gradients: MPI_Allreduce in buckets of %g MiB during backward\n",
-               r->cfg.bucket_mib);
+               cfg->bucket_mib);
     else
         printf("gradients: one MPI_Allreduce after backward\n");
-    if (reduce_mode(r->red) == VD_REDUCE_MPI && r->cfg.compress != VD_COMPRESS_NONE)
+    if (reduce_mode(r->live.red) == VD_REDUCE_MPI && cfg->compress != VD_COMPRESS_NONE)
         fprintf(stderr, "vae-dist: note: --compress applies to --reduce shm only; the allreduce "
                         "sends floats\n");
     fflush(stdout);
@@ -166,93 +170,94 @@ static void open_reducer(Run *r)
  * nothing left to do; else the agreed error. */
 static int setup(Run *r, VdError *err)
 {
-    TrainConfig *cfg = &r->cfg;
+    TrainConfig *cfg = &r->plan.cfg;
     if (err->code == VD_OK)
         train_check_options(cfg, err);
-    if (err->code == VD_OK && cfg->batch < r->size)
+    if (err->code == VD_OK && cfg->batch < r->plan.size)
         vd_fail(err, VD_EX_USAGE,
                 "--batch %lld is smaller than the %d ranks: every rank needs a sample per step",
-                (long long)cfg->batch, r->size);
-    if (err->code == VD_OK && r->rank == 0)
+                (long long)cfg->batch, r->plan.size);
+    if (err->code == VD_OK && r->plan.rank == 0)
         import_default_data(cfg->data, err);
-    if (err->code == VD_OK && r->rank == 0) /* stored absolute: eval runs from anywhere */
+    if (err->code == VD_OK && r->plan.rank == 0) /* stored absolute: eval runs from anywhere */
         vd_absolute(cfg->data);
-    MPI_Bcast(cfg->data, sizeof cfg->data, MPI_CHAR, 0, r->comm);
-    if (vd_error_agree(err, r->comm))
+    MPI_Bcast(cfg->data, sizeof cfg->data, MPI_CHAR, 0, r->plan.comm);
+    if (vd_error_agree(err, r->plan.comm))
         return err->code;
-    run_open_data(r, err);
-    if (vd_error_agree(err, r->comm) || create_model(r, err))
+    train_data_open(r, err);
+    if (vd_error_agree(err, r->plan.comm) || create_model(r, err))
         return err->code;
-    r->threads = runtime_set_threads(cfg->threads, r->comm);
+    r->plan.threads = runtime_set_threads(cfg->threads, r->plan.comm);
     if (rundir_prepare(r, err))
         return err->code;
-    r->n_rows = r->train_x.n_rows;
-    r->steps_per_epoch = shard_steps_per_epoch(r->n_rows, cfg->batch);
-    r->B = shard_local_batch(cfg->batch, r->rank, r->size);
+    r->plan.n_rows = r->data.train_x.n_rows;
+    r->plan.steps_per_epoch = shard_steps_per_epoch(r->plan.n_rows, cfg->batch);
+    r->plan.B = shard_local_batch(cfg->batch, r->plan.rank, r->plan.size);
     int resumed = rundir_resume(r, err);
     if (err->code != VD_OK)
         return err->code;
-    if (!comm_same_bits(r->m->params, r->m->n_params, r->comm))
+    if (!comm_same_bits(r->live.m->params, r->live.m->n_params, r->plan.comm))
         vd_fail(err, VD_EX_SOFTWARE, "initial parameters differ across ranks");
-    if (r->rank == 0 && err->code == VD_OK)
+    if (r->plan.rank == 0 && err->code == VD_OK)
         rundir_start_logs(r, err);
-    if (vd_error_agree(err, r->comm))
+    if (vd_error_agree(err, r->plan.comm))
         return err->code;
-    if (r->has_test)
-        shard_range(r->test_x.n_rows, r->rank, r->size, &r->test_begin, &r->test_end);
-    r->total_steps = r->steps_per_epoch * cfg->epochs;
-    int capped = cfg->max_steps > 0 && cfg->max_steps < r->total_steps;
+    if (r->data.has_test)
+        shard_range(r->data.test_x.n_rows, r->plan.rank, r->plan.size, &r->plan.test_begin,
+                    &r->plan.test_end);
+    r->plan.total_steps = r->plan.steps_per_epoch * cfg->epochs;
+    int capped = cfg->max_steps > 0 && cfg->max_steps < r->plan.total_steps;
     if (capped)
-        r->total_steps = cfg->max_steps;
-    if (r->rank == 0)
+        r->plan.total_steps = cfg->max_steps;
+    if (r->plan.rank == 0)
         print_start(r);
-    r->started = 1;
-    if (r->st.step >= r->total_steps) {
+    r->live.started = 1;
+    if (r->st.step >= r->plan.total_steps) {
         const char *hint = !resumed ? ""
                            : capped ? " (raise or drop --max-steps to continue)"
                                     : " (raise --epochs to continue)";
-        if (r->rank == 0)
+        if (r->plan.rank == 0)
             printf("nothing to do: the run is at step %lld of %lld%s\n", (long long)r->st.step,
-                   (long long)r->total_steps, hint);
+                   (long long)r->plan.total_steps, hint);
         return -1;
     }
     if (cfg->early_stop > 0 && r->st.bad_epochs >= cfg->early_stop) {
-        if (r->rank == 0)
+        if (r->plan.rank == 0)
             printf("nothing to do: the run stopped early, %lld epochs after its best (step %lld); "
                    "raise --early-stop to go on\n", (long long)r->st.bad_epochs,
                    (long long)r->st.best_step);
         return -1;
     }
     /* everything the loop needs, allocated once */
-    int rows = r->B * cfg->iw_samples;
-    r->w = vae_work_create(r->m, rows > 256 ? rows : 256);
-    if (r->m->prior.K > 0) /* the pseudo-inputs' pass split over the ranks */
-        r->w->group = step_group_create(r->comm);
-    r->batch_rows = vd_calloc((size_t)r->B, sizeof(int64_t));
-    return run_load_data(r, err);
+    int rows = r->plan.B * cfg->iw_samples;
+    r->live.w = vae_work_create(r->live.m, rows > 256 ? rows : 256);
+    if (r->live.m->prior.K > 0) /* the pseudo-inputs' pass split over the ranks */
+        r->live.w->group = step_group_create(r->plan.comm);
+    r->live.batch_rows = vd_calloc((size_t)r->plan.B, sizeof(int64_t));
+    return train_data_load(r, err);
 }
 
 static void run_free(Run *r)
 {
-    reduce_free(r->red, 0); /* the model is not used again */
-    feed_close(r->feed);
-    metrics_close(r->metrics);
-    shard_free(&r->test);
-    vd_free(r->batch_rows);
-    vd_free(r->test_mu);
-    vd_free(r->test_lab);
-    vd_free(r->all_mu);
-    vd_free(r->all_lab);
-    if (r->w)
-        step_group_free((VaeGroup *)r->w->group);
-    vae_work_free(r->w);
-    vae_free(r->m);
-    h5rows_close(&r->train_x);
-    h5rows_close(&r->train_y);
-    h5rows_close(&r->test_x);
-    h5rows_close(&r->test_y);
-    if (r->lock_fd >= 0)
-        close(r->lock_fd); /* last: the run directory is ours until here */
+    reduce_free(r->live.red, 0); /* the model is not used again */
+    feed_close(r->data.feed);
+    metrics_close(r->live.metrics);
+    shard_free(&r->data.test);
+    vd_free(r->live.batch_rows);
+    vd_free(r->live.test_mu);
+    vd_free(r->live.test_lab);
+    vd_free(r->live.all_mu);
+    vd_free(r->live.all_lab);
+    if (r->live.w)
+        step_group_free((VaeGroup *)r->live.w->group);
+    vae_work_free(r->live.w);
+    vae_free(r->live.m);
+    h5rows_close(&r->data.train_x);
+    h5rows_close(&r->data.train_y);
+    h5rows_close(&r->data.test_x);
+    h5rows_close(&r->data.test_y);
+    if (r->live.lock_fd >= 0)
+        close(r->live.lock_fd); /* last: the run directory is ours until here */
     vd_free(r);
 }
 
@@ -262,7 +267,7 @@ static const Run *stalled_run;
 static void record_stall(int64_t step)
 {
     (void)step;
-    if (stalled_run && stalled_run->started)
+    if (stalled_run && stalled_run->live.started)
         rundir_status(stalled_run, VD_EX_STALL);
 }
 
@@ -270,19 +275,19 @@ int train_main(int argc, char **argv, MPI_Comm comm)
 {
     Run *r = vd_calloc(1, sizeof *r);
     VdError err = {0};
-    r->comm = comm;
-    r->lock_fd = -1;
-    MPI_Comm_rank(comm, &r->rank);
-    MPI_Comm_size(comm, &r->size);
-    r->train_x = (H5Rows){.file = -1, .dset = -1};
-    r->train_y = r->test_x = r->test_y = r->train_x;
+    r->plan.comm = comm;
+    r->live.lock_fd = -1;
+    MPI_Comm_rank(comm, &r->plan.rank);
+    MPI_Comm_size(comm, &r->plan.size);
+    r->data.train_x = (H5Rows){.file = -1, .dset = -1};
+    r->data.train_y = r->data.test_x = r->data.test_y = r->data.train_x;
     ckpt_state_init(&r->st);
-    if (train_parse(&r->cfg, argc, argv, r->rank, &err)) {
+    if (train_parse(&r->plan.cfg, argc, argv, r->plan.rank, &err)) {
         vd_free(r);
         return VD_OK;
     }
-    watch_start(r->cfg.stall_timeout, r->rank);
-    if (r->rank == 0) {
+    watch_start(r->plan.cfg.stall_timeout, r->plan.rank);
+    if (r->plan.rank == 0) {
         stalled_run = r;
         watch_on_stall(record_stall);
     }
@@ -291,19 +296,19 @@ int train_main(int argc, char **argv, MPI_Comm comm)
     watch_rank0_io(0);
     if (code == VD_OK) {
         open_reducer(r);
-        code = run_loop(r, &err);
-        r->shared_mib = (double)reduce_shared_bytes(r->red) / (1 << 20);
-        if (r->cfg.profile && err.code == VD_OK)
-            run_print_profile(r);
+        code = loop_run(r, &err);
+        r->live.shared_mib = (double)reduce_shared_bytes(r->live.red) / (1 << 20);
+        if (r->plan.cfg.profile && err.code == VD_OK)
+            loop_print_profile(r);
     }
     if (code < 0)
         code = VD_OK; /* nothing to do */
     if (err.code != VD_OK)
         code = err.code;
-    if (r->started && code != VD_OK && code != VD_EX_TEMPFAIL && r->rank == 0)
+    if (r->live.started && code != VD_OK && code != VD_EX_TEMPFAIL && r->plan.rank == 0)
         printf("failed: %s (exit %d); the vae-dist: line on stderr says why\n",
                vd_exit_meaning(code), code); /* after the start lines, easy to miss */
-    if (r->started && r->rank == 0)
+    if (r->live.started && r->plan.rank == 0)
         rundir_status(r, code);
     watch_stop();
     stalled_run = NULL;

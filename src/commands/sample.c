@@ -7,7 +7,7 @@
 
 #include "ckpt.h"
 #include "comm.h"
-#include "data.h"
+#include "shard.h"
 #include "durable.h"
 #include "h5util.h"
 #include "image.h"
@@ -227,11 +227,11 @@ static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, Vd
     if (shard_load(&sh, list, n, err) == VD_OK) {
         shard_batch(&sh, 0, n, w->x, NULL);
         if (cfg->binarize) {
-            Rng bin = rng_stream(cfg->seed, VD_STREAM_BINARIZE, 0);
+            Rng bin = rng_for(cfg->seed, VD_RNG_BINARIZE, 0);
             rng_binarize(&bin, 0, cfg->first, n, D, w->x);
         }
         if (cfg->sample) {
-            Rng r = rng_stream(cfg->seed, VD_STREAM_IWAE, 0);
+            Rng r = rng_for(cfg->seed, VD_RNG_IWAE, 0);
             rng_normal_fill(&r, 0, (uint64_t)cfg->first * d, (size_t)n * d, w->eps);
         } else {
             memset(w->eps, 0, sizeof(float) * (size_t)n * d);
