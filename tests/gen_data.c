@@ -17,9 +17,10 @@
  * same seed gives the same images whatever the layout. --table D writes
  * (N, D) rows of uniform values in [0, 1) instead: tabular data, no images.
  * --shapes writes colour images (N, S, S, 3) of one or two shapes (square,
- * disc, triangle) in bright, saturated colours on a dim background,
- * labelled by the kind of the shape on top: colour data whose colours a
- * model must learn (a grey reconstruction of them is visibly wrong). */
+ * disc, triangle) in bright, saturated colours on a background of a muted
+ * colour, labelled by the kind of the shape on top: colour data whose
+ * colours a model must learn (a grey reconstruction of them is visibly
+ * wrong, and loses to predicting each image's mean colour). */
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -114,7 +115,7 @@ static void hsv_rgb(double h, double s, double v, double rgb[3])
         rgb[c] = sector[k][c];
 }
 
-/* img (n, S, S, 3) = coloured shapes: a background of one dim colour and one
+/* img (n, S, S, 3) = coloured shapes: a background of one muted colour and one
  * or two shapes (0 square, 1 disc, 2 triangle) of bright, saturated colours,
  * at random sizes and places; the label is the kind of the shape on top. */
 static void fill_shapes(double *img, int *lab, long n, int side, uint32_t stream_row)
@@ -130,7 +131,7 @@ static void fill_shapes(double *img, int *lab, long n, int side, uint32_t stream
         const uint32_t *d = u;
 #define DRAW(n) ((int)(*d++ % (uint32_t)(n)))
         double bg[3];
-        double bh = DRAW(600) / 100.0, bs = 0.2 + DRAW(40) / 100.0, bv = 0.1 + DRAW(30) / 100.0;
+        double bh = DRAW(600) / 100.0, bs = 0.3 + DRAW(41) / 100.0, bv = 0.3 + DRAW(51) / 100.0;
         hsv_rgb(bh, bs, bv, bg);
         for (long p = 0; p < (long)side * side; p++)
             for (int c = 0; c < 3; c++)
