@@ -6,15 +6,21 @@ The same model, loss and optimizer as vae-dist: an encoder (relu) of
 and logvar = log sigma^2, z = mu + exp(logvar/2) * eps, the mirrored decoder
 (dense layers, a dense layer to the last convolution's shape, transposed
 convolutions) to Bernoulli logits, loss per sample = BCE-with-logits summed
-over pixels + the closed-form KL; Adam; uint8 pixels scaled to [0, 1]. Like
-vae-dist, each epoch takes floor(N / batch) batches of a fresh permutation
-(the remainder is dropped).
+over pixels + the closed-form KL; Adam; uint8 pixels scaled to [0, 1], float
+ones taken as they are. Samples (N, H, W, C) with C <= 4 are colour images,
+channels last as vae-dist reads them (the convolutions see them as (C, H, W));
+(N, H, W) and square (N, D) ones have one channel. Like vae-dist, each epoch
+takes floor(N / batch) batches of a fresh permutation (the remainder is
+dropped).
 
 Train and report the test negative ELBO per epoch:
     OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_vae.py --epochs 10 --threads 1
 Throughput only (samples/s over --steps timed steps after --warmup):
     /usr/bin/python3 bench/torch_vae.py --steps 200 --warmup 20 --hidden 1024,1024 --latent 64 --batch 512
     /usr/bin/python3 bench/torch_vae.py --steps 50 --conv 32,64 --hidden 256 --latent 20
+Colour images, and the decoder's means for z = mu of the test set (the
+reconstructions, shaped like the stored samples) in an .npy file:
+    /usr/bin/python3 bench/torch_vae.py --data shapes.h5 --conv 32,64 --epochs 10 --recon rec.npy
 Data parallel (DistributedDataParallel over gloo), ranks started by hand
 since Debian's torchrun is broken on Python 3.11; --batch stays global:
     for r in 0 1; do RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511 \\
@@ -47,7 +53,8 @@ def read_idx(path):
 
 
 def load(path):
-    """(train, test) as float32 tensors of shape (N, D) in [0, 1]."""
+    """(train, test, (side, channels)): float32 tensors of shape (N, D) in
+    [0, 1], channels last, and the images' geometry."""
     if path:
         import h5py
         with h5py.File(path, "r") as f:
@@ -55,17 +62,23 @@ def load(path):
     else:
         train = read_idx(f"{FASHION}/train-images-idx3-ubyte.gz")
         test = read_idx(f"{FASHION}/t10k-images-idx3-ubyte.gz")
-    flat = lambda a: torch.from_numpy(a.reshape(len(a), -1).astype(np.float32) / 255.0)
-    return flat(train), flat(test)
+    channels = train.shape[3] if train.ndim == 4 and train.shape[3] <= 4 else 1
+    side = int(round((train[0].size // channels) ** 0.5))
+
+    def flat(a):
+        scale = 255.0 if a.dtype == np.uint8 else 1.0
+        return torch.from_numpy(a.reshape(len(a), -1).astype(np.float32) / scale)
+    return flat(train), flat(test), (side, channels)
 
 
 class VAE(torch.nn.Module):
-    def __init__(self, n_input, hidden, latent, conv=(), side=28):
+    def __init__(self, n_input, hidden, latent, conv=(), side=28, channels=1):
         super().__init__()
-        chans = [1] + list(conv)
+        chans = [channels] + list(conv)
         self.convs = torch.nn.ModuleList(
             torch.nn.Conv2d(a, b, 4, 2, 1) for a, b in zip(chans[:-1], chans[1:]))
         self.side, self.cshape = side, (chans[-1], side >> len(conv), side >> len(conv))
+        self.channels = channels
         flat = chans[-1] * (side >> len(conv)) ** 2 if conv else n_input
         widths = [flat] + hidden
         self.encoder = torch.nn.ModuleList(
@@ -79,18 +92,20 @@ class VAE(torch.nn.Module):
         self.tconvs = torch.nn.ModuleList(
             torch.nn.ConvTranspose2d(b, a, 4, 2, 1) for a, b in zip(chans[-2::-1], chans[:0:-1]))
 
-    def forward(self, x):
-        """Summed reconstruction and KL terms (nats) over the batch."""
+    def encode(self, x):
+        """mu and logvar of rows x (channels last)."""
         h = x
         if self.convs:
-            h = h.view(-1, 1, self.side, self.side)
+            h = h.view(-1, self.side, self.side, self.channels).permute(0, 3, 1, 2)
             for layer in self.convs:
                 h = F.relu(layer(h))
             h = h.flatten(1)
         for layer in self.encoder:
             h = F.relu(layer(h))
-        mu, logvar = self.mu(h), self.logvar(h)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z):
+        """The logits of p(x | z), rows channels last."""
         for layer in self.decoder:
             z = F.relu(layer(z))
         logits = self.out(z)
@@ -100,7 +115,14 @@ class VAE(torch.nn.Module):
                 logits = layer(logits)
                 if i + 1 < len(self.tconvs):
                     logits = F.relu(logits)
-            logits = logits.flatten(1)
+            logits = logits.permute(0, 2, 3, 1).flatten(1)
+        return logits
+
+    def forward(self, x):
+        """Summed reconstruction and KL terms (nats) over the batch."""
+        mu, logvar = self.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        logits = self.decode(z)
         recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
         kl = 0.5 * torch.sum(mu * mu + torch.exp(logvar) - logvar - 1.0)
         return recon, kl
@@ -120,6 +142,8 @@ def main():
     ap.add_argument("--steps", type=int, default=0, help="throughput mode: timed steps")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--csv", help="append per-epoch rows to this file")
+    ap.add_argument("--recon", help="write the test set's reconstructions (means for z = mu) "
+                    "to this .npy file at the end")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -128,10 +152,10 @@ def main():
     rank = int(os.environ.get("RANK", "0"))
     if world > 1:
         torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
-    train, test = load(args.data)
+    train, test, (side, channels) = load(args.data)
     hidden = [int(h) for h in args.hidden.split(",")]
     conv = [int(c) for c in args.conv.split(",")] if args.conv else []
-    model = VAE(train.shape[1], hidden, args.latent, conv, int(round(train.shape[1] ** 0.5)))
+    model = VAE(train.shape[1], hidden, args.latent, conv, side, channels)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     local = args.batch // world
@@ -185,6 +209,9 @@ def main():
             if args.csv:
                 with open(args.csv, "a") as f:
                     f.write(",".join(str(v) for v in row) + "\n")
+    if args.recon and rank == 0:
+        with torch.no_grad():
+            np.save(args.recon, torch.sigmoid(model.decode(model.encode(test)[0])).numpy())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
  *
  *   gen_data OUT.h5 [--n N] [--test M] [--side S] [--type u8|f32|f64] [--be]
  *                   [--chunk ROWS] [--deflate LEVEL] [--gray V]
- *                   [--channels C] [--layout hwc|chw]
+ *                   [--channels C] [--layout hwc|chw] [--shapes]
  *                   [--bad nan|range|rank1|empty|string|labels-range|labels-length|huge|bigchunk]
  * --bad huge makes /train/images claim 10^12 rows, and --bad bigchunk gives
  * it 1 GiB chunks; both stay small files (unwritten chunks take no space).
@@ -15,8 +15,14 @@
  * (N, C, S, S) (chw) colour images: channel c of a bar is V when (vertical +
  * c) is odd, else 0.4 V, so the orientation shows in the colour too. The
  * same seed gives the same images whatever the layout. --table D writes
- * (N, D) rows of uniform values in [0, 1) instead: tabular data, no images. */
+ * (N, D) rows of uniform values in [0, 1) instead: tabular data, no images.
+ * --shapes writes colour images (N, S, S, 3) of one or two shapes (square,
+ * disc, triangle) in bright, saturated colours on a background of a muted
+ * colour, labelled by the kind of the shape on top: colour data whose
+ * colours a model must learn (a grey reconstruction of them is visibly
+ * wrong, and loses to predicting each image's mean colour). */
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +40,7 @@ static hid_t file_type(const char *type, int be)
 
 static int channels = 0, chw = 0; /* --channels, --layout chw; 0: (N, S, S) */
 static long table = 0;            /* --table D */
+static int shapes = 0;            /* --shapes */
 
 /* (n, D) uniform rows as prefix/images, and labels 0. */
 static int write_table(hid_t file, const char *prefix, long n, uint32_t draw_row)
@@ -79,6 +86,78 @@ static void to_chw(double *img, long n, int side, int c)
     free(row);
 }
 
+/* img (n, S, S, C) = one bar per image, and its label (see the top). */
+static void fill_bars(double *img, int *lab, long n, int side, int C, uint32_t draw_row,
+                      double gray)
+{
+    long D = (long)side * side * C;
+    Rng r = rng_for(12345, VD_RNG_ORDER, 7);
+    for (long i = 0; i < n; i++) {
+        int vertical = (int)rng_below(&r, draw_row, (uint64_t)(2 * i), 2);
+        int pos = (int)rng_below(&r, draw_row, (uint64_t)(2 * i + 1), (uint64_t)side);
+        lab[i] = vertical * side + pos;
+        for (int k = 0; k < side; k++) {
+            int y = vertical ? k : pos, x = vertical ? pos : k;
+            for (int c = 0; c < C; c++)
+                img[i * D + ((long)y * side + x) * C + c] =
+                    C == 1 || (vertical + c) % 2 ? gray : 0.4 * gray;
+        }
+    }
+}
+
+/* rgb = the colour of hue h in [0, 6), saturation s and value v (HSV). */
+static void hsv_rgb(double h, double s, double v, double rgb[3])
+{
+    int k = (int)h % 6;
+    double f = h - (int)h, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+    double sector[6][3] = {{v, t, p}, {q, v, p}, {p, v, t}, {p, q, v}, {t, p, v}, {v, p, q}};
+    for (int c = 0; c < 3; c++)
+        rgb[c] = sector[k][c];
+}
+
+/* img (n, S, S, 3) = coloured shapes: a background of one muted colour and one
+ * or two shapes (0 square, 1 disc, 2 triangle) of bright, saturated colours,
+ * at random sizes and places; the label is the kind of the shape on top. */
+static void fill_shapes(double *img, int *lab, long n, int side, uint32_t draw_row)
+{
+    long D = (long)side * side * 3;
+    Rng r = rng_for(12345, VD_RNG_ORDER, 8);
+    for (long i = 0; i < n; i++) {
+        /* 16 draws per image, at b = 16 i + k, so an image does not depend on
+         * the others */
+        uint32_t u[16];
+        for (int k = 0; k < 16; k++)
+            u[k] = (uint32_t)rng_below(&r, draw_row, (uint64_t)i * 16 + (uint64_t)k, 1u << 20);
+        const uint32_t *d = u;
+#define DRAW(n) ((int)(*d++ % (uint32_t)(n)))
+        double bg[3];
+        double bh = DRAW(600) / 100.0, bs = 0.3 + DRAW(41) / 100.0, bv = 0.3 + DRAW(51) / 100.0;
+        hsv_rgb(bh, bs, bv, bg);
+        for (long p = 0; p < (long)side * side; p++)
+            for (int c = 0; c < 3; c++)
+                img[i * D + p * 3 + c] = bg[c];
+        int count = 1 + DRAW(2);
+        for (int s = 0; s < count; s++) {
+            int kind = DRAW(3), size = side / 4 + DRAW(side / 3 + 1);
+            int y0 = DRAW(side - size + 1), x0 = DRAW(side - size + 1);
+            double fg[3];
+            double fh = DRAW(600) / 100.0, fs = 0.7 + DRAW(31) / 100.0, fv = 0.75 + DRAW(26) / 100.0;
+            hsv_rgb(fh, fs, fv, fg);
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++) {
+                    double du = (x + 0.5) / size - 0.5, dv = (y + 0.5) / size - 0.5;
+                    int in = kind == 0 ? 1
+                             : kind == 1 ? du * du + dv * dv <= 0.25
+                                         : 2 * fabs(du) <= dv + 0.5; /* apex up */
+                    for (int c = 0; in && c < 3; c++)
+                        img[i * D + ((long)(y0 + y) * side + x0 + x) * 3 + c] = fg[c];
+                }
+            lab[i] = kind;
+        }
+#undef DRAW
+    }
+}
+
 static int write_set(hid_t file, const char *prefix, long n, int side, const char *type, int be,
                      long chunk, int deflate, const char *bad, uint32_t draw_row, double gray)
 {
@@ -92,18 +171,10 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
     long D = (long)side * side * C;
     double *img = calloc((size_t)(n * D), sizeof(double));
     int *lab = calloc((size_t)n, sizeof(int));
-    Rng r = rng_for(12345, VD_RNG_ORDER, 7);
-    for (long i = 0; i < n; i++) {
-        int vertical = (int)rng_below(&r, draw_row, (uint64_t)(2 * i), 2);
-        int pos = (int)rng_below(&r, draw_row, (uint64_t)(2 * i + 1), (uint64_t)side);
-        lab[i] = vertical * side + pos;
-        for (int k = 0; k < side; k++) {
-            int y = vertical ? k : pos, x = vertical ? pos : k;
-            for (int c = 0; c < C; c++)
-                img[i * D + ((long)y * side + x) * C + c] =
-                    C == 1 || (vertical + c) % 2 ? gray : 0.4 * gray;
-        }
-    }
+    if (shapes)
+        fill_shapes(img, lab, n, side, draw_row);
+    else
+        fill_bars(img, lab, n, side, C, draw_row, gray);
     if (chw)
         to_chw(img, n, side, C);
     if (bad && strcmp(bad, "nan") == 0)
@@ -218,6 +289,10 @@ int main(int argc, char **argv)
             be = 1;
             continue;
         }
+        if (strcmp(a, "--shapes") == 0) {
+            shapes = channels = 3;
+            continue;
+        }
         i++;
         if (strcmp(a, "--n") == 0) n = atol(v);
         else if (strcmp(a, "--test") == 0) test = atol(v);
@@ -229,6 +304,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--gray") == 0) gray = atof(v);
         else if (strcmp(a, "--channels") == 0) channels = atoi(v);
         else if (strcmp(a, "--table") == 0) table = atol(v);
+
         else if (strcmp(a, "--layout") == 0) {
             chw = strcmp(v, "chw") == 0;
             channels = channels ? channels : 1;
@@ -237,6 +313,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "gen_data: unknown option %s\n", a);
             return 64;
         }
+    }
+    if (shapes && (channels != 3 || side < 4)) {
+        fprintf(stderr, "gen_data: --shapes makes images of 3 channels and a side of at least 4\n");
+        return 64;
     }
     hid_t f = H5Fcreate(argv[1], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0)
