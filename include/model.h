@@ -269,7 +269,7 @@ double vae_shape_params(const VaeShape *shape);
 Vae *vae_create(const VaeShape *shape, size_t n_tail, const char **why);
 void vae_free(Vae *m);
 
-/* Parameters from the VD_STREAM_INIT stream (each tensor by its VdInit; the
+/* Parameters from the VD_RNG_INIT generator (each tensor by its VdInit; the
  * learned log s^2 shape.obs_logvar). Same on every rank for the same seed. */
 void vae_init_params(Vae *m, uint64_t seed);
 
@@ -389,16 +389,16 @@ void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, 
 /* n draws z (n, d_L) from the top prior: N(0, I); N(m_c, I) for a
  * conditional model with c = cls, or (cls < 0) c = (k / cols) mod C for
  * draw k, one class per grid row (the classes go to y, 0 when
- * unconditional); a VampPrior's mixture. eps comes from the VD_STREAM_EVAL
- * stream at counter row 2^32 - 1, where training draws its samples.png; a
+ * unconditional); a VampPrior's mixture. eps comes from the VD_RNG_EVAL
+ * generator at counter row 2^32 - 1, where training draws its samples.png; a
  * VampPrior's components from row 2^32 - 2. Uses w's pseudo pass. */
 void vae_prior_draws(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cls,
                      float *z, int32_t *y);
 
 /* n ancestral draws decoded to the means of p(x | z), out (n, D), or with
- * noise to draws from it (VD_STREAM_EVAL row 2^32 - 4, element k D for
+ * noise to draws from it (VD_RNG_EVAL row 2^32 - 4, element k D for
  * draw k): the top layer from vae_prior_draws (same seed, cols, cls, y),
- * each lower one from its conditional prior with eps from VD_STREAM_EVAL
+ * each lower one from its conditional prior with eps from VD_RNG_EVAL
  * row 2^32 - 3 (element k d_total). z (n, d_total) gets every layer's
  * values, z_1 first. In chunks of w->max_rows. */
 void vae_sample(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cls, int noise,

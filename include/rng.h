@@ -65,14 +65,6 @@ void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]
 /* The generator of use for rank (below 2^24), keyed by seed. */
 Rng rng_for(uint64_t seed, RngUse use, uint32_t rank);
 
-/* The former names, for the model's sources (src/model.c, src/prior.c)
- * until they move to the ones above: "stream" is the streaming data
- * reader's word now (feed_stream.h). */
-#define rng_stream rng_for
-#define VD_STREAM_INIT VD_RNG_INIT
-#define VD_STREAM_NOISE VD_RNG_NOISE
-#define VD_STREAM_EVAL VD_RNG_EVAL
-
 /* The four 32-bit words at counter (a, b). */
 void rng_block(const Rng *r, uint32_t a, uint64_t b, uint32_t out[4]);
 

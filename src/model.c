@@ -79,7 +79,7 @@ LayerParams vae_layer_params(const Vae *m, float *buf, const Layer *l)
 
 void vae_init_params(Vae *m, uint64_t seed)
 {
-    Rng r = rng_stream(seed, VD_STREAM_INIT, 0);
+    Rng r = rng_for(seed, VD_RNG_INIT, 0);
     for (int t = 0; t < m->n_tensors; t++) {
         const VaeTensor *ten = &m->tensors[t];
         size_t n = (size_t)ten->rows * (size_t)(ten->cols ? ten->cols : 1);
@@ -581,7 +581,7 @@ void vae_sample(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cl
     float *top = vd_calloc((size_t)n * dl, sizeof(float)), *eps = NULL;
     vae_prior_draws(m, w, seed, n, cols, cls, top, y);
     if (m->n_levels > 1) {
-        Rng r = rng_stream(seed, VD_STREAM_EVAL, 0);
+        Rng r = rng_for(seed, VD_RNG_EVAL, 0);
         eps = vd_calloc((size_t)n * dt, sizeof(float));
         rng_normal_fill(&r, UINT32_MAX - 2, 0, (size_t)n * dt, eps);
     }
@@ -590,7 +590,7 @@ void vae_sample(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, int cl
         vae_generate(m, w, top + (size_t)k * dl, eps ? eps + (size_t)k * dt : NULL, c,
                      z + (size_t)k * dt, noise ? NULL : out + (size_t)k * D);
         if (noise) {
-            Rng r = rng_stream(seed, VD_STREAM_EVAL, 0);
+            Rng r = rng_for(seed, VD_RNG_EVAL, 0);
             vae_output_sample(m, vae_outputs(m, w), c, &r, UINT32_MAX - 3, (uint64_t)k,
                               out + (size_t)k * D);
         }

@@ -178,7 +178,7 @@ void vae_prior_draws(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, i
                      float *z, int32_t *y)
 {
     int d = vae_top_latent(m), C = m->prior.classes, K = m->prior.K;
-    Rng prior = rng_stream(seed, VD_STREAM_EVAL, 0);
+    Rng prior = rng_for(seed, VD_RNG_EVAL, 0);
     rng_normal_fill(&prior, UINT32_MAX, 0, (size_t)n * d, z);
     if (K > 0)
         prior_prepare(m, w, 0);

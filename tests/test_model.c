@@ -966,7 +966,7 @@ static void test_forward_only_work(void **state)
     vae_init_params(m, 12);
     VaeWork *a = vae_work_create(m, 12), *b = vae_work_create_forward(m, 12);
     fill_uniform(a->x, 4 * 9, 40, 0, 1);
-    Rng r = rng_stream(3, VD_STREAM_NOISE, 0);
+    Rng r = rng_for(3, VD_RNG_NOISE, 0);
     rng_normal_fill(&r, 0, 0, (size_t)12 * m->d_total, a->eps);
     memcpy(b->x, a->x, sizeof(float) * 4 * 9);
     memcpy(b->eps, a->eps, sizeof(float) * (size_t)12 * m->d_total);
