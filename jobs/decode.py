@@ -23,9 +23,10 @@ The network is the graph the checkpoint's /model/graph attribute describes
 the concatenation of earlier nodes' outputs, or a stochastic layer's sample.
 Images are channels last (h, w, c); a dense layer is x @ W.T + b with W (out,
 in); a gated one (x @ Wh.T + bh) * sigmoid(x @ Wg.T + bg); heads give
-[mu | logvar], logvar clamped where the graph says; a 4x4 stride-2 padding-1
-convolution has weights (c_out, 4, 4, c_in) and its transpose (c_in, 4, 4,
-c_out). Checkpoints older than the graph (format 3 and before) get the graph
+[mu | logvar], logvar clamped where the graph says; a convolution's weights
+are (c_out, k, k, c_in) (a gated one's two such, h and gate), a 4x4
+stride-2 transposed one's (c_in, 4, 4, c_out); an upsampling repeats each
+pixel; a layer whose out_shape is an image hands it on as one. Checkpoints older than the graph (format 3 and before) get the graph
 their options describe.
 """
 import json
@@ -119,7 +120,7 @@ def tensor_names(node):
     prefix = node["name"] + "." if node["name"] else ""
     if node["kind"] == "heads":
         parts = ["mu.weight", "logvar.weight", "mu.bias", "logvar.bias"]
-    elif node["kind"] == "gated":
+    elif node["kind"] in ("gated", "gated_conv2d"):
         parts = ["h.weight", "gate.weight", "h.bias", "gate.bias"]
     else:
         parts = ["weight", "bias"]
@@ -142,6 +143,22 @@ def conv(x, w, b):
     for ky in range(4):
         for kx in range(4):
             out += xp[:, ky:ky + h:2, kx:kx + wd:2, :] @ w[:, ky, kx, :].T
+    return out
+
+
+def conv2d(x, w, b, stride, pad):
+    """A convolution of any window: x (n, h, w, ci) zero-padded by pad, w (co,
+    k, k, ci), every stride-th window: PyTorch's Conv2d(ci, co, k, stride,
+    pad) with its weight permuted (co, ci, k, k) -> (co, k, k, ci)."""
+    n, h, wd, _ = x.shape
+    k = w.shape[1]
+    oh, ow = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    out = np.broadcast_to(b, (n, oh, ow, len(b))).astype(np.float32)
+    for ky in range(k):
+        for kx in range(k):
+            win = xp[:, ky:ky + stride * (oh - 1) + 1:stride, kx:kx + stride * (ow - 1) + 1:stride, :]
+            out = out + win @ w[:, ky, kx, :].T
     return out
 
 
@@ -174,6 +191,17 @@ def run_layer(node, params, x):
     elif kind in ("conv", "tconv"):
         image = x.reshape((n,) + tuple(node["in_shape"]))
         y = (conv if kind == "conv" else tconv)(image, t[0], t[1]).reshape(n, -1)
+    elif kind in ("conv2d", "gated_conv2d"):
+        image = x.reshape((n,) + tuple(node["in_shape"]))
+        s, p = node["stride"], node["padding"]
+        y = conv2d(image, t[0], t[2 if kind == "gated_conv2d" else 1], s, p)
+        if kind == "gated_conv2d":
+            y = y / (1 + np.exp(-conv2d(image, t[1], t[3], s, p)))
+        y = y.reshape(n, -1)
+    elif kind == "upsample":  # nearest: each pixel repeated factor x factor times
+        f = node["factor"]
+        image = x.reshape((n,) + tuple(node["in_shape"]))
+        y = np.repeat(np.repeat(image, f, 1), f, 2).reshape(n, -1)
     else:
         sys.exit("this decode.py does not know layers of kind '%s'" % kind)
     return activation(node["act"], y).astype(np.float32)

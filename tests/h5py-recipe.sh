@@ -3,7 +3,9 @@
 # sample`, for a relu-Bernoulli MLP, a tanh-Gaussian conditional one, a
 # convolutional model of channels-first colour images, a tanh-Gaussian
 # conditional convolutional one, a two-layer gated VampPrior model, a
-# three-layer one, and a checkpoint written before the graph was stored
+# three-layer one, a logistic one, a small --preset conv-hvae (gated
+# convolutions of 7x7 .. 1x1 windows, strides 1 and 2, a dense layer read
+# as an image), and a checkpoint written before the graph was stored
 # (format 3); its encoder agrees with `vae-dist encode` for the layered
 # models, layer by layer; it takes a run directory as well as a checkpoint
 # file. Skipped (77) without python3-h5py.
@@ -44,12 +46,16 @@ check conv-tgc bars.h5 "(12, 8, 8)" --conv 5 --activation tanh --likelihood gaus
 check hvae-vamp bars.h5 "(12, 8, 8)" --latent 3,2 --activation gated --prior vamp --pseudo-inputs 7
 check three bars.h5 "(12, 8, 8)" --latent 2,2,2 --activation tanh
 check logistic table.h5 "(12, 12)" --likelihood logistic  # means inside (0, 1), not clamped
+"$GEN" "$WORK/bars12.h5" --n 300 --test 60 --side 12 --type u8 || fail "gen_data --side 12"
+check conv-hvae bars12.h5 "(12, 12, 12)" --preset conv-hvae --conv 4,6,2 --hidden 16 --latent 3,2 \
+    --prior vamp --pseudo-inputs 5 --activation gated
 
 # encode: every layer's mean and log-variance, each given the means above
-for name in hvae-vamp three; do
+for name in hvae-vamp three conv-hvae; do
+    data=bars.h5; [ $name = conv-hvae ] && data=bars12.h5
     run_mpi 1 60 "$VAE" encode --ckpt "$WORK/$name" --out "$WORK/$name-e.h5" >"$WORK/$name-e.log" 2>&1 ||
         { cat "$WORK/$name-e.log"; fail "encode $name"; continue; }
-    out=$("$PY" "$top_srcdir/jobs/decode.py" --encode "$WORK/$name" "$WORK/bars.h5" /test/images \
+    out=$("$PY" "$top_srcdir/jobs/decode.py" --encode "$WORK/$name" "$WORK/$data" /test/images \
           "$WORK/$name-e.h5" 2>&1)
     diff=$(echo "$out" | sed -n 's/.*difference.*: //p')
     awk -v d="$diff" 'BEGIN {exit !(d != "" && d < 1e-4)}' &&

@@ -37,7 +37,7 @@ src="$top/src"
 $CC $cflags -o "$out/fuzz_h5rows" "$here/fuzz_h5rows.c" "$src/data/h5rows.c" "$src/data/shard.c" \
     "$src/data/image.c" "$src/base/util.c" "$src/base/rng.c" "$src/base/h5util.c" \
     "$src/base/durable.c" $libs
-model=$(ls "$src"/*.c | grep -v '/main\.c$') # the model's sources, at the top of src/
+model=$(ls "$src"/model/*.c) # the model's sources
 $CC $cflags -o "$out/fuzz_ckpt" "$here/fuzz_ckpt.c" "$src/files/ckpt.c" $model "$src/base/rng.c" \
     "$src/base/util.c" "$src/base/opts.c" "$src/base/h5util.c" "$src/base/durable.c" \
     "$src/data/image.c" $libs
