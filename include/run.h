@@ -30,7 +30,9 @@ typedef struct {
     MPI_Comm comm;
     int64_t n_rows;      /* training rows */
     int64_t steps_per_epoch, total_steps;
-    int B;               /* local batch */
+    int64_t batch;       /* global samples per optimizer step: --batch x --accumulate */
+    int B;               /* local batch: this rank's samples per step */
+    int parts, part;     /* a step's parts (--accumulate), and rows of a part (up to) */
     int64_t test_begin, test_end; /* this rank's block of test rows */
 } RunPlan;
 
@@ -51,6 +53,8 @@ typedef struct {
     double shared_mib;   /* --reduce shm: the node's segment */
     struct Metrics *metrics;     /* rank 0 */
     int64_t *batch_rows;         /* (B) dataset rows of the current batch */
+    float *stage_x, *stage_eps;  /* with parts: the step's rows and noise, then each part's */
+    int32_t *stage_y;
     float *test_mu, *all_mu;     /* latent means of the test rows: 2-D latent with labels */
     int32_t *test_lab, *all_lab; /* (this rank's; all on rank 0) */
     char resumed_from[VD_PATH_MAX]; /* rank 0: the checkpoint the run continues, or "" */

@@ -36,6 +36,18 @@ typedef struct {
 int step_run(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
              Reducer *red, StepIO *io);
 
+/* Puts part j of a step's rows into w (x, eps, and y if conditional) and
+ * returns their count. */
+typedef int (*StepPart)(void *ctx, int j, VaeWork *w);
+
+/* Collective, as step_run, for a step whose rows come in parts (gradient
+ * accumulation, --accumulate): each part's forward and backward add to the
+ * gradient, and the sum over the ranks and the update follow once, after
+ * the last part. One part is step_run. */
+int step_run_parts(Vae *m, VaeWork *w, int parts, StepPart load, void *ctx,
+                   const Objective *obj, const AdamConfig *adam, long t, Reducer *red,
+                   StepIO *io);
+
 /* Collective over comm: the exchanges of a VampPrior's pseudo-inputs split
  * over comm's ranks (model.h's VaeGroup), each a wait the stall watchdog
  * watches. Free with step_group_free (local). */

@@ -15,7 +15,8 @@ typedef struct {
     char dataset[256], labels[256], test_dataset[256], test_labels[256];
     char out[VD_PATH_MAX];
     int epochs;
-    int64_t batch; /* GLOBAL: samples per optimizer step over all ranks */
+    int64_t batch; /* GLOBAL: samples per micro-batch over all ranks */
+    int accumulate; /* micro-batches of batch per optimizer step */
     double lr, beta1, beta2, adam_eps;
     int lr_schedule;       /* SchedKind */
     int64_t lr_warmup, lr_step, lr_patience;

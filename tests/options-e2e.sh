@@ -4,7 +4,9 @@
 # it is asked for; the Gaussian likelihood learns its variance and takes data
 # outside [0, 1]; --binarize changes training on gray data and is a no-op on
 # binary data; beta and warm-up change the objective; the checkpoint carries
-# every option, so eval and sample need no flags.
+# every option, so eval and sample need no flags; --accumulate N trains as
+# a batch N times larger (up to float summation order), resumes bitwise,
+# and a resume with another N is refused.
 . "$top_srcdir/tests/lib.sh"
 
 "$GEN" "$WORK/bars.h5" --n 1200 --test 200 --side 8 --type f32 || { fail "gen_data"; finish; }
@@ -123,4 +125,30 @@ for v in mpi adam full0 full1; do
     done
     pass "--reduce shm and $v: bitwise the same parameters and moments"
 done
+
+# ---- --accumulate: 4 parts of --batch 10 are one step of 40 (on 2 ranks, a
+# rank's 20 rows in 4 parts); only the summation order differs
+ACC="--data $WORK/bars.h5 --epochs 1 --hidden 32 --latent 3,2 --activation gated --lr 3e-3 --seed 3
+     --log-every 5 --keep 0"
+run_mpi 2 120 "$VAE" $ACC --batch 40 --out "$WORK/big" >"$WORK/big.log" 2>&1 || fail "--batch 40"
+run_mpi 2 120 "$VAE" $ACC --batch 10 --accumulate 4 --out "$WORK/acc" >"$WORK/acc.log" 2>&1 ||
+    { cat "$WORK/acc.log"; fail "--accumulate 4"; }
+grep -q "30 steps per epoch of 40" "$WORK/acc.log" && pass "--batch 10 --accumulate 4: steps of 40" ||
+    fail "steps: $(grep 'steps per epoch' "$WORK/acc.log")"
+"$H5DIFF" -q -d 1e-5 "$WORK/big/ckpt-0000000030.h5" "$WORK/acc/ckpt-0000000030.h5" /params >/dev/null 2>&1 &&
+    pass "--accumulate 4 trains as --batch 40: parameters within 1e-5 after 30 steps" ||
+    fail "--accumulate 4 differs from --batch 40 by more than 1e-5"
+"$H5DIFF" -q "$WORK/big/ckpt-0000000030.h5" "$WORK/acc/ckpt-0000000030.h5" /params >/dev/null 2>&1 &&
+    fail "--accumulate 4 is bitwise --batch 40: was it in parts?" ||
+    pass "(not bitwise: the parts' sums round otherwise; the comparison can tell)"
+run_mpi 2 120 "$VAE" $ACC --batch 10 --accumulate 4 --out "$WORK/acc-cut" --max-steps 13 >/dev/null 2>&1
+run_mpi 2 120 "$VAE" $ACC --batch 10 --accumulate 4 --out "$WORK/acc-cut" >"$WORK/acc-cut.log" 2>&1
+ok=1
+for g in /params /adam/m /adam/v; do
+    "$H5DIFF" -q "$WORK/acc/ckpt-0000000030.h5" "$WORK/acc-cut/ckpt-0000000030.h5" $g >/dev/null 2>&1 || ok=0
+done
+grep -q "resuming from" "$WORK/acc-cut.log" && [ $ok -eq 1 ] &&
+    pass "--accumulate 4 stopped at step 13 and resumed: bitwise the uninterrupted run" ||
+    fail "--accumulate 4 resumed differs"
+expect 64 "resume with another --accumulate" $ACC --batch 10 --accumulate 2 --out "$WORK/acc"
 finish

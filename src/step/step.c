@@ -7,29 +7,59 @@
 #include "util.h"
 #include "watch.h"
 
+/* step_run's one part: its rows are already in the work. */
+static int rows_in_place(void *ctx, int j, VaeWork *w)
+{
+    (void)j;
+    (void)w;
+    return *(const int *)ctx;
+}
+
 int step_run(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *adam, long t,
              Reducer *red, StepIO *io)
 {
-    double t0 = vd_now();
-    vae_forward(m, w, n, obj, 1);
-    double t1 = vd_now();
-    double rsum = 0, ksum = 0;
-    for (int i = 0; i < n; i++) {
-        rsum += w->row_recon[i];
-        ksum += w->row_kl[i];
+    return step_run_parts(m, w, 1, rows_in_place, &n, obj, adam, t, red, io);
+}
+
+int step_run_parts(Vae *m, VaeWork *w, int parts, StepPart load, void *ctx,
+                   const Objective *obj, const AdamConfig *adam, long t, Reducer *red,
+                   StepIO *io)
+{
+    double fwd = 0, bwd = 0, rsum = 0, ksum = 0, t1 = 0;
+    int count = 0;
+    for (int j = 0; j < parts; j++) {
+        int n = load(ctx, j, w);
+        double t0 = vd_now();
+        vae_forward(m, w, n, obj, 1);
+        t1 = vd_now();
+        fwd += t1 - t0;
+        for (int i = 0; i < n; i++) {
+            rsum += w->row_recon[i];
+            ksum += w->row_kl[i];
+        }
+        count += n;
+        if (j + 1 < parts) { /* a part before the last: its gradient added, no sum yet */
+            if (j == 0)
+                vae_zero_grads(m);
+            vae_backward(m, w, obj, NULL, NULL);
+            bwd += vd_now() - t1;
+        }
     }
     float *extra = reduce_tail(red);
     extra[VD_EXTRA_RECON] = (float)rsum;
     extra[VD_EXTRA_KL] = (float)ksum;
-    extra[VD_EXTRA_COUNT] = (float)n;
+    extra[VD_EXTRA_COUNT] = (float)count;
     extra[VD_EXTRA_STOP] = io && io->stop ? 1.0f : 0.0f;
     extra[VD_EXTRA_FAIL] = io && io->failed ? 1.0f : 0.0f;
     if (io && io->poison) /* the reduced buffer becomes non-finite, as a bad gradient would */
         extra[VD_EXTRA_RECON] = NAN;
     reduce_begin(red);
-    vae_zero_grads(m);
-    vae_backward(m, w, obj, reduce_ready, red);
+    double t1b = vd_now();
+    if (parts == 1)
+        vae_zero_grads(m);
+    vae_backward(m, w, obj, reduce_ready, red); /* the last part: the sum starts during it */
     double t2 = vd_now();
+    bwd += t2 - t1b;
     double sumsq = 0.0, clip = io ? io->clip_norm : 0.0;
     int finite = reduce_finish(red, clip > 0 ? &sumsq : NULL);
     double t3 = vd_now();
@@ -48,7 +78,7 @@ int step_run(Vae *m, VaeWork *w, int n, const Objective *obj, const AdamConfig *
     if (io) {
         io->stop = stop;
         io->failed = failed;
-        io->times = (StepTimes){t1 - t0, t2 - t1, t3 - t2, t4 - t3};
+        io->times = (StepTimes){fwd, bwd, t3 - t2, t4 - t3};
     }
     return finite;
 }

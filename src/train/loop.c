@@ -250,18 +250,34 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
 }
 
 /* Local: the batch of local step s of epoch, binarized if asked, and its
- * noise, into r->live.w. */
+ * noise: into r->live.w, or with parts into the stage they are handed out
+ * from (the same rows and noise either way). */
 static void next_batch(Run *r, Loop *l, int64_t epoch, int64_t s)
 {
-    int D = r->live.m->shape.n_input;
-    feed_batch(r->data.feed, s, r->live.w->x, r->live.w->y, r->live.batch_rows);
+    int D = r->live.m->shape.n_input, parts = r->plan.parts > 1;
+    float *x = parts ? r->live.stage_x : r->live.w->x;
+    feed_batch(r->data.feed, s, x, parts ? r->live.stage_y : r->live.w->y, r->live.batch_rows);
     if (r->plan.cfg.binarize) /* by (epoch, row): independent of the rank count */
         for (int i = 0; i < r->plan.B; i++)
-            rng_binarize(&l->bin, (uint32_t)epoch, r->live.batch_rows[i], 1, D,
-                         r->live.w->x + (size_t)i * D);
+            rng_binarize(&l->bin, (uint32_t)epoch, r->live.batch_rows[i], 1, D, x + (size_t)i * D);
     rng_normal_fill(&l->noise, (uint32_t)r->st.step, 0,
                     (size_t)r->plan.B * (size_t)r->plan.cfg.iw_samples * (size_t)r->live.m->d_total,
-                    r->live.w->eps);
+                    parts ? r->live.stage_eps : r->live.w->eps);
+}
+
+/* StepPart: part j of the staged batch (rows [j part, (j + 1) part)). */
+static int stage_part(void *ctx, int j, VaeWork *w)
+{
+    const Run *r = ctx;
+    int first = j * r->plan.part, n = r->plan.B - first < r->plan.part ? r->plan.B - first
+                                                                        : r->plan.part;
+    size_t D = (size_t)r->live.m->shape.n_input;
+    size_t e = (size_t)r->plan.cfg.iw_samples * (size_t)r->live.m->d_total;
+    n = n < 0 ? 0 : n;
+    memcpy(w->x, r->live.stage_x + (size_t)first * D, sizeof(float) * (size_t)n * D);
+    memcpy(w->y, r->live.stage_y + first, sizeof(int32_t) * (size_t)n);
+    memcpy(w->eps, r->live.stage_eps + (size_t)first * e, sizeof(float) * (size_t)n * e);
+    return n;
 }
 
 /* Collective: one step and its bookkeeping. Returns 1 to go on, 0 when the
@@ -284,8 +300,11 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     l->lr = sched_lr(&l->sched, st->lr_scale, st->step + 1, r->plan.steps_per_epoch,
                      r->plan.steps_per_epoch * r->plan.cfg.epochs);
     l->adam.lr = (float)l->lr;
-    int finite = step_run(r->live.m, r->live.w, r->plan.B, &obj, &l->adam, st->step + 1,
-                          r->live.red, &io);
+    int finite = r->plan.parts > 1
+                     ? step_run_parts(r->live.m, r->live.w, r->plan.parts, stage_part, r, &obj,
+                                      &l->adam, st->step + 1, r->live.red, &io)
+                     : step_run(r->live.m, r->live.w, r->plan.B, &obj, &l->adam, st->step + 1,
+                                r->live.red, &io);
     r->live.prof.forward += io.times.forward;
     r->live.prof.backward += io.times.backward;
     r->live.prof.reduce += io.times.reduce;
@@ -422,7 +441,7 @@ void loop_print_profile(const Run *r)
                            : "the allreduce's wait left after backward";
     printf("  (reduce: %s)\n", what);
     printf("  step %.3f ms, %.0f samples/s, %.2f GFLOP/s per rank\n", 1e3 * total / steps,
-           (double)r->plan.cfg.batch * steps / total, flops * r->plan.B * steps / total * 1e-9);
+           (double)r->plan.batch * steps / total, flops * r->plan.B * steps / total * 1e-9);
     printf("  peak resident memory %.1f MiB (rank 0), %.1f MiB (max over ranks)\n", mine[7], mx[7]);
     if (r->live.shared_mib > 0)
         printf("  of which shared by the node's ranks (counted in each): up to %.1f MiB\n",

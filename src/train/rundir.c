@@ -132,8 +132,12 @@ static int option_differs(const Run *r, const char *path, const char *name, char
     while (strcmp(o->name, name) != 0)
         o++;
     opts_format(o, &r->plan.cfg, want, n);
-    if (ckpt_read_config(path, name, have, n) != 0)
-        return 0;
+    if (ckpt_read_config(path, name, have, n) != 0) {
+        char probe[64]; /* no /config at all: nothing to compare with */
+        if (ckpt_read_config(path, "batch", probe, sizeof probe) != 0)
+            return 0;
+        snprintf(have, n, "%s", o->def); /* a checkpoint from before the option: its default */
+    }
     if (o->type == OPT_F64) /* older checkpoints wrote 17 digits: compare the numbers */
         return strtod(have, NULL) != strtod(want, NULL);
     return strcmp(have, want) != 0;
@@ -156,7 +160,7 @@ static int check_resumable(const Run *r, const char *path, VdError *err)
 {
     /* what is trained on, and what the best checkpoint, the plateau schedule
      * and early stopping measure (the test set) */
-    static const char *must_match[] = {"batch", "seed", "data", "dataset", "labels",
+    static const char *must_match[] = {"batch", "accumulate", "seed", "data", "dataset", "labels",
                                        "val-fraction", "test-dataset", "test-labels"};
     char have[VD_PATH_MAX], want[VD_PATH_MAX];
     for (size_t i = 0; i < sizeof must_match / sizeof *must_match; i++) {
@@ -207,7 +211,8 @@ void rundir_note_changes(const Run *r)
                                        "binarize", "data-mode", "lr-schedule", "lr-warmup",
                                        "lr-min", "lr-gamma", "lr-step", "lr-patience",
                                        "clip-norm", "weight-decay", "early-stop", "compress",
-                                       "bucket", "reduce", "node-sum", "stall-timeout"};
+                                       "bucket", "reduce", "node-sum", "stall-timeout",
+                                       "iw-samples"};
     char have[64], want[64];
     const char *path = r->live.resumed_from;
     for (size_t i = 0; i < sizeof may_change / sizeof *may_change; i++)

@@ -46,7 +46,7 @@ static int check_halvings(const TrainConfig *cfg, const ImageGeom *img, VdError 
 static void check_activations(const Run *r, int node_ranks, VdError *err)
 {
     const TrainConfig *cfg = &r->plan.cfg;
-    int B = shard_local_batch(cfg->batch, r->plan.rank, r->plan.size);
+    int B = r->plan.part; /* the rows of one part of a step */
     double draws = (double)B * cfg->iw_samples;
     int rows = draws > 1 << 30 ? 1 << 30 : (int)draws; /* more than fits any memory anyway */
     double need = draws > rows ? INFINITY : vae_work_bytes(r->live.m, rows > 256 ? rows : 256);
@@ -54,7 +54,8 @@ static void check_activations(const Run *r, int node_ranks, VdError *err)
     if (have > 0 && need > have)
         vd_fail(err, VD_EX_USAGE, "--iw-samples %d: %d samples x %d draws need %.3g GiB of "
                 "activations on each rank, more than half its share of the node's memory "
-                "(%.1f GiB): lower --iw-samples or --batch, or use more nodes", cfg->iw_samples,
+                "(%.1f GiB): lower --iw-samples or --batch, raise --accumulate, or use more nodes",
+                cfg->iw_samples,
                 B, cfg->iw_samples, need / (1 << 30), have / (1 << 30));
 }
 
@@ -105,8 +106,8 @@ static void print_start(const Run *r)
            x->img.c ? (x->img.chw ? " (channels first)" : "") : " (not images)",
            x->is_u8 ? ", uint8 / 255" : "",
            r->data.has_test ? (long long)r->data.test_x.n_rows : 0LL,
-           (long long)r->plan.steps_per_epoch, (long long)cfg->batch,
-           (long long)(r->plan.n_rows - r->plan.steps_per_epoch * cfg->batch));
+           (long long)r->plan.steps_per_epoch, (long long)r->plan.batch,
+           (long long)(r->plan.n_rows - r->plan.steps_per_epoch * r->plan.batch));
     int64_t step = r->st.step, spe = r->plan.steps_per_epoch;
     if (!r->live.resumed_from[0])
         printf("run directory %s: a new run of %lld steps\n", cfg->out,
@@ -133,7 +134,7 @@ static void open_reducer(Run *r)
     const TrainConfig *cfg = &r->plan.cfg;
     const char *why = NULL;
     /* fp16's scale: the power of two nearest 1 / the global batch */
-    float scale = (float)ldexp(1.0, -(int)lround(log2((double)cfg->batch)));
+    float scale = (float)ldexp(1.0, -(int)lround(log2((double)r->plan.batch)));
     ReduceConfig rc = {cfg->reduce, (size_t)(cfg->bucket_mib * (1 << 20) / sizeof(float)),
                        MPI_COMM_NULL, cfg->compress, scale,
                        cfg->node_sum == NODE_SUM_ADAM && cfg->clip_norm == 0};
@@ -177,6 +178,11 @@ static int setup(Run *r, VdError *err)
         vd_fail(err, VD_EX_USAGE,
                 "--batch %lld is smaller than the %d ranks: every rank needs a sample per step",
                 (long long)cfg->batch, r->plan.size);
+    /* a step: --accumulate parts of --batch rows, each rank's share in parts */
+    r->plan.batch = cfg->batch * cfg->accumulate;
+    r->plan.B = shard_local_batch(r->plan.batch, r->plan.rank, r->plan.size);
+    r->plan.parts = cfg->accumulate;
+    r->plan.part = (r->plan.B + r->plan.parts - 1) / r->plan.parts;
     if (err->code == VD_OK && r->plan.rank == 0)
         import_default_data(cfg->data, err);
     if (err->code == VD_OK && r->plan.rank == 0) /* stored absolute: eval runs from anywhere */
@@ -191,8 +197,7 @@ static int setup(Run *r, VdError *err)
     if (rundir_prepare(r, err))
         return err->code;
     r->plan.n_rows = r->data.train_x.n_rows;
-    r->plan.steps_per_epoch = shard_steps_per_epoch(r->plan.n_rows, cfg->batch);
-    r->plan.B = shard_local_batch(cfg->batch, r->plan.rank, r->plan.size);
+    r->plan.steps_per_epoch = shard_steps_per_epoch(r->plan.n_rows, r->plan.batch);
     int resumed = rundir_resume(r, err);
     if (err->code != VD_OK)
         return err->code;
@@ -229,8 +234,15 @@ static int setup(Run *r, VdError *err)
         return -1;
     }
     /* everything the loop needs, allocated once */
-    int rows = r->plan.B * cfg->iw_samples;
+    int rows = r->plan.part * cfg->iw_samples;
     r->live.w = vae_work_create(r->live.m, rows > 256 ? rows : 256);
+    if (r->plan.parts > 1) { /* the step's rows and noise, handed out a part at a time */
+        size_t B = (size_t)r->plan.B;
+        r->live.stage_x = vd_calloc(B * (size_t)r->live.m->shape.n_input, sizeof(float));
+        r->live.stage_y = vd_calloc(B, sizeof(int32_t));
+        r->live.stage_eps = vd_calloc(B * (size_t)cfg->iw_samples * (size_t)r->live.m->d_total,
+                                      sizeof(float));
+    }
     if (r->live.m->prior.K > 0) /* the pseudo-inputs' pass split over the ranks */
         r->live.w->group = step_group_create(r->plan.comm);
     r->live.batch_rows = vd_calloc((size_t)r->plan.B, sizeof(int64_t));
@@ -244,6 +256,9 @@ static void run_free(Run *r)
     metrics_close(r->live.metrics);
     shard_free(&r->data.test);
     vd_free(r->live.batch_rows);
+    vd_free(r->live.stage_x);
+    vd_free(r->live.stage_y);
+    vd_free(r->live.stage_eps);
     vd_free(r->live.test_mu);
     vd_free(r->live.test_lab);
     vd_free(r->live.all_mu);

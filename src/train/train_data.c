@@ -216,9 +216,9 @@ void train_data_open(Run *r, VdError *err)
         check_labels(r, err);
     if (err->code != VD_OK)
         return;
-    if (x->n_rows < cfg->batch)
+    if (x->n_rows < r->plan.batch)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than one global batch (%lld)",
-                x->where, (long long)x->n_rows, (long long)cfg->batch);
+                x->where, (long long)x->n_rows, (long long)r->plan.batch);
     else if (r->data.has_test && tx->n_rows < r->plan.size)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than the %d ranks", tx->where,
                 (long long)tx->n_rows, r->plan.size);
@@ -269,7 +269,7 @@ int train_data_load(Run *r, VdError *err)
                      r->data.has_train_y ? &r->data.train_y : NULL,
                      unit,
                      cfg->model.classes,
-                     cfg->batch,
+                     r->plan.batch,
                      r->plan.steps_per_epoch,
                      cfg->epochs,
                      cfg->seed,

@@ -29,7 +29,13 @@ static const OptSpec train_only[] = {
     {"out", STR(out), "runs/default", 0, 0, "DIR",
      "run directory; an existing run there resumes (strftime % patterns expand)"},
     {"epochs", NUM(OPT_INT, epochs), "10", 1, 1e6, "N", "passes over the training data"},
-    {"batch", NUM(OPT_I64, batch), "128", 1, 1e9, "G", "GLOBAL batch: samples per step, all ranks"},
+    {"batch", NUM(OPT_I64, batch), "128", 1, 1e9, "G",
+     "GLOBAL batch: samples per step, all ranks (per micro-batch, with --accumulate)"},
+    {"accumulate", NUM(OPT_INT, accumulate), "1", 1, 4096, "N",
+     "gradient accumulation: N micro-batches of --batch per optimizer step, an effective batch "
+     "of N x G; each rank runs its share of the step's rows in N parts (the activations are "
+     "one part's) and the gradients are summed over the ranks once per step: the same "
+     "training as --batch N*G, up to float summation order"},
     {"lr", NUM(OPT_F64, lr), "1e-3", 1e-12, 10, "X", "Adam learning rate"},
     {"beta1", NUM(OPT_F64, beta1), "0.9", 0, 0.999999, "X", "Adam first-moment decay"},
     {"beta2", NUM(OPT_F64, beta2), "0.999", 0, 0.99999999, "X", "Adam second-moment decay"},
