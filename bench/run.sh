@@ -255,6 +255,33 @@ model_bench hvae-300x2-40x2-standard "Two-level gated VAE, standard prior (2,431
 model_bench hvae-300x2-40x2-vamp "Two-level gated VAE, VampPrior of 500 (2,823,024 parameters)" 100 60 \
     "--hidden 300,300 --latent 40,40 --activation gated --prior vamp" torch_hvae.py \
     "--steps 30 --warmup 5 --latent 40,40 --prior vamp"
+# The convolutional two-level model (--preset conv-hvae, about 1.3 GFLOP per
+# image per step), and its peak memory per rank as the batch grows, with
+# and without --accumulate holding a large batch in a part's memory.
+model_bench conv-hvae "Convolutional two-level VAE, --preset conv-hvae (2,210,861 parameters)" 100 6 \
+    "--preset conv-hvae" torch_hvae.py "--steps 3 --warmup 1 --preset conv-hvae"
+echo "== conv-hvae, peak memory against the batch"
+mem=""
+for spec in "25 1" "50 1" "100 1" "200 1" "50 4"; do
+    set -- $spec
+    rm -rf "$TMP/run"
+    timeout 900 mpirun -np 1 "$VAE" --data "$DATA" --preset conv-hvae --batch "$1" --accumulate "$2" \
+        --max-steps 2 --profile --ckpt-every 0 --log-every 100000 --test-dataset none \
+        --out "$TMP/run" >"$TMP/mem" 2>&1 || { cat "$TMP/mem" >&2; continue; }
+    rss=$(prof rss "$TMP/mem")
+    row conv-hvae "$1" "np1_accumulate$2_peak_rss_mib" "$rss"
+    mem="$mem| $(($1 * $2)) | $1 | $2 | $rss |
+"
+done
+{
+    echo
+    echo "Peak resident memory of conv-hvae at np=1 (2 steps; the work holds at least 64 rows), and"
+    echo "a step of 200 in 4 parts of 50 (--batch 50 --accumulate 4):"
+    echo
+    echo "| samples per step | --batch (a part) | --accumulate | peak RSS MiB |"
+    echo "| --- | --- | --- | --- |"
+    printf "%s" "$mem"
+} >>"$md.tmp"
 
 {
     echo

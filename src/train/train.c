@@ -49,7 +49,7 @@ static void check_activations(const Run *r, int node_ranks, VdError *err)
     int B = r->plan.part; /* the rows of one part of a step */
     double draws = (double)B * cfg->iw_samples;
     int rows = draws > 1 << 30 ? 1 << 30 : (int)draws; /* more than fits any memory anyway */
-    double need = draws > rows ? INFINITY : vae_work_bytes(r->live.m, rows > 256 ? rows : 256);
+    double need = draws > rows ? INFINITY : vae_work_bytes(r->live.m, rows > 64 ? rows : 64);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 2 / node_ranks;
     if (have > 0 && need > have)
         vd_fail(err, VD_EX_USAGE, "--iw-samples %d: %d samples x %d draws need %.3g GiB of "
@@ -234,8 +234,10 @@ static int setup(Run *r, VdError *err)
         return -1;
     }
     /* everything the loop needs, allocated once */
+    /* the rows of a part, and at least the figures' 64 (the test pass goes
+     * in chunks of it: a convolutional model's row can take megabytes) */
     int rows = r->plan.part * cfg->iw_samples;
-    r->live.w = vae_work_create(r->live.m, rows > 256 ? rows : 256);
+    r->live.w = vae_work_create(r->live.m, rows > 64 ? rows : 64);
     if (r->plan.parts > 1) { /* the step's rows and noise, handed out a part at a time */
         size_t B = (size_t)r->plan.B;
         r->live.stage_x = vd_calloc(B * (size_t)r->live.m->shape.n_input, sizeof(float));
