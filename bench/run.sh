@@ -75,6 +75,9 @@ row() { echo "$1,$2,$3,$4" >>"$csv.tmp"; }
     echo
     echo "$(date -u +%Y-%m-%d), $cpu, $cores cores; Open MPI $ompi, OpenBLAS $blas, HDF5 $hdf5,"
     echo "PyTorch $torchv; one OpenBLAS (or torch) thread per rank; medians of $REPS runs."
+    echo "OpenBLAS build and kernels: $("$SGEMM" --config)."
+    [ -z "${OPENBLAS_CORETYPE:-}" ] ||
+        echo "OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE in the environment chose the kernels, not OpenBLAS's detection."
     echo "Reproduce: \`make bench\` (or \`sh bench/run.sh\`)."
 } >"$md.tmp"
 

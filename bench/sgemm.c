@@ -5,6 +5,7 @@
  *   bench/sgemm --input 784 --hidden 400 --latent 20 --batch 128 [--reps 200]
  *   bench/sgemm --image 28x28x1 --conv 32,64 --hidden 256 --latent 20 --batch 128
  *   bench/sgemm --products TRACE [--reps 50]
+ *   bench/sgemm --config      OpenBLAS's build and the core it chose
  *
  * With --products, the products are those bench/sgemm_trace.so recorded of
  * one step of any model (several stochastic layers, gated layers, a
@@ -176,6 +177,13 @@ static int replay(const char *path, int reps)
 
 int main(int argc, char **argv)
 {
+    /* The core decides the ceiling: OPENBLAS_CORETYPE in the environment
+     * overrides what OpenBLAS would detect (Haswell kernels on an AVX-512
+     * machine run at about half its sgemm rate). */
+    if (argc == 2 && !strcmp(argv[1], "--config")) {
+        printf("%s\n", openblas_get_config());
+        return 0;
+    }
     for (int i = 1; i + 1 < argc; i += 2)
         if (!strcmp(argv[i], "--products")) {
             int reps = 20;

@@ -221,7 +221,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    train, test = load(args.data)
+    train, test, _ = load(args.data)
     pseudo = args.pseudo_inputs if args.prior == "vamp" else 0
     if args.preset == "conv-hvae":
         model = ConvHVAE(pseudo, int(args.latent.split(",")[-1]))
