@@ -29,4 +29,29 @@ one() {
     pass "1. \$VAE_DIST_DATA naming a missing file: exit 66, $(cat "$WORK/env-data.err")" ||
     fail "1. \$VAE_DIST_DATA naming a missing file was not refused (or something was written)"
 
+# a small trained run for the commands that use one
+run_mpi 1 60 "$VAE" --data "$WORK/bars.h5" $SMALL --out "$WORK/run" >"$WORK/run.log" 2>&1 ||
+    { cat "$WORK/run.log"; fail "training the small run"; finish; }
+
+# 2. Every command checks that it can write its outputs before it works:
+#    one line that says why, exit 73, and no work begun (eval prints its
+#    start line and progress, encode its start line, before they work)
+for c in "eval --samples 2000 --out $WORK/no/dir/e.json" "encode --out $WORK/no/x.h5" \
+    "sample --out $WORK/no/s" "reconstruct --out $WORK/no/r" "interpolate --out $WORK/no/i"; do
+    cmd=${c%% *}
+    # shellcheck disable=SC2086 # the words of $c
+    if one 73 "out-$cmd" $c --ckpt "$WORK/run" &&
+        grep -q "^vae-dist: cannot write $WORK/no/.*: there is no directory $WORK/no" "$WORK/out-$cmd.err" &&
+        [ ! -s "$WORK/out-$cmd.out" ]; then
+        pass "2. $cmd: $(cat "$WORK/out-$cmd.err")"
+    else
+        fail "2. $cmd with --out in a missing directory did not stop before working"
+    fi
+done
+mkdir -p "$WORK/sdir.h5"
+one 73 out-isdir sample --ckpt "$WORK/run" --out "$WORK/sdir" &&
+    grep -q "^vae-dist: cannot write $WORK/sdir.h5: it is a directory" "$WORK/out-isdir.err" &&
+    pass "2. sample --out NAME where NAME.h5 is a directory: $(cat "$WORK/out-isdir.err")" ||
+    fail "2. sample into a directory's name was not refused first"
+
 finish

@@ -78,6 +78,8 @@ static void encode_open(Encode *e, VdError *err)
     const char *ext = strrchr(cfg->out, '.');
     if (!ext || strcmp(ext, ".h5") != 0)
         vd_fail(err, VD_EX_USAGE, "--out %s: the name must end in .h5", cfg->out);
+    if (err->code == VD_OK && e->rank == 0) /* before the work */
+        durable_check(cfg->out, err);
     if (err->code == VD_OK)
         e->m = trained_load(cfg->ckpt, e->ckpt, err);
     if (err->code != VD_OK)
@@ -532,6 +534,8 @@ int interpolate_main(int argc, char **argv, MPI_Comm comm)
                     cfg.from > cfg.to ? "from" : "to", (long long)worst, x.where,
                     (long long)x.n_rows, (long long)x.n_rows - 1);
     }
+    if (rank == 0 && err.code == VD_OK)
+        trained_check_outputs(cfg.out, ckpt, &err);
     if (rank == 0 && err.code == VD_OK)
         interpolate(&cfg, ckpt, m, &x, &err);
     h5rows_close(&x);

@@ -199,6 +199,8 @@ static void open_inputs(Eval *e, VdError *err)
     const char *ext = strrchr(cfg->out, '.');
     if (cfg->out[0] && (!ext || (strcmp(ext, ".json") && strcmp(ext, ".csv") && strcmp(ext, ".h5"))))
         vd_fail(err, VD_EX_USAGE, "--out %s: the name must end in .json, .csv or .h5", cfg->out);
+    if (err->code == VD_OK && cfg->out[0] && e->rank == 0) /* before minutes of work */
+        durable_check(cfg->out, err);
     if (err->code == VD_OK)
         e->m = trained_load(cfg->ckpt, e->ckpt, err);
     if (err->code == VD_OK) {

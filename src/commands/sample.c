@@ -175,6 +175,8 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
         vd_fail(&err, VD_EX_USAGE, "--class %d: the model in %s %s", cfg.cls, ckpt,
                 m->shape.classes ? "has fewer classes" : "is not conditional");
     if (rank == 0 && err.code == VD_OK)
+        trained_check_outputs(cfg.out, ckpt, &err);
+    if (rank == 0 && err.code == VD_OK)
         draw_samples(&cfg, ckpt, m, &err);
     vae_free(m);
     return vd_error_agree(&err, comm);
@@ -279,6 +281,8 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
             vd_fail(&err, VD_EX_USAGE, "--first %lld --n %d: %s has %lld rows",
                     (long long)cfg.first, cfg.n, x.where, (long long)x.n_rows);
     }
+    if (rank == 0 && err.code == VD_OK)
+        trained_check_outputs(cfg.out, ckpt, &err);
     if (rank == 0 && err.code == VD_OK)
         reconstruct_rows(&cfg, m, &x, &err);
     h5rows_close(&x);

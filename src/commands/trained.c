@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "durable.h"
 #include "shard.h"
 #include "image.h"
 #include "runtime.h"
@@ -126,6 +127,18 @@ void trained_image(const char *ckpt, ImageGeom *g)
         *g = d.img;
     else
         memset(g, 0, sizeof *g);
+}
+
+int trained_check_outputs(const char *name, const char *ckpt, VdError *err)
+{
+    char path[VD_PATH_MAX];
+    ImageGeom g;
+    trained_image(ckpt, &g);
+    trained_out_path(path, name, ".h5");
+    if (durable_check(path, err) != VD_OK || !g.c)
+        return err->code;
+    trained_out_path(path, name, ".png");
+    return durable_check(path, err);
 }
 
 void trained_out_path(char *buf, const char *name, const char *ext)

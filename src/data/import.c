@@ -284,6 +284,8 @@ int import_main(int argc, char **argv, MPI_Comm comm)
                 vd_fail(&err, VD_EX_CANTCREAT, "cannot create directory %s: %s", dir,
                         strerror(errno));
         }
+        if (err.code == VD_OK && (cfg.force || access(cfg.out, F_OK) != 0))
+            durable_check(cfg.out, &err); /* before the IDX files are read */
         if (err.code == VD_OK && import_idx(&cfg, &err) == VD_OK)
             printf("wrote %s\n", cfg.out);
     }
