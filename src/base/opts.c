@@ -14,6 +14,27 @@ static int in_range(const OptSpec *o, double x)
     return o->min > o->max || (x >= o->min && x <= o->max);
 }
 
+/* -1 with why the value is refused: number, a number that o does not take,
+ * else text, which is not a number (or list) at all. The range is printed
+ * with whole numbers in full: [1, 1048576], not [1, 1.04858e+06]. */
+static int number_fail(const OptSpec *o, const char *number, const char *text, VdError *err)
+{
+    const char *what = o->type == OPT_F64    ? "number"
+                       : o->type == OPT_LIST ? "comma-separated list of whole numbers"
+                                             : "whole number";
+    if (o->type == OPT_U64)
+        return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a whole number of 0 or more", o->name,
+                       text);
+    if (o->min > o->max)
+        return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a valid %s", o->name, text, what);
+    char lo[32], hi[32];
+    snprintf(lo, sizeof lo, o->type != OPT_F64 ? "%.0f" : "%g", o->min);
+    snprintf(hi, sizeof hi, o->type != OPT_F64 ? "%.0f" : "%g", o->max);
+    if (number)
+        return vd_fail(err, VD_EX_USAGE, "--%s: %s is outside [%s, %s]", o->name, number, lo, hi);
+    return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a %s in [%s, %s]", o->name, text, what, lo, hi);
+}
+
 /* Parses text into o's field of cfg; 0 or -1 with a reason in err. */
 static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err)
 {
@@ -35,9 +56,11 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
     case OPT_INT:
     case OPT_I64: {
         long long v = strtoll(text, &end, 10);
-        if (!*text || *end || errno || !in_range(o, (double)v) ||
-            (o->type == OPT_INT && (v < INT32_MIN || v > INT32_MAX)))
+        if (!*text || *end)
             goto bad_number;
+        if (errno || !in_range(o, (double)v) ||
+            (o->type == OPT_INT && (v < INT32_MIN || v > INT32_MAX)))
+            goto out_of_range;
         if (o->type == OPT_INT)
             *(int *)field = (int)v;
         else
@@ -55,8 +78,10 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
     }
     case OPT_F64: {
         double v = strtod(text, &end);
-        if (!*text || *end || errno || !isfinite(v) || !in_range(o, v))
+        if (!*text || *end || isnan(v))
             goto bad_number;
+        if (errno || !isfinite(v) || !in_range(o, v))
+            goto out_of_range;
         *(double *)field = v;
         return 0;
     }
@@ -87,8 +112,14 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
                                VD_LIST_MAX);
             errno = 0;
             long v = strtol(p, &end, 10);
-            if (end == p || errno || !in_range(o, (double)v))
+            if (end == p)
                 goto bad_number;
+            if (errno || !in_range(o, (double)v) || v < INT32_MIN || v > INT32_MAX) {
+                char number[96]; /* which value, when there are several */
+                snprintf(number, sizeof number, p == text && !*end ? "%.*s" : "%.*s in '%.40s'",
+                         (int)(end - p < 24 ? end - p : 24), p, text);
+                return number_fail(o, number, NULL, err);
+            }
             list.v[list.n++] = (int)v;
             if (*end == '\0')
                 break;
@@ -100,20 +131,10 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
         return 0;
     }
     }
+out_of_range:
+    return number_fail(o, text, NULL, err);
 bad_number:
-    if (o->min <= o->max) { /* whole numbers in full: [1, 1048576], not [1, 1.04858e+06] */
-        char lo[32], hi[32];
-        int whole = o->type != OPT_F64;
-        snprintf(lo, sizeof lo, whole ? "%.0f" : "%g", o->min);
-        snprintf(hi, sizeof hi, whole ? "%.0f" : "%g", o->max);
-        return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a %s in [%s, %s]", o->name, text,
-                       o->type == OPT_F64    ? "number"
-                       : o->type == OPT_LIST ? "comma-separated list of whole numbers"
-                                             : "whole number",
-                       lo, hi);
-    }
-    return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a valid %s", o->name, text,
-                   o->type == OPT_F64 ? "number" : o->type == OPT_LIST ? "list" : "whole number");
+    return number_fail(o, NULL, text, err);
 }
 
 int opts_set(const OptSpec *o, void *cfg, const char *text, VdError *err)
@@ -245,6 +266,8 @@ void opts_format(const OptSpec *o, const void *cfg, char *buf, size_t n)
             if (strtod(buf, NULL) == v)
                 break;
         }
+        if (strchr(buf, 'e') && fabs(v) >= 1 && fabs(v) < 1e15 && v == floor(v))
+            snprintf(buf, n, "%.0f", v); /* 10, not 1e+01 */
         break;
     }
     case OPT_CHOICE: {

@@ -184,10 +184,14 @@ static void close_output(const Encode *e, EncodeOut *o, VdError *err)
         H5Dclose(o->y);
     if (o->f >= 0 && H5Fclose(o->f) < 0 && err->code == VD_OK)
         vd_fail(err, VD_EX_IOERR, "cannot write %s", e->cfg.out);
+    char rows[64] = ""; /* the datasets of one value per row */
+    if (e->has_y || e->x.map)
+        snprintf(rows, sizeof rows, "; %s%s: %lld", e->has_y ? "/labels" : "",
+                 e->x.map ? (e->has_y ? ", /rows" : "/rows") : "", (long long)e->x.n_rows);
     if (o->out.tmp[0] && err->code == VD_OK && durable_commit(&o->out, err) == VD_OK)
-        printf("wrote %s (/mu, /logvar%s%s: %lld x %d%s)\n", e->cfg.out, e->cfg.sample ? ", /z" : "",
-               e->has_y ? ", /labels" : "", (long long)e->x.n_rows, vae_top_latent(e->m),
-               e->m->n_levels > 1 ? " for the top layer, each with its number" : "");
+        printf("wrote %s (/mu, /logvar%s: %lld x %d%s%s)\n", e->cfg.out, e->cfg.sample ? ", /z" : "",
+               (long long)e->x.n_rows, vae_top_latent(e->m),
+               e->m->n_levels > 1 ? " for the top layer, each with its number" : "", rows);
     else if (o->out.tmp[0])
         durable_discard(&o->out);
 }
@@ -452,7 +456,7 @@ static int write_interp(const InterpConfig *cfg, const char *ckpt, const H5Rows 
         ft[1] = x->map[cfg->to];
     }
     hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    int bad = f < 0 || h5_write_f32(f, "z", z, K, d) || h5_write_f32(f, "t", tf, K, 1) ||
+    int bad = f < 0 || h5_write_f32(f, "z", z, K, d) || h5_write_f32(f, "t", tf, K, 0) ||
               h5_write_f32_nd(f, "samples", stored, dims, data.n_dims + 1) ||
               h5_attr_str(f, "checkpoint", ckpt) || h5_attr_str(f, "data", x->where) ||
               h5_attr_i64(f, "rows", ft, 2) ||

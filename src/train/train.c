@@ -101,17 +101,17 @@ static void print_start(const Run *r)
     printf("vae-dist %s: %d rank%s x %d thread%s; model %s (%zu parameters)\n", PACKAGE_VERSION,
            r->plan.size, plural(r->plan.size), r->plan.threads, plural(r->plan.threads), desc,
            r->live.m->n_params);
-    printf("data %s: %lld samples of %s%s%s, %lld test samples; %lld steps per epoch of %lld "
-           "(%lld unused)\n", x->where, (long long)r->plan.n_rows, shape,
+    long long n_test = r->data.has_test ? (long long)r->data.test_x.n_rows : 0LL;
+    printf("data %s: %lld sample%s of %s%s%s, %lld test sample%s; %lld step%s per epoch of %lld "
+           "(%lld unused)\n", x->where, (long long)r->plan.n_rows, plural((long)r->plan.n_rows), shape,
            x->img.c ? (x->img.chw ? " (channels first)" : "") : " (not images)",
-           x->is_u8 ? ", uint8 / 255" : "",
-           r->data.has_test ? (long long)r->data.test_x.n_rows : 0LL,
-           (long long)r->plan.steps_per_epoch, (long long)r->plan.batch,
-           (long long)(r->plan.n_rows - r->plan.steps_per_epoch * r->plan.batch));
+           x->is_u8 ? ", uint8 / 255" : "", n_test, plural((long)n_test),
+           (long long)r->plan.steps_per_epoch, plural((long)r->plan.steps_per_epoch),
+           (long long)r->plan.batch, (long long)(r->plan.n_rows - r->plan.steps_per_epoch * r->plan.batch));
     int64_t step = r->st.step, spe = r->plan.steps_per_epoch;
     if (!r->live.resumed_from[0])
-        printf("run directory %s: a new run of %lld steps\n", cfg->out,
-               (long long)r->plan.total_steps);
+        printf("run directory %s: a new run of %lld step%s\n", cfg->out,
+               (long long)r->plan.total_steps, plural((long)r->plan.total_steps));
     else if (step % spe == 0)
         printf("resuming from %s: step %lld, epoch %lld done\n", r->live.resumed_from,
                (long long)step, (long long)(step / spe));
