@@ -93,7 +93,8 @@ int rundir_start_logs(Run *r, VdError *err);
  * --keep, which never takes the best. */
 int rundir_save(Run *r, int best, VdError *err);
 /* Rank 0, at the end: RUN/status, one line for batch scripts: "done STEP",
- * "stopped STEP" (exit 75) or "failed CODE STEP", STEP the newest
+ * "paused STEP" (--max-steps ended it before its last epoch: exit 0, more
+ * to do), "stopped STEP" (exit 75) or "failed CODE STEP", STEP the newest
  * checkpoint's. Best effort. */
 void rundir_status(const Run *r, int code);
 

@@ -78,4 +78,41 @@ one 0 one-step --data "$WORK/bars.h5" $SMALL --max-steps 1 --out "$WORK/one-step
     grep -q "a new run of 1 step$" "$WORK/one-step.out" && ! grep -q " 1 steps" "$WORK/one-step.out" &&
     pass "12. $(grep 'a new run of' "$WORK/one-step.out" | sed "s|$WORK/||")" || fail "12. '1 steps'"
 
+# 13. Found before and still open: RUN/status says 'paused' after a
+#     --max-steps stop short of the run's end (and 'done' at the end);
+#     encode's wrote line gives /labels its (N) shape; interpolate's /t is
+#     (K); sample (and reconstruct, encode, interpolate) take --threads;
+#     Ctrl-C is reported as an interruption, not a preemption
+grep -q "^paused 1$" "$WORK/one-step/status" && pass "13. after --max-steps 1: status $(cat "$WORK/one-step/status")" ||
+    fail "13. after --max-steps 1: status $(cat "$WORK/one-step/status" 2>/dev/null)"
+one 0 one-step-end --data "$WORK/bars.h5" $SMALL --out "$WORK/one-step" &&
+    grep -q "^done 20$" "$WORK/one-step/status" && pass "13. at its end: status $(cat "$WORK/one-step/status")" ||
+    fail "13. at its end: status $(cat "$WORK/one-step/status" 2>/dev/null)"
+one 0 enc encode --ckpt "$WORK/run" --out "$WORK/codes.h5" &&
+    grep -q "^wrote $WORK/codes.h5 (/mu, /logvar: 50 x 2; /labels: 50)$" "$WORK/enc.out" &&
+    pass "13. $(grep '^wrote' "$WORK/enc.out" | sed "s|$WORK/||")" || fail "13. encode's wrote line"
+if need_h5dump && one 0 interp interpolate --ckpt "$WORK/run" --steps 7 --out "$WORK/walk"; then
+    h5dump -H -d /t "$WORK/walk.h5" | grep -q "DATASPACE  SIMPLE { ( 7 ) / ( 7 ) }" &&
+        pass "13. interpolate's /t is (7)" || fail "13. interpolate's /t: $(h5dump -H -d /t "$WORK/walk.h5" | grep DATASPACE)"
+fi
+took=""
+for c in sample reconstruct encode interpolate; do
+    one 0 "threads-$c" $c --ckpt "$WORK/run" --threads 1 --out "$WORK/threads-$c.h5" && took="$took $c" ||
+        fail "13. $c --threads 1"
+done
+[ "$took" = " sample reconstruct encode interpolate" ] && pass "13. --threads 1 taken by$took"
+# Ctrl-C: SIGINT to a run on one rank (no mpirun, which would pass it on as SIGTERM)
+"$VAE" --data "$WORK/bars.h5" $SMALL --epochs 2000 --log-every 5 --out "$WORK/int" >"$WORK/int.out" 2>&1 &
+pid=$!
+i=0; while ! grep -q "samples/s" "$WORK/int.out" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+kill -INT $pid
+i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+kill -9 $pid 2>/dev/null
+wait $pid; rc=$?
+[ $rc -eq 75 ] && grep -q "^stop requested by SIGINT (Ctrl-C): checkpointing at step" "$WORK/int.out" &&
+    grep -q "^interrupted: .* checkpoint saved in .*; run the same command again to continue (exit 75)$" "$WORK/int.out" &&
+    ! grep -q "preempted" "$WORK/int.out" &&
+    pass "13. Ctrl-C: $(grep '^interrupted' "$WORK/int.out" | sed "s|$WORK/||")" ||
+    { tail -3 "$WORK/int.out"; fail "13. SIGINT: exit $rc, not reported as an interruption"; }
+
 finish

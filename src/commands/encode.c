@@ -14,6 +14,7 @@
 #include "image.h"
 #include "model.h"
 #include "rng.h"
+#include "runtime.h"
 #include "trained.h"
 
 static const char ckpt_help[] =
@@ -23,7 +24,7 @@ static const char ckpt_help[] =
 
 typedef struct {
     char ckpt[VD_PATH_MAX], data[VD_PATH_MAX], dataset[256], labels[256], out[VD_PATH_MAX];
-    int sample;
+    int sample, threads;
     uint64_t seed;
 } EncodeConfig;
 
@@ -46,6 +47,8 @@ static const OptSpec encode_options[] = {
      "..., each layer's posterior given the draws above it)"},
     {"seed", OPT_U64, EOFF(seed), 0, "1", 0, 0, "N",
      "seed of the --sample draws (the same eps as reconstruct --sample)"},
+    {"threads", OPT_INT, EOFF(threads), 0, "0", 0, 1024, "N",
+     "OpenBLAS threads per rank (0: cores / ranks per node)"},
     OPT_END};
 
 const OptCommand encode_command = {
@@ -331,6 +334,8 @@ int encode_main(int argc, char **argv, MPI_Comm comm)
         vd_free(e);
         return VD_OK;
     }
+    if (err.code == VD_OK) /* the same verdict on every rank */
+        runtime_set_threads(e->cfg.threads, comm);
     if (err.code == VD_OK)
         encode_open(e, &err);
     if (vd_error_agree(&err, comm) == VD_OK) {
@@ -357,7 +362,7 @@ int encode_main(int argc, char **argv, MPI_Comm comm)
 typedef struct {
     char ckpt[VD_PATH_MAX], data[VD_PATH_MAX], dataset[256], out[VD_PATH_MAX];
     int64_t from, to;
-    int steps, slerp;
+    int steps, slerp, threads;
 } InterpConfig;
 
 #define IOFF(f) offsetof(InterpConfig, f)
@@ -374,6 +379,8 @@ static const OptSpec interp_options[] = {
     {"out", ISTR(out), "interpolation", 0, 0, "NAME",
      "writes NAME.png (row I, the K decoded points, row J) for images, and NAME.h5 (/z, /t, "
      "/samples)"},
+    {"threads", OPT_INT, IOFF(threads), 0, "0", 0, 1024, "N",
+     "OpenBLAS threads per rank (0: cores / ranks per node)"},
     OPT_END};
 
 const OptCommand interpolate_command = {
@@ -524,6 +531,8 @@ int interpolate_main(int argc, char **argv, MPI_Comm comm)
     VdError err = {0};
     if (opts_command(&interpolate_command, &cfg, argc, argv, rank, &err))
         return VD_OK;
+    if (err.code == VD_OK)
+        runtime_set_threads(cfg.threads, comm);
     char ckpt[VD_PATH_MAX];
     Vae *m = NULL;
     H5Rows x = {.file = -1, .dset = -1};

@@ -13,13 +13,14 @@
 #include "image.h"
 #include "model.h"
 #include "rng.h"
+#include "runtime.h"
 #include "trained.h"
 
 /* ---- sample ----------------------------------------------------------- */
 
 typedef struct {
     char ckpt[VD_PATH_MAX], out[VD_PATH_MAX];
-    int n, cols, cls, noise;
+    int n, cols, cls, noise, threads;
     uint64_t seed;
 } SampleConfig;
 
@@ -40,6 +41,8 @@ static const OptSpec sample_options[] = {
      "seed of the draws (the run's seed gives its samples.png)"},
     {"out", SSTR(out), "samples", 0, 0, "NAME",
      "writes NAME.png (the grid) and NAME.h5 (/samples, /z; /classes if conditional)"},
+    {"threads", OPT_INT, SOFF(threads), 0, "0", 0, 1024, "N",
+     "OpenBLAS threads per rank (0: cores / ranks per node)"},
     OPT_END};
 
 const OptCommand sample_command = {
@@ -168,6 +171,8 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
     VdError err = {0};
     if (opts_command(&sample_command, &cfg, argc, argv, rank, &err))
         return VD_OK;
+    if (err.code == VD_OK) /* the same verdict on every rank */
+        runtime_set_threads(cfg.threads, comm);
     char ckpt[VD_PATH_MAX];
     Vae *m = NULL;
     if (rank == 0 && err.code == VD_OK && (m = trained_load(cfg.ckpt, ckpt, &err)) &&
@@ -187,7 +192,7 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
 typedef struct {
     char ckpt[VD_PATH_MAX], data[VD_PATH_MAX], dataset[256], out[VD_PATH_MAX];
     int64_t first;
-    int n, cols, sample, binarize;
+    int n, cols, sample, binarize, threads;
     uint64_t seed;
 } ReconConfig;
 
@@ -207,6 +212,8 @@ static const OptSpec recon_options[] = {
      "binarize the inputs first (as eval --binarize does)"},
     {"seed", OPT_U64, ROFF(seed), 0, "1", 0, 0, "N", "seed of --sample and --binarize draws"},
     {"out", RSTR(out), "reconstructions", 0, 0, "NAME", "writes NAME.png"},
+    {"threads", OPT_INT, ROFF(threads), 0, "0", 0, 1024, "N",
+     "OpenBLAS threads per rank (0: cores / ranks per node)"},
     OPT_END};
 
 const OptCommand reconstruct_command = {
@@ -263,6 +270,8 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
     VdError err = {0};
     if (opts_command(&reconstruct_command, &cfg, argc, argv, rank, &err))
         return VD_OK;
+    if (err.code == VD_OK)
+        runtime_set_threads(cfg.threads, comm);
     char ckpt[VD_PATH_MAX];
     Vae *m = NULL;
     H5Rows x = {.file = -1, .dset = -1};

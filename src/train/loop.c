@@ -220,6 +220,18 @@ static void test_kill(void)
     raise(SIGKILL);
 }
 
+/* Rank 0: the stop signal as a user knows it: this rank's own (Ctrl-C is
+ * SIGINT); one that reached only other ranks is "a signal". */
+static const char *stop_cause(void)
+{
+    switch (signals_stop_asked()) {
+    case SIGINT: return "SIGINT (Ctrl-C)";
+    case SIGTERM: return "SIGTERM";
+    case SIGUSR1: return "SIGUSR1";
+    default: return "a signal to another rank";
+    }
+}
+
 /* Rank 0: one progress line and metrics row for the interval that ends now
  * (local step s of epoch). */
 static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
@@ -347,7 +359,7 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     if (io.stop) {
         l->code = VD_EX_TEMPFAIL;
         if (r->plan.rank == 0)
-            printf("stop requested by a signal: checkpointing at step %lld\n",
+            printf("stop requested by %s: checkpointing at step %lld\n", stop_cause(),
                    (long long)st->step);
     }
     return 0;
@@ -400,8 +412,10 @@ int loop_run(Run *r, VdError *err)
         if (run_epoch(r, &l, epoch, err))
             return err->code;
     if (r->plan.rank == 0 && l.code == VD_EX_TEMPFAIL)
-        printf("preempted: %lld step%s in %.1f s, checkpoint saved in %s; run the same command "
-               "again to continue (exit 75)\n", (long long)(r->st.step - l.first_step),
+        printf("%s: %lld step%s in %.1f s, checkpoint saved in %s; run the same command "
+               "again to continue (exit 75)\n",
+               signals_stop_asked() == SIGINT ? "interrupted" : "preempted",
+               (long long)(r->st.step - l.first_step),
                r->st.step - l.first_step == 1 ? "" : "s", vd_now() - l.run_start, cfg->out);
     else if (r->plan.rank == 0)
         printf("done%s: %lld step%s in %.1f s; outputs in %s\n", l.early ? " (early stop)" : "",

@@ -347,7 +347,12 @@ void rundir_status(const Run *r, int code)
             fclose(f);
         }
     }
-    if (code == VD_OK)
+    /* --max-steps ended it short of its epochs (not an early stop): more to do */
+    int early = r->plan.cfg.early_stop > 0 && r->st.bad_epochs >= r->plan.cfg.early_stop;
+    int short_of_end = r->st.step < r->plan.steps_per_epoch * r->plan.cfg.epochs && !early;
+    if (code == VD_OK && short_of_end)
+        snprintf(line, sizeof line, "paused %lld\n", step);
+    else if (code == VD_OK)
         snprintf(line, sizeof line, "done %lld\n", step);
     else if (code == VD_EX_TEMPFAIL)
         snprintf(line, sizeof line, "stopped %lld\n", step);
