@@ -53,6 +53,16 @@ typedef struct {
     void (*defaults)(void *cfg);
 } OptCommand;
 
+/* The commands whose options a name unknown to the command being parsed
+ * is looked up in, for the suggestion (vae-dist --ckpt X: "sample takes
+ * it"). commands must outlive the parsing. */
+void opts_know_commands(const OptCommand *const *commands, int n);
+
+/* The index of the word of words[0 .. n) that typed (len bytes) most
+ * likely meant: one it starts, or the nearest within two edits; -1 if
+ * none is close. */
+int opts_nearest(const char *typed, size_t len, const char *const *words, int n);
+
 /* Sets cfg to c's defaults and parses argv into it. Returns 1 if --help was
  * asked for (rank 0 printed the usage, what the command does and its
  * options with their defaults), else 0, with err set on a bad command line

@@ -55,6 +55,25 @@ one 73 out-isdir sample --ckpt "$WORK/run" --out "$WORK/sdir" &&
     pass "2. sample --out NAME where NAME.h5 is a directory: $(cat "$WORK/out-isdir.err")" ||
     fail "2. sample into a directory's name was not refused first"
 
+# 8. Suggestions across commands and for other trainers' spellings; help
+#    for a command; exit 64 for each mistake
+suggest() { # suggest WANT ARGS...: exit 64 and a line holding WANT
+    want=$1; shift
+    one 64 suggest "$@" && grep -qF "$want" "$WORK/suggest.err" &&
+        pass "8. vae-dist $*: $(cat "$WORK/suggest.err")" ||
+        fail "8. vae-dist $*: no '$want' in: $(cat "$WORK/suggest.err")"
+}
+suggest "unknown option '--ckpt' for train (the default command); eval, sample, reconstruct, encode, interpolate take it" --ckpt "$WORK/run"
+suggest "did you mean --batch?" --batch-size 64
+suggest "did you mean --batch?" --batch_size 64
+suggest "did you mean --lr?" --learning-rate 1e-3
+suggest "did you mean --early-stop?" --early-stopping 3
+suggest "did you mean sample?" sampel --ckpt "$WORK/run"
+suggest "train takes it" sample --ckpt "$WORK/run" --epochs 3
+one 0 help-train help train && grep -q "^usage: mpirun -np N vae-dist \[train\] \[options\]" "$WORK/help-train.out" &&
+    grep -q "^  --lr X" "$WORK/help-train.out" && pass "8. vae-dist help train: train's options" ||
+    fail "8. vae-dist help train"
+
 # 12. Small mismatches: /model's list attributes are arrays even of one
 #     value (docs/checkpoint-format.md), as input_shape of tabular data;
 #     whole numbers read as such in notes; a number out of range is called

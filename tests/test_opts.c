@@ -228,6 +228,54 @@ static void test_preset_gives_defaults(void **state)
     assert_int_equal(err.code, VD_EX_USAGE);
 }
 
+/* Suggestions: our spelling of another trainer's name, an option of
+ * another command, a misspelt command. */
+typedef struct {
+    int64_t batch;
+    char ckpt[32];
+} Two;
+static const OptSpec train_like[] = {
+    {"batch", OPT_I64, offsetof(Two, batch), 0, "128", 1, 1e9, "G", "global batch"},
+    {"ckpt-every", OPT_I64, offsetof(Two, batch), 0, "1", 0, 1e9, "N", "epochs between checkpoints"},
+    OPT_END};
+static const OptSpec sample_like[] = {
+    {"ckpt", OPT_STR, offsetof(Two, ckpt), sizeof(((Two *)0)->ckpt), "x", 0, 0, "P", "checkpoint"},
+    OPT_END};
+
+static void test_suggestions(void **state)
+{
+    (void)state;
+    const OptCommand a = {"train", "u", "a", train_like, sizeof(Two), NULL};
+    const OptCommand b = {"sample", "u", "b", sample_like, sizeof(Two), NULL};
+    const OptCommand *both[] = {&a, &b};
+    opts_know_commands(both, 2);
+    Two t;
+    const struct {
+        const char *arg, *want;
+    } cases[] = {
+        {"--batch-size", "unknown option '--batch-size': did you mean --batch?"},
+        {"--batch_size", "did you mean --batch?"},
+        {"--BS", "did you mean --batch?"},
+        {"--ckpt_every", "did you mean --ckpt-every?"},
+        /* an option of another command, though --ckpt-every starts the same */
+        {"--ckpt", "unknown option '--ckpt' for train (the default command); sample takes it"},
+        {"--bogus", "unknown option '--bogus' (see --help)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        VdError err = {0};
+        opts_command(&a, &t, 2, (char *[]){(char *)cases[i].arg, "1"}, 1, &err);
+        if (!strstr(err.msg, cases[i].want))
+            print_error("%s: '%s' lacks '%s'\n", cases[i].arg, err.msg, cases[i].want);
+        assert_int_equal(err.code, VD_EX_USAGE);
+        assert_non_null(strstr(err.msg, cases[i].want));
+    }
+    opts_know_commands(NULL, 0);
+    const char *names[] = {"train", "eval", "sample", "reconstruct"};
+    assert_int_equal(opts_nearest("sampel", 6, names, 4), 2);
+    assert_int_equal(opts_nearest("recon", 5, names, 4), 3); /* a prefix */
+    assert_int_equal(opts_nearest("zzzzzz", 6, names, 4), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_help_stops_parsing),
         cmocka_unit_test(test_reference_pages),
         cmocka_unit_test(test_preset_gives_defaults),
+        cmocka_unit_test(test_suggestions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -188,20 +188,123 @@ static int distance(const char *a, size_t la, const char *b)
     return row[lb] < 9 ? row[lb] : 9;
 }
 
+/* The command being parsed (opts_command), and every command, whose
+ * options a name unknown to this one may belong to (opts_know_commands). */
+static const char *current_command;
+static const OptCommand *const *all_commands;
+static int n_all_commands;
+
+void opts_know_commands(const OptCommand *const *commands, int n)
+{
+    all_commands = commands;
+    n_all_commands = n;
+}
+
+int opts_nearest(const char *typed, size_t len, const char *const *words, int n)
+{
+    int best = -1, best_d = 3;
+    for (int i = 0; i < n; i++) {
+        int d = strncmp(words[i], typed, len) == 0 ? 1 : distance(typed, len, words[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = i;
+        }
+    }
+    return best;
+}
+
 /* The option a mistyped name most likely meant: the one it starts, or the
  * nearest within two edits; NULL if none is close. */
 static const OptSpec *nearest(const OptSpec *table, const char *name, size_t len)
 {
-    const OptSpec *best = NULL;
-    int best_d = 3;
-    for (const OptSpec *o = table; o->name; o++) {
-        int d = strncmp(o->name, name, len) == 0 ? 1 : distance(name, len, o->name);
-        if (d < best_d) {
-            best_d = d;
-            best = o;
+    const char *names[128];
+    int n = 0;
+    for (const OptSpec *o = table; o->name && n < 128; o++)
+        names[n++] = o->name;
+    int k = opts_nearest(name, len, names, n);
+    return k < 0 ? NULL : &table[k];
+}
+
+static const OptSpec *find(const OptSpec *table, const char *name, size_t len)
+{
+    for (const OptSpec *o = table; o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return o;
+    return NULL;
+}
+
+/* Other trainers' spellings of our options (Lightning, Keras, PyTorch
+ * examples, Hugging Face), after '_' became '-' and letters lowercase. */
+static const char *const aliases[][2] = {
+    {"batch-size", "batch"}, {"bs", "batch"}, {"global-batch", "batch"},
+    {"learning-rate", "lr"}, {"lr0", "lr"},
+    {"early-stopping", "early-stop"}, {"patience", "early-stop"},
+    {"num-epochs", "epochs"}, {"n-epochs", "epochs"}, {"max-epochs", "epochs"}, {"epoch", "epochs"},
+    {"max-steps-per-run", "max-steps"}, {"num-steps", "max-steps"}, {"steps", "max-steps"},
+    {"latent-dim", "latent"}, {"latent-size", "latent"}, {"z-dim", "latent"}, {"zdim", "latent"},
+    {"hidden-dim", "hidden"}, {"hidden-dims", "hidden"}, {"hidden-size", "hidden"},
+    {"layers", "hidden"},
+    {"output", "out"}, {"output-dir", "out"}, {"out-dir", "out"}, {"save-dir", "out"},
+    {"log-dir", "out"}, {"logdir", "out"}, {"run-dir", "out"}, {"checkpoint-dir", "out"},
+    {"default-root-dir", "out"}, {"resume", "out"},
+    {"data-path", "data"}, {"dataset-path", "data"}, {"data-dir", "data"}, {"input", "data"},
+    {"train-data", "data"}, {"file", "data"},
+    {"gradient-clip-val", "clip-norm"}, {"grad-clip", "clip-norm"}, {"clip-grad-norm", "clip-norm"},
+    {"max-grad-norm", "clip-norm"}, {"clip", "clip-norm"}, {"gradient-clipping", "clip-norm"},
+    {"wd", "weight-decay"}, {"warmup-steps", "lr-warmup"}, {"lr-warmup-steps", "lr-warmup"},
+    {"scheduler", "lr-schedule"}, {"lr-scheduler", "lr-schedule"},
+    {"kl-weight", "beta"}, {"kl-beta", "beta"}, {"kl-warmup", "warmup"}, {"kl-anneal", "warmup"},
+    {"num-threads", "threads"}, {"nthreads", "threads"},
+    {"val-split", "val-fraction"}, {"validation-split", "val-fraction"},
+    {"valid-fraction", "val-fraction"}, {"validation-fraction", "val-fraction"},
+    {"checkpoint", "ckpt"}, {"ckpt-path", "ckpt"}, {"checkpoint-path", "ckpt"}, {"model", "ckpt"},
+    {"num-samples", "n"}, {"n-samples", "n"}, {"k", "samples"}, {"importance-samples", "samples"},
+    {"silent", "quiet"},
+};
+
+/* Why name (len bytes, unknown to table) is refused, with the option it
+ * most likely meant: the same in our spelling (batch_size, batch-size ->
+ * batch), an option of other commands (the command was left out), or a
+ * near miss. */
+static int unknown_option(const OptSpec *table, const char *name, size_t len, VdError *err)
+{
+    char norm[64];
+    size_t n = len < sizeof norm - 1 ? len : sizeof norm - 1;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i] == '_' ? '-' : name[i];
+        norm[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+    }
+    norm[n] = '\0';
+    const OptSpec *same = find(table, norm, n);
+    for (size_t i = 0; !same && i < sizeof aliases / sizeof *aliases; i++)
+        if (strcmp(norm, aliases[i][0]) == 0)
+            same = find(table, aliases[i][1], strlen(aliases[i][1]));
+    if (same)
+        return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s': did you mean --%s?", (int)len,
+                       name, same->name);
+    char others[256] = "";
+    int n_others = 0;
+    for (int k = 0; k < n_all_commands; k++) {
+        const OptCommand *c = all_commands[k];
+        if (current_command && strcmp(c->name, current_command) == 0)
+            continue;
+        if (find(c->options, name, len) || find(c->options, norm, n)) {
+            size_t at = strlen(others);
+            snprintf(others + at, sizeof others - at, "%s%s", n_others ? ", " : "", c->name);
+            n_others++;
         }
     }
-    return best;
+    if (n_others)
+        return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s' for %s%s; %s %s it: vae-dist %.*s "
+                       "--%.*s ...", (int)len, name, current_command ? current_command : "this command",
+                       current_command && !strcmp(current_command, "train") ? " (the default command)" : "",
+                       others, n_others == 1 ? "takes" : "take",
+                       (int)strcspn(others, ","), others, (int)len, name);
+    const OptSpec *near = nearest(table, name, len);
+    if (near)
+        return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s': did you mean --%s?", (int)len,
+                       name, near->name);
+    return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s' (see --help)", (int)len, name);
 }
 
 int opts_parse(const OptSpec *table, void *cfg, int argc, char **argv, int *help, VdError *err)
@@ -221,14 +324,8 @@ int opts_parse(const OptSpec *table, void *cfg, int argc, char **argv, int *help
         const OptSpec *o = table;
         while (o->name && !(strlen(o->name) == len && strncmp(o->name, name, len) == 0))
             o++;
-        if (!o->name) {
-            const OptSpec *near = nearest(table, name, len);
-            if (near)
-                return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s': did you mean --%s?",
-                               (int)len, name, near->name);
-            return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s' (see --help)", (int)len,
-                           name);
-        }
+        if (!o->name)
+            return unknown_option(table, name, len, err);
         const char *value;
         if (o->type == OPT_BOOL) {
             if (eq)
@@ -319,6 +416,7 @@ void opts_print(FILE *f, const OptSpec *table, const void *cfg)
 int opts_command(const OptCommand *c, void *cfg, int argc, char **argv, int rank, VdError *err)
 {
     int help = 0;
+    current_command = c->name;
     if (c->defaults) {
         c->defaults(cfg);
     } else {
