@@ -94,6 +94,10 @@ void opts_defaults(const OptSpec *table, void *cfg);
  * is seen (parsing stops there). */
 int opts_parse(const OptSpec *table, void *cfg, int argc, char **argv, int *help, VdError *err);
 
+/* Was option name given in argv (as "--name value" or "--name=value"),
+ * rather than left at its default? */
+int opts_named(int argc, char **argv, const char *name);
+
 /* Writes option value as text: the same form the parser takes. */
 void opts_format(const OptSpec *o, const void *cfg, char *buf, size_t n);
 

@@ -49,6 +49,9 @@ typedef struct {
     double bucket_mib;  /* allreduce bucket, MiB; 0: one blocking allreduce */
     int reduce;         /* ReduceMode */
     int node_sum;       /* NodeSum: where shm sums on one node */
+    /* not options: which of them the command line named (opts_named), where
+     * a default and the same value typed mean different things */
+    int named_labels, named_test_dataset, named_test_labels, named_node_sum;
 } TrainConfig;
 
 /* --node-sum, in the option's order. */

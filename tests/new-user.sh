@@ -55,6 +55,38 @@ one 73 out-isdir sample --ckpt "$WORK/run" --out "$WORK/sdir" &&
     pass "2. sample --out NAME where NAME.h5 is a directory: $(cat "$WORK/out-isdir.err")" ||
     fail "2. sample into a directory's name was not refused first"
 
+# 4. Settings that defeat themselves are refused, or said in one note
+one 64 cosine-up --data "$WORK/bars.h5" $SMALL --lr-schedule cosine --lr 1e-3 --lr-min 1e-2 --out "$WORK/c4" &&
+    grep -q "^vae-dist: --lr-min 0.01 is above --lr 0.001: the cosine schedule would climb" "$WORK/cosine-up.err" &&
+    [ ! -e "$WORK/c4" ] && pass "4. $(cat "$WORK/cosine-up.err")" || fail "4. cosine with --lr-min above --lr"
+one 0 warm --data "$WORK/bars.h5" $SMALL --lr-warmup 1000 --out "$WORK/w4" &&
+    grep -q "^note: --lr-warmup 1000 is longer than the run's 20 steps: the learning rate reaches only 2% of --lr" "$WORK/warm.out" &&
+    pass "4. $(grep '^note: --lr-warmup' "$WORK/warm.out")" || fail "4. no note on a warm-up longer than the run"
+one 64 adam-clip --data "$WORK/bars.h5" $SMALL --node-sum adam --clip-norm 5 --out "$WORK/a4" &&
+    grep -q "^vae-dist: --node-sum adam sums the gradient inside the optimizer, and --clip-norm needs" "$WORK/adam-clip.err" &&
+    pass "4. $(cat "$WORK/adam-clip.err")" || fail "4. --node-sum adam --clip-norm 5 accepted"
+one 0 clip-alone --data "$WORK/bars.h5" $SMALL --clip-norm 5 --out "$WORK/a4b" &&
+    pass "4. --clip-norm alone (the default --node-sum) trains" || fail "4. --clip-norm alone"
+
+# 7. A label path named on the command line must exist, also the default's
+"$GEN" "$WORK/nolab.h5" --n 400 --test 50 --side 8 >/dev/null || fail "gen_data nolab"
+if command -v h5copy >/dev/null 2>&1; then
+    # the same images without any labels
+    h5copy -p -i "$WORK/nolab.h5" -o "$WORK/unlabelled.h5" -s /train/images -d /train/images &&
+        h5copy -p -i "$WORK/nolab.h5" -o "$WORK/unlabelled.h5" -s /test/images -d /test/images || fail h5copy
+    for o in labels test-labels; do
+        path=/train/labels; [ $o = test-labels ] && path=/test/labels
+        one 66 "named-$o" --data "$WORK/unlabelled.h5" $SMALL --$o $path --out "$WORK/l7" &&
+            grep -q "has no dataset $path" "$WORK/named-$o.err" &&
+            pass "7. --$o $path named on the command line: $(cat "$WORK/named-$o.err")" ||
+            fail "7. --$o $path, missing, was ignored"
+    done
+    one 66 named-test --data "$WORK/unlabelled.h5" $SMALL --test-dataset /test/nope --out "$WORK/l7" &&
+        pass "7. a test set named on the command line must exist" || fail "7. a named test set"
+    one 0 unnamed --data "$WORK/unlabelled.h5" $SMALL --out "$WORK/l7" &&
+        pass "7. the default labels, absent, are left out" || fail "7. default labels absent"
+fi
+
 # 8. Suggestions across commands and for other trainers' spellings; help
 #    for a command; exit 64 for each mistake
 suggest() { # suggest WANT ARGS...: exit 64 and a line holding WANT

@@ -413,6 +413,16 @@ void opts_print(FILE *f, const OptSpec *table, const void *cfg)
     }
 }
 
+int opts_named(int argc, char **argv, const char *name)
+{
+    size_t len = strlen(name);
+    for (int i = 0; i < argc; i++) /* a value is never "--name": that is taken as the option */
+        if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, name, len) == 0 &&
+            (argv[i][2 + len] == '\0' || argv[i][2 + len] == '='))
+            return 1;
+    return 0;
+}
+
 int opts_command(const OptCommand *c, void *cfg, int argc, char **argv, int rank, VdError *err)
 {
     int help = 0;

@@ -120,6 +120,16 @@ static void print_start(const Run *r)
                r->live.resumed_from, (long long)step, (long long)(step / spe + 1),
                (long long)(step % spe), (long long)spe);
     rundir_note_changes(r);
+    /* warm-ups the run ends inside: the rate (or KL weight) never gets there */
+    int64_t span = spe * cfg->epochs; /* the schedules' */
+    if (cfg->lr_warmup > span)
+        printf("note: --lr-warmup %lld is longer than the run's %lld steps: the learning rate "
+               "reaches only %.2g%% of --lr %g\n", (long long)cfg->lr_warmup, (long long)span,
+               100.0 * (double)span / (double)cfg->lr_warmup, cfg->lr);
+    if (cfg->warmup > span)
+        printf("note: --warmup %lld is longer than the run's %lld steps: the KL weight reaches "
+               "only %.2g%% of --beta %g\n", (long long)cfg->warmup, (long long)span,
+               100.0 * (double)span / (double)cfg->warmup, cfg->beta);
     if (cfg->show_config) {
         printf("configuration:\n");
         opts_print(stdout, train_options, cfg);

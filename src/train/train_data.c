@@ -12,9 +12,9 @@
 /* Opens an optional dataset: "none" skips it; the default path is skipped
  * when absent; a path the user named must exist. Returns 1 if opened. */
 static int open_optional(H5Rows *r, const char *file, const char *path, const char *def,
-                         int is_label, VdError *err)
+                         int named, int is_label, VdError *err)
 {
-    if (strcmp(path, "none") == 0 || (strcmp(path, def) == 0 && !h5rows_exists(file, path)))
+    if (strcmp(path, "none") == 0 || (!named && strcmp(path, def) == 0 && !h5rows_exists(file, path)))
         return 0;
     return h5rows_open(r, file, path, is_label, err) == VD_OK;
 }
@@ -24,16 +24,16 @@ static int open_optional(H5Rows *r, const char *file, const char *path, const ch
  * (floats, strings, -1 for "unlabelled" is fine) are then a note, not an
  * error; a conditional model's error says what it needs. Returns 1 if
  * opened. */
-static int open_labels(Run *r, H5Rows *y, const char *path, const char *def, const char *option,
-                       VdError *err)
+static int open_labels(Run *r, H5Rows *y, const char *path, const char *def, int named,
+                       const char *option, VdError *err)
 {
     VdError e = {0};
     int classes = r->plan.cfg.model.classes;
-    if (open_optional(y, r->plan.cfg.data, path, def, 1, &e))
+    if (open_optional(y, r->plan.cfg.data, path, def, named, 1, &e))
         return 1;
     if (e.code == VD_OK)
         return 0;
-    if (classes == 0 && strcmp(path, def) == 0 && e.code == VD_EX_DATAERR) {
+    if (classes == 0 && !named && strcmp(path, def) == 0 && e.code == VD_EX_DATAERR) {
         if (r->plan.rank == 0)
             printf("note: %s; the model uses no labels, so they are left out\n", e.msg);
         h5rows_close(y);
@@ -187,14 +187,14 @@ void train_data_open(Run *r, VdError *err)
     const TrainConfig *cfg = &r->plan.cfg;
     if (h5rows_open(&r->data.train_x, cfg->data, cfg->dataset, 0, err) != VD_OK)
         return;
-    r->data.has_train_y =
-        open_labels(r, &r->data.train_y, cfg->labels, "/train/labels", "--labels", err);
+    r->data.has_train_y = open_labels(r, &r->data.train_y, cfg->labels, "/train/labels",
+                                      cfg->named_labels, "--labels", err);
     if (err->code == VD_OK)
-        r->data.has_test =
-            open_optional(&r->data.test_x, cfg->data, cfg->test_dataset, "/test/images", 0, err);
+        r->data.has_test = open_optional(&r->data.test_x, cfg->data, cfg->test_dataset,
+                                         "/test/images", cfg->named_test_dataset, 0, err);
     if (err->code == VD_OK && r->data.has_test)
         r->data.has_test_y = open_labels(r, &r->data.test_y, cfg->test_labels, "/test/labels",
-                                    "--test-labels", err);
+                                         cfg->named_test_labels, "--test-labels", err);
     if (err->code == VD_OK && cfg->val_fraction > 0)
         hold_out(r, err);
     if (err->code != VD_OK)

@@ -9,6 +9,7 @@
 
 #include "model_desc.h"
 #include "runtime.h"
+#include "schedule.h"
 
 #define OFF(f) offsetof(TrainConfig, f)
 #define STR(f) OPT_STR, OFF(f), sizeof(((TrainConfig *)0)->f)
@@ -166,6 +167,10 @@ int train_parse(TrainConfig *cfg, int argc, char **argv, int rank, VdError *err)
     }
     if (help && rank == 0) /* with the preset's sizes as the defaults */
         opts_usage(stdout, &train_command, cfg);
+    cfg->named_labels = opts_named(argc, argv, "labels");
+    cfg->named_test_dataset = opts_named(argc, argv, "test-dataset");
+    cfg->named_test_labels = opts_named(argc, argv, "test-labels");
+    cfg->named_node_sum = opts_named(argc, argv, "node-sum");
     return help;
 }
 
@@ -184,5 +189,14 @@ int train_check_options(TrainConfig *cfg, VdError *err)
     if (cfg->model.prior == VD_PRIOR_VAMP && cfg->model.classes > 0)
         return vd_fail(err, VD_EX_USAGE, "--prior vamp and --classes are two priors for the top "
                        "layer: use one of them");
+    /* settings that would defeat themselves */
+    if (cfg->lr_schedule == VD_SCHED_COSINE && cfg->lr_min > cfg->lr)
+        return vd_fail(err, VD_EX_USAGE, "--lr-min %g is above --lr %g: the cosine schedule would "
+                       "climb from --lr to --lr-min, not decay; give --lr-min below --lr", cfg->lr_min,
+                       cfg->lr);
+    if (cfg->named_node_sum && cfg->node_sum == NODE_SUM_ADAM && cfg->clip_norm > 0)
+        return vd_fail(err, VD_EX_USAGE, "--node-sum adam sums the gradient inside the optimizer, "
+                       "and --clip-norm needs the whole sum before it: drop one of them (--clip-norm "
+                       "alone sums during backward)");
     return VD_OK;
 }
