@@ -29,7 +29,7 @@ typedef struct {
 } ImageGeom;
 
 /* The --layout choices, in the option's order. */
-typedef enum { VD_LAYOUT_AUTO = 0, VD_LAYOUT_HWC = 1, VD_LAYOUT_CHW = 2 } VdLayout;
+typedef enum { VD_LAYOUT_AUTO = 0, VD_LAYOUT_HWC = 1, VD_LAYOUT_CHW = 2, VD_LAYOUT_NONE = 3 } VdLayout;
 #define VD_MAX_CHANNELS 64
 
 /* How samples shaped dims (nd values: one sample's dimensions) are images,
@@ -40,8 +40,9 @@ typedef enum { VD_LAYOUT_AUTO = 0, VD_LAYOUT_HWC = 1, VD_LAYOUT_CHW = 2 } VdLayo
  *                otherwise the shape says neither: tie decides (VdLayout;
  *                auto: not an image);
  *   others       not images.
- * want (VdLayout) overrides the rule where the shape allows it. Returns 0, or
- * -1 with why (n bytes) when want contradicts the shape. */
+ * want (VdLayout) overrides the rule where the shape allows it; none: not
+ * images, whatever the shape. Returns 0, or -1 with why (n bytes) when want
+ * contradicts the shape. */
 int image_geom(const int64_t *dims, int nd, int want, int tie, ImageGeom *g, char *why, size_t n);
 
 /* "hwc", "chw" or "none" (not an image), for g. */

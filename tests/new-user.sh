@@ -68,6 +68,16 @@ one 64 adam-clip --data "$WORK/bars.h5" $SMALL --node-sum adam --clip-norm 5 --o
 one 0 clip-alone --data "$WORK/bars.h5" $SMALL --clip-norm 5 --out "$WORK/a4b" &&
     pass "4. --clip-norm alone (the default --node-sum) trains" || fail "4. --clip-norm alone"
 
+# 5. A table whose width is a square (N, 16) is taken for 4x4 images by
+#    the rule; --layout none says it is not images
+one 0 layout-none --data "$WORK/table.h5" $SMALL --layout none --out "$WORK/t5" &&
+    grep -q "samples of 16 (not images)" "$WORK/layout-none.out" && [ ! -e "$WORK/t5/samples.png" ] &&
+    grep -q "not images (layout none)" "$WORK/t5/config.txt" &&
+    one 0 layout-none-sample sample --ckpt "$WORK/t5" --out "$WORK/t5s" && [ ! -e "$WORK/t5s.png" ] &&
+    grep -q "^no PNG: the model's samples are not images" "$WORK/layout-none-sample.out" &&
+    pass "5. --layout none: $(grep -o 'samples of 16 (not images)' "$WORK/layout-none.out"), no figures of samples, sample writes no PNG" ||
+    fail "5. --layout none"
+
 # 7. A label path named on the command line must exist, also the default's
 "$GEN" "$WORK/nolab.h5" --n 400 --test 50 --side 8 >/dev/null || fail "gen_data nolab"
 if command -v h5copy >/dev/null 2>&1; then

@@ -94,7 +94,7 @@ int trained_open_data(const char *file, const char *dataset, int held, const cha
     ImageGeom model;
     trained_image(ckpt, &model);
     int tie = !model.c ? VD_LAYOUT_AUTO : model.chw ? VD_LAYOUT_CHW : VD_LAYOUT_HWC;
-    if (h5rows_layout(x, VD_LAYOUT_AUTO, tie, err) != VD_OK)
+    if (h5rows_layout(x, model.c ? VD_LAYOUT_AUTO : VD_LAYOUT_NONE, tie, err) != VD_OK)
         return err->code;
     if (!model.c && x->img.chw && x->img.c > 1) /* trained on its samples as stored */
         memset(&x->img, 0, sizeof x->img);

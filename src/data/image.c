@@ -85,6 +85,8 @@ int png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, VdError *err)
 int image_geom(const int64_t *dims, int nd, int want, int tie, ImageGeom *g, char *why, size_t n)
 {
     memset(g, 0, sizeof *g);
+    if (want == VD_LAYOUT_NONE) /* the user says: not images (tabular data of a square width) */
+        return 0;
     int64_t side = nd == 1 && dims[0] > 0 ? (int64_t)lround(sqrt((double)dims[0])) : 0;
     if (nd == 3) {
         int last = dims[2] <= 4 && dims[0] > 4, first = dims[0] <= 4 && dims[2] > 4;

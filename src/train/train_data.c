@@ -120,7 +120,7 @@ static int check_images(Run *r, VdError *err)
     H5Rows *x = &r->data.train_x, *tx = &r->data.test_x;
     if (h5rows_layout(x, cfg->layout, VD_LAYOUT_AUTO, err) != VD_OK)
         return err->code;
-    int as_train = !x->img.c ? VD_LAYOUT_AUTO : x->img.chw ? VD_LAYOUT_CHW : VD_LAYOUT_HWC;
+    int as_train = !x->img.c ? VD_LAYOUT_NONE : x->img.chw ? VD_LAYOUT_CHW : VD_LAYOUT_HWC;
     if (r->data.has_test && h5rows_layout(tx, as_train, as_train, err) != VD_OK)
         return err->code;
     if (r->data.has_test && memcmp(&tx->img, &x->img, sizeof x->img) != 0)

@@ -63,9 +63,10 @@ static const OptSpec train_only[] = {
     {"val-fraction", NUM(OPT_F64, val_fraction), "0", 0, 0.99, "F",
      "hold out this part of the training rows (a fixed, seeded choice) as the test set, "
      "when the file has none (0: off)"},
-    {"layout", NUM(OPT_CHOICE, layout), "auto", 0, 0, "auto|hwc|chw",
+    {"layout", NUM(OPT_CHOICE, layout), "auto", 0, 0, "auto|hwc|chw|none",
      "how (N, a, b, c) samples hold their channels: last (hwc) or first (chw); auto: "
-     "the axis of size at most 4 (docs/how-it-works.md)"},
+     "the axis of size at most 4 (docs/how-it-works.md); none: not images, whatever the shape "
+     "(a table of 16 columns is otherwise taken for 4x4 images)"},
     {"iw-samples", NUM(OPT_INT, iw_samples), "1", 1, 4096, "K",
      "draws per sample: 1 trains the ELBO; K > 1 the importance-weighted bound of K draws "
      "(IWAE), which costs K times the decoder's work per sample"},
