@@ -78,6 +78,24 @@ one 0 layout-none --data "$WORK/table.h5" $SMALL --layout none --out "$WORK/t5" 
     pass "5. --layout none: $(grep -o 'samples of 16 (not images)' "$WORK/layout-none.out"), no figures of samples, sample writes no PNG" ||
     fail "5. --layout none"
 
+# 6. A directory holding files of the names a run writes that vae-dist did
+#    not write is refused (the user's metrics.csv in --out .); --fresh
+#    moves them aside, kept; other files of the user's are never touched
+mkdir -p "$WORK/mine"
+echo "my,own,metrics" >"$WORK/mine/metrics.csv"
+echo "notes" >"$WORK/mine/notes.txt"
+(cd "$WORK/mine" && one 73 own-dir --data "$WORK/bars.h5" $SMALL --out .) &&
+    grep -q "^vae-dist: run directory . holds metrics.csv, which vae-dist did not write and would overwrite" "$WORK/own-dir.err" &&
+    [ "$(cat "$WORK/mine/metrics.csv")" = "my,own,metrics" ] && [ ! -e "$WORK/mine/config.txt" ] &&
+    pass "6. $(cat "$WORK/own-dir.err")" || fail "6. the user's metrics.csv in --out . was not refused"
+(cd "$WORK/mine" && one 0 own-fresh --data "$WORK/bars.h5" $SMALL --out . --fresh) &&
+    [ "$(cat "$WORK/mine"/replaced-*/metrics.csv)" = "my,own,metrics" ] && [ -s "$WORK/mine/latest" ] &&
+    [ "$(cat "$WORK/mine/notes.txt")" = notes ] &&
+    (cd "$WORK/mine" && one 0 own-again --data "$WORK/bars.h5" $SMALL --epochs 2 --out .) &&
+    grep -q "^resuming from" "$WORK/own-again.out" &&
+    pass "6. --fresh moved it to $(cd "$WORK/mine" && ls -d replaced-*)/, notes.txt untouched, and the run resumes there" ||
+    fail "6. --fresh with the user's files"
+
 # 7. A label path named on the command line must exist, also the default's
 "$GEN" "$WORK/nolab.h5" --n 400 --test 50 --side 8 >/dev/null || fail "gen_data nolab"
 if command -v h5copy >/dev/null 2>&1; then
