@@ -75,8 +75,11 @@ typedef struct {
 /* train_data.c. Local: opens the training and test data sets and checks
  * they fit together and the model's options (labels in range on rank 0). */
 void train_data_open(Run *r, VdError *err);
-/* Collective: the training feed and this rank's test rows. */
+/* Collective: the training feed and this rank's test rows, read and
+ * checked (resident rows now, streamed ones as they are read). */
 int train_data_load(Run *r, VdError *err);
+/* Rank 0: the line that says how the training rows are held. */
+void train_data_print(const Run *r);
 
 /* rundir.c. Collective: names the run directory (strftime patterns expand
  * on rank 0), creates it, and sets a previous run aside with --fresh. */

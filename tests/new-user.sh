@@ -55,6 +55,14 @@ one 73 out-isdir sample --ckpt "$WORK/run" --out "$WORK/sdir" &&
     pass "2. sample --out NAME where NAME.h5 is a directory: $(cat "$WORK/out-isdir.err")" ||
     fail "2. sample into a directory's name was not refused first"
 
+# 3. The data are checked before the run directory is made: values outside
+#    [0, 1] for the Bernoulli likelihood leave no directory behind
+"$GEN" "$WORK/gray.h5" --n 400 --test 50 --side 8 --type f32 --gray 3 >/dev/null || fail "gen_data --gray"
+one 65 bad-data --data "$WORK/gray.h5" $SMALL --out "$WORK/d3" &&
+    grep -q "outside \[0, 1\]" "$WORK/bad-data.err" && [ ! -e "$WORK/d3" ] &&
+    pass "3. bad data: exit 65, no run directory: $(cat "$WORK/bad-data.err")" ||
+    { ls "$WORK/d3" 2>&1; fail "3. bad data left a run directory"; }
+
 # 4. Settings that defeat themselves are refused, or said in one note
 one 64 cosine-up --data "$WORK/bars.h5" $SMALL --lr-schedule cosine --lr 1e-3 --lr-min 1e-2 --out "$WORK/c4" &&
     grep -q "^vae-dist: --lr-min 0.01 is above --lr 0.001: the cosine schedule would climb" "$WORK/cosine-up.err" &&

@@ -204,10 +204,15 @@ static int setup(Run *r, VdError *err)
     if (vd_error_agree(err, r->plan.comm) || create_model(r, err))
         return err->code;
     r->plan.threads = runtime_set_threads(cfg->threads, r->plan.comm);
-    if (rundir_prepare(r, err))
-        return err->code;
     r->plan.n_rows = r->data.train_x.n_rows;
     r->plan.steps_per_epoch = shard_steps_per_epoch(r->plan.n_rows, r->plan.batch);
+    if (r->data.has_test)
+        shard_range(r->data.test_x.n_rows, r->plan.rank, r->plan.size, &r->plan.test_begin,
+                    &r->plan.test_end);
+    /* the data are read and checked before the run directory is touched:
+     * bad data leave no directory behind (streamed rows are checked as read) */
+    if (train_data_load(r, err) || rundir_prepare(r, err))
+        return err->code;
     int resumed = rundir_resume(r, err);
     if (err->code != VD_OK)
         return err->code;
@@ -217,15 +222,14 @@ static int setup(Run *r, VdError *err)
         rundir_start_logs(r, err);
     if (vd_error_agree(err, r->plan.comm))
         return err->code;
-    if (r->data.has_test)
-        shard_range(r->data.test_x.n_rows, r->plan.rank, r->plan.size, &r->plan.test_begin,
-                    &r->plan.test_end);
     r->plan.total_steps = r->plan.steps_per_epoch * cfg->epochs;
     int capped = cfg->max_steps > 0 && cfg->max_steps < r->plan.total_steps;
     if (capped)
         r->plan.total_steps = cfg->max_steps;
-    if (r->plan.rank == 0)
+    if (r->plan.rank == 0) {
         print_start(r);
+        train_data_print(r);
+    }
     r->live.started = 1;
     if (r->st.step >= r->plan.total_steps) {
         const char *hint = !resumed ? ""
@@ -258,7 +262,7 @@ static int setup(Run *r, VdError *err)
     if (r->live.m->prior.K > 0) /* the pseudo-inputs' pass split over the ranks */
         r->live.w->group = step_group_create(r->plan.comm);
     r->live.batch_rows = vd_calloc((size_t)r->plan.B, sizeof(int64_t));
-    return train_data_load(r, err);
+    return VD_OK;
 }
 
 static void run_free(Run *r)

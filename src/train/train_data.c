@@ -279,19 +279,23 @@ int train_data_load(Run *r, VdError *err)
                      r->plan.comm};
     if (feed_open(&r->data.feed, &fc, err))
         return err->code;
-    if (r->plan.rank == 0) {
-        double mib = (double)feed_bytes(r->data.feed) / (1 << 20);
-        if (feed_mode(r->data.feed) == VD_FEED_RESIDENT)
-            printf("data: resident, %.1f MiB per rank (budget %.0f MiB), read in %.2f s%s\n", mib,
-                   (double)fc.budget / (1 << 20), feed_load_seconds(r->data.feed),
-                   fc.collective ? " (MPI-IO collective)"
-                   : cfg->parallel_io ? " (not collective: --val-fraction picks rows)" : "");
-        else
-            printf("data: streamed, %.1f MiB per rank (budget %.0f MiB)\n", mib,
-                   (double)fc.budget / (1 << 20));
-        fflush(stdout);
-    }
     if (r->data.has_test)
         load_test_rows(r, unit, err);
     return vd_error_agree(err, r->plan.comm);
+}
+
+void train_data_print(const Run *r)
+{
+    const Feed *feed = r->data.feed;
+    double mib = (double)feed_bytes(feed) / (1 << 20), budget = (double)feed_budget(feed) / (1 << 20);
+    int parallel = r->plan.cfg.parallel_io;
+    if (feed_mode(feed) == VD_FEED_RESIDENT)
+        printf("data: resident, %.1f MiB per rank (budget %.0f MiB), read in %.2f s%s\n", mib, budget,
+               feed_load_seconds(feed),
+               parallel && !r->data.train_x.map ? " (MPI-IO collective)"
+               : parallel                       ? " (not collective: --val-fraction picks rows)"
+                                                : "");
+    else
+        printf("data: streamed, %.1f MiB per rank (budget %.0f MiB)\n", mib, budget);
+    fflush(stdout);
 }
