@@ -93,8 +93,9 @@ void rundir_note_changes(const Run *r);
 /* Rank 0: the metrics files (metrics.h) and config.txt. */
 int rundir_start_logs(Run *r, VdError *err);
 /* Rank 0: checkpoint, "latest" (and "best" when best), and pruning to
- * --keep, which never takes the best. */
-int rundir_save(Run *r, int best, VdError *err);
+ * --keep, which never takes the best; its file name goes to saved (64
+ * bytes; NULL: not wanted). */
+int rundir_save(Run *r, int best, char *saved, VdError *err);
 /* Rank 0, at the end: RUN/status, one line for batch scripts: "done STEP",
  * "paused STEP" (--max-steps ended it before its last epoch: exit 0, more
  * to do), "stopped STEP" (exit 75) or "failed CODE STEP", STEP the newest

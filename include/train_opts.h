@@ -40,6 +40,7 @@ typedef struct {
     int64_t max_steps;
     int profile;
     int show_config;    /* print the whole configuration at the start */
+    int quiet;          /* no progress, epoch or checkpoint lines */
     int binarize;
     double beta;        /* KL weight */
     int64_t warmup;     /* steps over which the KL weight rises linearly from 0 to beta */

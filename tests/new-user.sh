@@ -142,6 +142,23 @@ one 0 help-train help train && grep -q "^usage: mpirun -np N vae-dist \[train\] 
     grep -q "^  --lr X" "$WORK/help-train.out" && pass "8. vae-dist help train: train's options" ||
     fail "8. vae-dist help train"
 
+# 9. The console: one line an epoch (the checkpoint's name on it) and a
+#    progress line every --log-every steps, however short the epochs;
+#    --quiet keeps only the start lines and how the run ended
+one 0 chatty --data "$WORK/bars.h5" $SMALL --epochs 30 --log-every 100 --out "$WORK/c9"
+epochs=$(grep -c "^epoch [0-9]* done:" "$WORK/chatty.out")
+progress=$(grep -c "samples/s" "$WORK/chatty.out")
+lines=$(wc -l <"$WORK/chatty.out")
+[ "$epochs" -eq 30 ] && [ "$progress" -eq 6 ] && [ "$lines" -le $((30 + 6 + 8)) ] &&
+    ! grep -q "^checkpoint " "$WORK/chatty.out" && grep -q "; checkpoint ckpt-0000000600.h5$" "$WORK/chatty.out" &&
+    pass "9. 30 epochs of 20 steps, --log-every 100: $lines lines ($epochs epoch lines, $progress progress lines)" ||
+    { head -20 "$WORK/chatty.out"; fail "9. $lines lines for 30 short epochs ($epochs epoch, $progress progress lines)"; }
+one 0 quiet --data "$WORK/bars.h5" $SMALL --epochs 30 --quiet --out "$WORK/q9" &&
+    [ "$(wc -l <"$WORK/quiet.out")" -le 6 ] && grep -q "^done: 600 steps" "$WORK/quiet.out" &&
+    [ "$(wc -l <"$WORK/q9/epochs.csv")" -eq 31 ] &&
+    pass "9. --quiet: $(wc -l <"$WORK/quiet.out") lines, epochs.csv has all 30 rows" ||
+    { cat "$WORK/quiet.out"; fail "9. --quiet"; }
+
 # 12. Small mismatches: /model's list attributes are arrays even of one
 #     value (docs/checkpoint-format.md), as input_shape of tabular data;
 #     whole numbers read as such in notes; a number out of range is called

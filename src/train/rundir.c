@@ -359,7 +359,7 @@ int rundir_start_logs(Run *r, VdError *err)
     return durable_commit(&f, err);
 }
 
-int rundir_save(Run *r, int best, VdError *err)
+int rundir_save(Run *r, int best, char *saved, VdError *err)
 {
     char name[64], path[VD_PATH_MAX];
     snprintf(name, sizeof name, "ckpt-%010lld.h5", (long long)r->st.step);
@@ -386,7 +386,8 @@ int rundir_save(Run *r, int best, VdError *err)
     if (r->st.best_step > 0)
         snprintf(keep, sizeof keep, "ckpt-%010lld.h5", (long long)r->st.best_step);
     ckpt_prune(r->plan.cfg.out, r->plan.cfg.keep, keep);
-    printf("checkpoint %s%s\n", path, best ? " (the best so far)" : "");
+    if (saved)
+        snprintf(saved, 64, "%s", name);
     return VD_OK;
 }
 

@@ -87,6 +87,9 @@ static const OptSpec train_only[] = {
     {"max-steps", NUM(OPT_I64, max_steps), "0", 0, 1e15, "N", "stop after N steps (0: no limit)"},
     {"profile", NUM(OPT_BOOL, profile), "0", 0, 0, NULL,
      "print a per-step time split at the end"},
+    {"quiet", NUM(OPT_BOOL, quiet), "0", 0, 0, NULL,
+     "no progress, epoch or checkpoint lines: the start lines, notes, warnings and how the run "
+     "ended only (metrics.csv and epochs.csv have every row)"},
     {"show-config", NUM(OPT_BOOL, show_config), "0", 0, 0, NULL,
      "print the whole configuration at the start (config.txt in the run directory has it)"},
     {"binarize", NUM(OPT_BOOL, binarize), "0", 0, 0, NULL,
