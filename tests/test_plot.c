@@ -377,6 +377,13 @@ static void test_run_losses(void **state)
             bottom = y;
         }
     assert_true(bottom - top > 30);
+    /* ... it is cut at the frame, and its value is written at the top left
+     * of the panel ("FIRST TRAIN 5000": text where the curve is far lower) */
+    assert_true(count_color(img, 1260, 130, 46, 160, 53, PLOT_BLUE) > 5);
+    /* the KL's axis takes in its first interval (10, the lowest): that point
+     * lies inside the frame, above its 5% margin, not cut at its bottom */
+    assert_int_equal(count_color(img, 1260, 840 + 65, 272, 840 + 403, 275, PLOT_BLUE), 0);
+    assert_true(count_color(img, 1260, 840 + 65, 250, 840 + 403, 271, PLOT_BLUE) > 0);
     free(img);
 
     /* no epochs.csv, or test columns all nan: no test curve, no legend entry */
