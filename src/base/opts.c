@@ -188,9 +188,8 @@ static int distance(const char *a, size_t la, const char *b)
     return row[lb] < 9 ? row[lb] : 9;
 }
 
-/* The command being parsed (opts_command), and every command, whose
- * options a name unknown to this one may belong to (opts_know_commands). */
-static const char *current_command;
+/* Every command, whose options a name unknown to the one being parsed may
+ * belong to (opts_know_commands). */
 static const OptCommand *const *all_commands;
 static int n_all_commands;
 
@@ -284,9 +283,13 @@ static int unknown_option(const OptSpec *table, const char *name, size_t len, Vd
                        name, same->name);
     char others[256] = "";
     int n_others = 0;
+    const char *current_command = NULL; /* the one whose table this is */
+    for (int k = 0; k < n_all_commands; k++)
+        if (all_commands[k]->options == table)
+            current_command = all_commands[k]->name;
     for (int k = 0; k < n_all_commands; k++) {
         const OptCommand *c = all_commands[k];
-        if (current_command && strcmp(c->name, current_command) == 0)
+        if (c->options == table)
             continue;
         if (find(c->options, name, len) || find(c->options, norm, n)) {
             size_t at = strlen(others);
@@ -426,7 +429,6 @@ int opts_named(int argc, char **argv, const char *name)
 int opts_command(const OptCommand *c, void *cfg, int argc, char **argv, int rank, VdError *err)
 {
     int help = 0;
-    current_command = c->name;
     if (c->defaults) {
         c->defaults(cfg);
     } else {
