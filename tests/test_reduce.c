@@ -546,6 +546,59 @@ static void test_clip_norm_is_global(void **state)
     vae_free(serial);
 }
 
+/* The norm metrics.csv reports (grad_norm), without clipping: the global
+ * norm of the mean gradient before any scaling, the same double on every
+ * rank, with every reduction; with fuse (one node), summed inside Adam's
+ * pass, after the update. A step not applied (a rank's batch missing)
+ * reports no norm. */
+static void test_grad_norm_reported(void **state)
+{
+    (void)state;
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    Vae *serial = new_model();
+    VaeWork *ws = work_for(&shape, LOCAL_B * size), *w = work_for(&shape, LOCAL_B);
+    for (int r = 0; r < size; r++)
+        fill_rank_batch(ws, r, 0, r * LOCAL_B);
+    Reducer *rs = allreduce(serial, MPI_COMM_SELF, 0);
+    StepIO ios = {0};
+    assert_all(train_step(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, &ios));
+    double want = 0;
+    for (size_t i = 0; i < serial->n_params; i++)
+        want += (double)serial->grads[i] * serial->grads[i];
+    want = sqrt(want) / (LOCAL_B * size);
+    assert_all(want > 0 && fabs(ios.grad_norm - want) <= 1e-12 * want);
+    MPI_Comm node = MPI_COMM_NULL;
+    if (size % 2 == 0)
+        MPI_Comm_split(MPI_COMM_WORLD, rank / (size / 2), rank, &node);
+    for (int mode = 0; mode < 3; mode++) {
+        if (mode == 2 && node == MPI_COMM_NULL)
+            break;
+        Vae *m = new_model();
+        const char *why = NULL;
+        Reducer *red = mode == 0 ? allreduce(m, MPI_COMM_WORLD, 0)
+                                 : shared(m, mode == 1 ? MPI_COMM_NULL : node, &why);
+        assert_all(red != NULL);
+        fill_rank_batch(w, rank, 0, 0);
+        StepIO io = {0};
+        assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, red, &io));
+        assert_all(fabs(io.grad_norm - want) <= 1e-5 * want);
+        float bits[2]; /* the double's bits, compared as two floats */
+        memcpy(bits, &io.grad_norm, sizeof bits);
+        assert_all(comm_same_bits(bits, 2, MPI_COMM_WORLD));
+        io = (StepIO){.failed = rank == size - 1}; /* not applied: no norm */
+        train_step(m, w, LOCAL_B, &elbo, &adam, 2, red, &io);
+        assert_all(io.failed && (mode != 1 || !fuse || isnan(io.grad_norm)));
+        reduce_free(red, 1);
+        vae_free(m);
+    }
+    if (node != MPI_COMM_NULL)
+        MPI_Comm_free(&node);
+    reduce_free(rs, 1);
+    vae_work_free(ws);
+    vae_work_free(w);
+    vae_free(serial);
+}
+
 /* --compress over two "nodes": what crosses them goes as fp16 or bf16, so
  * the first Adam moment (0.1 of the summed gradient after one step) is
  * close to the exact one but not equal; every rank still holds the same
@@ -738,6 +791,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_injected_failure),
         cmocka_unit_test(test_clip_norm_is_global),
         cmocka_unit_test_setup_teardown(test_clip_norm_is_global, fused_on, fused_off),
+        cmocka_unit_test(test_grad_norm_reported),
+        cmocka_unit_test_setup_teardown(test_grad_norm_reported, fused_on, fused_off),
         cmocka_unit_test(test_shared_compressed),
         cmocka_unit_test(test_shared_chunks_with_a_lagging_rank),
         cmocka_unit_test_setup_teardown(test_shared_chunks_with_a_lagging_rank, fused_on, fused_off),

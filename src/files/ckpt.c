@@ -51,6 +51,8 @@ static const struct {
     {"best_loss", offsetof(TrainState, best_loss), 0},
     {"best_step", offsetof(TrainState, best_step), 1},
     {"bad_epochs", offsetof(TrainState, bad_epochs), 1},
+    {"interval_grad_norm", offsetof(TrainState, ivl_grad_norm), 0},
+    {"interval_norm_steps", offsetof(TrainState, ivl_norm_steps), 0},
 };
 enum { N_OPTIONAL = sizeof optional_state / sizeof *optional_state };
 

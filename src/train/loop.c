@@ -250,7 +250,8 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
                  (double)(r->plan.total_steps - st->step);
     TrainRow row = {(double)st->step, (double)epoch + 1,
                     (st->ivl_recon + st->ivl_kl) / st->ivl_count, st->ivl_recon / st->ivl_count,
-                    st->ivl_kl / st->ivl_count, l->lr, rate, st->ivl_clipped};
+                    st->ivl_kl / st->ivl_count, l->lr, rate, st->ivl_clipped,
+                    st->ivl_norm_steps ? st->ivl_grad_norm / st->ivl_norm_steps : NAN};
     if (r->plan.rank == 0 && !r->plan.cfg.quiet) {
         char etab[32];
         fmt_duration(etab, sizeof etab, eta);
@@ -265,6 +266,7 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
         h5_unlock();
     }
     st->ivl_recon = st->ivl_kl = st->ivl_count = st->ivl_clipped = l->ivl_fresh = 0;
+    st->ivl_grad_norm = st->ivl_norm_steps = 0;
     l->ivl_start = vd_now();
     r->live.prof.io += l->ivl_start - now;
 }
@@ -350,6 +352,10 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     st->step++; /* a skipped step still consumes its batch and noise */
     st->clipped += io.clipped;
     st->ivl_clipped += io.clipped;
+    if (finite && isfinite(io.grad_norm)) { /* the norm of each step applied, before clipping */
+        st->ivl_grad_norm += io.grad_norm;
+        st->ivl_norm_steps += 1;
+    }
     if (finite) {
         const float *extra = reduce_extras(r->live.red);
         st->ivl_recon += extra[VD_EXTRA_RECON];
