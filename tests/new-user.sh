@@ -244,4 +244,28 @@ grep -q "^epoch 1/1  step 5/20  loss [0-9.]* = [0-9.]* + [0-9.]*  lr 0.001  " "$
     pass "the progress line shows the learning rate: $(grep -m1 'samples/s' "$WORK/gn2.log")" ||
     fail "no learning rate in the progress line"
 
+# - reconstruct writes HDF5 (/x, /reconstruction, /rows) for any data, and
+#   the PNG only for images
+one 0 recon-table reconstruct --ckpt "$WORK/t5" --n 8 --first 3 --out "$WORK/rt" &&
+    [ ! -e "$WORK/rt.png" ] && grep -q "^no PNG: the samples are not images" "$WORK/recon-table.out" &&
+    grep -q "^wrote $WORK/rt.h5 (/x, /reconstruction 8 x 16; /rows 8)$" "$WORK/recon-table.out" ||
+    fail "reconstruct on a table: $(cat "$WORK/recon-table.out" "$WORK/recon-table.err")"
+PY=""
+for p in python3 /usr/bin/python3; do "$p" -c 'import h5py, numpy' 2>/dev/null && { PY=$p; break; }; done
+if [ -n "$PY" ] && [ -e "$WORK/rt.h5" ]; then
+    "$PY" - "$WORK/rt.h5" "$WORK/table.h5" <<'PYEOF' && pass "reconstruct on a table: rt.h5's /x is rows 3..10 of the test set, /reconstruction beside it, no PNG" || fail "reconstruct's /x"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as r, h5py.File(sys.argv[2], "r") as d:
+    x, rec, rows = r["x"][()], r["reconstruction"][()], r["rows"][()]
+    ok = (x.shape == rec.shape == (8, 16) and list(rows) == list(range(3, 11))
+          and np.array_equal(x, d["test/images"][3:11].astype(np.float32))
+          and np.all((rec > 0) & (rec < 1)))
+sys.exit(0 if ok else 1)
+PYEOF
+fi
+one 0 recon-img reconstruct --ckpt "$WORK/run" --n 8 --out "$WORK/ri" &&
+    [ -s "$WORK/ri.png" ] && grep -q "^wrote $WORK/ri.h5 (/x, /reconstruction 8 x 8 x 8; /rows 8)$" "$WORK/recon-img.out" &&
+    pass "reconstruct on images: the PNG and $(grep "ri.h5" "$WORK/recon-img.out" | sed "s|$WORK/||")" ||
+    fail "reconstruct on images: $(cat "$WORK/recon-img.out")"
+
 finish
