@@ -41,6 +41,7 @@ typedef struct {
     int profile;
     int show_config;    /* print the whole configuration at the start */
     int quiet;          /* no progress, epoch or checkpoint lines */
+    int figure_scale;   /* pixels per image pixel in the PNGs (0: image_auto_scale) */
     int binarize;
     double beta;        /* KL weight */
     int64_t warmup;     /* steps over which the KL weight rises linearly from 0 to beta */

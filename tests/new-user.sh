@@ -268,4 +268,14 @@ one 0 recon-img reconstruct --ckpt "$WORK/run" --n 8 --out "$WORK/ri" &&
     pass "reconstruct on images: the PNG and $(grep "ri.h5" "$WORK/recon-img.out" | sed "s|$WORK/||")" ||
     fail "reconstruct on images: $(cat "$WORK/recon-img.out")"
 
+# - figures of small images are scaled up to a readable size (8x8 tiles: 12
+#   times), in training's figures and sample's alike; --figure-scale sets it
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{print $3 * 256 + $4 "x" $7 * 256 + $8}'; }
+one 0 fig1 sample --ckpt "$WORK/run" --out "$WORK/f1" --figure-scale 1 &&
+    one 0 fig0 sample --ckpt "$WORK/run" --out "$WORK/f0" &&
+    [ "$(png_size "$WORK/f1.png")" = 73x73 ] && [ "$(png_size "$WORK/f0.png")" = 876x876 ] &&
+    [ "$(png_size "$WORK/run/samples.png")" = 876x876 ] && [ "$(png_size "$WORK/run/reconstructions.png")" = 876x444 ] &&
+    pass "8x8 images: samples.png $(png_size "$WORK/run/samples.png"), sample $(png_size "$WORK/f0.png"), --figure-scale 1 $(png_size "$WORK/f1.png")" ||
+    fail "figure scale: run $(png_size "$WORK/run/samples.png") $(png_size "$WORK/run/reconstructions.png"), sample $(png_size "$WORK/f0.png"), scale 1 $(png_size "$WORK/f1.png" 2>/dev/null)"
+
 finish

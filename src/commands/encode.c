@@ -362,7 +362,7 @@ int encode_main(int argc, char **argv, MPI_Comm comm)
 typedef struct {
     char ckpt[VD_PATH_MAX], data[VD_PATH_MAX], dataset[256], out[VD_PATH_MAX];
     int64_t from, to;
-    int steps, slerp, threads;
+    int steps, slerp, threads, figure_scale;
 } InterpConfig;
 
 #define IOFF(f) offsetof(InterpConfig, f)
@@ -381,6 +381,8 @@ static const OptSpec interp_options[] = {
      "/samples)"},
     {"threads", OPT_INT, IOFF(threads), 0, "0", 0, 1024, "N",
      "OpenBLAS threads per rank (0: cores / ranks per node)"},
+    {"figure-scale", OPT_INT, IOFF(figure_scale), 0, "0", 0, 64, "S",
+     "pixels per image pixel in the PNG (0: small images scaled up to about 96 px)"},
     OPT_END};
 
 const OptCommand interpolate_command = {
@@ -429,7 +431,7 @@ static int write_interp(const InterpConfig *cfg, const char *ckpt, const H5Rows 
         memcpy(strip + D, pics, sizeof(float) * (size_t)K * D);
         memcpy(strip + (size_t)(K + 1) * D, ends + D, sizeof(float) * (size_t)D);
         trained_out_path(path, cfg->out, ".png");
-        int rc = image_grid_png(path, strip, K + 2, &x->img, K + 2, err);
+        int rc = image_grid_png(path, strip, K + 2, &x->img, K + 2, cfg->figure_scale, NULL, NULL, err);
         vd_free(strip);
         if (rc != VD_OK)
             return err->code;

@@ -20,7 +20,7 @@
 
 typedef struct {
     char ckpt[VD_PATH_MAX], out[VD_PATH_MAX];
-    int n, cols, cls, noise, threads;
+    int n, cols, cls, noise, threads, figure_scale;
     uint64_t seed;
 } SampleConfig;
 
@@ -43,6 +43,8 @@ static const OptSpec sample_options[] = {
      "writes NAME.png (the grid) and NAME.h5 (/samples, /z; /classes if conditional)"},
     {"threads", OPT_INT, SOFF(threads), 0, "0", 0, 1024, "N",
      "OpenBLAS threads per rank (0: cores / ranks per node)"},
+    {"figure-scale", OPT_INT, SOFF(figure_scale), 0, "0", 0, 64, "S",
+     "pixels per image pixel in the PNG (0: small images scaled up to about 96 px)"},
     OPT_END};
 
 const OptCommand sample_command = {
@@ -120,15 +122,14 @@ static int write_samples_h5(const SampleConfig *cfg, const char *ckpt, const Vae
 
 /* Rank 0: the grid of n images as NAME.png, and what it wrote. */
 static int write_grid(const char *name, const float *pics, int n, const ImageGeom *g, int cols,
-                      VdError *err)
+                      int scale, VdError *err)
 {
     char path[VD_PATH_MAX];
+    int w, h;
     trained_out_path(path, name, ".png");
-    if (image_grid_png(path, pics, n, g, cols, err) != VD_OK)
+    if (image_grid_png(path, pics, n, g, cols, scale, &w, &h, err) != VD_OK)
         return err->code;
-    int c = cols < n ? cols : n, rows = (n + c - 1) / c;
-    printf("wrote %s (%d x %d%s)\n", path, c * (g->w + 1) + 1, rows * (g->h + 1) + 1,
-           g->c >= 3 ? ", RGB" : "");
+    printf("wrote %s (%d x %d%s)\n", path, w, h, g->c >= 3 ? ", RGB" : "");
     return VD_OK;
 }
 
@@ -151,7 +152,7 @@ static void draw_samples(SampleConfig *cfg, const char *ckpt, const Vae *m, VdEr
     int cols = cfg->cols < cfg->n ? cfg->cols : cfg->n;
     vae_sample(m, w, cfg->seed, cfg->n, cols, cfg->cls, cfg->noise, z, cls, pics);
     if (data.img.c)
-        write_grid(cfg->out, pics, cfg->n, &data.img, cols, err);
+        write_grid(cfg->out, pics, cfg->n, &data.img, cols, cfg->figure_scale, err);
     else
         printf("no PNG: the model's samples are not images\n");
     if (err->code == VD_OK)
@@ -191,7 +192,7 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
 typedef struct {
     char ckpt[VD_PATH_MAX], data[VD_PATH_MAX], dataset[256], out[VD_PATH_MAX];
     int64_t first;
-    int n, cols, sample, binarize, threads;
+    int n, cols, sample, binarize, threads, figure_scale;
     uint64_t seed;
 } ReconConfig;
 
@@ -215,6 +216,8 @@ static const OptSpec recon_options[] = {
      "images, NAME.png"},
     {"threads", OPT_INT, ROFF(threads), 0, "0", 0, 1024, "N",
      "OpenBLAS threads per rank (0: cores / ranks per node)"},
+    {"figure-scale", OPT_INT, ROFF(figure_scale), 0, "0", 0, 64, "S",
+     "pixels per image pixel in the PNG (0: small images scaled up to about 96 px)"},
     OPT_END};
 
 const OptCommand reconstruct_command = {
@@ -319,7 +322,7 @@ static void reconstruct_rows(const ReconConfig *cfg, const char *ckpt, const Vae
             vae_output_mean(m, vae_outputs(m, w) + (size_t)i * D, 1, orig + (size_t)cols * D);
         }
         if (x->img.c)
-            write_grid(cfg->out, pics, groups * 2 * cols, &x->img, cols, err);
+            write_grid(cfg->out, pics, groups * 2 * cols, &x->img, cols, cfg->figure_scale, err);
         else
             printf("no PNG: the samples are not images\n");
         if (err->code == VD_OK)
