@@ -222,11 +222,11 @@ wait $pid; rc=$?
 # What users asked for:
 # - a grad_norm column in metrics.csv and metrics.h5, the global gradient
 #   norm before clipping (averaged over the interval), also on 2 ranks'
-#   shared memory (summed inside Adam) and with --clip-norm, where it is
+#   shared memory summed inside Adam (--node-sum adam), and with --clip-norm, where it is
 #   the norm before the clip; the learning rate in the progress line
 run_mpi 2 60 "$VAE" --data "$WORK/bars.h5" $SMALL --log-every 5 --clip-norm 1 --out "$WORK/gn" \
     >"$WORK/gn.log" 2>&1 || fail "grad_norm run"
-run_mpi 2 60 "$VAE" --data "$WORK/bars.h5" $SMALL --log-every 5 --out "$WORK/gn2" \
+run_mpi 2 60 "$VAE" --data "$WORK/bars.h5" $SMALL --log-every 5 --node-sum adam --out "$WORK/gn2" \
     >"$WORK/gn2.log" 2>&1 || fail "grad_norm run 2"
 awk -F, 'NR == 1 { ok = $9 == "grad_norm" } NR > 1 { n++; if (!($9 > 1) || $8 != 5) ok = 0 }
     END { exit !(ok && n == 4) }' "$WORK/gn/metrics.csv" &&

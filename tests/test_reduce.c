@@ -561,7 +561,7 @@ static void test_grad_norm_reported(void **state)
         fill_rank_batch(ws, r, 0, r * LOCAL_B);
     Reducer *rs = allreduce(serial, MPI_COMM_SELF, 0);
     StepIO ios = {0};
-    assert_all(train_step(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, &ios));
+    assert_all(step_run(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, &ios));
     double want = 0;
     for (size_t i = 0; i < serial->n_params; i++)
         want += (double)serial->grads[i] * serial->grads[i];
@@ -580,13 +580,13 @@ static void test_grad_norm_reported(void **state)
         assert_all(red != NULL);
         fill_rank_batch(w, rank, 0, 0);
         StepIO io = {0};
-        assert_all(train_step(m, w, LOCAL_B, &elbo, &adam, 1, red, &io));
+        assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 1, red, &io));
         assert_all(fabs(io.grad_norm - want) <= 1e-5 * want);
         float bits[2]; /* the double's bits, compared as two floats */
         memcpy(bits, &io.grad_norm, sizeof bits);
         assert_all(comm_same_bits(bits, 2, MPI_COMM_WORLD));
         io = (StepIO){.failed = rank == size - 1}; /* not applied: no norm */
-        train_step(m, w, LOCAL_B, &elbo, &adam, 2, red, &io);
+        step_run(m, w, LOCAL_B, &elbo, &adam, 2, red, &io);
         assert_all(io.failed && (mode != 1 || !fuse || isnan(io.grad_norm)));
         reduce_free(red, 1);
         vae_free(m);
