@@ -47,8 +47,7 @@ static const OptSpec encode_options[] = {
      "..., each layer's posterior given the draws above it)"},
     {"seed", OPT_U64, EOFF(seed), 0, "1", 0, 0, "N",
      "seed of the --sample draws (the same eps as reconstruct --sample)"},
-    {"threads", OPT_INT, EOFF(threads), 0, "0", 0, 1024, "N",
-     "OpenBLAS threads per rank (0: cores / ranks per node)"},
+    {"threads", OPT_INT, EOFF(threads), 0, "0", 0, 1024, "N", trained_threads_help},
     OPT_END};
 
 const OptCommand encode_command = {
@@ -379,10 +378,8 @@ static const OptSpec interp_options[] = {
     {"out", ISTR(out), "interpolation", 0, 0, "NAME",
      "writes NAME.png (row I, the K decoded points, row J) for images, and NAME.h5 (/z, /t, "
      "/samples)"},
-    {"threads", OPT_INT, IOFF(threads), 0, "0", 0, 1024, "N",
-     "OpenBLAS threads per rank (0: cores / ranks per node)"},
-    {"figure-scale", OPT_INT, IOFF(figure_scale), 0, "0", 0, 64, "S",
-     "pixels per image pixel in the PNG (0: small images scaled up to about 96 px)"},
+    {"threads", OPT_INT, IOFF(threads), 0, "0", 0, 1024, "N", trained_threads_help},
+    {"figure-scale", OPT_INT, IOFF(figure_scale), 0, "0", 0, 64, "S", trained_figure_scale_help},
     OPT_END};
 
 const OptCommand interpolate_command = {

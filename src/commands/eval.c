@@ -42,8 +42,7 @@ static const OptSpec eval_options[] = {
     {"binarize", OPT_BOOL, EOFF(binarize), 0, "0", 0, 0, NULL,
      "binarize each value with a Bernoulli draw (dynamic binarization)"},
     {"out", ESTR(out), "", 0, 0, "FILE", "also write the results to FILE (.json, .csv or .h5)"},
-    {"threads", OPT_INT, EOFF(threads), 0, "0", 0, 1024, "N",
-     "OpenBLAS threads per rank (0: cores / ranks per node)"},
+    {"threads", OPT_INT, EOFF(threads), 0, "0", 0, 1024, "N", trained_threads_help},
     OPT_END};
 
 const OptCommand eval_command = {

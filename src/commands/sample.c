@@ -41,10 +41,8 @@ static const OptSpec sample_options[] = {
      "seed of the draws (the run's seed gives its samples.png)"},
     {"out", SSTR(out), "samples", 0, 0, "NAME",
      "writes NAME.png (the grid) and NAME.h5 (/samples, /z; /classes if conditional)"},
-    {"threads", OPT_INT, SOFF(threads), 0, "0", 0, 1024, "N",
-     "OpenBLAS threads per rank (0: cores / ranks per node)"},
-    {"figure-scale", OPT_INT, SOFF(figure_scale), 0, "0", 0, 64, "S",
-     "pixels per image pixel in the PNG (0: small images scaled up to about 96 px)"},
+    {"threads", OPT_INT, SOFF(threads), 0, "0", 0, 1024, "N", trained_threads_help},
+    {"figure-scale", OPT_INT, SOFF(figure_scale), 0, "0", 0, 64, "S", trained_figure_scale_help},
     OPT_END};
 
 const OptCommand sample_command = {
@@ -214,10 +212,8 @@ static const OptSpec recon_options[] = {
     {"out", RSTR(out), "reconstructions", 0, 0, "NAME",
      "writes NAME.h5 (/x, the rows as the model read them, /reconstruction, /rows) and, for "
      "images, NAME.png"},
-    {"threads", OPT_INT, ROFF(threads), 0, "0", 0, 1024, "N",
-     "OpenBLAS threads per rank (0: cores / ranks per node)"},
-    {"figure-scale", OPT_INT, ROFF(figure_scale), 0, "0", 0, 64, "S",
-     "pixels per image pixel in the PNG (0: small images scaled up to about 96 px)"},
+    {"threads", OPT_INT, ROFF(threads), 0, "0", 0, 1024, "N", trained_threads_help},
+    {"figure-scale", OPT_INT, ROFF(figure_scale), 0, "0", 0, 64, "S", trained_figure_scale_help},
     OPT_END};
 
 const OptCommand reconstruct_command = {

@@ -129,6 +129,10 @@ void trained_image(const char *ckpt, ImageGeom *g)
         memset(g, 0, sizeof *g);
 }
 
+const char trained_threads_help[] = "OpenBLAS threads per rank (0: cores / ranks per node)";
+const char trained_figure_scale_help[] =
+    "pixels per image pixel in the PNG (0: small images scaled up to about 96 px)";
+
 int trained_check_outputs(const char *name, const char *ckpt, VdError *err)
 {
     char path[VD_PATH_MAX];
