@@ -99,8 +99,9 @@ void reduce_shm_ready(ReduceShm *r, size_t offset);
  * the parameters' part, added in node-rank order. */
 int reduce_shm_finish(ReduceShm *r, double *sumsq);
 
-/* Collective over the node, after a sync that follows every rank's post
- * of its slice's sum of squares: their sum, in node-rank order. */
+/* Local, after a node sync that follows every rank's post of its slice's
+ * sum of squares: their sum, in node-rank order (the same double on every
+ * rank of every node). */
 double reduce_shm_node_sumsq(const ReduceShm *r);
 
 /* Collective over the node: Adam on this rank's slice from the summed
