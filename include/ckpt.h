@@ -57,6 +57,9 @@ typedef struct {
     double best_loss;        /* the best checkpoint's loss (inf: none) */
     int64_t best_step;       /* its step (0: none) */
     int64_t bad_epochs;      /* epochs since the best (--early-stop) */
+    /* optional, since this build: the interval's gradient norms */
+    double ivl_grad_norm;    /* the sum of the applied steps' norms before clipping */
+    double ivl_norm_steps;   /* and their count */
 } TrainState;
 
 /* A state that has trained nothing: zeros, and the defaults above. */

@@ -26,6 +26,11 @@ typedef struct {
 int durable_open(DurableFile *d, const char *path, const char *mode, VdError *err);
 int durable_begin(DurableFile *d, const char *path, VdError *err);
 
+/* Whether path can be written, before the work that makes it: its directory
+ * exists and takes a new file (one is made and removed), and path is not a
+ * directory. VD_OK, or VD_EX_CANTCREAT saying why. */
+int durable_check(const char *path, VdError *err);
+
 /* Flushes, fsyncs and closes tmp, renames it over path and fsyncs the
  * directory. On failure tmp is removed and err names the step that failed
  * (write, fsync, close, rename, directory fsync). VD_OK or VD_EX_IOERR. */

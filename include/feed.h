@@ -45,6 +45,9 @@ typedef struct Feed Feed;
  * forced resident mode does not fit. Agreed across ranks. */
 int feed_open(Feed **out, const FeedConfig *c, VdError *err);
 
+/* Local: the bytes of rows this rank may hold (FeedConfig.budget). */
+int64_t feed_budget(const Feed *f);
+
 /* Collective. Makes epoch's batches ready from local step first_step on
  * (a resumed run starts inside an epoch) and starts reading the next
  * epoch's. Returns VD_OK or the agreed error. */

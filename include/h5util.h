@@ -8,7 +8,9 @@
 #include <stdint.h>
 
 int h5_attr_str(hid_t obj, const char *name, const char *value);
+/* n == 1 is written as a scalar; h5_attr_i64_array always as an array of n */
 int h5_attr_i64(hid_t obj, const char *name, const int64_t *v, int n);
+int h5_attr_i64_array(hid_t obj, const char *name, const int64_t *v, int n);
 int h5_attr_u64(hid_t obj, const char *name, uint64_t v);
 int h5_attr_f64(hid_t obj, const char *name, double v);
 /* Reads an integer attribute array of at most max values; returns the count or -1. */

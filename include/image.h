@@ -29,7 +29,7 @@ typedef struct {
 } ImageGeom;
 
 /* The --layout choices, in the option's order. */
-typedef enum { VD_LAYOUT_AUTO = 0, VD_LAYOUT_HWC = 1, VD_LAYOUT_CHW = 2 } VdLayout;
+typedef enum { VD_LAYOUT_AUTO = 0, VD_LAYOUT_HWC = 1, VD_LAYOUT_CHW = 2, VD_LAYOUT_NONE = 3 } VdLayout;
 #define VD_MAX_CHANNELS 64
 
 /* How samples shaped dims (nd values: one sample's dimensions) are images,
@@ -40,8 +40,9 @@ typedef enum { VD_LAYOUT_AUTO = 0, VD_LAYOUT_HWC = 1, VD_LAYOUT_CHW = 2 } VdLayo
  *                otherwise the shape says neither: tie decides (VdLayout;
  *                auto: not an image);
  *   others       not images.
- * want (VdLayout) overrides the rule where the shape allows it. Returns 0, or
- * -1 with why (n bytes) when want contradicts the shape. */
+ * want (VdLayout) overrides the rule where the shape allows it; none: not
+ * images, whatever the shape. Returns 0, or -1 with why (n bytes) when want
+ * contradicts the shape. */
 int image_geom(const int64_t *dims, int nd, int want, int tie, ImageGeom *g, char *why, size_t n);
 
 /* "hwc", "chw" or "none" (not an image), for g. */
@@ -54,9 +55,17 @@ const char *image_layout_name(const ImageGeom *g);
 void image_grid(uint8_t *out, int *grid_w, int *grid_h, const float *images, int n,
                 const ImageGeom *g, int cols);
 
+/* The pixels per image pixel that make small images readable in a PNG:
+ * each image about IMAGE_TILE_PX wide or high (28x28 -> 3, 8x8 -> 12), 1
+ * for images as large or larger. */
+#define IMAGE_TILE_PX 96
+int image_auto_scale(const ImageGeom *g);
+
 /* The grid of n images (cols per row, fewer if n is smaller) as a PNG at
- * path, gray or RGB as image_grid. VD_OK or an error from png_write_*. */
+ * path, gray or RGB as image_grid, every pixel a scale x scale block (0:
+ * image_auto_scale); its size goes to *w, *h when not NULL. VD_OK or an
+ * error from png_write_*. */
 int image_grid_png(const char *path, const float *images, int n, const ImageGeom *g, int cols,
-                   VdError *err);
+                   int scale, int *w, int *h, VdError *err);
 
 #endif

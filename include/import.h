@@ -42,10 +42,11 @@ void import_defaults(ImportConfig *cfg);
  * VD_EX_IOERR. */
 int import_idx(const ImportConfig *cfg, VdError *err);
 
-/* Rank 0 only. When data is the default data file (runtime.h) and does not
- * exist, imports Fashion-MNIST there from Debian's package. VD_OK,
- * VD_EX_NOINPUT (the package is not installed), VD_EX_CANTCREAT or an
- * import_idx error. */
+/* Rank 0 only. When data is the built-in default data file (runtime.h) and
+ * does not exist, imports Fashion-MNIST there from Debian's package; a
+ * missing file that $VAE_DIST_DATA names is VD_EX_NOINPUT, as a --data
+ * one. VD_OK, VD_EX_NOINPUT (also: the package is not installed),
+ * VD_EX_CANTCREAT or an import_idx error. */
 int import_default_data(const char *data, VdError *err);
 
 extern const OptCommand import_command;

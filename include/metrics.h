@@ -1,7 +1,7 @@
 /* metrics.h — training metrics as CSV and HDF5 in the run directory. Rank 0
  * only.
  *   metrics.csv, metrics.h5:/train/<column>  one row per logging interval:
- *       step, epoch, loss, recon, kl, lr, samples_per_s, clipped
+ *       step, epoch, loss, recon, kl, lr, samples_per_s, clipped, grad_norm
  *   epochs.csv, metrics.h5:/test/<column>    one row per epoch:
  *       epoch, step, train_loss, test_loss, test_recon, test_kl, seconds,
  *       active_units
@@ -23,6 +23,7 @@
 
 typedef struct {
     double step, epoch, loss, recon, kl, lr, samples_per_s, clipped;
+    double grad_norm; /* the mean over the interval's steps of the global norm before clipping */
 } TrainRow;
 
 typedef struct {

@@ -53,6 +53,16 @@ typedef struct {
     void (*defaults)(void *cfg);
 } OptCommand;
 
+/* The commands whose options a name unknown to the command being parsed
+ * is looked up in, for the suggestion (vae-dist --ckpt X: "sample takes
+ * it"). commands must outlive the parsing. */
+void opts_know_commands(const OptCommand *const *commands, int n);
+
+/* The index of the word of words[0 .. n) that typed (len bytes) most
+ * likely meant: one it starts, or the nearest within two edits; -1 if
+ * none is close. */
+int opts_nearest(const char *typed, size_t len, const char *const *words, int n);
+
 /* Sets cfg to c's defaults and parses argv into it. Returns 1 if --help was
  * asked for (rank 0 printed the usage, what the command does and its
  * options with their defaults), else 0, with err set on a bad command line
@@ -83,6 +93,10 @@ void opts_defaults(const OptSpec *table, void *cfg);
  * cfg. VD_OK or VD_EX_USAGE with one line in err. *help is set when --help
  * is seen (parsing stops there). */
 int opts_parse(const OptSpec *table, void *cfg, int argc, char **argv, int *help, VdError *err);
+
+/* Was option name given in argv (as "--name value" or "--name=value"),
+ * rather than left at its default? */
+int opts_named(int argc, char **argv, const char *name);
 
 /* Writes option value as text: the same form the parser takes. */
 void opts_format(const OptSpec *o, const void *cfg, char *buf, size_t n);

@@ -67,11 +67,12 @@ typedef struct {
 } PlotPanel;
 
 /* Line plots, n_panels side by side (420 x 320 px each), each with a frame,
- * ticks and a legend. The x range covers every point; the y range covers the
- * series with markers and, of the others, the points whose x lies beyond the
- * first 1/20 of the x range, so the first logging interval of a training
- * curve does not squash the rest (points outside the range are cut at the
- * frame). VD_OK or an error from png_write_rgb. */
+ * ticks and a legend. The x range covers every point, and so does the y
+ * range, except that the first point of a series without markers does not
+ * raise its top: the first logging interval of a training curve does not
+ * squash the rest. Such a point above the frame is cut there, and a line
+ * at the frame's top left gives its value ("FIRST TRAIN 551.2"). VD_OK or
+ * an error from png_write_rgb. */
 int plot_lines_png(const char *path, const PlotPanel *panels, int n_panels, VdError *err);
 
 /* A 640 x 640 px scatter of n points (xy: (n, 2)), each a 3x3 dot colored

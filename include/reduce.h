@@ -98,6 +98,12 @@ void reduce_ready(void *r, size_t offset);
  * clipping), the same double on every rank. */
 int reduce_finish(Reducer *r, double *sumsq);
 
+/* Local, after reduce_update: the sum of squares of the summed gradient of
+ * the parameters (before any scaling), the same double on every rank; NaN
+ * when the fused pass did not run (a step not applied). With fuse it is
+ * summed inside Adam's pass, as the gradient is. */
+double reduce_grad_sumsq(const Reducer *r);
+
 /* Local, between reduce_finish and the next reduce_begin: the summed tail
  * (VD_GRAD_EXTRA floats, indexed by VD_EXTRA_*). */
 const float *reduce_extras(const Reducer *r);

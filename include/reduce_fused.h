@@ -34,8 +34,9 @@ void reduce_fused_ready(ReduceShm *r, size_t offset);
  * summed into r->sum and reduce_shm_finish must judge it. */
 int reduce_fused_verdict(ReduceShm *r, double *sumsq);
 
-/* Local. Adam step t on this rank's slice, fed by its sum block by block;
- * reduce_shm_update (without apply) then ends the step. */
+/* Local. Adam step t on this rank's slice, fed by its sum block by block,
+ * whose sum of squares it posts; reduce_shm_update (without apply) then
+ * ends the step, after which reduce_shm_node_sumsq adds the slices'. */
 void reduce_fused_update(ReduceShm *r, const AdamConfig *c, long t, float grad_scale);
 
 #endif

@@ -37,6 +37,9 @@ void reduce_mpi_ready(ReduceMpi *r, size_t offset);
  * gradient (without the tail), in order. */
 int reduce_mpi_finish(ReduceMpi *r, double *sumsq);
 
+/* Local, after reduce_mpi_finish: the summed gradient's sum of squares. */
+double reduce_mpi_grad_sumsq(const ReduceMpi *r);
+
 /* Local: if apply, Adam step t on all the parameters. */
 void reduce_mpi_update(ReduceMpi *r, const AdamConfig *c, long t, float grad_scale, int apply);
 

@@ -66,6 +66,7 @@ typedef struct ReduceShm {
     uint16_t *half;             /* compress: (hi - lo) the slice's parameters as 16-bit floats */
     MPI_Op half_sum;
     float extra[VD_GRAD_EXTRA]; /* the summed tail, after reduce_shm_finish */
+    double grad_sumsq;          /* the summed gradient's sum of squares, after the update */
     /* fuse (one node): the slice is summed inside Adam's pass */
     int fuse;
     int fused;                  /* this step's verdict allows the fused pass */
@@ -97,6 +98,11 @@ void reduce_shm_ready(ReduceShm *r, size_t offset);
  * same verdict on every rank; with sumsq the slices' sums of squares of
  * the parameters' part, added in node-rank order. */
 int reduce_shm_finish(ReduceShm *r, double *sumsq);
+
+/* Local, after a node sync that follows every rank's post of its slice's
+ * sum of squares: their sum, in node-rank order (the same double on every
+ * rank of every node). */
+double reduce_shm_node_sumsq(const ReduceShm *r);
 
 /* Collective over the node: Adam on this rank's slice from the summed
  * slice if apply, then a barrier; the summed tail is copied into the tail

@@ -75,8 +75,11 @@ typedef struct {
 /* train_data.c. Local: opens the training and test data sets and checks
  * they fit together and the model's options (labels in range on rank 0). */
 void train_data_open(Run *r, VdError *err);
-/* Collective: the training feed and this rank's test rows. */
+/* Collective: the training feed and this rank's test rows, read and
+ * checked (resident rows now, streamed ones as they are read). */
 int train_data_load(Run *r, VdError *err);
+/* Rank 0: the line that says how the training rows are held. */
+void train_data_print(const Run *r);
 
 /* rundir.c. Collective: names the run directory (strftime patterns expand
  * on rank 0), creates it, and sets a previous run aside with --fresh. */
@@ -90,10 +93,12 @@ void rundir_note_changes(const Run *r);
 /* Rank 0: the metrics files (metrics.h) and config.txt. */
 int rundir_start_logs(Run *r, VdError *err);
 /* Rank 0: checkpoint, "latest" (and "best" when best), and pruning to
- * --keep, which never takes the best. */
-int rundir_save(Run *r, int best, VdError *err);
+ * --keep, which never takes the best; its file name goes to saved (64
+ * bytes; NULL: not wanted). */
+int rundir_save(Run *r, int best, char *saved, VdError *err);
 /* Rank 0, at the end: RUN/status, one line for batch scripts: "done STEP",
- * "stopped STEP" (exit 75) or "failed CODE STEP", STEP the newest
+ * "paused STEP" (--max-steps ended it before its last epoch: exit 0, more
+ * to do), "stopped STEP" (exit 75) or "failed CODE STEP", STEP the newest
  * checkpoint's. Best effort. */
 void rundir_status(const Run *r, int code);
 

@@ -18,7 +18,8 @@ typedef struct {
     int poison;       /* in: test hook, make this rank's reduced values non-finite */
     int failed;       /* in: this rank's batch is missing; out: some rank's was (not applied) */
     double clip_norm; /* in: > 0, clip the mean gradient to this global norm (--clip-norm) */
-    double grad_norm; /* out, with clip_norm: the mean gradient's norm before clipping */
+    double grad_norm; /* out: the mean gradient's global norm before clipping (NaN if the step
+                       * was not applied) */
     int clipped;      /* out: the gradient was scaled down to clip_norm */
     StepTimes times;  /* out */
 } StepIO;

@@ -40,6 +40,8 @@ typedef struct {
     int64_t max_steps;
     int profile;
     int show_config;    /* print the whole configuration at the start */
+    int quiet;          /* no progress, epoch or checkpoint lines */
+    int figure_scale;   /* pixels per image pixel in the PNGs (0: image_auto_scale) */
     int binarize;
     double beta;        /* KL weight */
     int64_t warmup;     /* steps over which the KL weight rises linearly from 0 to beta */
@@ -49,6 +51,9 @@ typedef struct {
     double bucket_mib;  /* allreduce bucket, MiB; 0: one blocking allreduce */
     int reduce;         /* ReduceMode */
     int node_sum;       /* NodeSum: where shm sums on one node */
+    /* not options: which of them the command line named (opts_named), where
+     * a default and the same value typed mean different things */
+    int named_labels, named_test_dataset, named_test_labels, named_node_sum;
 } TrainConfig;
 
 /* --node-sum, in the option's order. */

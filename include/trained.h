@@ -41,4 +41,11 @@ void trained_image(const char *ckpt, ImageGeom *g);
 /* buf (VD_PATH_MAX bytes) = name without a trailing ".png" or ".h5", plus ext. */
 void trained_out_path(char *buf, const char *name, const char *ext);
 
+/* The help of the options these commands share. */
+extern const char trained_threads_help[], trained_figure_scale_help[];
+
+/* Before the work: can NAME.h5, and NAME.png when the samples of checkpoint
+ * ckpt are images, be written (durable_check)? VD_OK or VD_EX_CANTCREAT. */
+int trained_check_outputs(const char *name, const char *ckpt, VdError *err);
+
 #endif

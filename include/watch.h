@@ -7,6 +7,13 @@
  * what it waited for, then exit VD_EX_STALL. Every rank watches for itself,
  * so ranks on both sides of a cut end. Nothing written is lost: checkpoints
  * and metrics rows are complete on disk before any wait that could stall.
+ *
+ * Under mpirun a rank that exits makes mpirun send an abort to every
+ * daemon, the lost node's too, and then wait until TCP gives up on that
+ * one (a quarter of an hour). When mpirun checks its daemons' links
+ * (Open MPI's oob_tcp_keepalive settings, in the ranks' environment), a
+ * stalled rank waits for that check to find the lost node first, after
+ * which mpirun ends the whole job at once (watch_grace_seconds).
  * Local; MPI-free. */
 #ifndef VD_WATCH_H
 #define VD_WATCH_H
@@ -36,6 +43,17 @@ void watch_done(void);
  * lost node. Rank 0's metrics rows at log intervals are not covered. */
 #define WATCH_IO_FACTOR 10
 void watch_rank0_io(int on);
+
+/* How long a stalled rank started by mpirun waits for mpirun to find the
+ * lost node before it exits: the longest that mpirun's link check takes
+ * (keepalive time + interval x probes) and 5 s more, when hnp_uri (the
+ * launcher's address, OMPI_MCA_orte_hnp_uri: set only under mpirun) is
+ * set and the check takes at most WATCH_GRACE_MAX seconds; else 0, exit
+ * at once. The arguments are the environment's strings (NULL: unset; then
+ * Open MPI's defaults, 300, 20 and 9, which make it too long). */
+#define WATCH_GRACE_MAX 60
+double watch_grace_seconds(const char *hnp_uri, const char *ka_time, const char *ka_intvl,
+                           const char *ka_probes);
 
 /* Stops the thread (before MPI_Finalize). */
 void watch_stop(void);

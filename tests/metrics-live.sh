@@ -4,7 +4,9 @@
 # and sees the rows arrive while it trains; a plotting loop that opens the
 # file without SWMR, reads and holds it half a second, over and over, only
 # fails its own opens. Both runs end 0 with every row in the CSV and in
-# metrics.h5. Skipped (77) without python3-h5py.
+# metrics.h5. jobs/follow-metrics.py also answers a user who gives it no
+# argument or --help, and waits for a run that has not started. Skipped
+# (77) without python3-h5py.
 . "$top_srcdir/tests/lib.sh"
 PY=""
 for p in python3 /usr/bin/python3; do
@@ -84,4 +86,26 @@ touch "$WORK/b/stop"; wait $plain
     { cat "$WORK/b.log"; fail "training beside a plain reader: exit $rc"; }
 out=$(rows_match "$WORK/b") && [ "$(($(wc -l <"$WORK/b/metrics.csv") - 1))" -eq 80 ] &&
     pass "run b: $out, all 80" || fail "run b: $out"
+
+# 3. follow-metrics.py as a new user meets it: no argument or --help is a
+#    usage, not a traceback; started before the run exists (a queued job),
+#    it waits, then follows the run to its last step
+F="$top_srcdir/jobs/follow-metrics.py"
+"$PY" "$F" >"$WORK/noarg.log" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q "^usage: follow-metrics.py" "$WORK/noarg.log" && ! grep -q Traceback "$WORK/noarg.log" &&
+    pass "follow-metrics.py without arguments: exit 2, $(grep -m1 'error' "$WORK/noarg.log")" ||
+    { cat "$WORK/noarg.log"; fail "follow-metrics.py without arguments: exit $rc"; }
+"$PY" "$F" --help >"$WORK/help.log" 2>&1; rc=$?
+[ $rc -eq 0 ] && grep -q "^usage: follow-metrics.py" "$WORK/help.log" && ! grep -q Traceback "$WORK/help.log" &&
+    pass "follow-metrics.py --help: exit 0, the usage" || { cat "$WORK/help.log"; fail "follow-metrics.py --help: exit $rc"; }
+timeout 120 "$PY" "$F" "$WORK/c" 0.2 3 >"$WORK/early.log" 2>"$WORK/early.err" &
+reader=$!
+sleep 1
+run_mpi 2 120 "$VAE" $ARGS --epochs 3 --out "$WORK/c" >"$WORK/c.log" 2>&1; rc=$?
+wait $reader; rrc=$?
+total=$(($(wc -l <"$WORK/c/metrics.csv") - 1))
+[ $rc -eq 0 ] && [ $rrc -eq 0 ] && grep -q "^waiting for $WORK/c/metrics.h5" "$WORK/early.err" &&
+    [ "$(grep -c '^step ' "$WORK/early.log")" -eq "$total" ] && grep -q "^last step 300$" "$WORK/early.log" &&
+    pass "follow-metrics.py started before the run: waited, then printed all $total rows to the last step" ||
+    { cat "$WORK/early.err"; tail -3 "$WORK/early.log"; fail "follow-metrics.py before the run (exit $rrc)"; }
 finish

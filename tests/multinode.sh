@@ -8,7 +8,9 @@
 # bitwise; every process of one node killed mid-run ends the job within 30 s,
 # and the last checkpoint resumes; with one node's link cut, every rank on
 # both sides ends by itself (the stall watchdog) and the run resumes once
-# the link is back. Skipped (exit 77) without root.
+# the link is back; under README's settings for mpirun on several nodes,
+# mpirun itself ends within --stall-timeout + 60 s of the cut. Skipped
+# (exit 77) without root.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/nodes.sh"
 need_h5diff
@@ -132,4 +134,63 @@ ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $LARGS --max-steps $((step + 
     grep -q "^resuming from .*$last" "$WORK/cut2.log" &&
     pass "the link back: the same command resumes ($(grep -m1 '^resuming from' "$WORK/cut2.log" | sed "s|$WORK/||"))" ||
     { tail -n 20 "$WORK/cut2.log"; fail "after the link came back, $last did not resume"; }
+
+# 6. The same cut under the settings README gives for mpirun on several
+#    nodes (mpirun checks the links to its daemons): mpirun itself ends
+#    within --stall-timeout + 60 s, not only the ranks; the ranks beyond the
+#    cut end by themselves; with the link back the same command resumes.
+KA=$(sed -n 's/^export \(OMPI_MCA_oob_tcp_keepalive_time=.*\)$/\1/p' "$top_srcdir/README.md")
+[ -n "$KA" ] || { fail "README gives no OMPI_MCA_oob_tcp_keepalive settings for mpirun"; finish; }
+ST=5
+KARGS="--epochs 200 --log-every 5 --stall-timeout $ST --out $WORK/cut-ka"
+(
+    # shellcheck disable=SC2086 # VAR=value words, as README exports them
+    export $KA
+    ns_mpirun 300 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $KARGS
+) >"$WORK/cut-ka.log" 2>&1 &
+job=$!
+i=0; while [ ! -f "$WORK/cut-ka/latest" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+n=$(grep -c "samples/s" "$WORK/cut-ka.log"); i=0
+while [ "$(grep -c "samples/s" "$WORK/cut-ka.log")" -le "$n" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+start=$(date +%s)
+nsrun n2 ip link set eth0 down
+while _nd_alive $job && [ $(($(date +%s) - start)) -le $((ST + 70)) ]; do sleep 0.2; done
+took=$(($(date +%s) - start))
+if _nd_alive $job; then
+    rc=running
+else
+    wait $job; rc=$?
+fi
+left=$(node_procs n1 | tr '\n' ' ')
+if [ "$rc" != running ] && [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] &&
+    [ $took -le $((ST + 60)) ] && [ -z "$left" ]; then
+    pass "n2's link cut, mpirun checking its links ($KA): mpirun ended the job in ${took}s (exit $rc), nothing left on n1"
+else
+    tail -n 20 "$WORK/cut-ka.log"
+    fail "n2's link cut, mpirun checking its links: mpirun ${rc} after ${took}s (limit $((ST + 60))), left on n1: ${left:-nothing}"
+fi
+grep -q "^vae-dist: rank [0-9] on n1 stalled at step [0-9]*: .*(--stall-timeout $ST).*, once mpirun has seen it (at most [0-9]* s)" \
+    "$WORK/cut-ka.log" && grep -q "^failed 69 " "$WORK/cut-ka/status" &&
+    pass "n1's ranks said: $(grep -m1 'stalled at' "$WORK/cut-ka.log" | cut -c1-60)...$(grep -m1 'stalled at' "$WORK/cut-ka.log" | sed 's/.*\(, once mpirun.*\)/\1/'); status: $(cat "$WORK/cut-ka/status")" ||
+    { tail -n 20 "$WORK/cut-ka.log"; fail "no stall line waiting for mpirun, or no 'failed 69' in RUN/status"; }
+# beyond the cut nothing can reach n2's ranks: they end by themselves once
+# they have waited for mpirun (their line is lost with the link)
+grace=$(grep -m1 -o 'at most [0-9]* s' "$WORK/cut-ka.log" | tr -dc 0-9)
+i=0
+while [ -n "$(node_pids n2 vae-dist)" ] && [ $i -lt $(((ST + ${grace:-0} + 10) * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+[ -z "$(node_pids n2 vae-dist)" ] && pass "n2's ranks ended by themselves within $(($(date +%s) - start))s of the cut" ||
+    fail "n2's ranks still run $(($(date +%s) - start))s after the cut"
+for p in $(node_pids n1 mpirun) $(node_pids n2 orted); do kill -9 $p 2>/dev/null; done
+_nd_alive $job && { kill -9 $job 2>/dev/null; wait $job 2>/dev/null; }
+nsrun n2 ip link set eth0 up
+last=$(cat "$WORK/cut-ka/latest" 2>/dev/null)
+step=$(echo "$last" | sed 's/ckpt-0*\([0-9]*\)\.h5/\1/')
+(
+    # shellcheck disable=SC2086
+    export $KA
+    ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $KARGS --max-steps $((step + 10))
+) >"$WORK/cut-ka2.log" 2>&1 &&
+    grep -q "^resuming from .*$last" "$WORK/cut-ka2.log" &&
+    pass "the link back: the same command resumes ($(grep -m1 '^resuming from' "$WORK/cut-ka2.log" | sed "s|$WORK/||"))" ||
+    { tail -n 20 "$WORK/cut-ka2.log"; fail "after the link came back, $last did not resume"; }
 finish

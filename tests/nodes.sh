@@ -51,7 +51,7 @@ SL_DIR=""                             # set once slurm_up has started something
 
 _nd_cleanup() {
     rc=$?
-    trap '' INT TERM
+    trap '' INT TERM HUP PIPE
     trap - EXIT
     [ -n "$SL_DIR" ] && slurm_down
     nodes_down || rc=1
@@ -59,7 +59,7 @@ _nd_cleanup() {
     exit $rc
 }
 trap _nd_cleanup EXIT
-trap 'exit 1' INT TERM # a timeout's SIGTERM still runs the clean-up (EXIT trap)
+trap 'exit 1' INT TERM HUP PIPE # a timeout's SIGTERM (or a reader gone) still runs the clean-up
 
 # _nd_run CMD...: CMD in the background, waited for, so that a SIGTERM to
 # the test is handled at once rather than when CMD ends

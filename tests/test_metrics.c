@@ -51,7 +51,7 @@ static int h5_column(const char *dir, const char *group, const char *column, dou
 static void log_rows(Metrics *m, int from, int to)
 {
     for (int s = from; s <= to; s++) {
-        TrainRow row = {s * 10.0, 1, 100.0 - s, 90, 10 - s, 1e-3, 5000, s % 2};
+        TrainRow row = {s * 10.0, 1, 100.0 - s, 90, 10 - s, 1e-3, 5000, s % 2, 2.5 * s};
         metrics_train(m, &row);
         if (s % 2 == 0) {
             EpochRow e = {s / 2, s * 10.0, 99, 98, 90, 8, 1.5, 3};
@@ -79,6 +79,8 @@ static void test_rows_and_truncation(void **state)
     assert_true(v[0] == 99.0 && v[5] == 94.0);
     assert_int_equal(h5_column(dir, "train", "clipped", v, 16), 6);
     assert_true(v[0] == 1.0 && v[1] == 0.0);
+    assert_int_equal(h5_column(dir, "train", "grad_norm", v, 16), 6);
+    assert_true(v[0] == 2.5 && v[5] == 15.0);
     assert_int_equal(h5_column(dir, "test", "step", v, 16), 3);
     /* resumed from step 40: rows after it go, in both files, and the run
      * goes on appending */
@@ -93,9 +95,9 @@ static void test_rows_and_truncation(void **state)
     assert_int_equal(h5_column(dir, "test", "epoch", v, 16), 2);
 }
 
-/* A CSV of the seven columns vae-dist wrote before "clipped": kept up to the
- * step, rewritten with the new column as nan; metrics.h5, missing, is
- * rebuilt from it. */
+/* A CSV of the seven columns vae-dist wrote before "clipped" (and
+ * "grad_norm"): kept up to the step, rewritten with the new columns as nan;
+ * metrics.h5, missing, is rebuilt from it. */
 static void test_older_layout(void **state)
 {
     (void)state;
@@ -114,9 +116,9 @@ static void test_older_layout(void **state)
     f = fopen(path, "r");
     char line[256];
     assert_non_null(fgets(line, sizeof line, f));
-    assert_string_equal(line, "step,epoch,loss,recon,kl,lr,samples_per_s,clipped\n");
+    assert_string_equal(line, "step,epoch,loss,recon,kl,lr,samples_per_s,clipped,grad_norm\n");
     assert_non_null(fgets(line, sizeof line, f));
-    assert_string_equal(line, "10,1,5,4,1,0.001,100,nan\n");
+    assert_string_equal(line, "10,1,5,4,1,0.001,100,nan,nan\n");
     assert_non_null(fgets(line, sizeof line, f));
     assert_null(fgets(line, sizeof line, f)); /* step 30 is gone */
     fclose(f);
@@ -125,6 +127,8 @@ static void test_older_layout(void **state)
     assert_true(v[1] == 4.0);
     assert_int_equal(h5_column(dir, "train", "clipped", v, 8), 2);
     assert_true(isnan(v[0]));
+    assert_int_equal(h5_column(dir, "train", "grad_norm", v, 8), 2);
+    assert_true(isnan(v[1]));
 }
 
 /* metrics.h5 taken away from under the writer (replaced by a directory):

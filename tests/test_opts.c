@@ -72,6 +72,17 @@ static void test_format_round_trips(void **state)
     assert_int_equal(parse(&c, &e0, 2, (char *[]){"--x", "3e-3"}), VD_OK);
     opts_format(&table[4], &c, shortest, sizeof shortest);
     assert_string_equal(shortest, "0.003"); /* not 0.0030000000000000001 */
+    Cfg big;
+    assert_int_equal(parse(&big, &e0, 2, (char *[]){"--big", "0"}), VD_OK);
+    big.x = 10; /* whole numbers read as such: "continuing with --clip-norm 10" */
+    opts_format(&table[4], &big, shortest, sizeof shortest);
+    assert_string_equal(shortest, "10"); /* not 1e+01 */
+    big.x = 2.5e6;
+    opts_format(&table[4], &big, shortest, sizeof shortest);
+    assert_string_equal(shortest, "2500000");
+    big.x = 1e-5;
+    opts_format(&table[4], &big, shortest, sizeof shortest);
+    assert_true(strtod(shortest, NULL) == 1e-5 && strlen(shortest) <= 5);
     assert_int_equal(parse(&a, &err, 7, argv), VD_OK);
     char args[8][2][64], *back[16];
     int k = 0;
@@ -113,11 +124,14 @@ static void refused(const char *want, int argc, char **argv)
 static void test_bad_values_refused(void **state)
 {
     (void)state;
-    refused("--n", 2, (char *[]){"--n", "11"});
-    refused("--n", 2, (char *[]){"--n", "3x"});
-    refused("--x", 2, (char *[]){"--x", "nan"});
-    refused("--x", 2, (char *[]){"--x", "-0.1"});
-    refused("--seed", 2, (char *[]){"--seed", "-1"});
+    /* a number out of range is called one: "-1e-3 is outside", not "not a number" */
+    refused("--n: 11 is outside [1, 10]", 2, (char *[]){"--n", "11"});
+    refused("--n: '3x' is not a whole number in [1, 10]", 2, (char *[]){"--n", "3x"});
+    refused("--x: 'nan' is not a number in [0, 1]", 2, (char *[]){"--x", "nan"});
+    refused("--x: -1e-3 is outside [0, 1]", 2, (char *[]){"--x", "-1e-3"});
+    refused("--list: 0 in '4,0' is outside [1, 100]", 2, (char *[]){"--list", "4,0"});
+    refused("--list: 200 is outside [1, 100]", 2, (char *[]){"--list", "200"});
+    refused("--seed: '-1' is not a whole number of 0 or more", 2, (char *[]){"--seed", "-1"});
     refused("--list", 2, (char *[]){"--list", "1,,2"});
     refused("--list", 2, (char *[]){"--list", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"});
     refused("--choice", 2, (char *[]){"--choice", "d"});
@@ -214,6 +228,54 @@ static void test_preset_gives_defaults(void **state)
     assert_int_equal(err.code, VD_EX_USAGE);
 }
 
+/* Suggestions: our spelling of another trainer's name, an option of
+ * another command, a misspelt command. */
+typedef struct {
+    int64_t batch;
+    char ckpt[32];
+} Two;
+static const OptSpec train_like[] = {
+    {"batch", OPT_I64, offsetof(Two, batch), 0, "128", 1, 1e9, "G", "global batch"},
+    {"ckpt-every", OPT_I64, offsetof(Two, batch), 0, "1", 0, 1e9, "N", "epochs between checkpoints"},
+    OPT_END};
+static const OptSpec sample_like[] = {
+    {"ckpt", OPT_STR, offsetof(Two, ckpt), sizeof(((Two *)0)->ckpt), "x", 0, 0, "P", "checkpoint"},
+    OPT_END};
+
+static void test_suggestions(void **state)
+{
+    (void)state;
+    const OptCommand a = {"train", "u", "a", train_like, sizeof(Two), NULL};
+    const OptCommand b = {"sample", "u", "b", sample_like, sizeof(Two), NULL};
+    const OptCommand *both[] = {&a, &b};
+    opts_know_commands(both, 2);
+    Two t;
+    const struct {
+        const char *arg, *want;
+    } cases[] = {
+        {"--batch-size", "unknown option '--batch-size': did you mean --batch?"},
+        {"--batch_size", "did you mean --batch?"},
+        {"--BS", "did you mean --batch?"},
+        {"--ckpt_every", "did you mean --ckpt-every?"},
+        /* an option of another command, though --ckpt-every starts the same */
+        {"--ckpt", "unknown option '--ckpt' for train (the default command); sample takes it"},
+        {"--bogus", "unknown option '--bogus' (see --help)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        VdError err = {0};
+        opts_command(&a, &t, 2, (char *[]){(char *)cases[i].arg, "1"}, 1, &err);
+        if (!strstr(err.msg, cases[i].want))
+            print_error("%s: '%s' lacks '%s'\n", cases[i].arg, err.msg, cases[i].want);
+        assert_int_equal(err.code, VD_EX_USAGE);
+        assert_non_null(strstr(err.msg, cases[i].want));
+    }
+    opts_know_commands(NULL, 0);
+    const char *names[] = {"train", "eval", "sample", "reconstruct"};
+    assert_int_equal(opts_nearest("sampel", 6, names, 4), 2);
+    assert_int_equal(opts_nearest("recon", 5, names, 4), 3); /* a prefix */
+    assert_int_equal(opts_nearest("zzzzzz", 6, names, 4), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_help_stops_parsing),
         cmocka_unit_test(test_reference_pages),
         cmocka_unit_test(test_preset_gives_defaults),
+        cmocka_unit_test(test_suggestions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,7 +121,7 @@ static void test_image_grid_colour(void **state)
     snprintf(path, sizeof path, "%s/rgb.png", test_tmpdir());
     VdError err = {0};
     ImageGeom g = {C, IH, IW, 0};
-    assert_int_equal(image_grid_png(path, img, N, &g, COLS, &err), VD_OK);
+    assert_int_equal(image_grid_png(path, img, N, &g, COLS, 1, NULL, NULL, &err), VD_OK);
     uint8_t *back;
     int w, h;
     assert_int_equal(png_read_rgb(path, &back, &w, &h, &err), VD_OK);
@@ -135,7 +135,26 @@ static void test_image_grid_colour(void **state)
                     int px = 1 + (k % COLS) * (IW + 1) + x, py = 1 + (k / COLS) * (IH + 1) + y;
                     assert_int_equal(back[(py * w + px) * 3 + c], (int)(v * 255.0f + 0.5f));
                 }
+    /* scaled: every pixel a 3 x 3 block of itself, the size three times; a
+     * scale of 0 is the automatic one, readable tiles of small images */
+    int w1 = w, h1 = h, gw, gh;
+    uint8_t *big;
+    assert_int_equal(image_grid_png(path, img, N, &g, COLS, 3, &gw, &gh, &err), VD_OK);
+    assert_int_equal(png_read_rgb(path, &big, &w, &h, &err), VD_OK);
+    assert_true(w == 3 * w1 && h == 3 * h1 && gw == w && gh == h);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                assert_int_equal(big[(y * w + x) * 3 + c], back[((y / 3) * w1 + x / 3) * 3 + c]);
+    free(big);
     free(back);
+    assert_int_equal(image_auto_scale(&(ImageGeom){1, 28, 28, 0}), 3);
+    assert_int_equal(image_auto_scale(&(ImageGeom){3, 32, 32, 0}), 3);
+    assert_int_equal(image_auto_scale(&(ImageGeom){1, 8, 4, 0}), 12);
+    assert_int_equal(image_auto_scale(&(ImageGeom){3, 64, 64, 0}), 1);
+    assert_int_equal(image_auto_scale(&(ImageGeom){1, 200, 100, 0}), 1);
+    assert_int_equal(image_grid_png(path, img, N, &g, COLS, 0, &gw, &gh, &err), VD_OK);
+    assert_true(gw == (IMAGE_TILE_PX / IW) * w1 && gh == (IMAGE_TILE_PX / IW) * h1);
 }
 
 /* The layout rule: channels where an axis of at most 4 faces one of more;
@@ -377,6 +396,13 @@ static void test_run_losses(void **state)
             bottom = y;
         }
     assert_true(bottom - top > 30);
+    /* ... it is cut at the frame, and its value is written at the top left
+     * of the panel ("FIRST TRAIN 5000": text where the curve is far lower) */
+    assert_true(count_color(img, 1260, 130, 46, 160, 53, PLOT_BLUE) > 5);
+    /* the KL's axis takes in its first interval (10, the lowest): that point
+     * lies inside the frame, above its 5% margin, not cut at its bottom */
+    assert_int_equal(count_color(img, 1260, 840 + 65, 272, 840 + 403, 275, PLOT_BLUE), 0);
+    assert_true(count_color(img, 1260, 840 + 65, 250, 840 + 403, 271, PLOT_BLUE) > 0);
     free(img);
 
     /* no epochs.csv, or test columns all nan: no test curve, no legend entry */

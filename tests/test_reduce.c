@@ -492,6 +492,93 @@ static void test_shared_huge_gradients(void **state)
     }
 }
 
+/* The norm of the mean gradient of step 1 over every rank's samples, from
+ * one process that holds them all (checked against its own report): what
+ * every reduction must find. */
+static double serial_norm(void)
+{
+    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    Vae *serial = new_model();
+    VaeWork *ws = work_for(&shape, LOCAL_B * size);
+    for (int r = 0; r < size; r++)
+        fill_rank_batch(ws, r, 0, r * LOCAL_B);
+    Reducer *rs = allreduce(serial, MPI_COMM_SELF, 0);
+    StepIO io = {.clip_norm = 1e30};
+    assert_all(step_run(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, &io));
+    double want = 0;
+    for (size_t i = 0; i < serial->n_params; i++)
+        want += (double)serial->grads[i] * serial->grads[i];
+    want = sqrt(want) / (LOCAL_B * size);
+    assert_all(want > 0 && fabs(io.grad_norm - want) <= 1e-12 * want && !io.clipped);
+    reduce_free(rs, 1);
+    vae_work_free(ws);
+    vae_free(serial);
+    return want;
+}
+
+/* The reduction of m for mode 0 (allreduce), 1 (shared memory on one node)
+ * or 2 (shared memory over the two "nodes" of node); NULL for 2 without
+ * them (an odd rank count). */
+static Reducer *mode_reducer(Vae *m, int mode, MPI_Comm node)
+{
+    const char *why = NULL;
+    if (mode == 2 && node == MPI_COMM_NULL)
+        return NULL;
+    Reducer *red = mode == 0 ? allreduce(m, MPI_COMM_WORLD, 0)
+                             : shared(m, mode == 1 ? MPI_COMM_NULL : node, &why);
+    assert_all(red != NULL);
+    return red;
+}
+
+/* The norm's double, the same bits on every rank? */
+static int same_norm_everywhere(double norm)
+{
+    float bits[2]; /* the double's bits, compared as two floats */
+    memcpy(bits, &norm, sizeof bits);
+    return comm_same_bits(bits, 2, MPI_COMM_WORLD);
+}
+
+/* check(m, w, red, mode, want) for a fresh model under each reduction
+ * (mode_reducer), with this rank's batch in w; want is serial_norm's. */
+typedef void ReductionCheck(Vae *m, VaeWork *w, Reducer *red, int mode, double want);
+static void each_reduction(ReductionCheck *check)
+{
+    double want = serial_norm();
+    VaeWork *w = work_for(&shape, LOCAL_B);
+    MPI_Comm node = MPI_COMM_NULL;
+    if (size % 2 == 0)
+        MPI_Comm_split(MPI_COMM_WORLD, rank / (size / 2), rank, &node);
+    for (int mode = 0; mode < 3; mode++) {
+        Vae *m = new_model();
+        Reducer *red = mode_reducer(m, mode, node);
+        if (red) {
+            fill_rank_batch(w, rank, 0, 0);
+            check(m, w, red, mode, want);
+            reduce_free(red, 1);
+        }
+        vae_free(m);
+    }
+    if (node != MPI_COMM_NULL)
+        MPI_Comm_free(&node);
+    vae_work_free(w);
+}
+
+static const AdamConfig norm_adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+
+static void clip_check(Vae *m, VaeWork *w, Reducer *red, int mode, double want)
+{
+    (void)mode;
+    StepIO io = {.clip_norm = want / 2}; /* half the norm: clipped */
+    assert_all(step_run(m, w, LOCAL_B, &elbo, &norm_adam, 1, red, &io));
+    assert_all(io.clipped);
+    assert_all(fabs(io.grad_norm - want) <= 1e-5 * want);
+    assert_all(same_norm_everywhere(io.grad_norm));
+    assert_all(comm_same_bits(m->params, m->n_params, MPI_COMM_WORLD));
+    io = (StepIO){.clip_norm = want * 100};
+    assert_all(step_run(m, w, LOCAL_B, &elbo, &norm_adam, 2, red, &io));
+    assert_all(!io.clipped && io.grad_norm > 0);
+}
+
 /* --clip-norm: the norm is the global one, of the mean gradient over all
  * ranks, whichever reduction holds which slice (allreduce; shared memory on
  * one node; shared memory over two "nodes"); it is the same double on every
@@ -499,51 +586,29 @@ static void test_shared_huge_gradients(void **state)
 static void test_clip_norm_is_global(void **state)
 {
     (void)state;
-    AdamConfig adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
-    Vae *serial = new_model();
-    VaeWork *ws = work_for(&shape, LOCAL_B * size), *w = work_for(&shape, LOCAL_B);
-    for (int r = 0; r < size; r++)
-        fill_rank_batch(ws, r, 0, r * LOCAL_B);
-    Reducer *rs = allreduce(serial, MPI_COMM_SELF, 0);
-    StepIO ios = {.clip_norm = 1e30};
-    assert_all(step_run(serial, ws, LOCAL_B * size, &elbo, &adam, 1, rs, &ios));
-    double want = 0;
-    for (size_t i = 0; i < serial->n_params; i++)
-        want += (double)serial->grads[i] * serial->grads[i];
-    want = sqrt(want) / (LOCAL_B * size);
-    assert_all(ios.grad_norm > 0 && fabs(ios.grad_norm - want) <= 1e-12 * want && !ios.clipped);
-    MPI_Comm node = MPI_COMM_NULL;
-    if (size % 2 == 0)
-        MPI_Comm_split(MPI_COMM_WORLD, rank / (size / 2), rank, &node);
-    for (int mode = 0; mode < 3; mode++) {
-        if (mode == 2 && node == MPI_COMM_NULL)
-            break;
-        Vae *m = new_model();
-        const char *why = NULL;
-        Reducer *red = mode == 0 ? allreduce(m, MPI_COMM_WORLD, 0)
-                                 : shared(m, mode == 1 ? MPI_COMM_NULL : node, &why);
-        assert_all(red != NULL);
-        fill_rank_batch(w, rank, 0, 0);
-        StepIO io = {.clip_norm = want / 2}; /* half the norm: clipped */
-        assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 1, red, &io));
-        assert_all(io.clipped);
-        assert_all(fabs(io.grad_norm - want) <= 1e-5 * want);
-        float bits[2]; /* the double's bits, compared as two floats */
-        memcpy(bits, &io.grad_norm, sizeof bits);
-        assert_all(comm_same_bits(bits, 2, MPI_COMM_WORLD));
-        assert_all(comm_same_bits(m->params, m->n_params, MPI_COMM_WORLD));
-        io = (StepIO){.clip_norm = want * 100};
-        assert_all(step_run(m, w, LOCAL_B, &elbo, &adam, 2, red, &io));
-        assert_all(!io.clipped && io.grad_norm > 0);
-        reduce_free(red, 1);
-        vae_free(m);
-    }
-    if (node != MPI_COMM_NULL)
-        MPI_Comm_free(&node);
-    reduce_free(rs, 1);
-    vae_work_free(ws);
-    vae_work_free(w);
-    vae_free(serial);
+    each_reduction(clip_check);
+}
+
+static void norm_check(Vae *m, VaeWork *w, Reducer *red, int mode, double want)
+{
+    StepIO io = {0};
+    assert_all(step_run(m, w, LOCAL_B, &elbo, &norm_adam, 1, red, &io));
+    assert_all(fabs(io.grad_norm - want) <= 1e-5 * want);
+    assert_all(same_norm_everywhere(io.grad_norm));
+    io = (StepIO){.failed = rank == size - 1}; /* not applied */
+    step_run(m, w, LOCAL_B, &elbo, &norm_adam, 2, red, &io);
+    assert_all(io.failed && (mode != 1 || !fuse || isnan(io.grad_norm)));
+}
+
+/* The norm metrics.csv reports (grad_norm), without clipping: the global
+ * norm of the mean gradient before any scaling, the same double on every
+ * rank, with every reduction; with fuse (one node), summed inside Adam's
+ * pass, after the update. A step not applied (a rank's batch missing)
+ * reports no norm there. */
+static void test_grad_norm_reported(void **state)
+{
+    (void)state;
+    each_reduction(norm_check);
 }
 
 /* --compress over two "nodes": what crosses them goes as fp16 or bf16, so
@@ -738,6 +803,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_injected_failure),
         cmocka_unit_test(test_clip_norm_is_global),
         cmocka_unit_test_setup_teardown(test_clip_norm_is_global, fused_on, fused_off),
+        cmocka_unit_test(test_grad_norm_reported),
+        cmocka_unit_test_setup_teardown(test_grad_norm_reported, fused_on, fused_off),
         cmocka_unit_test(test_shared_compressed),
         cmocka_unit_test(test_shared_chunks_with_a_lagging_rank),
         cmocka_unit_test_setup_teardown(test_shared_chunks_with_a_lagging_rank, fused_on, fused_off),

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int durable_begin(DurableFile *d, const char *path, VdError *err)
@@ -26,6 +28,31 @@ int durable_open(DurableFile *d, const char *path, const char *mode, VdError *er
     if (!d->f)
         return vd_fail(err, VD_EX_CANTCREAT, "cannot create %s: %s", d->tmp, strerror(errno));
     return VD_OK;
+}
+
+int durable_check(const char *path, VdError *err)
+{
+    DurableFile d;
+    if (durable_begin(&d, path, err) != VD_OK)
+        return err->code;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return vd_fail(err, VD_EX_CANTCREAT, "cannot write %s: it is a directory", path);
+    char probe[VD_PATH_MAX + 8];
+    snprintf(probe, sizeof probe, "%s.XXXXXX", path);
+    int fd = mkstemp(probe);
+    if (fd >= 0) {
+        close(fd);
+        unlink(probe);
+        return VD_OK;
+    }
+    int why = errno;
+    char dir[VD_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    if (why == ENOENT)
+        return vd_fail(err, VD_EX_CANTCREAT, "cannot write %s: there is no directory %s", path,
+                       dirname(dir));
+    return vd_fail(err, VD_EX_CANTCREAT, "cannot write %s: %s", path, strerror(why));
 }
 
 /* fsync of what path names (a directory with dir); 0 or -1 with errno. */

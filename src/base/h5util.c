@@ -84,6 +84,12 @@ int h5_attr_i64(hid_t obj, const char *name, const int64_t *v, int n)
     return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, space, v);
 }
 
+int h5_attr_i64_array(hid_t obj, const char *name, const int64_t *v, int n)
+{
+    hsize_t dim = (hsize_t)n;
+    return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, H5Screate_simple(1, &dim, NULL), v);
+}
+
 int h5_attr_u64(hid_t obj, const char *name, uint64_t v)
 {
     return write_attr(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, H5Screate(H5S_SCALAR), &v);

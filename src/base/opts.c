@@ -14,6 +14,27 @@ static int in_range(const OptSpec *o, double x)
     return o->min > o->max || (x >= o->min && x <= o->max);
 }
 
+/* -1 with why the value is refused: number, a number that o does not take,
+ * else text, which is not a number (or list) at all. The range is printed
+ * with whole numbers in full: [1, 1048576], not [1, 1.04858e+06]. */
+static int number_fail(const OptSpec *o, const char *number, const char *text, VdError *err)
+{
+    const char *what = o->type == OPT_F64    ? "number"
+                       : o->type == OPT_LIST ? "comma-separated list of whole numbers"
+                                             : "whole number";
+    if (o->type == OPT_U64)
+        return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a whole number of 0 or more", o->name,
+                       text);
+    if (o->min > o->max)
+        return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a valid %s", o->name, text, what);
+    char lo[32], hi[32];
+    snprintf(lo, sizeof lo, o->type != OPT_F64 ? "%.0f" : "%g", o->min);
+    snprintf(hi, sizeof hi, o->type != OPT_F64 ? "%.0f" : "%g", o->max);
+    if (number)
+        return vd_fail(err, VD_EX_USAGE, "--%s: %s is outside [%s, %s]", o->name, number, lo, hi);
+    return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a %s in [%s, %s]", o->name, text, what, lo, hi);
+}
+
 /* Parses text into o's field of cfg; 0 or -1 with a reason in err. */
 static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err)
 {
@@ -35,9 +56,11 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
     case OPT_INT:
     case OPT_I64: {
         long long v = strtoll(text, &end, 10);
-        if (!*text || *end || errno || !in_range(o, (double)v) ||
-            (o->type == OPT_INT && (v < INT32_MIN || v > INT32_MAX)))
+        if (!*text || *end)
             goto bad_number;
+        if (errno || !in_range(o, (double)v) ||
+            (o->type == OPT_INT && (v < INT32_MIN || v > INT32_MAX)))
+            goto out_of_range;
         if (o->type == OPT_INT)
             *(int *)field = (int)v;
         else
@@ -55,8 +78,10 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
     }
     case OPT_F64: {
         double v = strtod(text, &end);
-        if (!*text || *end || errno || !isfinite(v) || !in_range(o, v))
+        if (!*text || *end || isnan(v))
             goto bad_number;
+        if (errno || !isfinite(v) || !in_range(o, v))
+            goto out_of_range;
         *(double *)field = v;
         return 0;
     }
@@ -87,8 +112,14 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
                                VD_LIST_MAX);
             errno = 0;
             long v = strtol(p, &end, 10);
-            if (end == p || errno || !in_range(o, (double)v))
+            if (end == p)
                 goto bad_number;
+            if (errno || !in_range(o, (double)v) || v < INT32_MIN || v > INT32_MAX) {
+                char number[96]; /* which value, when there are several */
+                snprintf(number, sizeof number, p == text && !*end ? "%.*s" : "%.*s in '%.40s'",
+                         (int)(end - p < 24 ? end - p : 24), p, text);
+                return number_fail(o, number, NULL, err);
+            }
             list.v[list.n++] = (int)v;
             if (*end == '\0')
                 break;
@@ -100,20 +131,10 @@ static int set_value(const OptSpec *o, void *cfg, const char *text, VdError *err
         return 0;
     }
     }
+out_of_range:
+    return number_fail(o, text, NULL, err);
 bad_number:
-    if (o->min <= o->max) { /* whole numbers in full: [1, 1048576], not [1, 1.04858e+06] */
-        char lo[32], hi[32];
-        int whole = o->type != OPT_F64;
-        snprintf(lo, sizeof lo, whole ? "%.0f" : "%g", o->min);
-        snprintf(hi, sizeof hi, whole ? "%.0f" : "%g", o->max);
-        return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a %s in [%s, %s]", o->name, text,
-                       o->type == OPT_F64    ? "number"
-                       : o->type == OPT_LIST ? "comma-separated list of whole numbers"
-                                             : "whole number",
-                       lo, hi);
-    }
-    return vd_fail(err, VD_EX_USAGE, "--%s: '%s' is not a valid %s", o->name, text,
-                   o->type == OPT_F64 ? "number" : o->type == OPT_LIST ? "list" : "whole number");
+    return number_fail(o, NULL, text, err);
 }
 
 int opts_set(const OptSpec *o, void *cfg, const char *text, VdError *err)
@@ -167,20 +188,126 @@ static int distance(const char *a, size_t la, const char *b)
     return row[lb] < 9 ? row[lb] : 9;
 }
 
+/* Every command, whose options a name unknown to the one being parsed may
+ * belong to (opts_know_commands). */
+static const OptCommand *const *all_commands;
+static int n_all_commands;
+
+void opts_know_commands(const OptCommand *const *commands, int n)
+{
+    all_commands = commands;
+    n_all_commands = n;
+}
+
+int opts_nearest(const char *typed, size_t len, const char *const *words, int n)
+{
+    int best = -1, best_d = 3;
+    for (int i = 0; i < n; i++) {
+        int d = strncmp(words[i], typed, len) == 0 ? 1 : distance(typed, len, words[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = i;
+        }
+    }
+    return best;
+}
+
 /* The option a mistyped name most likely meant: the one it starts, or the
  * nearest within two edits; NULL if none is close. */
 static const OptSpec *nearest(const OptSpec *table, const char *name, size_t len)
 {
-    const OptSpec *best = NULL;
-    int best_d = 3;
-    for (const OptSpec *o = table; o->name; o++) {
-        int d = strncmp(o->name, name, len) == 0 ? 1 : distance(name, len, o->name);
-        if (d < best_d) {
-            best_d = d;
-            best = o;
+    const char *names[128];
+    int n = 0;
+    for (const OptSpec *o = table; o->name && n < 128; o++)
+        names[n++] = o->name;
+    int k = opts_nearest(name, len, names, n);
+    return k < 0 ? NULL : &table[k];
+}
+
+static const OptSpec *find(const OptSpec *table, const char *name, size_t len)
+{
+    for (const OptSpec *o = table; o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return o;
+    return NULL;
+}
+
+/* Other trainers' spellings of our options (Lightning, Keras, PyTorch
+ * examples, Hugging Face), after '_' became '-' and letters lowercase. */
+static const char *const aliases[][2] = {
+    {"batch-size", "batch"}, {"bs", "batch"}, {"global-batch", "batch"},
+    {"learning-rate", "lr"}, {"lr0", "lr"},
+    {"early-stopping", "early-stop"}, {"patience", "early-stop"},
+    {"num-epochs", "epochs"}, {"n-epochs", "epochs"}, {"max-epochs", "epochs"}, {"epoch", "epochs"},
+    {"max-steps-per-run", "max-steps"}, {"num-steps", "max-steps"}, {"steps", "max-steps"},
+    {"latent-dim", "latent"}, {"latent-size", "latent"}, {"z-dim", "latent"}, {"zdim", "latent"},
+    {"hidden-dim", "hidden"}, {"hidden-dims", "hidden"}, {"hidden-size", "hidden"},
+    {"layers", "hidden"},
+    {"output", "out"}, {"output-dir", "out"}, {"out-dir", "out"}, {"save-dir", "out"},
+    {"log-dir", "out"}, {"logdir", "out"}, {"run-dir", "out"}, {"checkpoint-dir", "out"},
+    {"default-root-dir", "out"}, {"resume", "out"},
+    {"data-path", "data"}, {"dataset-path", "data"}, {"data-dir", "data"}, {"input", "data"},
+    {"train-data", "data"}, {"file", "data"},
+    {"gradient-clip-val", "clip-norm"}, {"grad-clip", "clip-norm"}, {"clip-grad-norm", "clip-norm"},
+    {"max-grad-norm", "clip-norm"}, {"clip", "clip-norm"}, {"gradient-clipping", "clip-norm"},
+    {"wd", "weight-decay"}, {"warmup-steps", "lr-warmup"}, {"lr-warmup-steps", "lr-warmup"},
+    {"scheduler", "lr-schedule"}, {"lr-scheduler", "lr-schedule"},
+    {"kl-weight", "beta"}, {"kl-beta", "beta"}, {"kl-warmup", "warmup"}, {"kl-anneal", "warmup"},
+    {"num-threads", "threads"}, {"nthreads", "threads"},
+    {"val-split", "val-fraction"}, {"validation-split", "val-fraction"},
+    {"valid-fraction", "val-fraction"}, {"validation-fraction", "val-fraction"},
+    {"checkpoint", "ckpt"}, {"ckpt-path", "ckpt"}, {"checkpoint-path", "ckpt"}, {"model", "ckpt"},
+    {"num-samples", "n"}, {"n-samples", "n"}, {"k", "samples"}, {"importance-samples", "samples"},
+    {"silent", "quiet"},
+};
+
+/* Why name (len bytes, unknown to table) is refused, with the option it
+ * most likely meant: the same in our spelling (batch_size, batch-size ->
+ * batch), an option of other commands (the command was left out), or a
+ * near miss. */
+static int unknown_option(const OptSpec *table, const char *name, size_t len, VdError *err)
+{
+    char norm[64];
+    size_t n = len < sizeof norm - 1 ? len : sizeof norm - 1;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i] == '_' ? '-' : name[i];
+        norm[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+    }
+    norm[n] = '\0';
+    const OptSpec *same = find(table, norm, n);
+    for (size_t i = 0; !same && i < sizeof aliases / sizeof *aliases; i++)
+        if (strcmp(norm, aliases[i][0]) == 0)
+            same = find(table, aliases[i][1], strlen(aliases[i][1]));
+    if (same)
+        return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s': did you mean --%s?", (int)len,
+                       name, same->name);
+    char others[256] = "";
+    int n_others = 0;
+    const char *current_command = NULL; /* the one whose table this is */
+    for (int k = 0; k < n_all_commands; k++)
+        if (all_commands[k]->options == table)
+            current_command = all_commands[k]->name;
+    for (int k = 0; k < n_all_commands; k++) {
+        const OptCommand *c = all_commands[k];
+        if (c->options == table)
+            continue;
+        if (find(c->options, name, len) || find(c->options, norm, n)) {
+            size_t at = strlen(others);
+            snprintf(others + at, sizeof others - at, "%s%s", n_others ? ", " : "", c->name);
+            n_others++;
         }
     }
-    return best;
+    if (n_others)
+        return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s' for %s%s; %s %s it: vae-dist %.*s "
+                       "--%.*s ...", (int)len, name, current_command ? current_command : "this command",
+                       current_command && !strcmp(current_command, "train") ? " (the default command)" : "",
+                       others, n_others == 1 ? "takes" : "take",
+                       (int)strcspn(others, ","), others, (int)len, name);
+    const OptSpec *near = nearest(table, name, len);
+    if (near)
+        return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s': did you mean --%s?", (int)len,
+                       name, near->name);
+    return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s' (see --help)", (int)len, name);
 }
 
 int opts_parse(const OptSpec *table, void *cfg, int argc, char **argv, int *help, VdError *err)
@@ -200,14 +327,8 @@ int opts_parse(const OptSpec *table, void *cfg, int argc, char **argv, int *help
         const OptSpec *o = table;
         while (o->name && !(strlen(o->name) == len && strncmp(o->name, name, len) == 0))
             o++;
-        if (!o->name) {
-            const OptSpec *near = nearest(table, name, len);
-            if (near)
-                return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s': did you mean --%s?",
-                               (int)len, name, near->name);
-            return vd_fail(err, VD_EX_USAGE, "unknown option '--%.*s' (see --help)", (int)len,
-                           name);
-        }
+        if (!o->name)
+            return unknown_option(table, name, len, err);
         const char *value;
         if (o->type == OPT_BOOL) {
             if (eq)
@@ -245,6 +366,8 @@ void opts_format(const OptSpec *o, const void *cfg, char *buf, size_t n)
             if (strtod(buf, NULL) == v)
                 break;
         }
+        if (strchr(buf, 'e') && fabs(v) >= 1 && fabs(v) < 1e15 && v == floor(v))
+            snprintf(buf, n, "%.0f", v); /* 10, not 1e+01 */
         break;
     }
     case OPT_CHOICE: {
@@ -291,6 +414,16 @@ void opts_print(FILE *f, const OptSpec *table, const void *cfg)
             snprintf(value, sizeof value, "%g", *(const double *)((const char *)cfg + o->offset));
         fprintf(f, "  %-14s = %s\n", o->name, value);
     }
+}
+
+int opts_named(int argc, char **argv, const char *name)
+{
+    size_t len = strlen(name);
+    for (int i = 0; i < argc; i++) /* a value is never "--name": that is taken as the option */
+        if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, name, len) == 0 &&
+            (argv[i][2 + len] == '\0' || argv[i][2 + len] == '='))
+            return 1;
+    return 0;
 }
 
 int opts_command(const OptCommand *c, void *cfg, int argc, char **argv, int rank, VdError *err)

@@ -222,10 +222,18 @@ int vd_all_finite(const float *x, size_t n)
     return !nonfinite;
 }
 
+VD_VECTOR_CLONES
 double vd_sum_squares(const float *x, size_t n)
 {
+    double part[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            part[k] += (double)x[i + k] * x[i + k];
     double s = 0.0;
-    for (size_t i = 0; i < n; i++)
+    for (; i < n; i++)
         s += (double)x[i] * x[i];
+    for (int k = 0; k < 8; k++)
+        s += part[k];
     return s;
 }

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,9 @@ static struct {
     _Atomic(const char *) what;
     _Atomic int quit;
     _Atomic int io;      /* the current wait is for rank 0's writing */
+    _Atomic int stalled; /* the process is ending: the main thread goes no further */
+    double grace;        /* seconds a stalled rank waits for mpirun to end the job */
+    int under_mpirun;
     void (*on_stall)(int64_t step);
     int in_io;
 } w;
@@ -40,18 +44,62 @@ static void stalled(double waited)
     char io[64] = "";
     if (atomic_load(&w.io))
         snprintf(io, sizeof io, ", times %d at start-up and epoch ends", WATCH_IO_FACTOR);
+    char grace[160] = "";
+    if (w.grace > 0)
+        snprintf(grace, sizeof grace, ", once mpirun has seen it (at most %.0f s)", w.grace);
+    else if (w.under_mpirun)
+        snprintf(grace, sizeof grace, "; mpirun may wait many minutes for the lost node unless it checks "
+                 "its links (OMPI_MCA_oob_tcp_keepalive_time, docs/faults-and-resume.md)");
+    atomic_store(&w.stalled, 1);
     if (ftrylockfile(stdout) == 0) {
         fflush_unlocked(stdout);
         funlockfile(stdout);
     }
     fprintf(stderr, "vae-dist: rank %d on %s stalled at step %lld: %s made no progress for %.0f s "
-            "(--stall-timeout %g%s): a node or link is lost; ending the job (exit %d)\n",
+            "(--stall-timeout %g%s): a node or link is lost; ending the job (exit %d)%s\n",
             w.rank, host, (long long)atomic_load(&w.step), what ? what : "a wait on other ranks",
-            waited, w.timeout, io, VD_EX_STALL);
+            waited, w.timeout, io, VD_EX_STALL, grace);
     fflush(stderr);
     if (w.on_stall)
         w.on_stall(atomic_load(&w.step));
+    /* mpirun ends this process (SIGTERM, then SIGKILL) when it finds the
+     * lost node; exiting first would leave it waiting on that node */
+    struct timespec left = {(time_t)w.grace, (long)((w.grace - (double)(time_t)w.grace) * 1e9)};
+    while (w.grace > 0 && nanosleep(&left, &left) != 0)
+        ;
     _exit(VD_EX_STALL);
+}
+
+/* The main thread, back from a wait the watchdog gave up on (the link
+ * came back while this process waits for mpirun), must not go on: the
+ * failure is recorded and the watchdog thread ends the process. */
+static void park_if_stalled(void)
+{
+    while (atomic_load(&w.stalled))
+        pause();
+}
+
+/* A whole number of seconds in [1, 1e6], else -1 */
+static double env_seconds(const char *s, double dflt)
+{
+    if (!s)
+        return dflt;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return end != s && *end == '\0' && v >= 1 && v <= 1000000 ? (double)v : -1;
+}
+
+double watch_grace_seconds(const char *hnp_uri, const char *ka_time, const char *ka_intvl,
+                           const char *ka_probes)
+{
+    if (!hnp_uri || !*hnp_uri)
+        return 0; /* not started by mpirun (srun, or no launcher) */
+    /* Open MPI's own defaults: 300 + 20 x 9 s */
+    double t = env_seconds(ka_time, 300), i = env_seconds(ka_intvl, 20), n = env_seconds(ka_probes, 9);
+    if (t < 0 || i < 0 || n < 0)
+        return 0; /* unset to 0 (keepalive off) or not understood */
+    double check = t + i * n;
+    return check <= WATCH_GRACE_MAX ? check + 5 : 0;
 }
 
 static void *watch_thread(void *arg)
@@ -77,6 +125,11 @@ void watch_start(double timeout, int rank)
         return;
     w.timeout = timeout;
     w.rank = rank;
+    const char *hnp = getenv("OMPI_MCA_orte_hnp_uri");
+    w.under_mpirun = hnp && *hnp;
+    w.grace = watch_grace_seconds(hnp, getenv("OMPI_MCA_oob_tcp_keepalive_time"),
+                                  getenv("OMPI_MCA_oob_tcp_keepalive_intvl"),
+                                  getenv("OMPI_MCA_oob_tcp_keepalive_probes"));
     atomic_store(&w.quit, 0);
     w.running = pthread_create(&w.thread, NULL, watch_thread, NULL) == 0;
 }
@@ -91,6 +144,7 @@ void watch_wait(const char *what)
 {
     if (!w.running)
         return;
+    park_if_stalled();
     atomic_store(&w.what, what);
     atomic_store(&w.io, w.in_io);
     atomic_store(&w.since_ns, now_ns());
@@ -98,8 +152,10 @@ void watch_wait(const char *what)
 
 void watch_done(void)
 {
-    if (w.running)
-        atomic_store(&w.since_ns, 0);
+    if (!w.running)
+        return;
+    park_if_stalled();
+    atomic_store(&w.since_ns, 0);
 }
 
 void watch_stop(void)

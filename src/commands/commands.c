@@ -86,7 +86,26 @@ static void print_version(void)
     printf("%s\nHDF5 %u.%u.%u; %s\n", PACKAGE_STRING, maj, min, rel, mpi);
 }
 
-/* `help`, `help --markdown`, `help --man`; prints only with print. */
+/* The command called name, or NULL, with a line on stderr (when print)
+ * suggesting the one a misspelt name most likely meant. */
+static const Command *find_command(const char *name, const char *what, int print)
+{
+    const char *names[N_COMMANDS];
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(name, commands[i].cmd->name) == 0)
+            return &commands[i];
+        names[i] = commands[i].cmd->name;
+    }
+    int near = opts_nearest(name, strlen(name), names, N_COMMANDS);
+    if (print && near >= 0)
+        fprintf(stderr, "vae-dist: %s '%s': did you mean %s?\n", what, name, names[near]);
+    else if (print)
+        fprintf(stderr, "vae-dist: %s '%s' (try: vae-dist help)\n", what, name);
+    return NULL;
+}
+
+/* `help`, `help COMMAND` (as `vae-dist COMMAND --help`), `help --markdown`,
+ * `help --man`; prints only with print. */
 static int help(int argc, char **argv, int print)
 {
     const OptCommand *list[N_COMMANDS];
@@ -94,9 +113,20 @@ static int help(int argc, char **argv, int print)
         list[i] = commands[i].cmd;
     int markdown = argc == 1 && strcmp(argv[0], "--markdown") == 0;
     int man = argc == 1 && strcmp(argv[0], "--man") == 0;
+    if (argc == 1 && argv[0][0] != '-') { /* help COMMAND */
+        const Command *c = find_command(argv[0], "help: no command", print);
+        if (!c)
+            return VD_EX_USAGE;
+        void *cfg = vd_calloc(1, c->cmd->cfg_size);
+        VdError err = {0};
+        opts_command(c->cmd, cfg, 1, (char *[]){"--help"}, print ? 0 : 1, &err);
+        vd_free(cfg);
+        return VD_OK;
+    }
     if (argc > 0 && !markdown && !man) {
         if (print)
-            fprintf(stderr, "vae-dist: help takes --markdown or --man, not '%s'\n", argv[0]);
+            fprintf(stderr, "vae-dist: help takes a command, --markdown or --man, not '%s'\n",
+                    argv[0]);
         return VD_EX_USAGE;
     }
     if (print && markdown) {
@@ -147,16 +177,17 @@ int commands_run(int argc, char **argv, MPI_Comm comm)
 {
     int rank;
     MPI_Comm_rank(comm, &rank);
-    int named = argc > 1 && strncmp(argv[1], "--", 2) != 0;
+    int named = argc > 1 && argv[1][0] != '-'; /* "-h" is train's, as "--epochs" */
     const char *name = named ? argv[1] : "train";
     int skip = named ? 2 : 1;
+    const OptCommand *list[N_COMMANDS];
     for (int i = 0; i < N_COMMANDS; i++)
-        if (strcmp(name, commands[i].cmd->name) == 0) {
-            if (commands[i].run != train_main)
-                signals_default_stops(); /* only training has something to save */
-            return commands[i].run(argc - skip, argv + skip, comm);
-        }
-    if (rank == 0)
-        fprintf(stderr, "vae-dist: unknown command '%s' (try: vae-dist help)\n", name);
-    return VD_EX_USAGE;
+        list[i] = commands[i].cmd;
+    opts_know_commands(list, N_COMMANDS); /* --ckpt without a command: "sample takes it" */
+    const Command *c = find_command(name, "unknown command", rank == 0);
+    if (!c)
+        return VD_EX_USAGE;
+    if (c->run != train_main)
+        signals_default_stops(); /* only training has something to save */
+    return c->run(argc - skip, argv + skip, comm);
 }

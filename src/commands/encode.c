@@ -14,6 +14,7 @@
 #include "image.h"
 #include "model.h"
 #include "rng.h"
+#include "runtime.h"
 #include "trained.h"
 
 static const char ckpt_help[] =
@@ -23,7 +24,7 @@ static const char ckpt_help[] =
 
 typedef struct {
     char ckpt[VD_PATH_MAX], data[VD_PATH_MAX], dataset[256], labels[256], out[VD_PATH_MAX];
-    int sample;
+    int sample, threads;
     uint64_t seed;
 } EncodeConfig;
 
@@ -46,6 +47,7 @@ static const OptSpec encode_options[] = {
      "..., each layer's posterior given the draws above it)"},
     {"seed", OPT_U64, EOFF(seed), 0, "1", 0, 0, "N",
      "seed of the --sample draws (the same eps as reconstruct --sample)"},
+    {"threads", OPT_INT, EOFF(threads), 0, "0", 0, 1024, "N", trained_threads_help},
     OPT_END};
 
 const OptCommand encode_command = {
@@ -78,6 +80,8 @@ static void encode_open(Encode *e, VdError *err)
     const char *ext = strrchr(cfg->out, '.');
     if (!ext || strcmp(ext, ".h5") != 0)
         vd_fail(err, VD_EX_USAGE, "--out %s: the name must end in .h5", cfg->out);
+    if (err->code == VD_OK && e->rank == 0) /* before the work */
+        durable_check(cfg->out, err);
     if (err->code == VD_OK)
         e->m = trained_load(cfg->ckpt, e->ckpt, err);
     if (err->code != VD_OK)
@@ -182,10 +186,14 @@ static void close_output(const Encode *e, EncodeOut *o, VdError *err)
         H5Dclose(o->y);
     if (o->f >= 0 && H5Fclose(o->f) < 0 && err->code == VD_OK)
         vd_fail(err, VD_EX_IOERR, "cannot write %s", e->cfg.out);
+    char rows[64] = ""; /* the datasets of one value per row */
+    if (e->has_y || e->x.map)
+        snprintf(rows, sizeof rows, "; %s%s: %lld", e->has_y ? "/labels" : "",
+                 e->x.map ? (e->has_y ? ", /rows" : "/rows") : "", (long long)e->x.n_rows);
     if (o->out.tmp[0] && err->code == VD_OK && durable_commit(&o->out, err) == VD_OK)
-        printf("wrote %s (/mu, /logvar%s%s: %lld x %d%s)\n", e->cfg.out, e->cfg.sample ? ", /z" : "",
-               e->has_y ? ", /labels" : "", (long long)e->x.n_rows, vae_top_latent(e->m),
-               e->m->n_levels > 1 ? " for the top layer, each with its number" : "");
+        printf("wrote %s (/mu, /logvar%s: %lld x %d%s%s)\n", e->cfg.out, e->cfg.sample ? ", /z" : "",
+               (long long)e->x.n_rows, vae_top_latent(e->m),
+               e->m->n_levels > 1 ? " for the top layer, each with its number" : "", rows);
     else if (o->out.tmp[0])
         durable_discard(&o->out);
 }
@@ -325,6 +333,8 @@ int encode_main(int argc, char **argv, MPI_Comm comm)
         vd_free(e);
         return VD_OK;
     }
+    if (err.code == VD_OK) /* the same verdict on every rank */
+        runtime_set_threads(e->cfg.threads, comm);
     if (err.code == VD_OK)
         encode_open(e, &err);
     if (vd_error_agree(&err, comm) == VD_OK) {
@@ -351,7 +361,7 @@ int encode_main(int argc, char **argv, MPI_Comm comm)
 typedef struct {
     char ckpt[VD_PATH_MAX], data[VD_PATH_MAX], dataset[256], out[VD_PATH_MAX];
     int64_t from, to;
-    int steps, slerp;
+    int steps, slerp, threads, figure_scale;
 } InterpConfig;
 
 #define IOFF(f) offsetof(InterpConfig, f)
@@ -368,6 +378,8 @@ static const OptSpec interp_options[] = {
     {"out", ISTR(out), "interpolation", 0, 0, "NAME",
      "writes NAME.png (row I, the K decoded points, row J) for images, and NAME.h5 (/z, /t, "
      "/samples)"},
+    {"threads", OPT_INT, IOFF(threads), 0, "0", 0, 1024, "N", trained_threads_help},
+    {"figure-scale", OPT_INT, IOFF(figure_scale), 0, "0", 0, 64, "S", trained_figure_scale_help},
     OPT_END};
 
 const OptCommand interpolate_command = {
@@ -416,7 +428,7 @@ static int write_interp(const InterpConfig *cfg, const char *ckpt, const H5Rows 
         memcpy(strip + D, pics, sizeof(float) * (size_t)K * D);
         memcpy(strip + (size_t)(K + 1) * D, ends + D, sizeof(float) * (size_t)D);
         trained_out_path(path, cfg->out, ".png");
-        int rc = image_grid_png(path, strip, K + 2, &x->img, K + 2, err);
+        int rc = image_grid_png(path, strip, K + 2, &x->img, K + 2, cfg->figure_scale, NULL, NULL, err);
         vd_free(strip);
         if (rc != VD_OK)
             return err->code;
@@ -450,7 +462,7 @@ static int write_interp(const InterpConfig *cfg, const char *ckpt, const H5Rows 
         ft[1] = x->map[cfg->to];
     }
     hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    int bad = f < 0 || h5_write_f32(f, "z", z, K, d) || h5_write_f32(f, "t", tf, K, 1) ||
+    int bad = f < 0 || h5_write_f32(f, "z", z, K, d) || h5_write_f32(f, "t", tf, K, 0) ||
               h5_write_f32_nd(f, "samples", stored, dims, data.n_dims + 1) ||
               h5_attr_str(f, "checkpoint", ckpt) || h5_attr_str(f, "data", x->where) ||
               h5_attr_i64(f, "rows", ft, 2) ||
@@ -518,6 +530,8 @@ int interpolate_main(int argc, char **argv, MPI_Comm comm)
     VdError err = {0};
     if (opts_command(&interpolate_command, &cfg, argc, argv, rank, &err))
         return VD_OK;
+    if (err.code == VD_OK)
+        runtime_set_threads(cfg.threads, comm);
     char ckpt[VD_PATH_MAX];
     Vae *m = NULL;
     H5Rows x = {.file = -1, .dset = -1};
@@ -532,6 +546,8 @@ int interpolate_main(int argc, char **argv, MPI_Comm comm)
                     cfg.from > cfg.to ? "from" : "to", (long long)worst, x.where,
                     (long long)x.n_rows, (long long)x.n_rows - 1);
     }
+    if (rank == 0 && err.code == VD_OK)
+        trained_check_outputs(cfg.out, ckpt, &err);
     if (rank == 0 && err.code == VD_OK)
         interpolate(&cfg, ckpt, m, &x, &err);
     h5rows_close(&x);

@@ -42,8 +42,7 @@ static const OptSpec eval_options[] = {
     {"binarize", OPT_BOOL, EOFF(binarize), 0, "0", 0, 0, NULL,
      "binarize each value with a Bernoulli draw (dynamic binarization)"},
     {"out", ESTR(out), "", 0, 0, "FILE", "also write the results to FILE (.json, .csv or .h5)"},
-    {"threads", OPT_INT, EOFF(threads), 0, "0", 0, 1024, "N",
-     "OpenBLAS threads per rank (0: cores / ranks per node)"},
+    {"threads", OPT_INT, EOFF(threads), 0, "0", 0, 1024, "N", trained_threads_help},
     OPT_END};
 
 const OptCommand eval_command = {
@@ -199,6 +198,8 @@ static void open_inputs(Eval *e, VdError *err)
     const char *ext = strrchr(cfg->out, '.');
     if (cfg->out[0] && (!ext || (strcmp(ext, ".json") && strcmp(ext, ".csv") && strcmp(ext, ".h5"))))
         vd_fail(err, VD_EX_USAGE, "--out %s: the name must end in .json, .csv or .h5", cfg->out);
+    if (err->code == VD_OK && cfg->out[0] && e->rank == 0) /* before minutes of work */
+        durable_check(cfg->out, err);
     if (err->code == VD_OK)
         e->m = trained_load(cfg->ckpt, e->ckpt, err);
     if (err->code == VD_OK) {

@@ -13,13 +13,14 @@
 #include "image.h"
 #include "model.h"
 #include "rng.h"
+#include "runtime.h"
 #include "trained.h"
 
 /* ---- sample ----------------------------------------------------------- */
 
 typedef struct {
     char ckpt[VD_PATH_MAX], out[VD_PATH_MAX];
-    int n, cols, cls, noise;
+    int n, cols, cls, noise, threads, figure_scale;
     uint64_t seed;
 } SampleConfig;
 
@@ -40,6 +41,8 @@ static const OptSpec sample_options[] = {
      "seed of the draws (the run's seed gives its samples.png)"},
     {"out", SSTR(out), "samples", 0, 0, "NAME",
      "writes NAME.png (the grid) and NAME.h5 (/samples, /z; /classes if conditional)"},
+    {"threads", OPT_INT, SOFF(threads), 0, "0", 0, 1024, "N", trained_threads_help},
+    {"figure-scale", OPT_INT, SOFF(figure_scale), 0, "0", 0, 64, "S", trained_figure_scale_help},
     OPT_END};
 
 const OptCommand sample_command = {
@@ -50,10 +53,9 @@ const OptCommand sample_command = {
     sample_options, sizeof(SampleConfig), NULL};
 
 /* pics (n, D), channels last, back into the layout the data were stored
- * in (d->img.chw: channels first), into out. */
-static void to_stored_layout(float *out, const float *pics, int n, const CkptData *d, int D)
+ * in (g->chw: channels first), into out. */
+static void to_stored_layout(float *out, const float *pics, int n, const ImageGeom *g, int D)
 {
-    const ImageGeom *g = &d->img;
     if (!g->chw) {
         memcpy(out, pics, sizeof(float) * (size_t)n * D);
         return;
@@ -81,7 +83,7 @@ static int write_samples_h5(const SampleConfig *cfg, const char *ckpt, const Vae
     for (int i = 0; i < data->n_dims; i++)
         dims[i + 1] = data->shape[i];
     float *stored = vd_calloc((size_t)cfg->n * D, sizeof(float));
-    to_stored_layout(stored, pics, cfg->n, data, D);
+    to_stored_layout(stored, pics, cfg->n, &data->img, D);
     hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     int bad = f < 0 || h5_write_f32_nd(f, "samples", stored, dims, data->n_dims + 1) != 0;
     if (!bad && m->shape.classes > 0)
@@ -118,15 +120,14 @@ static int write_samples_h5(const SampleConfig *cfg, const char *ckpt, const Vae
 
 /* Rank 0: the grid of n images as NAME.png, and what it wrote. */
 static int write_grid(const char *name, const float *pics, int n, const ImageGeom *g, int cols,
-                      VdError *err)
+                      int scale, VdError *err)
 {
     char path[VD_PATH_MAX];
+    int w, h;
     trained_out_path(path, name, ".png");
-    if (image_grid_png(path, pics, n, g, cols, err) != VD_OK)
+    if (image_grid_png(path, pics, n, g, cols, scale, &w, &h, err) != VD_OK)
         return err->code;
-    int c = cols < n ? cols : n, rows = (n + c - 1) / c;
-    printf("wrote %s (%d x %d%s)\n", path, c * (g->w + 1) + 1, rows * (g->h + 1) + 1,
-           g->c >= 3 ? ", RGB" : "");
+    printf("wrote %s (%d x %d%s)\n", path, w, h, g->c >= 3 ? ", RGB" : "");
     return VD_OK;
 }
 
@@ -149,7 +150,7 @@ static void draw_samples(SampleConfig *cfg, const char *ckpt, const Vae *m, VdEr
     int cols = cfg->cols < cfg->n ? cfg->cols : cfg->n;
     vae_sample(m, w, cfg->seed, cfg->n, cols, cfg->cls, cfg->noise, z, cls, pics);
     if (data.img.c)
-        write_grid(cfg->out, pics, cfg->n, &data.img, cols, err);
+        write_grid(cfg->out, pics, cfg->n, &data.img, cols, cfg->figure_scale, err);
     else
         printf("no PNG: the model's samples are not images\n");
     if (err->code == VD_OK)
@@ -168,12 +169,16 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
     VdError err = {0};
     if (opts_command(&sample_command, &cfg, argc, argv, rank, &err))
         return VD_OK;
+    if (err.code == VD_OK) /* the same verdict on every rank */
+        runtime_set_threads(cfg.threads, comm);
     char ckpt[VD_PATH_MAX];
     Vae *m = NULL;
     if (rank == 0 && err.code == VD_OK && (m = trained_load(cfg.ckpt, ckpt, &err)) &&
         cfg.cls >= 0 && cfg.cls >= m->shape.classes)
         vd_fail(&err, VD_EX_USAGE, "--class %d: the model in %s %s", cfg.cls, ckpt,
                 m->shape.classes ? "has fewer classes" : "is not conditional");
+    if (rank == 0 && err.code == VD_OK)
+        trained_check_outputs(cfg.out, ckpt, &err);
     if (rank == 0 && err.code == VD_OK)
         draw_samples(&cfg, ckpt, m, &err);
     vae_free(m);
@@ -185,7 +190,7 @@ int sample_main(int argc, char **argv, MPI_Comm comm)
 typedef struct {
     char ckpt[VD_PATH_MAX], data[VD_PATH_MAX], dataset[256], out[VD_PATH_MAX];
     int64_t first;
-    int n, cols, sample, binarize;
+    int n, cols, sample, binarize, threads, figure_scale;
     uint64_t seed;
 } ReconConfig;
 
@@ -204,17 +209,84 @@ static const OptSpec recon_options[] = {
     {"binarize", OPT_BOOL, ROFF(binarize), 0, "0", 0, 0, NULL,
      "binarize the inputs first (as eval --binarize does)"},
     {"seed", OPT_U64, ROFF(seed), 0, "1", 0, 0, "N", "seed of --sample and --binarize draws"},
-    {"out", RSTR(out), "reconstructions", 0, 0, "NAME", "writes NAME.png"},
+    {"out", RSTR(out), "reconstructions", 0, 0, "NAME",
+     "writes NAME.h5 (/x, the rows as the model read them, /reconstruction, /rows) and, for "
+     "images, NAME.png"},
+    {"threads", OPT_INT, ROFF(threads), 0, "0", 0, 1024, "N", trained_threads_help},
+    {"figure-scale", OPT_INT, ROFF(figure_scale), 0, "0", 0, 64, "S", trained_figure_scale_help},
     OPT_END};
 
 const OptCommand reconstruct_command = {
     "reconstruct", "vae-dist reconstruct [options]",
-    "A PNG grid of data rows (odd grid rows) above their reconstructions, the decoder's mean "
-    "for z = mu (or a draw, with --sample).",
+    "Data rows and their reconstructions, the decoder's mean for z = mu (or a draw, with "
+    "--sample): an HDF5 file for any data, and for images a PNG grid of the rows (odd grid "
+    "rows) above their reconstructions.",
     recon_options, sizeof(ReconConfig), NULL};
 
-/* Rank 0: rows [first, first + n) of x above their reconstructions. */
-static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, VdError *err)
+/* Rank 0: NAME.h5, /x and /reconstruction (n, ...) as the samples are
+ * stored (float, as the model read them: uint8 / 255), from the grid pics
+ * (rows of cols originals, then their reconstructions), and /rows (n), the
+ * rows' indices in the dataset. */
+static int write_recon_h5(const ReconConfig *cfg, const char *ckpt, const H5Rows *x,
+                          const float *pics, int cols, VdError *err)
+{
+    int n = cfg->n, D = (int)x->row_len;
+    float *orig = vd_calloc((size_t)n * D, sizeof(float)), *recon = vd_calloc((size_t)n * D, sizeof(float));
+    float *stored = vd_calloc((size_t)n * D, sizeof(float));
+    int64_t *rows = vd_calloc((size_t)n, sizeof(int64_t)), dims[VD_MAX_DIMS + 1] = {n};
+    for (int i = 0; i < n; i++) {
+        const float *o = pics + ((size_t)(i / cols) * 2 * cols + i % cols) * D;
+        memcpy(orig + (size_t)i * D, o, sizeof(float) * (size_t)D);
+        memcpy(recon + (size_t)i * D, o + (size_t)cols * D, sizeof(float) * (size_t)D);
+        rows[i] = x->map ? x->map[cfg->first + i] : cfg->first + i;
+    }
+    for (int i = 1; i < x->n_dims; i++)
+        dims[i] = x->dims[i];
+    char path[VD_PATH_MAX];
+    DurableFile out;
+    trained_out_path(path, cfg->out, ".h5");
+    int bad = durable_begin(&out, path, err) != VD_OK;
+    hid_t f = bad ? H5I_INVALID_HID : H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    bad = bad || f < 0;
+    to_stored_layout(stored, orig, n, &x->img, D);
+    bad = bad || h5_write_f32_nd(f, "x", stored, dims, x->n_dims);
+    to_stored_layout(stored, recon, n, &x->img, D);
+    bad = bad || h5_write_f32_nd(f, "reconstruction", stored, dims, x->n_dims);
+    hid_t space = bad ? H5I_INVALID_HID : H5Screate_simple(1, (hsize_t[]){(hsize_t)n}, NULL);
+    hid_t ds = space < 0 ? H5I_INVALID_HID
+                         : H5Dcreate2(f, "rows", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    bad = bad || ds < 0 || H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0;
+    if (ds >= 0)
+        H5Dclose(ds);
+    if (space >= 0)
+        H5Sclose(space);
+    bad = bad || h5_attr_str(f, "checkpoint", ckpt) || h5_attr_str(f, "data", x->where) ||
+          h5_attr_str(f, "z", cfg->sample ? "a draw from q(z|x)" : "the mean of q(z|x)") ||
+          (cfg->sample && h5_attr_u64(f, "seed", cfg->seed));
+    if (f >= 0 && H5Fclose(f) < 0)
+        bad = 1;
+    vd_free(orig);
+    vd_free(recon);
+    vd_free(stored);
+    vd_free(rows);
+    if (bad && err->code == VD_OK) {
+        durable_discard(&out);
+        return vd_fail(err, VD_EX_CANTCREAT, "cannot write %s", path);
+    }
+    if (err->code != VD_OK || durable_commit(&out, err) != VD_OK)
+        return err->code;
+    char shape[96] = "";
+    for (int i = 0; i < x->n_dims; i++)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", i ? " x " : "",
+                 (long long)dims[i]);
+    printf("wrote %s (/x, /reconstruction %s; /rows %d)\n", path, shape, n);
+    return VD_OK;
+}
+
+/* Rank 0: rows [first, first + n) of x and their reconstructions: NAME.h5,
+ * and for images NAME.png, the rows above their reconstructions. */
+static void reconstruct_rows(const ReconConfig *cfg, const char *ckpt, const Vae *m, H5Rows *x,
+                             VdError *err)
 {
     int D = m->shape.n_input, d = m->d_total, n = cfg->n, cols = cfg->cols < n ? cfg->cols : n;
     Objective elbo = vae_elbo(1.0f);
@@ -245,7 +317,12 @@ static void reconstruct_rows(const ReconConfig *cfg, const Vae *m, H5Rows *x, Vd
             memcpy(orig, w->x + (size_t)i * D, sizeof(float) * (size_t)D);
             vae_output_mean(m, vae_outputs(m, w) + (size_t)i * D, 1, orig + (size_t)cols * D);
         }
-        write_grid(cfg->out, pics, groups * 2 * cols, &x->img, cols, err);
+        if (x->img.c)
+            write_grid(cfg->out, pics, groups * 2 * cols, &x->img, cols, cfg->figure_scale, err);
+        else
+            printf("no PNG: the samples are not images\n");
+        if (err->code == VD_OK)
+            write_recon_h5(cfg, ckpt, x, pics, cols, err);
         vd_free(pics);
     }
     shard_free(&sh);
@@ -261,6 +338,8 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
     VdError err = {0};
     if (opts_command(&reconstruct_command, &cfg, argc, argv, rank, &err))
         return VD_OK;
+    if (err.code == VD_OK)
+        runtime_set_threads(cfg.threads, comm);
     char ckpt[VD_PATH_MAX];
     Vae *m = NULL;
     H5Rows x = {.file = -1, .dset = -1};
@@ -272,15 +351,14 @@ int reconstruct_main(int argc, char **argv, MPI_Comm comm)
         held = trained_defaults(ckpt, rank, cfg.data, cfg.dataset, sizeof cfg.dataset, NULL, 0);
     if (rank == 0 && err.code == VD_OK &&
         trained_open_data(cfg.data, cfg.dataset, held, ckpt, m, &x, &err) == VD_OK) {
-        if (!x.img.c)
-            vd_fail(&err, VD_EX_DATAERR, "%s: reconstruct draws images, and these samples are not "
-                    "images ((N, H, W), (N, H, W, C) or (N, C, H, W))", x.where);
-        else if (cfg.first + cfg.n > x.n_rows)
+        if (cfg.first + cfg.n > x.n_rows)
             vd_fail(&err, VD_EX_USAGE, "--first %lld --n %d: %s has %lld rows",
                     (long long)cfg.first, cfg.n, x.where, (long long)x.n_rows);
     }
     if (rank == 0 && err.code == VD_OK)
-        reconstruct_rows(&cfg, m, &x, &err);
+        trained_check_outputs(cfg.out, ckpt, &err);
+    if (rank == 0 && err.code == VD_OK)
+        reconstruct_rows(&cfg, ckpt, m, &x, &err);
     h5rows_close(&x);
     vae_free(m);
     return vd_error_agree(&err, comm);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "durable.h"
 #include "shard.h"
 #include "image.h"
 #include "runtime.h"
@@ -93,7 +94,7 @@ int trained_open_data(const char *file, const char *dataset, int held, const cha
     ImageGeom model;
     trained_image(ckpt, &model);
     int tie = !model.c ? VD_LAYOUT_AUTO : model.chw ? VD_LAYOUT_CHW : VD_LAYOUT_HWC;
-    if (h5rows_layout(x, VD_LAYOUT_AUTO, tie, err) != VD_OK)
+    if (h5rows_layout(x, model.c ? VD_LAYOUT_AUTO : VD_LAYOUT_NONE, tie, err) != VD_OK)
         return err->code;
     if (!model.c && x->img.chw && x->img.c > 1) /* trained on its samples as stored */
         memset(&x->img, 0, sizeof x->img);
@@ -126,6 +127,22 @@ void trained_image(const char *ckpt, ImageGeom *g)
         *g = d.img;
     else
         memset(g, 0, sizeof *g);
+}
+
+const char trained_threads_help[] = "OpenBLAS threads per rank (0: cores / ranks per node)";
+const char trained_figure_scale_help[] =
+    "pixels per image pixel in the PNG (0: small images scaled up to about 96 px)";
+
+int trained_check_outputs(const char *name, const char *ckpt, VdError *err)
+{
+    char path[VD_PATH_MAX];
+    ImageGeom g;
+    trained_image(ckpt, &g);
+    trained_out_path(path, name, ".h5");
+    if (durable_check(path, err) != VD_OK || !g.c)
+        return err->code;
+    trained_out_path(path, name, ".png");
+    return durable_check(path, err);
 }
 
 void trained_out_path(char *buf, const char *name, const char *ext)

@@ -8,6 +8,7 @@
 
 struct Feed {
     MPI_Comm comm;
+    int64_t budget;         /* FeedConfig.budget, for the start line */
     FeedResident *resident; /* one of the two */
     FeedStream *stream;
 };
@@ -17,6 +18,7 @@ int feed_open(Feed **out, const FeedConfig *c, VdError *err)
     Feed *f = vd_calloc(1, sizeof *f);
     *out = f;
     f->comm = c->comm;
+    f->budget = c->budget;
     double resident = feed_resident_need(c); /* on the fullest rank */
     MPI_Allreduce(MPI_IN_PLACE, &resident, 1, MPI_DOUBLE, MPI_MAX, c->comm);
     int mode = c->mode != VD_FEED_AUTO ? c->mode
@@ -74,6 +76,8 @@ void feed_close(Feed *f)
 }
 
 int feed_mode(const Feed *f) { return f->resident ? VD_FEED_RESIDENT : VD_FEED_STREAM; }
+
+int64_t feed_budget(const Feed *f) { return f->budget; }
 
 int64_t feed_bytes(const Feed *f)
 {

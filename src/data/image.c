@@ -85,6 +85,8 @@ int png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, VdError *err)
 int image_geom(const int64_t *dims, int nd, int want, int tie, ImageGeom *g, char *why, size_t n)
 {
     memset(g, 0, sizeof *g);
+    if (want == VD_LAYOUT_NONE) /* the user says: not images (tabular data of a square width) */
+        return 0;
     int64_t side = nd == 1 && dims[0] > 0 ? (int64_t)lround(sqrt((double)dims[0])) : 0;
     if (nd == 3) {
         int last = dims[2] <= 4 && dims[0] > 4, first = dims[0] <= 4 && dims[2] > 4;
@@ -156,15 +158,38 @@ void image_grid(uint8_t *out, int *grid_w, int *grid_h, const float *images, int
     }
 }
 
+int image_auto_scale(const ImageGeom *g)
+{
+    int side = g->h > g->w ? g->h : g->w;
+    return side > 0 && side < IMAGE_TILE_PX ? IMAGE_TILE_PX / side : 1;
+}
+
 int image_grid_png(const char *path, const float *images, int n, const ImageGeom *g, int cols,
-                   VdError *err)
+                   int scale, int *w, int *h, VdError *err)
 {
     if (cols > n)
         cols = n;
+    if (scale <= 0)
+        scale = image_auto_scale(g);
     int rows = (n + cols - 1) / cols, gw, gh, px = g->c >= 3 ? 3 : 1;
     uint8_t *grid = vd_calloc((size_t)(cols * (g->w + 1) + 1) * (size_t)(rows * (g->h + 1) + 1),
                               (size_t)px);
     image_grid(grid, &gw, &gh, images, n, g, cols);
+    if (scale > 1) { /* nearest neighbour: each pixel a block, sharp edges kept */
+        uint8_t *big = vd_calloc((size_t)gw * scale * (size_t)gh * scale, (size_t)px);
+        size_t bw = (size_t)gw * scale;
+        for (size_t y = 0; y < (size_t)gh * scale; y++)
+            for (size_t x = 0; x < bw; x++)
+                memcpy(big + (y * bw + x) * px, grid + ((y / scale) * gw + x / scale) * px, (size_t)px);
+        vd_free(grid);
+        grid = big;
+        gw *= scale;
+        gh *= scale;
+    }
+    if (w)
+        *w = gw;
+    if (h)
+        *h = gh;
     int rc = px == 3 ? png_write_rgb(path, grid, gw, gh, err) : png_write_gray(path, grid, gw, gh, err);
     vd_free(grid);
     return rc;

@@ -207,6 +207,12 @@ int import_default_data(const char *data, VdError *err)
     runtime_default_data(def);
     if (strcmp(data, def) != 0 || access(data, F_OK) == 0)
         return VD_OK;
+    /* a file the user named is never made up: only the built-in default is imported */
+    const char *named = getenv("VAE_DIST_DATA");
+    if (named && *named)
+        return vd_fail(err, VD_EX_NOINPUT,
+                       "no data: $VAE_DIST_DATA names %s, which does not exist (unset it for "
+                       "Fashion-MNIST, or pass --data FILE)", data);
     ImportConfig ic;
     import_defaults(&ic);
     snprintf(ic.out, sizeof ic.out, "%s", data);
@@ -220,7 +226,7 @@ int import_default_data(const char *data, VdError *err)
                        "no data: %s does not exist and Fashion-MNIST is not installed "
                        "(apt-get install dataset-fashion-mnist, or pass --data FILE)",
                        data);
-    if (slash && vd_mkdirs(dir) != 0)
+    if (slash && slash != dir && vd_mkdirs(dir) != 0)
         return vd_fail(err, VD_EX_CANTCREAT, "cannot create %s: %s", dir, strerror(errno));
     printf("importing Fashion-MNIST from %s to %s\n", VD_FASHION_MNIST_DIR, data);
     return import_idx(&ic, err);
@@ -278,6 +284,8 @@ int import_main(int argc, char **argv, MPI_Comm comm)
                 vd_fail(&err, VD_EX_CANTCREAT, "cannot create directory %s: %s", dir,
                         strerror(errno));
         }
+        if (err.code == VD_OK && (cfg.force || access(cfg.out, F_OK) != 0))
+            durable_check(cfg.out, &err); /* before the IDX files are read */
         if (err.code == VD_OK && import_idx(&cfg, &err) == VD_OK)
             printf("wrote %s\n", cfg.out);
     }

@@ -51,6 +51,8 @@ static const struct {
     {"best_loss", offsetof(TrainState, best_loss), 0},
     {"best_step", offsetof(TrainState, best_step), 1},
     {"bad_epochs", offsetof(TrainState, bad_epochs), 1},
+    {"interval_grad_norm", offsetof(TrainState, ivl_grad_norm), 0},
+    {"interval_norm_steps", offsetof(TrainState, ivl_norm_steps), 0},
 };
 enum { N_OPTIONAL = sizeof optional_state / sizeof *optional_state };
 
@@ -111,7 +113,7 @@ static int write_field(hid_t g, const ModelField *f, const VaeShape *s)
         int64_t v[VD_LIST_MAX];
         for (int i = 0; i < l->n; i++)
             v[i] = l->v[i];
-        return l->n ? h5_attr_i64(g, f->attr, v, l->n) : 0; /* an empty list: no attribute */
+        return l->n ? h5_attr_i64_array(g, f->attr, v, l->n) : 0; /* an empty list: no attribute */
     }
     int64_t v = *(const int *)field;
     return h5_attr_i64(g, f->attr, &v, 1);
@@ -132,7 +134,7 @@ static int write_model(hid_t file, const Vae *m, const CkptData *data)
     char *graph = vae_graph_json(m);
     bad |= h5_attr_str(g, "graph", graph);
     vd_free(graph);
-    bad |= h5_attr_i64(g, "input_shape", data->shape, data->n_dims);
+    bad |= h5_attr_i64_array(g, "input_shape", data->shape, data->n_dims); /* (D): still an array */
     bad |= h5_attr_i64(g, "data_rows", &data->rows, 1);
     bad |= h5_attr_str(g, "layout", image_layout_name(&data->img));
     if (data->img.c) {

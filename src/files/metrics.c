@@ -11,17 +11,18 @@
 
 #include "durable.h"
 
-#define NCOLS 8
+#define NCOLS 9 /* the most a table has, and the stride of its rows in memory */
 
-static const char *train_cols[NCOLS] = {"step", "epoch", "loss", "recon", "kl", "lr",
-                                        "samples_per_s", "clipped"};
-static const char *epoch_cols[NCOLS] = {"epoch", "step", "train_loss", "test_loss",
-                                        "test_recon", "test_kl", "seconds", "active_units"};
+static const char *train_cols[] = {"step", "epoch", "loss", "recon", "kl", "lr",
+                                   "samples_per_s", "clipped", "grad_norm"};
+static const char *epoch_cols[] = {"epoch", "step", "train_loss", "test_loss",
+                                   "test_recon", "test_kl", "seconds", "active_units"};
 
 /* One table: its CSV file, its metrics.h5 group, and the rows that wait for
  * metrics.h5. */
 typedef struct {
     const char *csv, *group, **cols;
+    int ncols;             /* columns of this table (<= NCOLS) */
     int step_col;          /* which column is the step */
     hid_t dset[NCOLS];     /* open while metrics.h5 is */
     double *pending;       /* (n_pending, NCOLS) rows not yet in metrics.h5 */
@@ -53,8 +54,8 @@ static int append_csv(Metrics *m, Table *t, const double *v)
     FILE *f = fopen(path, "a");
     if (!f)
         return -1;
-    for (int i = 0; i < NCOLS; i++)
-        fprintf(f, "%.9g%c", v[i], i + 1 < NCOLS ? ',' : '\n');
+    for (int i = 0; i < t->ncols; i++)
+        fprintf(f, "%.9g%c", v[i], i + 1 < t->ncols ? ',' : '\n');
     return fclose(f);
 }
 
@@ -78,15 +79,15 @@ static int rewrite_csv(const char *dir, const Table *t, int64_t keep, double **k
             fclose(in);
         return err->code;
     }
-    for (int i = 0; i < NCOLS; i++)
-        fprintf(out.f, "%s%c", t->cols[i], i + 1 < NCOLS ? ',' : '\n');
+    for (int i = 0; i < t->ncols; i++)
+        fprintf(out.f, "%s%c", t->cols[i], i + 1 < t->ncols ? ',' : '\n');
     for (int first = 1; in && fgets(line, sizeof line, in); first = 0) {
         if (first)
             continue;
-        double v[NCOLS];
+        double v[NCOLS] = {0};
         char *p = line;
         int n = 0;
-        while (n < NCOLS && *p && *p != '\n') {
+        while (n < t->ncols && *p && *p != '\n') {
             v[n++] = strtod(p, &p);
             p += *p == ',';
         }
@@ -94,8 +95,8 @@ static int rewrite_csv(const char *dir, const Table *t, int64_t keep, double **k
             continue;
         for (int i = n; i < NCOLS; i++)
             v[i] = NAN;
-        for (int i = 0; i < NCOLS; i++)
-            fprintf(out.f, "%.9g%c", v[i], i + 1 < NCOLS ? ',' : '\n');
+        for (int i = 0; i < t->ncols; i++)
+            fprintf(out.f, "%.9g%c", v[i], i + 1 < t->ncols ? ',' : '\n');
         if (*n_kept == cap) {
             cap = cap ? 2 * cap : 64;
             double *grown = vd_calloc(cap, NCOLS * sizeof(double));
@@ -131,7 +132,7 @@ static double *read_old(hid_t file, const Table *t, int64_t keep, size_t *n)
     hid_t g = H5Gopen2(file, t->group, H5P_DEFAULT);
     double *rows = NULL;
     size_t have = 0;
-    for (int c = 0; g >= 0 && c < NCOLS; c++) {
+    for (int c = 0; g >= 0 && c < t->ncols; c++) {
         if (H5Lexists(g, t->cols[c], H5P_DEFAULT) <= 0)
             continue;
         hid_t d = H5Dopen2(g, t->cols[c], H5P_DEFAULT), s = H5Dget_space(d);
@@ -164,7 +165,7 @@ static int create_table(hid_t file, const Table *t, const double *rows, size_t n
     hid_t g = H5Gcreate2(file, t->group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int bad = g < 0;
     double *col = vd_calloc(n ? n : 1, sizeof(double));
-    for (int c = 0; !bad && c < NCOLS; c++) {
+    for (int c = 0; !bad && c < t->ncols; c++) {
         hsize_t len = (hsize_t)n, unlimited = H5S_UNLIMITED, chunk = 256;
         hid_t space = H5Screate_simple(1, &len, &unlimited), dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_chunk(dcpl, 1, &chunk);
@@ -245,7 +246,7 @@ static int open_h5(Metrics *m)
     H5Pclose(fapl);
     int bad = m->file < 0;
     for (int k = 0; !bad && k < 2; k++)
-        for (int c = 0; !bad && c < NCOLS; c++) {
+        for (int c = 0; !bad && c < m->t[k].ncols; c++) {
             char name[64];
             snprintf(name, sizeof name, "%s/%s", m->t[k].group, m->t[k].cols[c]);
             bad = (m->t[k].dset[c] = H5Dopen2(m->file, name, H5P_DEFAULT)) < 0;
@@ -262,7 +263,7 @@ static int append_h5(Table *t, const double *rows, size_t n)
      * (some columns grown, some not) is then redone in place when retried,
      * and the columns stay aligned. */
     hsize_t base = 0, cnt = (hsize_t)n;
-    for (int c = 0; c < NCOLS; c++) {
+    for (int c = 0; c < t->ncols; c++) {
         hsize_t len = 0;
         hid_t space = H5Dget_space(t->dset[c]);
         int got = space >= 0 && H5Sget_simple_extent_dims(space, &len, NULL) >= 0;
@@ -274,7 +275,7 @@ static int append_h5(Table *t, const double *rows, size_t n)
     }
     double *col = vd_calloc(n, sizeof(double));
     int bad = 0;
-    for (int c = 0; !bad && c < NCOLS; c++) {
+    for (int c = 0; !bad && c < t->ncols; c++) {
         hid_t d = t->dset[c];
         hsize_t newlen = base + cnt;
         for (size_t i = 0; i < n; i++)
@@ -336,7 +337,8 @@ static void add_row(Metrics *m, Table *t, const double *v)
         t->pending = p;
         t->cap = cap;
     }
-    memcpy(t->pending + t->n_pending * NCOLS, v, NCOLS * sizeof(double));
+    memset(t->pending + t->n_pending * NCOLS, 0, NCOLS * sizeof(double));
+    memcpy(t->pending + t->n_pending * NCOLS, v, (size_t)t->ncols * sizeof(double));
     t->n_pending++;
     flush_pending(m);
 }
@@ -345,8 +347,10 @@ Metrics *metrics_start(const char *dir, int64_t keep_step, VdError *err)
 {
     Metrics *m = vd_calloc(1, sizeof *m);
     m->file = H5I_INVALID_HID;
-    m->t[0] = (Table){"metrics.csv", "train", train_cols, 0, {0}, NULL, 0, 0, 0};
-    m->t[1] = (Table){"epochs.csv", "test", epoch_cols, 1, {0}, NULL, 0, 0, 0};
+    m->t[0] = (Table){"metrics.csv", "train", train_cols, (int)(sizeof train_cols / sizeof *train_cols),
+                      0, {0}, NULL, 0, 0, 0};
+    m->t[1] = (Table){"epochs.csv", "test", epoch_cols, (int)(sizeof epoch_cols / sizeof *epoch_cols),
+                      1, {0}, NULL, 0, 0, 0};
     for (int k = 0; k < 2; k++)
         for (int c = 0; c < NCOLS; c++)
             m->t[k].dset[c] = H5I_INVALID_HID;

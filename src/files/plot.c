@@ -324,25 +324,37 @@ static void draw_legend(PlotCanvas *c, const PlotPanel *p)
     }
 }
 
+/* The index of s's first finite point, or -1. */
+static int first_point(const PlotSeries *s)
+{
+    for (int i = 0; i < s->n; i++)
+        if (finite_point(s, i))
+            return i;
+    return -1;
+}
+
 static void draw_panel(PlotCanvas *c, const PlotPanel *p, int ox)
 {
-    /* x covers every point; y skips the first 1/20 of x for curves without markers */
+    /* x and the bottom of y cover every point (a KL that starts near 0 is
+     * seen to); the top of y leaves out the first point of a curve without
+     * markers, a training curve's first interval, whose average from the
+     * random start would squash the rest: it is cut at the frame and its
+     * value written there */
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
-    for (int k = 0; k < p->n_series; k++)
-        for (int i = 0; i < p->series[k].n; i++)
-            if (finite_point(&p->series[k], i)) {
-                xlo = fmin(xlo, p->series[k].x[i]);
-                xhi = fmax(xhi, p->series[k].x[i]);
-            }
-    double x_from = xlo + (xhi - xlo) / 20.0;
     for (int k = 0; k < p->n_series; k++) {
         const PlotSeries *s = &p->series[k];
+        int first = first_point(s);
         for (int i = 0; i < s->n; i++)
-            if (finite_point(s, i) && (s->markers || s->x[i] >= x_from)) {
+            if (finite_point(s, i)) {
+                xlo = fmin(xlo, s->x[i]);
+                xhi = fmax(xhi, s->x[i]);
                 ylo = fmin(ylo, s->y[i]);
-                yhi = fmax(yhi, s->y[i]);
+                if (s->markers || i != first || s->n == 1)
+                    yhi = fmax(yhi, s->y[i]);
             }
     }
+    if (!(ylo <= yhi) && ylo < INFINITY)
+        yhi = ylo; /* only cut points: the range they give */
     range_fix(&xlo, &xhi, 0.02);
     range_fix(&ylo, &yhi, 0.05);
     Axis ax = {xlo, xhi, ox + 64, ox + PANEL_W - 16}, ay = {ylo, yhi, PANEL_H - 44, 40};
@@ -356,6 +368,16 @@ static void draw_panel(PlotCanvas *c, const PlotPanel *p, int ox)
     if (p->ylabel)
         plot_text(c, ox + 8, ay.p1 - 14, p->ylabel, 1, PLOT_BLACK);
     draw_axes(c, &ax, &ay);
+    int cut_labels = 0;
+    for (int k = 0; k < p->n_series; k++) { /* a first point above the frame: how high */
+        const PlotSeries *s = &p->series[k];
+        int first = first_point(s);
+        if (s->markers || first < 0 || s->y[first] <= ay.hi)
+            continue;
+        char label[48];
+        snprintf(label, sizeof label, "FIRST %s %.4g", s->label ? s->label : "POINT", s->y[first]);
+        plot_text(c, ax.p0 + 6, ay.p1 + 6 + 10 * cut_labels++, label, 1, s->rgb);
+    }
     for (int k = 0; k < p->n_series; k++) {
         const PlotSeries *s = &p->series[k];
         int marks = s->markers && s->n <= (ax.p1 - ax.p0) / 8; /* else they merge into a bar */

@@ -3,6 +3,8 @@
  * replica) and reduce_fused.c (its sum inside Adam's pass). See reduce.h. */
 #include "reduce.h"
 
+#include <math.h>
+
 #include "reduce_fused.h"
 #include "reduce_mpi.h"
 #include "reduce_shm.h"
@@ -81,11 +83,19 @@ void reduce_update(Reducer *r, const AdamConfig *c, long t, float grad_scale, in
         reduce_mpi_update(r->mpi, c, t, grad_scale, apply);
         return;
     }
-    if (apply && r->shm->fused) {
+    int fused = apply && r->shm->fused; /* the node's ranks agree on both */
+    if (fused) {
         reduce_fused_update(r->shm, c, t, grad_scale);
         apply = 0;
     }
     reduce_shm_update(r->shm, c, t, grad_scale, apply);
+    if (r->shm->fused) /* every slice posted its sum of squares, or (not applied) none */
+        r->shm->grad_sumsq = fused ? reduce_shm_node_sumsq(r->shm) : NAN;
+}
+
+double reduce_grad_sumsq(const Reducer *r)
+{
+    return r->mpi ? reduce_mpi_grad_sumsq(r->mpi) : r->shm->grad_sumsq;
 }
 
 const float *reduce_extras(const Reducer *r)

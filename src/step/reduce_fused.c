@@ -76,9 +76,12 @@ void reduce_fused_update(ReduceShm *r, const AdamConfig *c, long t, float grad_s
     Vae *m = r->m;
     size_t hi = r->hi < r->n ? r->hi : r->n;
     float block[FUSE_BLOCK];
+    double sq = 0.0; /* the norm reported: summed from each block while it is in L1 */
     for (size_t at = r->lo; at < hi; at += FUSE_BLOCK) {
         size_t len = hi - at < FUSE_BLOCK ? hi - at : FUSE_BLOCK;
         reduce_shm_sum(r, block, at, len);
+        sq += vd_sum_squares(block, len);
         adam_step(c, t, len, m->params + at, block, m->adam_m + at, m->adam_v + at, grad_scale);
     }
+    r->sumsq[r->lrank * VD_SHM_FLAG_STRIDE / 2] = sq; /* added after reduce_shm_update's sync */
 }

@@ -14,6 +14,7 @@ struct ReduceMpi {
     size_t sent;      /* grads[sent ..) are posted */
     int n_req, max_req;
     MPI_Request *req; /* (max_req): every bucket but the last holds >= bucket floats */
+    double grad_sumsq; /* the summed gradient's sum of squares, after reduce_mpi_finish */
 };
 
 ReduceMpi *reduce_mpi_create(Vae *m, MPI_Comm comm, size_t bucket)
@@ -71,8 +72,9 @@ int reduce_mpi_finish(ReduceMpi *r, double *sumsq)
         MPI_Waitall(r->n_req, r->req, MPI_STATUSES_IGNORE);
         watch_done();
     }
+    r->grad_sumsq = vd_sum_squares(r->m->grads, r->n); /* for clipping, and reported */
     if (sumsq)
-        *sumsq = vd_sum_squares(r->m->grads, r->n);
+        *sumsq = r->grad_sumsq;
     return vd_all_finite(r->m->grads, r->n_red);
 }
 
@@ -83,3 +85,5 @@ void reduce_mpi_update(ReduceMpi *r, const AdamConfig *c, long t, float grad_sca
 }
 
 const float *reduce_mpi_extras(const ReduceMpi *r) { return r->m->grads + r->n; }
+
+double reduce_mpi_grad_sumsq(const ReduceMpi *r) { return r->grad_sumsq; }

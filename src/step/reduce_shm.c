@@ -276,6 +276,14 @@ static void sum_rest(ReduceShm *r)
     }
 }
 
+double reduce_shm_node_sumsq(const ReduceShm *r)
+{
+    double s = 0.0; /* the slices' in node-rank order: the same double everywhere */
+    for (int i = 0; i < r->lsize; i++)
+        s += r->sumsq[i * STRIDE / 2];
+    return s;
+}
+
 int reduce_shm_finish(ReduceShm *r, double *sumsq)
 {
     size_t len = r->hi - r->lo, hi = r->hi < r->n ? r->hi : r->n;
@@ -283,18 +291,15 @@ int reduce_shm_finish(ReduceShm *r, double *sumsq)
                           memory_order_release);
     sum_rest(r);
     r->flags[r->lrank * STRIDE] = !vd_all_finite(r->sum + r->lo, len);
-    if (sumsq) /* this slice's, of the parameters' part */
-        r->sumsq[r->lrank * STRIDE / 2] =
-            hi > r->lo ? vd_sum_squares(r->sum + r->lo, hi - r->lo) : 0;
+    /* this slice's, of the parameters' part: for clipping, and reported */
+    r->sumsq[r->lrank * STRIDE / 2] = hi > r->lo ? vd_sum_squares(r->sum + r->lo, hi - r->lo) : 0;
     shm_segment_sync(r->node); /* every slice is summed and judged */
     int bad = 0;
     for (int i = 0; i < r->lsize; i++)
         bad |= r->flags[i * STRIDE];
-    if (sumsq) { /* the slices' in node-rank order: the same double everywhere */
-        *sumsq = 0.0;
-        for (int i = 0; i < r->lsize; i++)
-            *sumsq += r->sumsq[i * STRIDE / 2];
-    }
+    r->grad_sumsq = reduce_shm_node_sumsq(r);
+    if (sumsq)
+        *sumsq = r->grad_sumsq;
     memcpy(r->extra, r->sum + r->n, sizeof r->extra);
     return !bad;
 }

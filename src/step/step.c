@@ -75,7 +75,8 @@ int step_run_parts(Vae *m, VaeWork *w, int parts, StepPart load, void *ctx,
     int stop = sum[VD_EXTRA_STOP] > 0.0f;
     reduce_update(red, adam, t, scale, finite && !failed);
     double t4 = vd_now();
-    if (io) {
+    if (io) { /* reported every step; with --reduce shm's fused pass it is summed in the update */
+        io->grad_norm = sqrt(reduce_grad_sumsq(red)) / sum[VD_EXTRA_COUNT];
         io->stop = stop;
         io->failed = failed;
         io->times = (StepTimes){fwd, bwd, t3 - t2, t4 - t3};

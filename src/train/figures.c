@@ -51,12 +51,14 @@ void figures_images(Run *r)
     if (img->c && r->data.has_test && r->data.test.n >= 2 * COLS) {
         reconstructions(r, pics);
         if (vd_path_join(path, r->plan.cfg.out, "reconstructions.png") == 0)
-            image_grid_png(path, pics, 4 * COLS, img, COLS, &err);
+            image_grid_png(path, pics, 4 * COLS, img, COLS, r->plan.cfg.figure_scale, NULL, NULL,
+                           &err);
     }
     if (img->c && err.code == VD_OK) {
         vae_sample(m, r->live.w, r->plan.cfg.seed, nsamples, COLS, -1, 0, z, cls, pics);
         if (vd_path_join(path, r->plan.cfg.out, "samples.png") == 0)
-            image_grid_png(path, pics, nsamples, img, COLS, &err);
+            image_grid_png(path, pics, nsamples, img, COLS, r->plan.cfg.figure_scale, NULL, NULL,
+                           &err);
     }
     warn(&err);
     VdError plot = {0}; /* redrawn every epoch, from the metrics files */

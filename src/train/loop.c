@@ -102,9 +102,10 @@ static void test_figures(Run *r, int64_t epoch, double tot[T_N], int *active)
     vd_free(sums);
 }
 
-/* Rank 0: the epoch's line and metrics row. */
+/* Rank 0: the epoch's metrics row, and its line into line (n bytes), for
+ * after the checkpoint (whose name it then ends with). */
 static void epoch_report(Run *r, int64_t epoch, double ep_start, const double tot[T_N],
-                         int active, int best)
+                         int active, int best, char *line, size_t n_line)
 {
     TrainState *st = &r->st;
     double n = tot[T_COUNT];
@@ -115,13 +116,13 @@ static void epoch_report(Run *r, int64_t epoch, double ep_start, const double to
                     r->data.has_test ? tot[T_KL] / n : NAN, vd_now() - ep_start,
                     r->data.has_test ? active : NAN};
     if (r->data.has_test)
-        printf("epoch %lld done: test loss %.2f = %.2f + %.2f nats (%lld samples, %d of %d "
-               "latent units active), train loss %.2f, %.1f s%s\n",
-               (long long)epoch + 1, row.test_loss, row.test_recon, row.test_kl, (long long)n,
-               active, r->live.m->d_total, row.train_loss, row.seconds, best ? ", best" : "");
+        snprintf(line, n_line, "epoch %lld done: test loss %.2f = %.2f + %.2f nats (%lld samples, "
+                 "%d of %d latent units active), train loss %.2f, %.1f s%s",
+                 (long long)epoch + 1, row.test_loss, row.test_recon, row.test_kl, (long long)n,
+                 active, r->live.m->d_total, row.train_loss, row.seconds, best ? ", best" : "");
     else
-        printf("epoch %lld done: train loss %.2f, %.1f s%s\n", (long long)epoch + 1,
-               row.train_loss, row.seconds, best ? ", best" : "");
+        snprintf(line, n_line, "epoch %lld done: train loss %.2f, %.1f s%s", (long long)epoch + 1,
+                 row.train_loss, row.seconds, best ? ", best" : "");
     h5_lock(); /* the streaming reader's thread may be in HDF5 */
     metrics_epoch(r->live.metrics, &row);
     h5_unlock();
@@ -180,11 +181,14 @@ static void end_epoch(Run *r, Loop *l, int64_t epoch, double ep_start, int want_
         vd_fail(err, VD_EX_SOFTWARE, "replicas diverged: parameter checksums differ at step %lld",
                 (long long)r->st.step);
     if (r->plan.rank == 0 && err->code == VD_OK) {
-        epoch_report(r, epoch, ep_start, tot, active, best);
-        judge_report(r, l);
+        char line[512], saved[64] = "";
+        epoch_report(r, epoch, ep_start, tot, active, best, line, sizeof line);
         r->st.ep_loss = r->st.ep_count = 0; /* before the checkpoint: a resumed epoch starts empty */
         if (want_ckpt)
-            rundir_save(r, best, err);
+            rundir_save(r, best, saved, err);
+        if (!r->plan.cfg.quiet) /* one line an epoch, the checkpoint's name on it */
+            printf("%s%s%s\n", line, saved[0] ? "; checkpoint " : "", saved);
+        judge_report(r, l);
         if (err->code == VD_OK)
             figures_images(r);
         fflush(stdout);
@@ -200,8 +204,10 @@ static void save_inside_epoch(Run *r, VdError *err)
 {
     if (!comm_same_bits(r->live.m->params, r->live.m->n_params, r->plan.comm))
         vd_fail(err, VD_EX_SOFTWARE, "replicas diverged at step %lld", (long long)r->st.step);
-    if (r->plan.rank == 0 && err->code == VD_OK)
-        rundir_save(r, 0, err);
+    char saved[64];
+    if (r->plan.rank == 0 && err->code == VD_OK && rundir_save(r, 0, saved, err) == VD_OK &&
+        !r->plan.cfg.quiet)
+        printf("checkpoint %s/%s\n", r->plan.cfg.out, saved);
 }
 
 /* Test hook: this rank dies by SIGKILL, as on a lost node; with
@@ -220,6 +226,18 @@ static void test_kill(void)
     raise(SIGKILL);
 }
 
+/* Rank 0: the stop signal as a user knows it: this rank's own (Ctrl-C is
+ * SIGINT); one that reached only other ranks is "a signal". */
+static const char *stop_cause(void)
+{
+    switch (signals_stop_asked()) {
+    case SIGINT: return "SIGINT (Ctrl-C)";
+    case SIGTERM: return "SIGTERM";
+    case SIGUSR1: return "SIGUSR1";
+    default: return "a signal to another rank";
+    }
+}
+
 /* Rank 0: one progress line and metrics row for the interval that ends now
  * (local step s of epoch). */
 static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
@@ -232,19 +250,23 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
                  (double)(r->plan.total_steps - st->step);
     TrainRow row = {(double)st->step, (double)epoch + 1,
                     (st->ivl_recon + st->ivl_kl) / st->ivl_count, st->ivl_recon / st->ivl_count,
-                    st->ivl_kl / st->ivl_count, l->lr, rate, st->ivl_clipped};
-    if (r->plan.rank == 0) {
+                    st->ivl_kl / st->ivl_count, l->lr, rate, st->ivl_clipped,
+                    st->ivl_norm_steps ? st->ivl_grad_norm / st->ivl_norm_steps : NAN};
+    if (r->plan.rank == 0 && !r->plan.cfg.quiet) {
         char etab[32];
         fmt_duration(etab, sizeof etab, eta);
-        printf("epoch %lld/%d  step %lld/%lld  loss %.2f = %.2f + %.2f  %.0f samples/s  ETA %s\n",
-               (long long)epoch + 1, r->plan.cfg.epochs, (long long)(s + 1),
-               (long long)r->plan.steps_per_epoch, row.loss, row.recon, row.kl, rate, etab);
+        printf("epoch %lld/%d  step %lld/%lld  loss %.2f = %.2f + %.2f  lr %.3g  %.0f samples/s  "
+               "ETA %s\n", (long long)epoch + 1, r->plan.cfg.epochs, (long long)(s + 1),
+               (long long)r->plan.steps_per_epoch, row.loss, row.recon, row.kl, l->lr, rate, etab);
         fflush(stdout);
+    }
+    if (r->plan.rank == 0) {
         h5_lock(); /* the streaming reader's thread may be in HDF5 */
         metrics_train(r->live.metrics, &row);
         h5_unlock();
     }
     st->ivl_recon = st->ivl_kl = st->ivl_count = st->ivl_clipped = l->ivl_fresh = 0;
+    st->ivl_grad_norm = st->ivl_norm_steps = 0;
     l->ivl_start = vd_now();
     r->live.prof.io += l->ivl_start - now;
 }
@@ -330,6 +352,10 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     st->step++; /* a skipped step still consumes its batch and noise */
     st->clipped += io.clipped;
     st->ivl_clipped += io.clipped;
+    if (finite && isfinite(io.grad_norm)) { /* the norm of each step applied, before clipping */
+        st->ivl_grad_norm += io.grad_norm;
+        st->ivl_norm_steps += 1;
+    }
     if (finite) {
         const float *extra = reduce_extras(r->live.red);
         st->ivl_recon += extra[VD_EXTRA_RECON];
@@ -339,7 +365,12 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
         st->ep_loss += extra[VD_EXTRA_RECON] + extra[VD_EXTRA_KL];
         st->ep_count += extra[VD_EXTRA_COUNT];
     }
-    if (st->step % r->plan.cfg.log_every == 0 || s + 1 == r->plan.steps_per_epoch)
+    /* every --log-every steps, whatever the epochs (an interval cut at each
+     * epoch's end would be short and its loss noisy), and at the last step
+     * of the last epoch; a stop before (--max-steps, a signal) leaves the
+     * interval to the checkpoint, so a resumed run logs the same rows */
+    if (st->step % r->plan.cfg.log_every == 0 ||
+        st->step == r->plan.steps_per_epoch * r->plan.cfg.epochs)
         log_interval(r, l, epoch, s);
     if (!io.stop && st->step < r->plan.total_steps)
         return 1;
@@ -347,7 +378,7 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     if (io.stop) {
         l->code = VD_EX_TEMPFAIL;
         if (r->plan.rank == 0)
-            printf("stop requested by a signal: checkpointing at step %lld\n",
+            printf("stop requested by %s: checkpointing at step %lld\n", stop_cause(),
                    (long long)st->step);
     }
     return 0;
@@ -365,6 +396,7 @@ static int run_epoch(Run *r, Loop *l, int64_t epoch, VdError *err)
         if (!one_step(r, l, epoch, s, err))
             break;
     watch_rank0_io(1); /* the others wait while rank 0 writes */
+    double end_start = vd_now();
     if (err->code == VD_OK && st->step == (epoch + 1) * r->plan.steps_per_epoch) {
         st->epoch = epoch + 1;
         int want = l->stop || epoch + 1 == r->plan.cfg.epochs ||
@@ -375,7 +407,9 @@ static int run_epoch(Run *r, Loop *l, int64_t epoch, VdError *err)
     }
     int rc = vd_error_agree(err, r->plan.comm);
     watch_rank0_io(0);
-    l->ivl_start = vd_now(); /* the next interval's rate leaves the epoch's end out */
+    /* the interval in progress goes on into the next epoch; its rate leaves
+     * this epoch's end (test pass, checkpoint, figures) out */
+    l->ivl_start += vd_now() - end_start;
     return rc;
 }
 
@@ -400,8 +434,10 @@ int loop_run(Run *r, VdError *err)
         if (run_epoch(r, &l, epoch, err))
             return err->code;
     if (r->plan.rank == 0 && l.code == VD_EX_TEMPFAIL)
-        printf("preempted: %lld step%s in %.1f s, checkpoint saved in %s; run the same command "
-               "again to continue (exit 75)\n", (long long)(r->st.step - l.first_step),
+        printf("%s: %lld step%s in %.1f s, checkpoint saved in %s; run the same command "
+               "again to continue (exit 75)\n",
+               signals_stop_asked() == SIGINT ? "interrupted" : "preempted",
+               (long long)(r->st.step - l.first_step),
                r->st.step - l.first_step == 1 ? "" : "s", vd_now() - l.run_start, cfg->out);
     else if (r->plan.rank == 0)
         printf("done%s: %lld step%s in %.1f s; outputs in %s\n", l.early ? " (early stop)" : "",

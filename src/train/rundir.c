@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +35,64 @@ static void expand_out(TrainConfig *cfg, VdError *err)
         vd_fail(err, VD_EX_USAGE, "--out: pattern '%s' expands to nothing", pattern);
 }
 
+/* The files a run writes in its directory, besides its checkpoints and
+ * RUN/lock. */
+static const char *run_files[] = {"latest", "best", "status", "metrics.csv", "epochs.csv", "metrics.h5",
+                                  "config.txt", "loss.png", "samples.png",
+                                  "reconstructions.png", "latent.png"};
+enum { N_RUN_FILES = sizeof run_files / sizeof *run_files };
+
+/* Does file name in dir start with text (a line vae-dist writes first)? */
+static int file_starts(const char *dir, const char *name, const char *text)
+{
+    char path[VD_PATH_MAX], head[64] = "";
+    if (vd_path_join(path, dir, name) != 0)
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t got = fread(head, 1, sizeof head - 1, f);
+    fclose(f);
+    head[got] = '\0';
+    return strncmp(head, text, strlen(text)) == 0;
+}
+
+/* Rank 0, before anything is written in an existing dir: refuses a
+ * directory that holds files of the names a run writes but is no run
+ * directory (no checkpoint, config.txt or RUN/lock of vae-dist's): the
+ * user's own metrics.csv in `--out .` would be overwritten. With --fresh
+ * they are moved aside as a previous run's are; a RUN/lock of someone
+ * else's never is. */
+static int check_foreign_files(const char *dir, int fresh, VdError *err)
+{
+    char path[VD_PATH_MAX], names[VD_PATH_MAX] = "", (*ckpt)[64] = vd_calloc(1, 64);
+    int has_ckpt = ckpt_list(dir, ckpt, 1) > 0;
+    vd_free(ckpt);
+    struct stat lock;
+    int has_lock = vd_path_join(path, dir, "lock") == 0 && stat(path, &lock) == 0;
+    int our_lock = has_lock && (lock.st_size == 0 || file_starts(dir, "lock", "pid "));
+    if (has_ckpt || our_lock || file_starts(dir, "config.txt", "# vae-dist"))
+        return VD_OK; /* a run directory: resumed, or set aside with --fresh */
+    if (has_lock)
+        return vd_fail(err, VD_EX_CANTCREAT, "run directory %s holds a file named lock that "
+                       "vae-dist did not write: give the run its own --out", dir);
+    int n = 0;
+    for (int i = 0; i < N_RUN_FILES; i++)
+        if (vd_path_join(path, dir, run_files[i]) == 0 && access(path, F_OK) == 0) {
+            size_t at = strlen(names);
+            snprintf(names + at, sizeof names - at, "%s%s", n++ ? ", " : "", run_files[i]);
+        }
+    if (n == 0 || fresh)
+        return VD_OK;
+    return vd_fail(err, VD_EX_CANTCREAT, "run directory %s holds %s, which vae-dist did not write "
+                   "and would overwrite: give the run its own --out, or pass --fresh to move %s "
+                   "into %s/replaced-<time>/", dir, names, n == 1 ? "it" : "them", dir);
+}
+
 /* Rank 0: moves a previous run's files into DIR/replaced-<time>/ (--fresh). */
 static void set_aside_previous_run(const char *dir, VdError *err)
 {
-    static const char *files[] = {"latest", "best", "status", "metrics.csv", "epochs.csv", "metrics.h5",
-                                  "config.txt", "loss.png", "samples.png",
-                                  "reconstructions.png", "latent.png"};
+    const char *const *files = run_files;
     char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64), aside[VD_PATH_MAX], from[VD_PATH_MAX],
          to[VD_PATH_MAX], stamp[64];
     int n = ckpt_list(dir, names, VD_MAX_CKPTS), moved = 0;
@@ -49,7 +102,7 @@ static void set_aside_previous_run(const char *dir, VdError *err)
     strftime(stamp, sizeof stamp, "replaced-%Y%m%d-%H%M%S", &tm);
     if (vd_path_join(aside, dir, stamp) != 0)
         vd_fail(err, VD_EX_CANTCREAT, "%s/%s: path too long", dir, stamp);
-    int n_files = (int)(sizeof files / sizeof *files);
+    int n_files = N_RUN_FILES;
     for (int i = 0; i < n + n_files && err->code == VD_OK; i++) {
         const char *name = i < n ? names[i] : files[i - n];
         if (vd_path_join(from, dir, name) != 0 || access(from, F_OK) != 0)
@@ -108,6 +161,9 @@ int rundir_prepare(Run *r, VdError *err)
     if (r->plan.rank == 0 && strchr(cfg->out, '%'))
         expand_out(cfg, err);
     MPI_Bcast(cfg->out, sizeof cfg->out, MPI_CHAR, 0, r->plan.comm);
+    struct stat st;
+    if (r->plan.rank == 0 && err->code == VD_OK && stat(cfg->out, &st) == 0 && S_ISDIR(st.st_mode))
+        check_foreign_files(cfg->out, cfg->fresh, err);
     if (r->plan.rank == 0 && err->code == VD_OK) {
         if (vd_mkdirs(cfg->out) != 0)
             vd_fail(err, VD_EX_CANTCREAT, "cannot create run directory %s: %s", cfg->out,
@@ -303,7 +359,7 @@ int rundir_start_logs(Run *r, VdError *err)
     return durable_commit(&f, err);
 }
 
-int rundir_save(Run *r, int best, VdError *err)
+int rundir_save(Run *r, int best, char *saved, VdError *err)
 {
     char name[64], path[VD_PATH_MAX];
     snprintf(name, sizeof name, "ckpt-%010lld.h5", (long long)r->st.step);
@@ -330,7 +386,8 @@ int rundir_save(Run *r, int best, VdError *err)
     if (r->st.best_step > 0)
         snprintf(keep, sizeof keep, "ckpt-%010lld.h5", (long long)r->st.best_step);
     ckpt_prune(r->plan.cfg.out, r->plan.cfg.keep, keep);
-    printf("checkpoint %s%s\n", path, best ? " (the best so far)" : "");
+    if (saved)
+        snprintf(saved, 64, "%s", name);
     return VD_OK;
 }
 
@@ -347,7 +404,12 @@ void rundir_status(const Run *r, int code)
             fclose(f);
         }
     }
-    if (code == VD_OK)
+    /* --max-steps ended it short of its epochs (not an early stop): more to do */
+    int early = r->plan.cfg.early_stop > 0 && r->st.bad_epochs >= r->plan.cfg.early_stop;
+    int short_of_end = r->st.step < r->plan.steps_per_epoch * r->plan.cfg.epochs && !early;
+    if (code == VD_OK && short_of_end)
+        snprintf(line, sizeof line, "paused %lld\n", step);
+    else if (code == VD_OK)
         snprintf(line, sizeof line, "done %lld\n", step);
     else if (code == VD_EX_TEMPFAIL)
         snprintf(line, sizeof line, "stopped %lld\n", step);

@@ -101,17 +101,17 @@ static void print_start(const Run *r)
     printf("vae-dist %s: %d rank%s x %d thread%s; model %s (%zu parameters)\n", PACKAGE_VERSION,
            r->plan.size, plural(r->plan.size), r->plan.threads, plural(r->plan.threads), desc,
            r->live.m->n_params);
-    printf("data %s: %lld samples of %s%s%s, %lld test samples; %lld steps per epoch of %lld "
-           "(%lld unused)\n", x->where, (long long)r->plan.n_rows, shape,
+    long long n_test = r->data.has_test ? (long long)r->data.test_x.n_rows : 0LL;
+    printf("data %s: %lld sample%s of %s%s%s, %lld test sample%s; %lld step%s per epoch of %lld "
+           "(%lld unused)\n", x->where, (long long)r->plan.n_rows, plural((long)r->plan.n_rows), shape,
            x->img.c ? (x->img.chw ? " (channels first)" : "") : " (not images)",
-           x->is_u8 ? ", uint8 / 255" : "",
-           r->data.has_test ? (long long)r->data.test_x.n_rows : 0LL,
-           (long long)r->plan.steps_per_epoch, (long long)r->plan.batch,
-           (long long)(r->plan.n_rows - r->plan.steps_per_epoch * r->plan.batch));
+           x->is_u8 ? ", uint8 / 255" : "", n_test, plural((long)n_test),
+           (long long)r->plan.steps_per_epoch, plural((long)r->plan.steps_per_epoch),
+           (long long)r->plan.batch, (long long)(r->plan.n_rows - r->plan.steps_per_epoch * r->plan.batch));
     int64_t step = r->st.step, spe = r->plan.steps_per_epoch;
     if (!r->live.resumed_from[0])
-        printf("run directory %s: a new run of %lld steps\n", cfg->out,
-               (long long)r->plan.total_steps);
+        printf("run directory %s: a new run of %lld step%s\n", cfg->out,
+               (long long)r->plan.total_steps, plural((long)r->plan.total_steps));
     else if (step % spe == 0)
         printf("resuming from %s: step %lld, epoch %lld done\n", r->live.resumed_from,
                (long long)step, (long long)(step / spe));
@@ -120,6 +120,16 @@ static void print_start(const Run *r)
                r->live.resumed_from, (long long)step, (long long)(step / spe + 1),
                (long long)(step % spe), (long long)spe);
     rundir_note_changes(r);
+    /* warm-ups the run ends inside: the rate (or KL weight) never gets there */
+    int64_t span = spe * cfg->epochs; /* the schedules' */
+    if (cfg->lr_warmup > span)
+        printf("note: --lr-warmup %lld is longer than the run's %lld steps: the learning rate "
+               "reaches only %.2g%% of --lr %g\n", (long long)cfg->lr_warmup, (long long)span,
+               100.0 * (double)span / (double)cfg->lr_warmup, cfg->lr);
+    if (cfg->warmup > span)
+        printf("note: --warmup %lld is longer than the run's %lld steps: the KL weight reaches "
+               "only %.2g%% of --beta %g\n", (long long)cfg->warmup, (long long)span,
+               100.0 * (double)span / (double)cfg->warmup, cfg->beta);
     if (cfg->show_config) {
         printf("configuration:\n");
         opts_print(stdout, train_options, cfg);
@@ -194,10 +204,15 @@ static int setup(Run *r, VdError *err)
     if (vd_error_agree(err, r->plan.comm) || create_model(r, err))
         return err->code;
     r->plan.threads = runtime_set_threads(cfg->threads, r->plan.comm);
-    if (rundir_prepare(r, err))
-        return err->code;
     r->plan.n_rows = r->data.train_x.n_rows;
     r->plan.steps_per_epoch = shard_steps_per_epoch(r->plan.n_rows, r->plan.batch);
+    if (r->data.has_test)
+        shard_range(r->data.test_x.n_rows, r->plan.rank, r->plan.size, &r->plan.test_begin,
+                    &r->plan.test_end);
+    /* the data are read and checked before the run directory is touched:
+     * bad data leave no directory behind (streamed rows are checked as read) */
+    if (train_data_load(r, err) || rundir_prepare(r, err))
+        return err->code;
     int resumed = rundir_resume(r, err);
     if (err->code != VD_OK)
         return err->code;
@@ -207,15 +222,14 @@ static int setup(Run *r, VdError *err)
         rundir_start_logs(r, err);
     if (vd_error_agree(err, r->plan.comm))
         return err->code;
-    if (r->data.has_test)
-        shard_range(r->data.test_x.n_rows, r->plan.rank, r->plan.size, &r->plan.test_begin,
-                    &r->plan.test_end);
     r->plan.total_steps = r->plan.steps_per_epoch * cfg->epochs;
     int capped = cfg->max_steps > 0 && cfg->max_steps < r->plan.total_steps;
     if (capped)
         r->plan.total_steps = cfg->max_steps;
-    if (r->plan.rank == 0)
+    if (r->plan.rank == 0) {
         print_start(r);
+        train_data_print(r);
+    }
     r->live.started = 1;
     if (r->st.step >= r->plan.total_steps) {
         const char *hint = !resumed ? ""
@@ -248,7 +262,7 @@ static int setup(Run *r, VdError *err)
     if (r->live.m->prior.K > 0) /* the pseudo-inputs' pass split over the ranks */
         r->live.w->group = step_group_create(r->plan.comm);
     r->live.batch_rows = vd_calloc((size_t)r->plan.B, sizeof(int64_t));
-    return train_data_load(r, err);
+    return VD_OK;
 }
 
 static void run_free(Run *r)

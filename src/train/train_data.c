@@ -12,9 +12,9 @@
 /* Opens an optional dataset: "none" skips it; the default path is skipped
  * when absent; a path the user named must exist. Returns 1 if opened. */
 static int open_optional(H5Rows *r, const char *file, const char *path, const char *def,
-                         int is_label, VdError *err)
+                         int named, int is_label, VdError *err)
 {
-    if (strcmp(path, "none") == 0 || (strcmp(path, def) == 0 && !h5rows_exists(file, path)))
+    if (strcmp(path, "none") == 0 || (!named && strcmp(path, def) == 0 && !h5rows_exists(file, path)))
         return 0;
     return h5rows_open(r, file, path, is_label, err) == VD_OK;
 }
@@ -24,16 +24,16 @@ static int open_optional(H5Rows *r, const char *file, const char *path, const ch
  * (floats, strings, -1 for "unlabelled" is fine) are then a note, not an
  * error; a conditional model's error says what it needs. Returns 1 if
  * opened. */
-static int open_labels(Run *r, H5Rows *y, const char *path, const char *def, const char *option,
-                       VdError *err)
+static int open_labels(Run *r, H5Rows *y, const char *path, const char *def, int named,
+                       const char *option, VdError *err)
 {
     VdError e = {0};
     int classes = r->plan.cfg.model.classes;
-    if (open_optional(y, r->plan.cfg.data, path, def, 1, &e))
+    if (open_optional(y, r->plan.cfg.data, path, def, named, 1, &e))
         return 1;
     if (e.code == VD_OK)
         return 0;
-    if (classes == 0 && strcmp(path, def) == 0 && e.code == VD_EX_DATAERR) {
+    if (classes == 0 && !named && strcmp(path, def) == 0 && e.code == VD_EX_DATAERR) {
         if (r->plan.rank == 0)
             printf("note: %s; the model uses no labels, so they are left out\n", e.msg);
         h5rows_close(y);
@@ -120,7 +120,7 @@ static int check_images(Run *r, VdError *err)
     H5Rows *x = &r->data.train_x, *tx = &r->data.test_x;
     if (h5rows_layout(x, cfg->layout, VD_LAYOUT_AUTO, err) != VD_OK)
         return err->code;
-    int as_train = !x->img.c ? VD_LAYOUT_AUTO : x->img.chw ? VD_LAYOUT_CHW : VD_LAYOUT_HWC;
+    int as_train = !x->img.c ? VD_LAYOUT_NONE : x->img.chw ? VD_LAYOUT_CHW : VD_LAYOUT_HWC;
     if (r->data.has_test && h5rows_layout(tx, as_train, as_train, err) != VD_OK)
         return err->code;
     if (r->data.has_test && memcmp(&tx->img, &x->img, sizeof x->img) != 0)
@@ -187,14 +187,14 @@ void train_data_open(Run *r, VdError *err)
     const TrainConfig *cfg = &r->plan.cfg;
     if (h5rows_open(&r->data.train_x, cfg->data, cfg->dataset, 0, err) != VD_OK)
         return;
-    r->data.has_train_y =
-        open_labels(r, &r->data.train_y, cfg->labels, "/train/labels", "--labels", err);
+    r->data.has_train_y = open_labels(r, &r->data.train_y, cfg->labels, "/train/labels",
+                                      cfg->named_labels, "--labels", err);
     if (err->code == VD_OK)
-        r->data.has_test =
-            open_optional(&r->data.test_x, cfg->data, cfg->test_dataset, "/test/images", 0, err);
+        r->data.has_test = open_optional(&r->data.test_x, cfg->data, cfg->test_dataset,
+                                         "/test/images", cfg->named_test_dataset, 0, err);
     if (err->code == VD_OK && r->data.has_test)
         r->data.has_test_y = open_labels(r, &r->data.test_y, cfg->test_labels, "/test/labels",
-                                    "--test-labels", err);
+                                         cfg->named_test_labels, "--test-labels", err);
     if (err->code == VD_OK && cfg->val_fraction > 0)
         hold_out(r, err);
     if (err->code != VD_OK)
@@ -279,19 +279,23 @@ int train_data_load(Run *r, VdError *err)
                      r->plan.comm};
     if (feed_open(&r->data.feed, &fc, err))
         return err->code;
-    if (r->plan.rank == 0) {
-        double mib = (double)feed_bytes(r->data.feed) / (1 << 20);
-        if (feed_mode(r->data.feed) == VD_FEED_RESIDENT)
-            printf("data: resident, %.1f MiB per rank (budget %.0f MiB), read in %.2f s%s\n", mib,
-                   (double)fc.budget / (1 << 20), feed_load_seconds(r->data.feed),
-                   fc.collective ? " (MPI-IO collective)"
-                   : cfg->parallel_io ? " (not collective: --val-fraction picks rows)" : "");
-        else
-            printf("data: streamed, %.1f MiB per rank (budget %.0f MiB)\n", mib,
-                   (double)fc.budget / (1 << 20));
-        fflush(stdout);
-    }
     if (r->data.has_test)
         load_test_rows(r, unit, err);
     return vd_error_agree(err, r->plan.comm);
+}
+
+void train_data_print(const Run *r)
+{
+    const Feed *feed = r->data.feed;
+    double mib = (double)feed_bytes(feed) / (1 << 20), budget = (double)feed_budget(feed) / (1 << 20);
+    int parallel = r->plan.cfg.parallel_io;
+    if (feed_mode(feed) == VD_FEED_RESIDENT)
+        printf("data: resident, %.1f MiB per rank (budget %.0f MiB), read in %.2f s%s\n", mib, budget,
+               feed_load_seconds(feed),
+               parallel && !r->data.train_x.map ? " (MPI-IO collective)"
+               : parallel                       ? " (not collective: --val-fraction picks rows)"
+                                                : "");
+    else
+        printf("data: streamed, %.1f MiB per rank (budget %.0f MiB)\n", mib, budget);
+    fflush(stdout);
 }

@@ -9,6 +9,7 @@
 
 #include "model_desc.h"
 #include "runtime.h"
+#include "schedule.h"
 
 #define OFF(f) offsetof(TrainConfig, f)
 #define STR(f) OPT_STR, OFF(f), sizeof(((TrainConfig *)0)->f)
@@ -62,9 +63,10 @@ static const OptSpec train_only[] = {
     {"val-fraction", NUM(OPT_F64, val_fraction), "0", 0, 0.99, "F",
      "hold out this part of the training rows (a fixed, seeded choice) as the test set, "
      "when the file has none (0: off)"},
-    {"layout", NUM(OPT_CHOICE, layout), "auto", 0, 0, "auto|hwc|chw",
+    {"layout", NUM(OPT_CHOICE, layout), "auto", 0, 0, "auto|hwc|chw|none",
      "how (N, a, b, c) samples hold their channels: last (hwc) or first (chw); auto: "
-     "the axis of size at most 4 (docs/how-it-works.md)"},
+     "the axis of size at most 4 (docs/how-it-works.md); none: not images, whatever the shape "
+     "(a table of 16 columns is otherwise taken for 4x4 images)"},
     {"iw-samples", NUM(OPT_INT, iw_samples), "1", 1, 4096, "K",
      "draws per sample: 1 trains the ELBO; K > 1 the importance-weighted bound of K draws "
      "(IWAE), which costs K times the decoder's work per sample"},
@@ -85,6 +87,12 @@ static const OptSpec train_only[] = {
     {"max-steps", NUM(OPT_I64, max_steps), "0", 0, 1e15, "N", "stop after N steps (0: no limit)"},
     {"profile", NUM(OPT_BOOL, profile), "0", 0, 0, NULL,
      "print a per-step time split at the end"},
+    {"quiet", NUM(OPT_BOOL, quiet), "0", 0, 0, NULL,
+     "no progress, epoch or checkpoint lines: the start lines, notes, warnings and how the run "
+     "ended only (metrics.csv and epochs.csv have every row)"},
+    {"figure-scale", NUM(OPT_INT, figure_scale), "0", 0, 64, "S",
+     "pixels per image pixel in reconstructions.png and samples.png (0: small images scaled up "
+     "to about 96 px, as sample and reconstruct do)"},
     {"show-config", NUM(OPT_BOOL, show_config), "0", 0, 0, NULL,
      "print the whole configuration at the start (config.txt in the run directory has it)"},
     {"binarize", NUM(OPT_BOOL, binarize), "0", 0, 0, NULL,
@@ -166,6 +174,10 @@ int train_parse(TrainConfig *cfg, int argc, char **argv, int rank, VdError *err)
     }
     if (help && rank == 0) /* with the preset's sizes as the defaults */
         opts_usage(stdout, &train_command, cfg);
+    cfg->named_labels = opts_named(argc, argv, "labels");
+    cfg->named_test_dataset = opts_named(argc, argv, "test-dataset");
+    cfg->named_test_labels = opts_named(argc, argv, "test-labels");
+    cfg->named_node_sum = opts_named(argc, argv, "node-sum");
     return help;
 }
 
@@ -184,5 +196,14 @@ int train_check_options(TrainConfig *cfg, VdError *err)
     if (cfg->model.prior == VD_PRIOR_VAMP && cfg->model.classes > 0)
         return vd_fail(err, VD_EX_USAGE, "--prior vamp and --classes are two priors for the top "
                        "layer: use one of them");
+    /* settings that would defeat themselves */
+    if (cfg->lr_schedule == VD_SCHED_COSINE && cfg->lr_min > cfg->lr)
+        return vd_fail(err, VD_EX_USAGE, "--lr-min %g is above --lr %g: the cosine schedule would "
+                       "climb from --lr to --lr-min, not decay; give --lr-min below --lr", cfg->lr_min,
+                       cfg->lr);
+    if (cfg->named_node_sum && cfg->node_sum == NODE_SUM_ADAM && cfg->clip_norm > 0)
+        return vd_fail(err, VD_EX_USAGE, "--node-sum adam sums the gradient inside the optimizer, "
+                       "and --clip-norm needs the whole sum before it: drop one of them (--clip-norm "
+                       "alone sums during backward)");
     return VD_OK;
 }
