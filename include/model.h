@@ -48,7 +48,8 @@
 #define VD_MAX_HIDDEN 8 /* dense hidden layers */
 #define VD_MAX_CONV 6   /* convolutions */
 #define VD_MAX_LEVELS 4 /* stochastic layers */
-#define VD_MAX_NODES 64
+#define VD_MAX_LATENT 4096 /* units of one stochastic layer */
+#define VD_MAX_NODES 128
 #define VD_NODE_INPUTS VD_MAX_LEVELS /* inputs concatenated into one layer */
 
 typedef enum { VD_LIK_BERNOULLI = 0, VD_LIK_GAUSSIAN = 1, VD_LIK_LOGISTIC = 2 } VdLikelihood;
@@ -135,6 +136,7 @@ typedef struct {
     float *adam_v;           /* (n_params) */
     int borrowed;            /* the buffers belong to someone else (vae_set_buffers) */
     int n_nodes;
+    int too_many;            /* the build asked for more than VD_MAX_NODES nodes */
     VaeNode nodes[VD_MAX_NODES];
     size_t node_offset[VD_MAX_NODES]; /* the first parameter of this node or a later one */
     int n_levels;
@@ -196,6 +198,7 @@ typedef struct {
     int prior_fixed;   /* the pseudo pass holds the current parameters' (eval) */
     const VaeGroup *group; /* training: the ranks the pseudo pass is split over, or NULL */
     int k0, k1;        /* the pseudo-inputs of the last pseudo pass: this rank's, or all */
+    int split;         /* the last pseudo pass was split over group's ranks */
     double *recon;     /* (n k) -log p(x | z), per draw */
     double *dscale;    /* (n k, channels) the logistic's d recon / d log-scale, per draw */
     double *kl[VD_MAX_LEVELS]; /* (n k) per level: the ELBO's KL term (closed form where it
@@ -220,8 +223,7 @@ typedef struct {
 
 typedef enum {
     VD_OBJ_ELBO = 0, /* recon + beta * sum of KL terms; closed-form KLs where they exist */
-    VD_OBJ_IWAE = 1, /* -log (1/k) sum_j w_j, log w = -recon - beta sum (log q - log p) */
-    VD_OBJ_DREG = 2  /* IWAE, with the doubly reparameterized encoder gradient */
+    VD_OBJ_IWAE = 1  /* -log (1/k) sum_j w_j, log w = -recon - beta sum (log q - log p) */
 } VdObjective;
 
 typedef struct {

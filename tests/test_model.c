@@ -150,6 +150,7 @@ static void test_gradcheck_logistic(void **state)
     check_model_obj(&c, 2, &iw, set_logscales);
     const char *why;
     Vae *m = vae_create(&c, 0, &why);
+    assert_non_null(m);
     const VaeTensor *t = vae_tensor(m, "likelihood.logscale");
     assert_non_null(t);
     assert_int_equal(t->rows, 3);
@@ -526,6 +527,32 @@ static void test_gradcheck_iwae(void **state)
     check_model_obj(&h, 3, &one, push_pseudo);
 }
 
+/* The largest graphs the options allow (8 hidden widths, 4 stochastic
+ * layers, each prior) build, and the deepest trains to its gradient. */
+static void test_largest_graphs(void **state)
+{
+    (void)state;
+    const char *acts[] = {"relu", "gated"};
+    const char *priors[][4] = {{"prior", "standard", "classes", "0"},
+                               {"prior", "vamp", "pseudo-inputs", "2"},
+                               {"prior", "standard", "classes", "3"}};
+    for (int a = 0; a < 2; a++)
+        for (int p = 0; p < 3; p++) {
+            VaeShape s = test_shape(6, "hidden", "4,4,4,4,4,4,4,4", "latent", "2,2,2,2",
+                                    "activation", acts[a], priors[p][0], priors[p][1],
+                                    priors[p][2], priors[p][3], NULL);
+            const char *why = NULL;
+            Vae *m = vae_create(&s, 0, &why);
+            if (!m)
+                fail_msg("%s, %s: %s", acts[a], priors[p][1], why ? why : "?");
+            assert_true(m->n_nodes > 64 && m->n_nodes <= VD_MAX_NODES);
+            vae_free(m);
+        }
+    VaeShape deep = test_shape(5, "hidden", "3,3,3,3,3,3,3,3", "latent", "2,2,2,2", "activation",
+                               "gated", NULL);
+    check_model(&deep, 2, 1.0f);
+}
+
 /* The bound of one draw is the ELBO of that draw: the same value and the
  * same gradient as the ELBO with one-draw KLs, for a two-layer model. */
 static void test_iwae_one_draw_is_the_elbo(void **state)
@@ -534,6 +561,7 @@ static void test_iwae_one_draw_is_the_elbo(void **state)
     VaeShape s = test_shape(9, "hidden", "5,4", "latent", "2,3", NULL);
     const char *why;
     Vae *m = vae_create(&s, 0, &why);
+    assert_non_null(m);
     vae_init_params(m, 8);
     VaeWork *w = vae_work_create(m, 4);
     fill_uniform(w->x, 4 * 9, 31, 0, 1);
@@ -640,6 +668,7 @@ static void test_options_layout(void **state)
     vae_free(m);
     VaeShape plain = test_shape(20, "hidden", "5", "latent", "2", NULL);
     m = vae_create(&plain, 0, &why);
+    assert_non_null(m);
     assert_null(vae_tensor(m, "prior.mean"));
     assert_true(m->t_obs_logvar < 0);
     vae_free(m);
@@ -663,6 +692,7 @@ static void test_hierarchical_layout(void **state)
                             NULL);
     const char *why;
     Vae *m = vae_create(&s, 0, &why);
+    assert_non_null(m);
     assert_int_equal(m->n_levels, 2);
     assert_int_equal(m->d_total, 80);
     const VaeLevel *z1 = &m->levels[0], *z2 = &m->levels[1];
@@ -747,10 +777,10 @@ static void test_gradcheck_conv_hvae(void **state)
     check_model_sampled(&g, 2, &elbo, set_obs_logvar, 3);
 }
 
-/* The model of issue 19 as --preset conv-hvae --latent 40,40 builds it: its
- * parameter counts (2,210,861; 2,602,861 with the VampPrior of 500
- * pseudo-inputs), its layers' shapes and windows, its clamps, its
- * description; and the shapes it refuses. */
+/* Tomczak and Welling's convolutional model, as --preset conv-hvae
+ * --latent 40,40 builds it: its parameter counts (2,210,861; 2,602,861
+ * with the VampPrior of 500 pseudo-inputs), its layers' shapes and windows,
+ * its clamps, its description; and the shapes it refuses. */
 static void test_conv_hvae_layout(void **state)
 {
     (void)state;
@@ -864,6 +894,7 @@ static void test_gradcheck_detects_a_wrong_gradient(void **state)
     VaeShape s = test_shape(8, "hidden", "6", "latent", "2", NULL);
     const char *why;
     Vae *m = vae_create(&s, 0, &why);
+    assert_non_null(m);
     vae_init_params(m, 5);
     VaeWork *w = vae_work_create(m, 2);
     fill_uniform(w->x, 16, 30, 0, 1);
@@ -922,6 +953,7 @@ static void test_backward_adds_and_hook_is_final(void **state)
     for (int c = 0; c < 2; c++) {
         const char *why;
         Vae *m = vae_create(&shapes[c], 0, &why);
+        assert_non_null(m);
         vae_init_params(m, 9);
         VaeWork *w = vae_work_create(m, 8);
         fill_uniform(w->x, (size_t)4 * shapes[c].n_input, 33, 0, 1);
@@ -963,6 +995,7 @@ static void test_forward_only_work(void **state)
                             "vamp", "pseudo-inputs", "4", NULL);
     const char *why;
     Vae *m = vae_create(&s, 0, &why);
+    assert_non_null(m);
     vae_init_params(m, 12);
     VaeWork *a = vae_work_create(m, 12), *b = vae_work_create_forward(m, 12);
     fill_uniform(a->x, 4 * 9, 40, 0, 1);
@@ -986,6 +1019,7 @@ static void test_layout_and_init(void **state)
     VaeShape s = test_shape(784, "hidden", "400", "latent", "20", NULL);
     const char *why = NULL;
     Vae *m = vae_create(&s, 5, &why);
+    assert_non_null(m);
     /* 784*400+400 + 2*(400*20+20) + 20*400+400 + 400*784+784 */
     assert_int_equal(m->n_params, 652824);
     const VaeTensor *t = vae_tensor(m, "logvar.weight");
@@ -1000,6 +1034,7 @@ static void test_layout_and_init(void **state)
     for (int i = 0; i < 400; i++)
         assert_true(fabsf(m->params[e0->offset + i]) <= bound);
     Vae *m2 = vae_create(&s, 0, &why);
+    assert_non_null(m2);
     vae_init_params(m2, 1);
     assert_memory_equal(m->params, m2->params, sizeof(float) * m->n_params);
     vae_init_params(m2, 2);
@@ -1040,6 +1075,7 @@ int main(void)
         cmocka_unit_test(test_gradcheck_vamp),
         cmocka_unit_test(test_gradcheck_iwae),
         cmocka_unit_test(test_iwae_one_draw_is_the_elbo),
+        cmocka_unit_test(test_largest_graphs),
         cmocka_unit_test(test_backward_adds_and_hook_is_final),
         cmocka_unit_test(test_conv_layout),
         cmocka_unit_test(test_gaussian_loss_formula),

@@ -11,15 +11,20 @@
 #include "util.h"
 
 /* Adds a node; its per-draw rule: a sample is per draw, a layer when any of
- * its inputs is. Returns its index, or -1 past VD_MAX_NODES. */
+ * its inputs is. Returns its index. Past VD_MAX_NODES it marks the build
+ * refused and hands back the last node, so that the builders' indices stay
+ * in bounds until vae_build says why. */
 static int add_node(Vae *m, const VaeNode *n)
 {
-    if (m->n_nodes == VD_MAX_NODES)
-        return -1;
+    if (m->n_nodes == VD_MAX_NODES) {
+        m->too_many = 1;
+        return VD_MAX_NODES - 1;
+    }
     VaeNode *node = &m->nodes[m->n_nodes];
     *node = *n;
     if (node->type == VD_NODE_LAYER) {
-        node->size = (int)layer_out_size(&node->layer);
+        size_t size = layer_out_size(&node->layer); /* check_size refuses past 2^24 */
+        node->size = size > (size_t)1 << 24 ? (1 << 24) + 1 : (int)size;
         for (int i = 0; i < node->n_in; i++)
             node->per_draw |= m->nodes[node->in[i]].per_draw;
     }
@@ -473,7 +478,7 @@ const char *vae_build(Vae *m)
     why = s->preset == VD_PRESET_CONV_HVAE ? build_conv_hvae(m)
           : m->n_levels == 1                ? build_one_level(m)
                                             : build_levels(m);
-    if (!why && m->n_nodes == VD_MAX_NODES)
+    if (!why && m->too_many)
         why = "the model has too many layers";
     if (!why)
         why = check_wiring(m);
@@ -567,7 +572,7 @@ char *vae_graph_json(const Vae *m)
             "\"classes\": %d, \"clamp\": %d}, \"likelihood\": \"%s\"}\n",
         m->out, m->top_end,
         m->prior.K ? "vamp" : m->prior.classes ? "classes" : "standard", m->prior.K,
-        m->prior.classes, m->shape.likelihood == VD_LIK_BERNOULLI,
+        m->prior.classes, vae_unit_data(&m->shape),
         m->shape.likelihood == VD_LIK_GAUSSIAN   ? "gaussian"
         : m->shape.likelihood == VD_LIK_LOGISTIC ? "logistic"
                                                  : "bernoulli");

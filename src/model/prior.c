@@ -2,16 +2,15 @@
  * class means of a conditional VAE (N(m_y, I)), or a VampPrior (Tomczak and
  * Welling, 2018), the mixture (1/K) sum_k q(z_L | u_k) of the encoder's own
  * posteriors at K learned pseudo-inputs u_k = hardtanh_[0,1](a_k) (a_k as
- * they are for a Gaussian likelihood, whose data are not in [0, 1]). Its density, its gradient, its
- * pseudo-inputs' pass, and draws from it. See model_impl.h. Local. */
+ * they are for a Gaussian likelihood, whose data are not in [0, 1]). Its
+ * density, its gradient, its pseudo-inputs' pass, and draws from it. See
+ * model_impl.h. Local. */
 #include "model_impl.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "util.h"
-
-#define LOG_2PI 1.8378770664093453
 
 void prior_work_alloc(const Vae *m, VaeWork *w, int grads)
 {
@@ -56,6 +55,7 @@ void prior_prepare(const Vae *m, VaeWork *w, int split)
     const VaeGroup *g = split && w->group && w->group->size > 1 ? w->group : NULL;
     w->k0 = g ? vae_group_first(K, g->rank, g->size) : 0;
     w->k1 = g ? vae_group_first(K, g->rank + 1, g->size) : K;
+    w->split = g != NULL;
     const float *a = vae_view(m, m->params, m->prior.t_pseudo);
     for (size_t i = (size_t)w->k0 * D; i < (size_t)w->k1 * D; i++)
         w->u[i] = !clamped(m) ? a[i] : a[i] < 0.0f ? 0.0f : a[i] > 1.0f ? 1.0f : a[i];
@@ -84,15 +84,17 @@ static double mixture(const Vae *m, const VaeWork *w, const float *z)
     double top = -INFINITY, sum = 0.0;
     for (int k = 0; k < K; k++) {
         const float *mu = component(m, w, k), *iv = w->mix_ivar + (size_t)k * d;
-        float q = 0.0f;
+        double q = 0.0;
         for (int j = 0; j < d; j++) {
-            float c = z[j] - mu[j];
+            double c = (double)z[j] - mu[j];
             q += c * c * iv[j];
         }
-        double v = w->mix_norm[k] - 0.5 * (double)q;
+        double v = w->mix_norm[k] - 0.5 * q;
         w->mix[k] = v;
         top = v > top ? v : top;
     }
+    if (top == -INFINITY) /* z is beyond every component's reach */
+        return -INFINITY;
     for (int k = 0; k < K; k++)
         sum += exp(w->mix[k] - top);
     return top + log(sum) - log((double)K);
@@ -157,7 +159,8 @@ void prior_backward(Vae *m, VaeWork *w, void (*ready)(void *, size_t), void *ctx
         return;
     VaePass *p = &w->pseudo;
     int n = w->k1 - w->k0;
-    if (n < K) /* split: this rank's rows of the gradient summed over the ranks */
+    if (w->split) /* this rank's rows of the gradient summed over the ranks (all take part,
+                   * the ranks that hold none of a small K too) */
         w->group->sum_slice(w->group->ctx, w->mix_grad, K, 2 * d);
     memcpy(p->dout[q], w->mix_grad + (size_t)w->k0 * 2 * d, sizeof(float) * (size_t)n * 2 * d);
     memset(w->mix_grad, 0, sizeof(float) * (size_t)K * 2 * d);
@@ -192,7 +195,7 @@ void vae_prior_draws(const Vae *m, VaeWork *w, uint64_t seed, int n, int cols, i
         } else if (K > 0) { /* a component, then a draw from it */
             const float *c = component(m, w, (int)rng_below(&prior, UINT32_MAX - 1, (uint64_t)k,
                                                             (uint64_t)K));
-            float eps[4096];
+            float eps[VD_MAX_LATENT];
             memcpy(eps, zk, sizeof(float) * (size_t)d);
             reparam_row(zk, c, c + d, eps, d);
         }
