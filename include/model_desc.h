@@ -1,8 +1,9 @@
 /* model_desc.h — the one table that describes a model's options: their
  * command-line options (the train command includes model_options), the
  * checkpoint's /model attributes (ckpt.c walks model_fields), equality,
- * the printed summary, and the checks of a shape read from anywhere. A new
- * model option is a row here (and its use in model_build.c). Local. */
+ * and the checks of a shape read from anywhere. A new model option is a
+ * row here, its use in model_build.c, and its words in vae_shape_text's
+ * one-line summary when it changes the model's name. Local. */
 #ifndef VD_MODEL_DESC_H
 #define VD_MODEL_DESC_H
 
@@ -27,7 +28,7 @@ typedef struct {
     int since;            /* files of this format version on must have it */
     const char *absent;   /* its value, as option text, in a file without it */
     /* Part of the model only when this holds of the shape (NULL: always):
-     * compared, written and summarized only then. */
+     * two shapes differ in it only then. Every file writes it. */
     int (*relevant)(const VaeShape *s);
 } ModelField;
 

@@ -5,6 +5,8 @@
 #ifndef VD_MODEL_IMPL_H
 #define VD_MODEL_IMPL_H
 
+#include <math.h>
+
 #include "model.h"
 
 /* model_build.c: m's graph and tensor table from m->shape; NULL or why not. */
@@ -37,6 +39,21 @@ static inline int pass_row(const VaePass *p, const VaeNode *node, int r)
 /* Writes (first writer) or adds v (n floats) into p->dout[i] at offset at. */
 void pass_grad_put(VaePass *p, int i, size_t at, const float *v, size_t n);
 
+#define LOG_2PI 1.8378770664093453 /* log(2 pi) */
+
+/* log sum exp by a running maximum: adds exp(v) to exp(*top) * *sum. Start
+ * from *top = -INFINITY, *sum = 0; the result is *top + log(*sum), -INFINITY
+ * when every v was (a NaN v stays NaN). */
+static inline void lse_add(double *top, double *sum, double v)
+{
+    if (v > *top) { /* rescale the running sum to the new maximum */
+        *sum = *sum * exp(*top - v) + 1.0;
+        *top = v;
+    } else if (v > -INFINITY || v != v) {
+        *sum += exp(v - *top);
+    }
+}
+
 /* ---- latent.c: the stochastic layers ----------------------------------- */
 
 /* What the objective needs of the terms. */
@@ -44,7 +61,6 @@ typedef struct {
     int want_kl;  /* the ELBO's terms: closed-form KLs where they exist */
     int want_lr;  /* the one-draw log q - log p */
     int grad_lr;  /* the gradient is of the one-draw terms (IWAE), else of the kl ones */
-    int dreg;     /* the doubly reparameterized estimator (needs grad_lr) */
 } TermMode;
 
 /* z_l for the rows of the last pass (the sample node's forward). */
@@ -94,8 +110,8 @@ void lik_backward(Vae *m, VaeWork *w);
 
 /* ---- objective.c ---------------------------------------------------------- */
 
-/* The term mode obj needs, for training (grad) or figures. */
-TermMode objective_terms(const Objective *obj, const Vae *m, int grad);
+/* The terms obj needs, the same for training and for figures. */
+TermMode objective_terms(const Objective *obj);
 /* Combines the per-draw terms into w->loss, w->row_recon, w->row_kl and
  * (IWAE) w->coef; returns the sum of w->loss over the n rows. */
 double objective_forward(const Objective *obj, const Vae *m, VaeWork *w, int n);

@@ -551,7 +551,9 @@ static void test_conv2d_shape_rules(void **state)
         assert_non_null(layer_gconv_make(&l, 2, bad[i].h, bad[i].w, 3, bad[i].k, bad[i].s,
                                          bad[i].pad));
     }
-    print_message("%s\n", layer_conv2d_make(&l, 1, 6, 6, 1, 7, 1, VD_PAD_SAME, VD_ACT_NONE));
+    const char *big = layer_conv2d_make(&l, 1, 6, 6, 1, 7, 1, VD_PAD_SAME, VD_ACT_NONE);
+    assert_non_null(big);
+    assert_non_null(strstr(big, "a 7x7 kernel is larger than the 6x6 image"));
     assert_non_null(layer_upsample_make(&l, 3, 4, 4, 1));
     assert_null(layer_upsample_make(&l, 3, 4, 5, 2));
     assert_true(l.out_h == 8 && l.out_w == 10 && l.out_c == 3 && l.kind->tensors(&l, spec) == 0);

@@ -8,8 +8,6 @@
 
 #include "util.h"
 
-#define LOG_2PI 1.8378770664093453
-
 void reparam_row(float *z, const float *mu, const float *lv, const float *eps, int d)
 {
     for (int j = 0; j < d; j++)
@@ -172,7 +170,7 @@ void level_terms_backward(Vae *m, VaeWork *w, int l, float beta, const TermMode 
     const VaeLevel *lv = &m->levels[l];
     int d = lv->d, rows = p->n * p->k, top = l == m->n_levels - 1;
     int one_draw = mode->grad_lr || (top && m->prior.K > 0);
-    float dz[4096], dp[2 * 4096];
+    float dz[VD_MAX_LATENT], dp[2 * VD_MAX_LATENT];
     for (int r = 0; r < rows; r++) {
         float cf = w->use_coef ? beta * w->coef[r] : beta;
         float *dq = w->dq[l] + (size_t)r * 2 * d;

@@ -41,7 +41,7 @@ void gate_forward(float *out, float *saved, size_t B, int n)
     for (size_t i = 0; i < B; i++) {
         float *hg = saved + (size_t)i * 2 * n, *o = out + (size_t)i * n;
         for (int j = 0; j < n; j++) {
-            float s = 1.0f / (1.0f + expf(-hg[n + j]));
+            float s = act_sigmoid(hg[n + j]);
             hg[n + j] = s;
             o[j] = hg[j] * s;
         }

@@ -236,7 +236,7 @@ void vae_output_sample(const Vae *m, const float *outputs, int n, const Rng *r, 
         if (lik == VD_LIK_GAUSSIAN) {
             out[i] = o + sd * u[i];
         } else if (lik == VD_LIK_BERNOULLI) {
-            out[i] = u[i] < 1.0f / (1.0f + expf(-o)) ? 1.0f : 0.0f;
+            out[i] = u[i] < act_sigmoid(o) ? 1.0f : 0.0f;
         } else { /* the logistic's quantile, then its level */
             float s = expf(ls[i % (size_t)D % (size_t)C] < VD_LOGSCALE_MIN
                                ? VD_LOGSCALE_MIN

@@ -210,7 +210,8 @@ double vae_work_bytes(const Vae *m, int max_rows)
     floats += R * (m->shape.n_input + m->d_total + 1 + 1); /* x, eps, y, coef */
     for (int l = 0; l < m->n_levels; l++)
         floats += R * (4 + 2 * m->levels[l].d); /* kl and lr (double), dq */
-    floats += R * 8; /* recon, loss, row_recon, row_kl (double) */
+    floats += R * 8;                    /* recon, loss, row_recon, row_kl (double) */
+    floats += R * 2 * m->lik_channels; /* dscale (double) */
     if (m->prior.K > 0)
         floats += pass_floats(m, m->top_end, m->prior.K, 1) +
                   (double)m->prior.K * (m->shape.n_input + 6 * vae_top_latent(m) + 4);
@@ -413,7 +414,7 @@ void vae_work_free(VaeWork *w)
 
 double vae_forward(const Vae *m, VaeWork *w, int n, const Objective *obj, int want_grad)
 {
-    TermMode mode = objective_terms(obj, m, want_grad);
+    TermMode mode = objective_terms(obj);
     if (m->prior.K > 0 && !w->prior_fixed)
         prior_prepare(m, w, want_grad);
     pass_forward(m, &w->data, w->x, m->n_nodes, n, obj->k, w->eps);
@@ -431,7 +432,7 @@ void vae_backward(Vae *m, VaeWork *w, const Objective *obj, void (*ready)(void *
 {
     if (w->forward_only)
         VD_ABORT("vae_backward on work made by vae_work_create_forward");
-    TermMode mode = objective_terms(obj, m, 1);
+    TermMode mode = objective_terms(obj);
     pass_clear(&w->data, m->n_nodes);
     if (m->prior.K > 0)
         pass_clear(&w->pseudo, m->top_end);
@@ -487,7 +488,7 @@ void vae_output_mean(const Vae *m, const float *outputs, int n, float *out)
         return;
     }
     for (size_t i = 0; i < total; i++)
-        out[i] = 1.0f / (1.0f + expf(-outputs[i]));
+        out[i] = act_sigmoid(outputs[i]);
 }
 
 void vae_generate(const Vae *m, VaeWork *w, const float *z_top, const float *eps_low, int n,
@@ -533,7 +534,7 @@ void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, 
                     const Rng *rng, int64_t row0, IwRow *out)
 {
     int D = m->shape.n_input, chunk = K < w->max_rows ? K : w->max_rows;
-    TermMode mode = {1, 1, 0, 0};
+    TermMode mode = {1, 1, 0};
     if (m->prior.K > 0) { /* the prior's components, once for every row */
         prior_prepare(m, w, 0);
         w->prior_fixed = 1;
@@ -559,12 +560,7 @@ void vae_importance(const Vae *m, VaeWork *w, const float *x, const int32_t *y, 
                     kl += w->kl[l][k];
                 }
                 recon += w->recon[k];
-                if (v > top) { /* rescale the running sum to the new maximum */
-                    sum = sum * exp(top - v) + 1.0;
-                    top = v;
-                } else {
-                    sum += exp(v - top);
-                }
+                lse_add(&top, &sum, v);
             }
         }
         out[i].recon = recon / K;

@@ -18,7 +18,7 @@ const OptSpec model_options[] = {
      "4x4 stride-2 convolutions with these output channels before the --hidden layers, "
      "each halving height and width (the decoder mirrors them; none: an MLP); with --preset, "
      "its channels"},
-    {"latent", OPT_LIST, OFF(latent), 0, "20", 1, 4096, "D[,D...]",
+    {"latent", OPT_LIST, OFF(latent), 0, "20", 1, VD_MAX_LATENT, "D[,D...]",
      "stochastic layers' sizes, the one next to the data first (1 to 4 layers; see "
      "docs/how-it-works.md#the-model for how several are wired)"},
     {"activation", OPT_CHOICE, OFF(activation), 0, "relu", 0, 0, "relu|tanh|gated",
@@ -208,10 +208,12 @@ static int in_range(const ModelField *f, const VaeShape *s)
     const OptSpec *o = f->opt;
     if (o->type == OPT_LIST) {
         const OptList *l = field_ptr(f, s);
+        if (l->n < 0 || l->n > VD_LIST_MAX)
+            return 0;
         for (int i = 0; i < l->n; i++)
             if (l->v[i] < o->min || l->v[i] > o->max)
                 return 0;
-        return l->n >= 0 && l->n <= VD_LIST_MAX;
+        return 1;
     }
     if (o->type == OPT_INT)
         return *(const int *)field_ptr(f, s) >= o->min && *(const int *)field_ptr(f, s) <= o->max;

@@ -10,13 +10,11 @@
 
 #include <math.h>
 
-TermMode objective_terms(const Objective *obj, const Vae *m, int grad)
+TermMode objective_terms(const Objective *obj)
 {
-    (void)m;
-    (void)grad;
     if (obj->kind == VD_OBJ_ELBO)
-        return (TermMode){1, obj->one_draw, obj->one_draw, 0};
-    return (TermMode){0, 1, 1, obj->kind == VD_OBJ_DREG};
+        return (TermMode){1, obj->one_draw, obj->one_draw};
+    return (TermMode){0, 1, 1};
 }
 
 /* The one-draw terms of draw row r, summed over the levels. */
@@ -51,13 +49,7 @@ static double log_sum(const Vae *m, const VaeWork *w, int i, int k, double b)
     double top = -INFINITY, sum = 0.0;
     for (int j = 0; j < k; j++) {
         int r = i * k + j;
-        double v = -(w->recon[r] + b * draw_terms(m, w, r));
-        if (v > top) {
-            sum = sum * exp(top - v) + 1.0;
-            top = v;
-        } else {
-            sum += exp(v - top);
-        }
+        lse_add(&top, &sum, -(w->recon[r] + b * draw_terms(m, w, r)));
     }
     return top + log(sum);
 }
