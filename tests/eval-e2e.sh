@@ -95,6 +95,22 @@ run_mpi 1 60 "$VAE" sample --ckpt "$WORK/tab" --n 10 --out "$WORK/tabs" >"$WORK/
     pass "sample of a tabular model: /samples (10, 12) and /z, no PNG" ||
     { cat "$WORK/tabs.log"; fail "sample of a tabular model"; }
 
+# the results file parses as JSON: a density (Gaussian) has no bits per
+# dimension; a logistic model's are -log p(x) / (D log 2)
+run_mpi 2 120 "$VAE" --data "$WORK/table.h5" --likelihood logistic --epochs 1 --batch 20 --hidden 16 \
+    --latent 2 --out "$WORK/tablog" >/dev/null 2>&1 || fail "logistic training on tabular data"
+for m in tab tablog; do
+    run_mpi 2 60 "$VAE" eval --ckpt "$WORK/$m" --samples 4 --out "$WORK/$m.json" >/dev/null 2>&1 ||
+        fail "eval of $m"
+done
+/usr/bin/python3 - "$WORK/tab.json" "$WORK/tablog.json" <<'PY' && pass "eval's JSON: the Gaussian without bits per dimension, the logistic's right" || fail "eval's JSON"
+import json, math, sys
+g, l = (json.load(open(p)) for p in sys.argv[1:])
+assert "nll_bits_per_dim" not in g and math.isfinite(g["nll"]), g
+assert abs(l["nll_bits_per_dim"] - l["nll"] / (12 * math.log(2))) < 1e-6 * abs(l["nll"]) + 1e-9, l
+assert abs(l["neg_elbo_bits_per_dim"] - l["neg_elbo"] / (12 * math.log(2))) < 1e-6 * abs(l["neg_elbo"]) + 1e-9, l
+PY
+
 # bad input: exit code and exactly one line, on 2 ranks
 bad() {
     want=$1; what=$2; shift 2

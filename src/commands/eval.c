@@ -172,7 +172,7 @@ static int report(const Eval *e, const double *s, VdError *err)
                            "nll_bits_per_dim", "neg_elbo_bits_per_dim"};
     double v[] = {n, cfg->samples, elbo, s[S_RECON] / n, s[S_KL] / n, nll, se_elbo, se_nll,
                   cfg->binarize, e->cond, active, d, nll * per_dim, elbo * per_dim};
-    int nv = (int)(sizeof v / sizeof *v);
+    int nv = (int)(sizeof v / sizeof *v) - (isnan(per_dim) ? 2 : 0); /* a density: none */
     printf("negative ELBO %.2f = %.2f + %.2f nats (+- %.2f); %s %.2f nats (+- %.2f, "
            "K=%d); gap %.2f; %d of %d latent units active\n",
            elbo, v[3], v[4], se_elbo, e->cond ? "-log p(x|y)" : "-log p(x)", nll, se_nll,
