@@ -26,8 +26,9 @@ in); a gated one (x @ Wh.T + bh) * sigmoid(x @ Wg.T + bg); heads give
 [mu | logvar], logvar clamped where the graph says; a convolution's weights
 are (c_out, k, k, c_in) (a gated one's two such, h and gate), a 4x4
 stride-2 transposed one's (c_in, 4, 4, c_out); an upsampling repeats each
-pixel; a layer whose out_shape is an image hands it on as one. Checkpoints older than the graph (format 3 and before) get the graph
-their options describe.
+pixel; a layer whose out_shape is an image hands it on as one. Checkpoints
+older than the graph (format 3 and before) get the graph their options
+describe.
 """
 import json
 import os
@@ -234,7 +235,7 @@ def decode(model, graph, params, z, lower=None):
     z_given = dict(lower or {})
     z_given[top] = np.asarray(z, dtype=np.float32)
     first = levels[0]["z"] + 1  # the generative path starts after z_1's sample
-    out = {levels[top]["z"]: z_given[top]}
+    out = {}
     for lv, zl in z_given.items():
         out[levels[lv]["z"]] = zl
     prior_of = {lv["p"]: i for i, lv in enumerate(levels) if lv["p"] >= 0}

@@ -190,11 +190,19 @@ static void close_output(const Encode *e, EncodeOut *o, VdError *err)
     if (e->has_y || e->x.map)
         snprintf(rows, sizeof rows, "; %s%s: %lld", e->has_y ? "/labels" : "",
                  e->x.map ? (e->has_y ? ", /rows" : "/rows") : "", (long long)e->x.n_rows);
-    if (o->out.tmp[0] && err->code == VD_OK && durable_commit(&o->out, err) == VD_OK)
-        printf("wrote %s (/mu, /logvar%s: %lld x %d%s%s)\n", e->cfg.out, e->cfg.sample ? ", /z" : "",
-               (long long)e->x.n_rows, vae_top_latent(e->m),
-               e->m->n_levels > 1 ? " for the top layer, each with its number" : "", rows);
-    else if (o->out.tmp[0])
+    if (o->out.tmp[0] && err->code == VD_OK && durable_commit(&o->out, err) == VD_OK) {
+        int L = e->m->n_levels;
+        char widths[64] = "";
+        for (int l = 0; l < L; l++)
+            snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", l ? "," : "",
+                     e->m->levels[l].d);
+        if (L == 1)
+            printf("wrote %s (/mu, /logvar%s: %lld x %s%s)\n", e->cfg.out,
+                   e->cfg.sample ? ", /z" : "", (long long)e->x.n_rows, widths, rows);
+        else /* by layer, z_1 first: /mu1, /logvar1, /z1, /mu2, ... */
+            printf("wrote %s (/muL, /logvarL%s for L = 1..%d: %lld x %s%s)\n", e->cfg.out,
+                   e->cfg.sample ? ", /zL" : "", L, (long long)e->x.n_rows, widths, rows);
+    } else if (o->out.tmp[0])
         durable_discard(&o->out);
 }
 
