@@ -209,9 +209,11 @@ static int setup(Run *r, VdError *err)
     if (r->data.has_test)
         shard_range(r->data.test_x.n_rows, r->plan.rank, r->plan.size, &r->plan.test_begin,
                     &r->plan.test_end);
-    /* the data are read and checked before the run directory is touched:
-     * bad data leave no directory behind (streamed rows are checked as read) */
-    if (train_data_load(r, err) || rundir_prepare(r, err))
+    /* a run directory that is there is claimed before the data are read (a
+     * second run in it stops at once); one that is not is made only once
+     * they are read and checked: bad data leave no directory behind
+     * (streamed rows are checked as read) */
+    if (rundir_claim(r, err) || train_data_load(r, err) || rundir_prepare(r, err))
         return err->code;
     int resumed = rundir_resume(r, err);
     if (err->code != VD_OK)
