@@ -114,6 +114,9 @@ void rundir_status(const Run *r, int code);
  * samples.png of the model as it is; a figure that cannot be written is a
  * warning. */
 void figures_images(Run *r);
+/* Rank 0: image_note_scale's line when --figure-scale is lowered for
+ * samples.png. */
+void figures_note_scale(const Run *r);
 /* Collective: latent.png, the test set's latent means of a 2-D latent. */
 void figures_latent(Run *r, int64_t epoch);
 

@@ -277,5 +277,18 @@ one 0 fig1 sample --ckpt "$WORK/run" --out "$WORK/f1" --figure-scale 1 &&
     [ "$(png_size "$WORK/run/samples.png")" = 876x876 ] && [ "$(png_size "$WORK/run/reconstructions.png")" = 876x444 ] &&
     pass "8x8 images: samples.png $(png_size "$WORK/run/samples.png"), sample $(png_size "$WORK/f0.png"), --figure-scale 1 $(png_size "$WORK/f1.png")" ||
     fail "figure scale: run $(png_size "$WORK/run/samples.png") $(png_size "$WORK/run/reconstructions.png"), sample $(png_size "$WORK/f0.png"), scale 1 $(png_size "$WORK/f1.png" 2>/dev/null)"
+# - a --figure-scale that would make a figure over 8192 px a side is
+#   lowered to fit, with a note: sample's 1024 draws in 8 columns (73 x 1153
+#   px at scale 1) at 7; training's samples.png of 16 classes (73 x 145) at
+#   56, noted once for the run, not each epoch
+note64() { grep -c "^note: --figure-scale 64 is lowered to $1 for .*$2: a figure stays within 8192 pixels a side$" "$3"; }
+one 0 fig64 sample --ckpt "$WORK/run" --n 1024 --figure-scale 64 --out "$WORK/f64" &&
+    [ "$(png_size "$WORK/f64.png")" = 511x8071 ] && [ "$(note64 7 f64.png "$WORK/fig64.out")" -eq 1 ] &&
+    pass "sample --n 1024 --figure-scale 64: $(png_size "$WORK/f64.png"), $(grep '^note:' "$WORK/fig64.out" | sed "s|$WORK/||")" ||
+    fail "sample --n 1024 --figure-scale 64: $(png_size "$WORK/f64.png" 2>/dev/null); $(cat "$WORK/fig64.out")"
+one 0 fig64-train --data "$WORK/bars.h5" $SMALL --epochs 2 --classes 16 --figure-scale 64 --out "$WORK/f64run" &&
+    [ "$(png_size "$WORK/f64run/samples.png")" = 4088x8120 ] && [ "$(note64 56 samples.png "$WORK/fig64-train.out")" -eq 1 ] &&
+    pass "training, 16 classes at --figure-scale 64: samples.png $(png_size "$WORK/f64run/samples.png"), one note" ||
+    fail "training at --figure-scale 64: samples.png $(png_size "$WORK/f64run/samples.png" 2>/dev/null); $(grep '^note' "$WORK/fig64-train.out")"
 
 finish

@@ -130,6 +130,7 @@ static void print_start(const Run *r)
         printf("note: --warmup %lld is longer than the run's %lld steps: the KL weight reaches "
                "only %.2g%% of --beta %g\n", (long long)cfg->warmup, (long long)span,
                100.0 * (double)span / (double)cfg->warmup, cfg->beta);
+    figures_note_scale(r);
     if (cfg->show_config) {
         printf("configuration:\n");
         opts_print(stdout, train_options, cfg);

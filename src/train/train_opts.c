@@ -92,7 +92,8 @@ static const OptSpec train_only[] = {
      "ended only (metrics.csv and epochs.csv have every row)"},
     {"figure-scale", NUM(OPT_INT, figure_scale), "0", 0, 64, "S",
      "pixels per image pixel in reconstructions.png and samples.png (0: small images scaled up "
-     "to about 96 px, as sample and reconstruct do)"},
+     "to about 96 px, as sample and reconstruct do); lowered, with a note, where a figure "
+     "would pass 8192 px a side"},
     {"show-config", NUM(OPT_BOOL, show_config), "0", 0, 0, NULL,
      "print the whole configuration at the start (config.txt in the run directory has it)"},
     {"binarize", NUM(OPT_BOOL, binarize), "0", 0, 0, NULL,
