@@ -185,12 +185,13 @@ static int setup(Run *r, VdError *err)
     TrainConfig *cfg = &r->plan.cfg;
     if (err->code == VD_OK)
         train_check_options(cfg, err);
-    if (err->code == VD_OK && cfg->batch < r->plan.size)
-        vd_fail(err, VD_EX_USAGE,
-                "--batch %lld is smaller than the %d ranks: every rank needs a sample per step",
-                (long long)cfg->batch, r->plan.size);
     /* a step: --accumulate parts of --batch rows, each rank's share in parts */
     r->plan.batch = cfg->batch * cfg->accumulate;
+    char step_rows[96];
+    train_step_rows(cfg, step_rows, sizeof step_rows);
+    if (err->code == VD_OK && r->plan.batch < r->plan.size)
+        vd_fail(err, VD_EX_USAGE, "%s is smaller than the %d ranks: every rank needs a sample per "
+                "step", step_rows, r->plan.size);
     r->plan.B = shard_local_batch(r->plan.batch, r->plan.rank, r->plan.size);
     r->plan.parts = cfg->accumulate;
     r->plan.part = (r->plan.B + r->plan.parts - 1) / r->plan.parts;

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,4 +208,13 @@ int train_check_options(TrainConfig *cfg, VdError *err)
                        "and --clip-norm needs the whole sum before it: drop one of them (--clip-norm "
                        "alone sums during backward)");
     return VD_OK;
+}
+
+void train_step_rows(const TrainConfig *cfg, char *buf, size_t n)
+{
+    if (cfg->accumulate > 1)
+        snprintf(buf, n, "--batch %lld x --accumulate %d (%lld samples)", (long long)cfg->batch,
+                 cfg->accumulate, (long long)cfg->batch * cfg->accumulate);
+    else
+        snprintf(buf, n, "--batch %lld", (long long)cfg->batch);
 }
