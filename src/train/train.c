@@ -321,11 +321,11 @@ int train_main(int argc, char **argv, MPI_Comm comm)
         vd_free(r);
         return VD_OK;
     }
-    watch_start(r->plan.cfg.stall_timeout, r->plan.rank);
-    if (r->plan.rank == 0) {
+    if (r->plan.rank == 0) { /* before the watchdog's thread, which reads them */
         stalled_run = r;
         watch_on_stall(record_stall);
     }
+    watch_start(r->plan.cfg.stall_timeout, r->plan.rank);
     watch_rank0_io(1); /* start-up: rank 0 alone imports, resumes, rebuilds the metrics */
     int code = setup(r, &err);
     watch_rank0_io(0);
