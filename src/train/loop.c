@@ -472,8 +472,13 @@ void loop_print_profile(const Run *r)
         printf("  %-10s %8.3f ms  max %8.3f ms  %5.1f%%%s\n", names[i], 1e3 * mine[i] / steps,
                1e3 * mx[i] / steps, i < 5 ? 100.0 * mine[i] / total : 0.0,
                i < 5 ? "" : " (outside steps)");
-    double flops = 6.0 * vae_forward_macs(r->live.m, r->plan.B) -
-                   2.0 * vae_first_layer_macs(r->live.m);
+    /* per sample: a VampPrior's pseudo-inputs pass once per part, each
+     * rank taking its share of them (rank 0: the first K / size) */
+    const Vae *m = r->live.m;
+    int K = m->prior.K, own = r->plan.size > 1 ? vae_group_first(K, 1, r->plan.size) : K;
+    double plain = vae_forward_macs(m, 0),
+           pseudo = K > 0 ? (vae_forward_macs(m, r->plan.B) - plain) * own / K : 0;
+    double flops = 6.0 * (plain + r->plan.parts * pseudo) - 2.0 * vae_first_layer_macs(m);
     const char *what = reduce_fused(r->live.red)
                            ? "the wait for the node's other ranks; the slice sums run in "
                              "the optimizer's pass"
