@@ -747,10 +747,10 @@ static void test_gradcheck_conv_hvae(void **state)
     check_model_sampled(&g, 2, &elbo, set_obs_logvar, 3);
 }
 
-/* The model of issue 19 as --preset conv-hvae --latent 40,40 builds it: its
- * parameter counts (2,210,861; 2,602,861 with the VampPrior of 500
- * pseudo-inputs), its layers' shapes and windows, its clamps, its
- * description; and the shapes it refuses. */
+/* The gated convolutional VAE of Tomczak and Welling as --preset conv-hvae
+ * --latent 40,40 builds it: its parameter counts (2,210,861; 2,602,861 with
+ * the VampPrior of 500 pseudo-inputs), its layers' shapes and windows, its
+ * clamps, its description; and the shapes it refuses. */
 static void test_conv_hvae_layout(void **state)
 {
     (void)state;
