@@ -72,11 +72,11 @@ run_mpi 2 120 "$VAE" $ARGS --out "$WORK/a" --max-steps 96 >/dev/null 2>&1 || fai
 run_mpi 2 120 "$VAE" $ARGS --out "$WORK/a" >"$WORK/a.log" 2>&1 || fail "resume to the end"
 ok=1
 for g in /params /adam/m /adam/v; do "$H5DIFF" -q "$WORK/ref/$FINAL" "$WORK/a/$FINAL" $g || ok=0; done
-cut -d, -f1-6,8 "$WORK/ref/metrics.csv" >"$WORK/m1"; cut -d, -f1-6,8 "$WORK/a/metrics.csv" >"$WORK/m2"
+cut -d, -f1-6,8,9 "$WORK/ref/metrics.csv" >"$WORK/m1"; cut -d, -f1-6,8,9 "$WORK/a/metrics.csv" >"$WORK/m2"
 cut -d, -f1-6,8 "$WORK/ref/epochs.csv" >"$WORK/e1"; cut -d, -f1-6,8 "$WORK/a/epochs.csv" >"$WORK/e2"
 cmp -s "$WORK/m1" "$WORK/m2" && cmp -s "$WORK/e1" "$WORK/e2" || ok=0
 [ "$(cat "$WORK/a/best")" = "$best" ] || ok=0
-[ $ok -eq 1 ] && pass "stopped at steps 61 and 96 and resumed: bitwise the uninterrupted run, lr, clipping and best included" ||
+[ $ok -eq 1 ] && pass "stopped at steps 61 and 96 and resumed: bitwise the uninterrupted run, lr, clipping, grad_norm and best included" ||
     { diff "$WORK/m1" "$WORK/m2" | head; fail "a resumed run differs"; }
 
 # the stall watchdog and a slow file system: rank 0 taking 3 s to write each
