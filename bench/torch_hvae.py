@@ -9,10 +9,10 @@ log-variance clamped to [-6, 2];
     q(z_l | x, z_l+1):  [x -> H[0] ; z_l+1 -> H[0]] -> H[1] .. H[n-1] -> mu, logvar
     p(z_l | z_l+1):     z_l+1 -> H[n-1] .. H[0] -> mu, logvar
     p(x | z_1 .. z_L):  [z_1 -> H[n-1] ; ..; z_L -> H[n-1]] -> H[n-2] .. H[0] -> logits
-(one layer: the mirrored MLP). With --preset conv-hvae, the convolutional
-two-level model of issue 19 on 28x28x1 images (2,210,861 parameters,
-2,602,861 with the VampPrior): gated convolutions GC(in, out, kernel,
-stride, padding) = conv * sigmoid(conv),
+(one layer: the mirrored MLP). With --preset conv-hvae, the gated
+convolutional two-level VAE of Tomczak and Welling (VampPrior, 2018) on
+28x28x1 images (2,210,861 parameters, 2,602,861 with the VampPrior): gated
+convolutions GC(in, out, kernel, stride, padding) = conv * sigmoid(conv),
     q(z2 | x):       GC(1,32,7,1,3) GC(32,32,3,2,1) GC(32,64,5,1,2) GC(64,64,3,2,1)
                      GC(64,6,3,1,1), flattened to 294 -> mu, logvar
     q(z1 | x, z2):   [x -> GC(1,32,3,1,1) GC(32,32,3,2,1) GC(32,64,3,1,1) GC(64,64,3,2,1)

@@ -73,8 +73,7 @@ void feed_close(Feed *f);
 int feed_mode(const Feed *f);
 /* Bytes of rows the feed holds (its buffers; not HDF5's caches). */
 int64_t feed_bytes(const Feed *f);
-/* Seconds spent waiting for data (exchange or reader), and reading. */
-double feed_wait_seconds(const Feed *f);
+/* Seconds spent reading. */
 double feed_load_seconds(const Feed *f);
 
 #endif

@@ -36,7 +36,6 @@ void feed_resident_batch(FeedResident *f, int64_t s, float *x, int32_t *y, int64
 void feed_resident_close(FeedResident *f);
 
 int64_t feed_resident_bytes(const FeedResident *f);
-double feed_resident_wait_seconds(const FeedResident *f);
 double feed_resident_load_seconds(const FeedResident *f);
 
 #endif

@@ -44,7 +44,6 @@ int feed_stream_error(FeedStream *f, VdError *err);
 void feed_stream_close(FeedStream *f);
 
 int64_t feed_stream_bytes(const FeedStream *f);
-double feed_stream_wait_seconds(const FeedStream *f);
 double feed_stream_load_seconds(const FeedStream *f);
 
 #endif

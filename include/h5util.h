@@ -26,8 +26,6 @@ int h5_write_f32(hid_t loc, const char *name, const float *data, int64_t rows, i
 int h5_write_f32_nd(hid_t loc, const char *name, const float *data, const int64_t *dims, int nd);
 /* Creates a 1-D int32 dataset written from data. */
 int h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n);
-/* Appends one double to a 1-D extendible dataset, creating it if needed. */
-int h5_append_f64(hid_t loc, const char *name, double v);
 /* HDF5 locks each file it opens (flock), and where the file system refuses
  * locks (some NFS and Lustre mounts) HDF5 1.10 reports only a failed open.
  * Probes path (a file, or a directory): if flock is refused there, turns

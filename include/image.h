@@ -3,6 +3,7 @@
 #define VD_IMAGE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "util.h"
 
@@ -61,9 +62,20 @@ void image_grid(uint8_t *out, int *grid_w, int *grid_h, const float *images, int
 #define IMAGE_TILE_PX 96
 int image_auto_scale(const ImageGeom *g);
 
+/* The longest side a scale may give a figure (a grid of the images as they
+ * are, scale 1, may be longer). */
+#define IMAGE_MAX_PX 8192
+/* The scale of a grid of n images in cols columns (fewer if n is smaller):
+ * scale (0: image_auto_scale), lowered so that neither side passes
+ * IMAGE_MAX_PX, and at least 1. */
+int image_grid_scale(const ImageGeom *g, int n, int cols, int scale);
+/* One "note:" line on out when --figure-scale asked was lowered to used
+ * for the figure named name; nothing when it was not. */
+void image_note_scale(FILE *out, const char *name, int asked, int used);
+
 /* The grid of n images (cols per row, fewer if n is smaller) as a PNG at
- * path, gray or RGB as image_grid, every pixel a scale x scale block (0:
- * image_auto_scale); its size goes to *w, *h when not NULL. VD_OK or an
+ * path, gray or RGB as image_grid, every pixel a scale x scale block
+ * (image_grid_scale's); its size goes to *w, *h when not NULL. VD_OK or an
  * error from png_write_*. */
 int image_grid_png(const char *path, const float *images, int n, const ImageGeom *g, int cols,
                    int scale, int *w, int *h, VdError *err);

@@ -10,8 +10,12 @@
 #include "model.h"
 #include "opts.h"
 
-/* The model's options, offsets into VaeShape, OPT_END-terminated. */
-extern const OptSpec model_options[];
+/* The model's options, offsets into VaeShape, OPT_END-terminated. Their
+ * count is part of the type (a longer table does not compile; a shorter
+ * one is refused when the train options are built, before main), and
+ * train_opts.c sizes its table, which includes them, from it. */
+#define MODEL_N_OPTIONS 10
+extern const OptSpec model_options[MODEL_N_OPTIONS + 1];
 
 /* How a field is stored in /model. */
 typedef enum {

@@ -60,6 +60,7 @@ typedef struct {
     char resumed_from[VD_PATH_MAX]; /* rank 0: the checkpoint the run continues, or "" */
     int started;                    /* the start lines are printed */
     int lock_fd;                    /* rank 0: RUN/lock, held while the run lives (-1: none) */
+    int claimed;                    /* rank 0: the run directory is checked and locked */
     Profile prof;
 } RunLive;
 
@@ -81,8 +82,15 @@ int train_data_load(Run *r, VdError *err);
 /* Rank 0: the line that says how the training rows are held. */
 void train_data_print(const Run *r);
 
-/* rundir.c. Collective: names the run directory (strftime patterns expand
- * on rank 0), creates it, and sets a previous run aside with --fresh. */
+/* rundir.c. Collective, before the data are read: names the run directory
+ * (strftime patterns expand on rank 0) and, if it exists, claims it: refuses
+ * files of a run's names that vae-dist did not write, takes RUN/lock, and
+ * refuses a newest checkpoint that cannot continue this run (its options,
+ * the data's shape, its model). Creates nothing where there is nothing. */
+int rundir_claim(Run *r, VdError *err);
+/* Collective, once the data are read and checked: creates the run
+ * directory and claims it if rundir_claim found none, and sets a previous
+ * run aside with --fresh. */
 int rundir_prepare(Run *r, VdError *err);
 /* Collective. Continues from the newest valid checkpoint in the run
  * directory, if any: rank 0 picks and loads it (falling back to older ones
@@ -106,6 +114,9 @@ void rundir_status(const Run *r, int code);
  * samples.png of the model as it is; a figure that cannot be written is a
  * warning. */
 void figures_images(Run *r);
+/* Rank 0: image_note_scale's line when --figure-scale is lowered for
+ * samples.png. */
+void figures_note_scale(const Run *r);
 /* Collective: latent.png, the test set's latent means of a 2-D latent. */
 void figures_latent(Run *r, int64_t epoch);
 

@@ -74,4 +74,8 @@ int train_parse(TrainConfig *cfg, int argc, char **argv, int rank, VdError *err)
  * VD_EX_USAGE. */
 int train_check_options(TrainConfig *cfg, VdError *err);
 
+/* The samples of an optimizer step, as the options set them, into buf (n
+ * bytes): "--batch G", or "--batch G x --accumulate N (M samples)". */
+void train_step_rows(const TrainConfig *cfg, char *buf, size_t n);
+
 #endif

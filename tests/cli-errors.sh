@@ -132,6 +132,8 @@ expect 64 "resume: other likelihood"   --data "$WORK/good.h5" $SMALL --likelihoo
 expect 64 "resume: other --conv"       --data "$WORK/good.h5" $SMALL --conv 4 --out "$WORK/run"
 expect 64 "resume: other --test-dataset" --data "$WORK/good.h5" $SMALL --test-dataset none --out "$WORK/run"
 expect 64 "resume: other --val-fraction" --data "$WORK/good.h5" $SMALL --test-dataset none --val-fraction 0.2 --out "$WORK/run"
+# found before the data are read: reading these would have refused the NaN (65)
+expect 64 "resume: other data, before reading it" --data "$WORK/nan.h5" $SMALL --out "$WORK/run"
 after=$(cat "$WORK/run"/ckpt-*.h5 "$WORK/run/metrics.csv" "$WORK/run/epochs.csv" | cksum)
 # the preset is part of the model: a conv-hvae run resumes only as itself
 PRESET="--data $WORK/side12.h5 --epochs 1 --batch 20 --preset conv-hvae --conv 2,2,2 --hidden 8 --latent 2,2"
@@ -142,7 +144,8 @@ grep -q "holds a conv-hvae (c2-c2-c2-8) 12x12x1-2,2 model" "$WORK/err" || fail "
 expect 64 "resume: other preset sizes" $PRESET --conv 2,3,2 --out "$WORK/hv"
 [ "$hv_before" = "$(cat "$WORK/hv"/ckpt-*.h5 | cksum)" ] && pass "the conv-hvae run is untouched" ||
     fail "the conv-hvae run was modified"
-# a second run in the directory of one still running stops at once
+# a second run in the directory of one still running stops at once,
+# before it reads the data
 run_mpi 2 120 "$VAE" --data "$WORK/good.h5" --epochs 100000 --batch 20 --hidden 16 --latent 2 \
     --out "$WORK/busy" >"$WORK/busy.log" 2>&1 &
 busy=$!
@@ -150,6 +153,10 @@ i=0; while ! grep -q "samples/s" "$WORK/busy.log" && [ $i -lt 300 ]; do sleep 0.
 grep -q "samples/s" "$WORK/busy.log" || fail "the first run in busy/ did not start training"
 expect 73 "run directory in use"       --data "$WORK/good.h5" --epochs 100000 --batch 20 --hidden 16 --latent 2 --out "$WORK/busy"
 grep -q "in use by another vae-dist run (pid [0-9]* on " "$WORK/err" || fail "the message does not name the other run"
+# before it reads any data: reading these would have refused the NaN (65)
+expect 73 "run directory in use, before reading the data" --data "$WORK/nan.h5" --epochs 100000 --batch 20 \
+    --hidden 16 --latent 2 --out "$WORK/busy"
+[ ! -s "$WORK/out" ] || { cat "$WORK/out"; fail "the second run printed a start line"; }
 kill -0 $busy 2>/dev/null || fail "the first run ended before it was stopped"
 pkill -TERM -f "^$VAE .*--out $WORK/busy\$"; wait $busy; rc=$?
 [ $rc -eq 75 ] && pass "the first run was not disturbed (stopped by SIGTERM: exit 75)" || fail "the first run: exit $rc"

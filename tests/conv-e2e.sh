@@ -44,10 +44,10 @@ for m in conv mlp; do
         [ "$(png_type "$WORK/$m-chw/$f.png")" = 2 ] && pass "$m: $f.png is RGB" || fail "$m: $f.png not RGB"
     done
 done
-"$VAE" sample --ckpt "$WORK/conv-chw" --n 8 --out "$WORK/s" >"$WORK/s.log" 2>&1 &&
+run_one 60 "$VAE" sample --ckpt "$WORK/conv-chw" --n 8 --out "$WORK/s" >"$WORK/s.log" 2>&1 &&
     [ "$(png_type "$WORK/s.png")" = 2 ] && grep -q "/samples 8 x 3 x 8 x 8" "$WORK/s.log" &&
     pass "sample: RGB grid, /samples in the stored (N, C, H, W) shape" || { cat "$WORK/s.log"; fail "sample colour"; }
-"$VAE" reconstruct --ckpt "$WORK/conv-chw" --data "$WORK/c3-hwc.h5" --n 8 --out "$WORK/r" >"$WORK/r.log" 2>&1 &&
+run_one 60 "$VAE" reconstruct --ckpt "$WORK/conv-chw" --data "$WORK/c3-hwc.h5" --n 8 --out "$WORK/r" >"$WORK/r.log" 2>&1 &&
     [ "$(png_type "$WORK/r.png")" = 2 ] &&
     pass "reconstruct: a channels-first model on channels-last data, in colour" || { cat "$WORK/r.log"; fail "reconstruct colour"; }
 
@@ -55,8 +55,8 @@ done
 for l in chw hwc; do
     run_mpi 2 120 "$VAE" --data "$WORK/c1-$l.h5" $MLP --out "$WORK/one-$l" >/dev/null 2>&1 || fail "one channel $l"
     [ "$(png_type "$WORK/one-$l/samples.png")" = 0 ] && [ -s "$WORK/one-$l/reconstructions.png" ] &&
-        "$VAE" sample --ckpt "$WORK/one-$l" --n 4 --out "$WORK/one-$l-s" >/dev/null 2>&1 &&
-        "$VAE" reconstruct --ckpt "$WORK/one-$l" --n 4 --out "$WORK/one-$l-r" >/dev/null 2>&1 &&
+        run_one 60 "$VAE" sample --ckpt "$WORK/one-$l" --n 4 --out "$WORK/one-$l-s" >/dev/null 2>&1 &&
+        run_one 60 "$VAE" reconstruct --ckpt "$WORK/one-$l" --n 4 --out "$WORK/one-$l-r" >/dev/null 2>&1 &&
         pass "(N, $( [ $l = chw ] && echo 1, 8, 8 || echo 8, 8, 1)): gray figures, sample, reconstruct" ||
         fail "one channel $l: figures, sample or reconstruct"
 done
@@ -107,9 +107,9 @@ run_mpi 2 120 "$VAE" $HV --out "$WORK/hv-res" --max-steps 7 >/dev/null 2>&1 &&
     pass "conv-hvae: stopped at step 7 and resumed, bitwise the uninterrupted run" || fail "conv-hvae resume"
 run_mpi 2 120 "$VAE" eval --ckpt "$WORK/hv" --samples 20 --out "$WORK/hv-ev.json" >"$WORK/hv-ev.log" 2>&1 &&
     grep -q '"nll": [0-9]' "$WORK/hv-ev.json" && pass "conv-hvae: eval" || { cat "$WORK/hv-ev.log"; fail "conv-hvae eval"; }
-"$VAE" sample --ckpt "$WORK/hv" --n 6 --out "$WORK/hv-s" >"$WORK/hv-s.log" 2>&1 &&
-    "$VAE" reconstruct --ckpt "$WORK/hv" --n 6 --out "$WORK/hv-r" >>"$WORK/hv-s.log" 2>&1 &&
-    "$VAE" interpolate --ckpt "$WORK/hv" --steps 5 --out "$WORK/hv-i" >>"$WORK/hv-s.log" 2>&1 &&
+run_one 60 "$VAE" sample --ckpt "$WORK/hv" --n 6 --out "$WORK/hv-s" >"$WORK/hv-s.log" 2>&1 &&
+    run_one 60 "$VAE" reconstruct --ckpt "$WORK/hv" --n 6 --out "$WORK/hv-r" >>"$WORK/hv-s.log" 2>&1 &&
+    run_one 60 "$VAE" interpolate --ckpt "$WORK/hv" --steps 5 --out "$WORK/hv-i" >>"$WORK/hv-s.log" 2>&1 &&
     run_mpi 2 60 "$VAE" encode --ckpt "$WORK/hv" --out "$WORK/hv-e.h5" >>"$WORK/hv-s.log" 2>&1 &&
     [ -s "$WORK/hv-s.png" ] && [ -s "$WORK/hv-r.png" ] && [ -s "$WORK/hv-i.png" ] && [ -s "$WORK/hv-e.h5" ] &&
     pass "conv-hvae: sample, reconstruct, interpolate, encode" || { cat "$WORK/hv-s.log"; fail "conv-hvae commands"; }

@@ -4,10 +4,10 @@
 # option), and the man page names every option of every command. The README
 # and docs/ link only to files that exist.
 . "$top_srcdir/tests/lib.sh"
-"$VAE" help --markdown >"$WORK/options.md" || fail "help --markdown"
+run_one 60 "$VAE" help --markdown >"$WORK/options.md" || fail "help --markdown"
 cmp -s "$WORK/options.md" "$top_srcdir/docs/options.md" && pass "docs/options.md is current" ||
     { diff "$top_srcdir/docs/options.md" "$WORK/options.md" | head -20; fail "docs/options.md is stale: run make options-md"; }
-"$VAE" help --man >"$WORK/vae-dist.1" || fail "help --man"
+run_one 60 "$VAE" help --man >"$WORK/vae-dist.1" || fail "help --man"
 missing=0
 for opt in $(sed -n 's/^| `--\([a-z0-9-]*\).*/\1/p' "$WORK/options.md" | sort -u); do
     roff=$(printf '%s' "$opt" | sed 's/-/\\\\-/g') # roff writes - as \-

@@ -19,6 +19,22 @@ run_mpi() {
     "$TIMEOUT" -k 5 "$secs" "$MPIRUN" --oversubscribe -np "$np" "$@"
 }
 
+# run_one SECS CMD...: vae-dist started without mpirun (a singleton, which
+# still starts MPI) under the same timeout
+run_one() {
+    [ -n "${TIMEOUT:-}" ] || skip "timeout (coreutils) not found: every vae-dist in the tests runs under it"
+    secs=$1; shift
+    "$TIMEOUT" -k 5 "$secs" "$@"
+}
+
+# one_error_line FILE: FILE, a stderr, holds exactly one "vae-dist: ..."
+# line and nothing else (blank lines aside); $lines and $others count them.
+one_error_line() {
+    lines=$(grep -c '^vae-dist: ' "$1")
+    others=$(grep -v '^vae-dist: ' "$1" | grep -vc '^$')
+    [ "$lines" -eq 1 ] && [ "$others" -eq 0 ]
+}
+
 # expect CODE NAME ARGS...: bad input on 2 ranks must end within the
 # timeout with exit CODE and exactly one "vae-dist: ..." line on stderr
 # (from one rank), nothing else there (-q: Open MPI's own banner aside).
@@ -26,9 +42,7 @@ expect() {
     code=$1; name=$2; shift 2
     run_mpi 2 60 -q "$VAE" "$@" >"$WORK/out" 2>"$WORK/err"
     rc=$?
-    lines=$(grep -c '^vae-dist: ' "$WORK/err")
-    others=$(grep -v '^vae-dist: ' "$WORK/err" | grep -vc '^$')
-    if [ "$rc" -eq "$code" ] && [ "$lines" -eq 1 ] && [ "$others" -eq 0 ]; then
+    if one_error_line "$WORK/err" && [ "$rc" -eq "$code" ]; then
         pass "$name: exit $rc, $(cat "$WORK/err")"
     else
         fail "$name: exit $rc (want $code), $lines error line(s), $others other stderr line(s)"

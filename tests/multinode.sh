@@ -98,9 +98,12 @@ ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $KARGS --max-steps $((step + 
 #    its rank, host, step and wait, and rank 0 records "failed 69" in
 #    RUN/status. Open MPI's mpirun waits minutes for the daemon it cannot
 #    reach (the batch scripts end it once rank 0 has ended), so the test
-#    ends it too. With the link back, the same command resumes.
+#    ends it too; with VD_TEST_MPIRUN_WAIT=S (by hand) it first watches
+#    mpirun for S s after the cut and says whether it still runs. With the
+#    link back, the same command resumes.
+WAIT=${VD_TEST_MPIRUN_WAIT:-0}
 LARGS="--epochs 200 --log-every 5 --stall-timeout 5 --out $WORK/cut"
-ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $LARGS >"$WORK/cut.log" 2>&1 &
+ns_mpirun $((WAIT + 120)) "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $LARGS >"$WORK/cut.log" 2>&1 &
 job=$!
 i=0; while [ ! -f "$WORK/cut/latest" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 # mid-epoch, past the checkpoint (at an epoch's end the watchdog allows
@@ -125,6 +128,11 @@ else
     tail -n 20 "$WORK/cut.log"
     fail "n2's link cut: after ${took}s ranks left: ${left}; $lines stall lines; status: $(cat "$WORK/cut/status" 2>/dev/null)"
 fi
+if [ "$WAIT" -gt 0 ]; then
+    while _nd_alive $job && [ $(($(date +%s) - start)) -lt "$WAIT" ]; do sleep 1; done
+    _nd_alive $job && echo "mpirun still running $(($(date +%s) - start)) s after the cut" ||
+        echo "mpirun ended $(($(date +%s) - start)) s after the cut"
+fi
 for p in $(node_pids n1 mpirun) $(node_pids n1 orted) $(node_pids n2 orted); do kill -9 $p 2>/dev/null; done
 wait $job 2>/dev/null
 nsrun n2 ip link set eth0 up
@@ -141,6 +149,23 @@ ns_mpirun 120 "$WORK/hosts-2x2" -np 4 "$VAE" $ARGS $LARGS --max-steps $((step + 
 #    cut end by themselves; with the link back the same command resumes.
 KA=$(sed -n 's/^export \(OMPI_MCA_oob_tcp_keepalive_time=.*\)$/\1/p' "$top_srcdir/README.md")
 [ -n "$KA" ] || { fail "README gives no OMPI_MCA_oob_tcp_keepalive settings for mpirun"; finish; }
+#    A rank reads them from its environment, which mpirun fills on both
+#    nodes from --mca as from exported OMPI_MCA_* variables, but not from
+#    a parameter file (docs/faults-and-resume.md); OMPI_MCA_orte_hnp_uri
+#    tells it mpirun started it.
+seen() { # seen MPIRUN-ARGS...: "seen HOST KEEPALIVE-TIME hnp" from each of 4 ranks
+    ns_mpirun 60 "$WORK/hosts-2x2" -np 4 "$@" \
+        sh -c 'echo "seen $(hostname) ${OMPI_MCA_oob_tcp_keepalive_time:-unset} ${OMPI_MCA_orte_hnp_uri:+hnp}"' 2>&1
+}
+printf 'oob_tcp_keepalive_time = 15\n' >"$WORK/ka.conf"
+mca=$(seen --mca oob_tcp_keepalive_time 15)
+file=$(export OMPI_MCA_mca_base_param_files="$WORK/ka.conf"; seen)
+[ "$(echo "$mca" | grep -c '^seen n1 15 hnp$')" -eq 2 ] && [ "$(echo "$mca" | grep -c '^seen n2 15 hnp$')" -eq 2 ] &&
+    pass "--mca oob_tcp_keepalive_time 15 is in every rank's environment, on both nodes, with OMPI_MCA_orte_hnp_uri" ||
+    fail "--mca oob_tcp_keepalive_time 15, as the ranks see it: $mca"
+[ "$(echo "$file" | grep -c '^seen n[12] unset hnp$')" -eq 4 ] &&
+    pass "oob_tcp_keepalive_time in a parameter file is in no rank's environment" ||
+    fail "a parameter file's oob_tcp_keepalive_time, as the ranks see it: $file"
 ST=5
 KARGS="--epochs 200 --log-every 5 --stall-timeout $ST --out $WORK/cut-ka"
 (

@@ -577,12 +577,19 @@ static void clip_check(Vae *m, VaeWork *w, Reducer *red, int mode, double want)
     io = (StepIO){.clip_norm = want * 100};
     assert_all(step_run(m, w, LOCAL_B, &elbo, &norm_adam, 2, red, &io));
     assert_all(!io.clipped && io.grad_norm > 0);
+    io = (StepIO){.clip_norm = want / 2, .failed = rank == size - 1}; /* not applied */
+    step_run(m, w, LOCAL_B, &elbo, &norm_adam, 3, red, &io);
+    assert_all(io.failed && !io.clipped && isnan(io.grad_norm));
+    io = (StepIO){.clip_norm = want / 2, .poison = rank == 0}; /* a non-finite sum */
+    assert_all(step_run(m, w, LOCAL_B, &elbo, &norm_adam, 3, red, &io) == 0);
+    assert_all(!io.clipped && isnan(io.grad_norm));
 }
 
 /* --clip-norm: the norm is the global one, of the mean gradient over all
  * ranks, whichever reduction holds which slice (allreduce; shared memory on
  * one node; shared memory over two "nodes"); it is the same double on every
- * rank; a norm above the limit is reported clipped, one below is not. */
+ * rank; a norm above the limit is reported clipped, one below is not; a
+ * step not applied is neither, and has no norm. */
 static void test_clip_norm_is_global(void **state)
 {
     (void)state;
@@ -591,20 +598,25 @@ static void test_clip_norm_is_global(void **state)
 
 static void norm_check(Vae *m, VaeWork *w, Reducer *red, int mode, double want)
 {
+    (void)mode;
     StepIO io = {0};
     assert_all(step_run(m, w, LOCAL_B, &elbo, &norm_adam, 1, red, &io));
     assert_all(fabs(io.grad_norm - want) <= 1e-5 * want);
     assert_all(same_norm_everywhere(io.grad_norm));
+    io = (StepIO){.poison = rank == 0}; /* a non-finite sum: not applied */
+    assert_all(step_run(m, w, LOCAL_B, &elbo, &norm_adam, 2, red, &io) == 0);
+    assert_all(isnan(io.grad_norm));
     io = (StepIO){.failed = rank == size - 1}; /* not applied */
     step_run(m, w, LOCAL_B, &elbo, &norm_adam, 2, red, &io);
-    assert_all(io.failed && (mode != 1 || !fuse || isnan(io.grad_norm)));
+    assert_all(io.failed && isnan(io.grad_norm));
 }
 
 /* The norm metrics.csv reports (grad_norm), without clipping: the global
  * norm of the mean gradient before any scaling, the same double on every
  * rank, with every reduction; with fuse (one node), summed inside Adam's
- * pass, after the update. A step not applied (a rank's batch missing)
- * reports no norm there. */
+ * pass, after the update. A step not applied (a rank's batch missing, or a
+ * non-finite sum) reports none (NaN), whichever reduction, after a step
+ * that did. */
 static void test_grad_norm_reported(void **state)
 {
     (void)state;

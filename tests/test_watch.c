@@ -1,8 +1,10 @@
 /* test_watch.c — the stall watchdog (watch.h): a stalled process exits 69
  * at once, or under mpirun with a short link check waits for mpirun to end
- * the job first, and its main thread goes no further meanwhile. */
+ * the job first, and its main thread goes no further meanwhile; a link
+ * check setting that is no number is named in its line. */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,10 +40,11 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* A child process whose wait (1.5 s) outlasts --stall-timeout 0.5 and then
+/* A child process whose wait (5 s) outlasts --stall-timeout 0.5 and then
  * returns, as when a cut link comes back: it must exit 69, after grace
- * seconds, and never get past the wait. Returns the seconds it took. */
-static double run_stalled_child(int *status, int *went_on)
+ * seconds, and never get past the wait. Its stderr goes to err_path (NULL:
+ * the test's). Returns the seconds it took. */
+static double run_stalled_child(int *status, int *went_on, const char *err_path)
 {
     int fd[2];
     assert_int_equal(pipe(fd), 0);
@@ -50,9 +53,14 @@ static double run_stalled_child(int *status, int *went_on)
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fd[0]);
+        if (err_path) {
+            int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (e < 0 || dup2(e, 2) < 0)
+                _exit(1);
+        }
         watch_start(0.5, 0);
         watch_wait("a test wait");
-        struct timespec nap = {1, 500000000};
+        struct timespec nap = {5, 0};
         nanosleep(&nap, NULL);
         watch_done();
         (void)!write(fd[1], "x", 1); /* the main thread went on: wrong */
@@ -72,11 +80,11 @@ static void test_stalled_process_exits_69(void **state)
     (void)state;
     unsetenv("OMPI_MCA_orte_hnp_uri");
     int status, went_on;
-    double took = run_stalled_child(&status, &went_on);
+    double took = run_stalled_child(&status, &went_on, NULL);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 69);
     assert_false(went_on);
-    assert_true(took < 1.5); /* at the timeout, not after the wait */
+    assert_true(took < 4); /* at the timeout, not after the wait */
 }
 
 static void test_stalled_process_under_mpirun_waits_for_it(void **state)
@@ -87,12 +95,46 @@ static void test_stalled_process_under_mpirun_waits_for_it(void **state)
     setenv("OMPI_MCA_oob_tcp_keepalive_intvl", "1", 1);
     setenv("OMPI_MCA_oob_tcp_keepalive_probes", "1", 1);
     int status, went_on;
-    double took = run_stalled_child(&status, &went_on); /* grace: 1 + 1 x 1 + 5 s */
+    double took = run_stalled_child(&status, &went_on, NULL); /* grace: 1 + 1 x 1 + 5 s */
     unsetenv("OMPI_MCA_orte_hnp_uri");
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 69);
     assert_false(went_on); /* the wait returned during the grace: parked */
     assert_true(took >= 0.5 + 7 - 0.1);
+}
+
+/* Under mpirun, a keepalive setting that is no whole number of seconds
+ * ("15s"): no wait for mpirun, and the line names the setting rather than
+ * saying mpirun checks no links. */
+static void test_unparsed_keepalive_named(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/stall.err", test_tmpdir());
+    setenv("OMPI_MCA_orte_hnp_uri", "1.0;tcp://10.0.0.1:5000", 1);
+    setenv("OMPI_MCA_oob_tcp_keepalive_time", "15s", 1);
+    setenv("OMPI_MCA_oob_tcp_keepalive_intvl", "5", 1);
+    setenv("OMPI_MCA_oob_tcp_keepalive_probes", "3", 1);
+    int status, went_on;
+    double took = run_stalled_child(&status, &went_on, path);
+    unsetenv("OMPI_MCA_orte_hnp_uri");
+    unsetenv("OMPI_MCA_oob_tcp_keepalive_time");
+    unsetenv("OMPI_MCA_oob_tcp_keepalive_intvl");
+    unsetenv("OMPI_MCA_oob_tcp_keepalive_probes");
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 69);
+    assert_false(went_on);
+    assert_true(took < 4);
+    char line[1024] = "";
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    unlink(path);
+    rmdir(test_tmpdir());
+    assert_non_null(strstr(line, ": OMPI_MCA_oob_tcp_keepalive_time=15s is not a whole number of "
+                                 "seconds"));
+    assert_null(strstr(line, "unless it checks its links"));
 }
 
 int main(void)
@@ -101,6 +143,7 @@ int main(void)
         cmocka_unit_test(test_grace_only_under_mpirun_with_a_short_check),
         cmocka_unit_test(test_stalled_process_exits_69),
         cmocka_unit_test(test_stalled_process_under_mpirun_waits_for_it),
+        cmocka_unit_test(test_unparsed_keepalive_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,13 @@ awk -F, -v b="$best_step" 'NR > 1 {n++; l[n] = $4; s[n] = $2; if (min == "" || $
     [ "$(ls "$WORK/ref" | grep -c '^ckpt-')" -eq 3 ] &&
     pass "--early-stop 4: stopped 4 epochs after the best (step $best_step), which --keep 2 spared" ||
     { cat "$WORK/ref/epochs.csv"; ls "$WORK/ref"; fail "early stop or the best checkpoint"; }
+# the run ended for good there: the interval it cut short is logged, so
+# metrics.csv (and loss.png, drawn from it) reach its last step
+final_step=$(echo "$FINAL" | sed 's/ckpt-0*\([0-9]*\)\.h5/\1/')
+last_row=$(tail -n 1 "$WORK/ref/metrics.csv" | cut -d, -f1)
+[ "$last_row" = "$final_step" ] && [ $((final_step % 5)) -ne 0 ] &&
+    pass "metrics.csv ends at the early stop's step $final_step, between --log-every 5's rows" ||
+    fail "metrics.csv ends at step $last_row, the early stop at $final_step (a multiple of 5 tells nothing)"
 run_mpi 2 60 "$VAE" $ARGS --out "$WORK/ref" >"$WORK/again.log" 2>&1 &&
     grep -q "nothing to do: the run stopped early" "$WORK/again.log" &&
     pass "the same command again: nothing to do, exit 0" || { cat "$WORK/again.log"; fail "a second run of an early-stopped run"; }
@@ -65,11 +72,11 @@ run_mpi 2 120 "$VAE" $ARGS --out "$WORK/a" --max-steps 96 >/dev/null 2>&1 || fai
 run_mpi 2 120 "$VAE" $ARGS --out "$WORK/a" >"$WORK/a.log" 2>&1 || fail "resume to the end"
 ok=1
 for g in /params /adam/m /adam/v; do "$H5DIFF" -q "$WORK/ref/$FINAL" "$WORK/a/$FINAL" $g || ok=0; done
-cut -d, -f1-6,8 "$WORK/ref/metrics.csv" >"$WORK/m1"; cut -d, -f1-6,8 "$WORK/a/metrics.csv" >"$WORK/m2"
+cut -d, -f1-6,8,9 "$WORK/ref/metrics.csv" >"$WORK/m1"; cut -d, -f1-6,8,9 "$WORK/a/metrics.csv" >"$WORK/m2"
 cut -d, -f1-6,8 "$WORK/ref/epochs.csv" >"$WORK/e1"; cut -d, -f1-6,8 "$WORK/a/epochs.csv" >"$WORK/e2"
 cmp -s "$WORK/m1" "$WORK/m2" && cmp -s "$WORK/e1" "$WORK/e2" || ok=0
 [ "$(cat "$WORK/a/best")" = "$best" ] || ok=0
-[ $ok -eq 1 ] && pass "stopped at steps 61 and 96 and resumed: bitwise the uninterrupted run, lr, clipping and best included" ||
+[ $ok -eq 1 ] && pass "stopped at steps 61 and 96 and resumed: bitwise the uninterrupted run, lr, clipping, grad_norm and best included" ||
     { diff "$WORK/m1" "$WORK/m2" | head; fail "a resumed run differs"; }
 
 # the stall watchdog and a slow file system: rank 0 taking 3 s to write each

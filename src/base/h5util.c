@@ -215,37 +215,3 @@ int h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n)
 {
     return write_dataset(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT32, data, &n, 1);
 }
-
-int h5_append_f64(hid_t loc, const char *name, double v)
-{
-    hid_t d;
-    if (H5Lexists(loc, name, H5P_DEFAULT) > 0) {
-        d = H5Dopen2(loc, name, H5P_DEFAULT);
-    } else {
-        hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = 256;
-        hid_t space = H5Screate_simple(1, &zero, &unlimited);
-        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-        H5Pset_chunk(dcpl, 1, &chunk);
-        d = H5Dcreate2(loc, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-        H5Pclose(dcpl);
-        H5Sclose(space);
-    }
-    if (d < 0)
-        return -1;
-    hid_t space = H5Dget_space(d);
-    hsize_t n;
-    H5Sget_simple_extent_dims(space, &n, NULL);
-    H5Sclose(space);
-    hsize_t newn = n + 1, one = 1;
-    int rc = H5Dset_extent(d, &newn);
-    if (rc >= 0) {
-        space = H5Dget_space(d);
-        H5Sselect_hyperslab(space, H5S_SELECT_SET, &n, NULL, &one, NULL);
-        hid_t mspace = H5Screate_simple(1, &one, NULL);
-        rc = H5Dwrite(d, H5T_NATIVE_DOUBLE, mspace, space, H5P_DEFAULT, &v);
-        H5Sclose(mspace);
-        H5Sclose(space);
-    }
-    H5Dclose(d);
-    return rc < 0 ? -1 : 0;
-}

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@ static struct {
     _Atomic int stalled; /* the process is ending: the main thread goes no further */
     double grace;        /* seconds a stalled rank waits for mpirun to end the job */
     int under_mpirun;
+    char unparsed[96];   /* "NAME=VALUE" of a keepalive setting that is no number */
     void (*on_stall)(int64_t step);
     int in_io;
 } w;
@@ -44,9 +46,12 @@ static void stalled(double waited)
     char io[64] = "";
     if (atomic_load(&w.io))
         snprintf(io, sizeof io, ", times %d at start-up and epoch ends", WATCH_IO_FACTOR);
-    char grace[160] = "";
+    char grace[256] = "";
     if (w.grace > 0)
         snprintf(grace, sizeof grace, ", once mpirun has seen it (at most %.0f s)", w.grace);
+    else if (w.unparsed[0])
+        snprintf(grace, sizeof grace, "; mpirun may wait many minutes for the lost node: %s is not "
+                 "a whole number of seconds (docs/faults-and-resume.md)", w.unparsed);
     else if (w.under_mpirun)
         snprintf(grace, sizeof grace, "; mpirun may wait many minutes for the lost node unless it checks "
                  "its links (OMPI_MCA_oob_tcp_keepalive_time, docs/faults-and-resume.md)");
@@ -89,6 +94,11 @@ static double env_seconds(const char *s, double dflt)
     return end != s && *end == '\0' && v >= 1 && v <= 1000000 ? (double)v : -1;
 }
 
+/* The keepalive settings, in watch_grace_seconds's order */
+static const char *const ka_names[3] = {"OMPI_MCA_oob_tcp_keepalive_time",
+                                        "OMPI_MCA_oob_tcp_keepalive_intvl",
+                                        "OMPI_MCA_oob_tcp_keepalive_probes"};
+
 double watch_grace_seconds(const char *hnp_uri, const char *ka_time, const char *ka_intvl,
                            const char *ka_probes)
 {
@@ -127,9 +137,17 @@ void watch_start(double timeout, int rank)
     w.rank = rank;
     const char *hnp = getenv("OMPI_MCA_orte_hnp_uri");
     w.under_mpirun = hnp && *hnp;
-    w.grace = watch_grace_seconds(hnp, getenv("OMPI_MCA_oob_tcp_keepalive_time"),
-                                  getenv("OMPI_MCA_oob_tcp_keepalive_intvl"),
-                                  getenv("OMPI_MCA_oob_tcp_keepalive_probes"));
+    w.grace = watch_grace_seconds(hnp, getenv(ka_names[0]), getenv(ka_names[1]),
+                                  getenv(ka_names[2]));
+    w.unparsed[0] = '\0'; /* named in the stall line, rather than taken for keepalive off */
+    for (int i = 0; i < 3 && w.under_mpirun && !w.unparsed[0]; i++) {
+        const char *v = getenv(ka_names[i]);
+        char *end = NULL;
+        if (v)
+            strtol(v, &end, 10);
+        if (v && (end == v || *end != '\0'))
+            snprintf(w.unparsed, sizeof w.unparsed, "%s=%.40s", ka_names[i], v);
+    }
     atomic_store(&w.quit, 0);
     w.running = pthread_create(&w.thread, NULL, watch_thread, NULL) == 0;
 }

@@ -440,6 +440,8 @@ static int write_interp(const InterpConfig *cfg, const char *ckpt, const H5Rows 
         vd_free(strip);
         if (rc != VD_OK)
             return err->code;
+        image_note_scale(stdout, path, cfg->figure_scale,
+                         image_grid_scale(&x->img, K + 2, K + 2, cfg->figure_scale));
         printf("wrote %s (row %lld, %d points, row %lld)\n", path, (long long)cfg->from, K,
                (long long)cfg->to);
     } else {

@@ -127,6 +127,7 @@ static int write_grid(const char *name, const float *pics, int n, const ImageGeo
     trained_out_path(path, name, ".png");
     if (image_grid_png(path, pics, n, g, cols, scale, &w, &h, err) != VD_OK)
         return err->code;
+    image_note_scale(stdout, path, scale, image_grid_scale(g, n, cols, scale));
     printf("wrote %s (%d x %d%s)\n", path, w, h, g->c >= 3 ? ", RGB" : "");
     return VD_OK;
 }

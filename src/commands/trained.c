@@ -131,7 +131,8 @@ void trained_image(const char *ckpt, ImageGeom *g)
 
 const char trained_threads_help[] = "OpenBLAS threads per rank (0: cores / ranks per node)";
 const char trained_figure_scale_help[] =
-    "pixels per image pixel in the PNG (0: small images scaled up to about 96 px)";
+    "pixels per image pixel in the PNG (0: small images scaled up to about 96 px); lowered, "
+    "with a note, where it would pass 8192 px a side";
 
 int trained_check_outputs(const char *name, const char *ckpt, VdError *err)
 {

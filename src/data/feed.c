@@ -84,12 +84,6 @@ int64_t feed_bytes(const Feed *f)
     return f->resident ? feed_resident_bytes(f->resident) : feed_stream_bytes(f->stream);
 }
 
-double feed_wait_seconds(const Feed *f)
-{
-    return f->resident ? feed_resident_wait_seconds(f->resident)
-                       : feed_stream_wait_seconds(f->stream);
-}
-
 double feed_load_seconds(const Feed *f)
 {
     return f->resident ? feed_resident_load_seconds(f->resident)

@@ -15,7 +15,7 @@ struct FeedResident {
     int rank, size, B;
     size_t row_bytes;
     int64_t n_rows, need;        /* rows in the dataset; rows this rank trains on per epoch */
-    double wait, load;           /* seconds waiting for the exchange; reading the block */
+    double load;                 /* seconds reading the block */
     int64_t b0, nb;              /* this rank's block of rows */
     char *block;                 /* (nb, row_bytes) */
     int32_t *block_lab;          /* (nb) */
@@ -54,7 +54,6 @@ int64_t feed_resident_bytes(const FeedResident *f)
                      (size_t)f->n_rows * 8);
 }
 
-double feed_resident_wait_seconds(const FeedResident *f) { return f->wait; }
 double feed_resident_load_seconds(const FeedResident *f) { return f->load; }
 
 /* The rank whose block (shard_range) holds row. */
@@ -244,7 +243,6 @@ static void resident_post(FeedResident *f, int64_t epoch, int b)
 
 void feed_resident_epoch(FeedResident *f, int64_t epoch)
 {
-    double t0 = vd_now();
     watch_wait("the exchange of training rows");
     if (f->pending != epoch) { /* the first epoch, or resumed: nothing read ahead */
         MPI_Waitall(2, f->req, MPI_STATUSES_IGNORE);
@@ -252,7 +250,6 @@ void feed_resident_epoch(FeedResident *f, int64_t epoch)
     }
     MPI_Waitall(2, f->req, MPI_STATUSES_IGNORE);
     watch_done();
-    f->wait += vd_now() - t0;
     f->cur = f->pending_buf;
     if (epoch + 1 < f->c.epochs)
         resident_post(f, epoch + 1, f->cur ^ 1);

@@ -26,7 +26,7 @@ struct FeedStream {
     int rank, size, B;
     size_t row_bytes;
     int64_t n_rows, need;        /* rows in the dataset; rows this rank trains on per epoch */
-    double wait, load;           /* seconds waiting for the reader; reading */
+    double load;                 /* seconds reading */
     int64_t unit_rows, n_units, window; /* rows per unit, units, window capacity in rows */
     char *win;                   /* (window, row_bytes) */
     int32_t *win_lab;
@@ -53,7 +53,6 @@ int64_t feed_stream_bytes(const FeedStream *f)
     return (int64_t)((size_t)f->window * (rb + 8) + (size_t)QUEUE * f->unit_rows * rb);
 }
 
-double feed_stream_wait_seconds(const FeedStream *f) { return f->wait; }
 double feed_stream_load_seconds(const FeedStream *f) { return f->load; }
 
 /* The units rank takes in epoch (positions rank, rank + p, ... of the
@@ -142,13 +141,11 @@ static void *reader_main(void *arg)
 static int pull(FeedStream *f, int64_t j)
 {
     if (f->q_pos == 0) {
-        double t0 = vd_now();
         pthread_mutex_lock(&f->mu);
         while (f->q_count == 0 && !f->rerr.code)
             pthread_cond_wait(&f->ready, &f->mu);
         int failed = f->q_count == 0;
         pthread_mutex_unlock(&f->mu);
-        f->wait += vd_now() - t0;
         if (failed)
             return 0;
     }

@@ -164,13 +164,29 @@ int image_auto_scale(const ImageGeom *g)
     return side > 0 && side < IMAGE_TILE_PX ? IMAGE_TILE_PX / side : 1;
 }
 
+int image_grid_scale(const ImageGeom *g, int n, int cols, int scale)
+{
+    cols = cols > n ? n : cols < 1 ? 1 : cols;
+    if (scale <= 0)
+        scale = image_auto_scale(g);
+    long long rows = (n + cols - 1) / cols, gw = (long long)cols * (g->w + 1) + 1,
+              gh = rows * (g->h + 1) + 1, fit = IMAGE_MAX_PX / (gw > gh ? gw : gh);
+    return scale <= fit ? scale : fit > 1 ? (int)fit : 1;
+}
+
+void image_note_scale(FILE *out, const char *name, int asked, int used)
+{
+    if (asked > 0 && used < asked)
+        fprintf(out, "note: --figure-scale %d is lowered to %d for %s: a figure stays within %d "
+                "pixels a side\n", asked, used, name, IMAGE_MAX_PX);
+}
+
 int image_grid_png(const char *path, const float *images, int n, const ImageGeom *g, int cols,
                    int scale, int *w, int *h, VdError *err)
 {
+    scale = image_grid_scale(g, n, cols, scale);
     if (cols > n)
         cols = n;
-    if (scale <= 0)
-        scale = image_auto_scale(g);
     int rows = (n + cols - 1) / cols, gw, gh, px = g->c >= 3 ? 3 : 1;
     uint8_t *grid = vd_calloc((size_t)(cols * (g->w + 1) + 1) * (size_t)(rows * (g->h + 1) + 1),
                               (size_t)px);

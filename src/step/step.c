@@ -64,19 +64,22 @@ int step_run_parts(Vae *m, VaeWork *w, int parts, StepPart load, void *ctx,
     int finite = reduce_finish(red, clip > 0 ? &sumsq : NULL);
     double t3 = vd_now();
     const float *sum = reduce_extras(red);
-    int failed = sum[VD_EXTRA_FAIL] > 0.0f;
+    int failed = sum[VD_EXTRA_FAIL] > 0.0f, apply = finite && !failed;
     float scale = 1.0f / sum[VD_EXTRA_COUNT];
-    if (clip > 0) { /* the norm of the mean gradient, from the same double on every rank */
-        io->grad_norm = sqrt(sumsq) / sum[VD_EXTRA_COUNT];
-        io->clipped = finite && io->grad_norm > clip;
+    double norm = NAN; /* of the mean gradient, from the same double on every rank */
+    if (clip > 0) {
+        norm = sqrt(sumsq) / sum[VD_EXTRA_COUNT];
+        io->clipped = apply && norm > clip;
         if (io->clipped)
-            scale = (float)(clip / (io->grad_norm * sum[VD_EXTRA_COUNT]));
+            scale = (float)(clip / (norm * sum[VD_EXTRA_COUNT]));
     }
     int stop = sum[VD_EXTRA_STOP] > 0.0f;
-    reduce_update(red, adam, t, scale, finite && !failed);
+    reduce_update(red, adam, t, scale, apply);
     double t4 = vd_now();
-    if (io) { /* reported every step; with --reduce shm's fused pass it is summed in the update */
-        io->grad_norm = sqrt(reduce_grad_sumsq(red)) / sum[VD_EXTRA_COUNT];
+    if (io) { /* NaN for a step not applied; --reduce shm's fused pass sums it in the update */
+        if (clip <= 0)
+            norm = sqrt(reduce_grad_sumsq(red)) / sum[VD_EXTRA_COUNT];
+        io->grad_norm = apply ? norm : NAN;
         io->stop = stop;
         io->failed = failed;
         io->times = (StepTimes){fwd, bwd, t3 - t2, t4 - t3};

@@ -37,11 +37,25 @@ static void reconstructions(Run *r, float *pics)
     }
 }
 
+/* The draws of samples.png: 64, or for a conditional model a row a class. */
+static int samples_shown(const Vae *m)
+{
+    int C = m->shape.classes;
+    return C > 0 ? (C < 32 ? C : 32) * COLS : 64;
+}
+
+void figures_note_scale(const Run *r)
+{
+    const ImageGeom *img = &r->data.train_x.img;
+    int asked = r->plan.cfg.figure_scale, n = samples_shown(r->live.m);
+    if (img->c) /* samples.png, the taller grid (reconstructions.png may keep more) */
+        image_note_scale(stdout, "samples.png", asked, image_grid_scale(img, n, COLS, asked));
+}
+
 void figures_images(Run *r)
 {
     const Vae *m = r->live.m;
-    int D = m->shape.n_input, d = m->d_total, C = m->shape.classes;
-    int nsamples = C > 0 ? (C < 32 ? C : 32) * COLS : 64; /* a conditional model: a row a class */
+    int D = m->shape.n_input, d = m->d_total, nsamples = samples_shown(m);
     float *pics = vd_calloc((size_t)(nsamples > 4 * COLS ? nsamples : 4 * COLS) * D, sizeof(float));
     float *z = vd_calloc((size_t)nsamples * d, sizeof(float));
     int32_t *cls = vd_calloc((size_t)nsamples, sizeof(int32_t));

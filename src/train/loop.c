@@ -164,6 +164,40 @@ static void judge_report(const Run *r, const Loop *l)
                (long long)st->best_step, r->plan.cfg.out);
 }
 
+/* Rank 0: one progress line and metrics row for the interval that ends now
+ * (local step s of epoch). */
+static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
+{
+    TrainState *st = &r->st;
+    if (st->ivl_count == 0) /* every step of the interval was skipped */
+        return;
+    double now = vd_now(), rate = l->ivl_fresh / (now - l->ivl_start);
+    double eta = l->early ? 0
+                          : (now - l->run_start) / (double)(st->step - l->first_step) *
+                                (double)(r->plan.total_steps - st->step);
+    TrainRow row = {(double)st->step, (double)epoch + 1,
+                    (st->ivl_recon + st->ivl_kl) / st->ivl_count, st->ivl_recon / st->ivl_count,
+                    st->ivl_kl / st->ivl_count, l->lr, rate, st->ivl_clipped,
+                    st->ivl_norm_steps ? st->ivl_grad_norm / st->ivl_norm_steps : NAN};
+    if (r->plan.rank == 0 && !r->plan.cfg.quiet) {
+        char etab[32];
+        fmt_duration(etab, sizeof etab, eta);
+        printf("epoch %lld/%d  step %lld/%lld  loss %.2f = %.2f + %.2f  lr %.3g  %.0f samples/s  "
+               "ETA %s\n", (long long)epoch + 1, r->plan.cfg.epochs, (long long)(s + 1),
+               (long long)r->plan.steps_per_epoch, row.loss, row.recon, row.kl, l->lr, rate, etab);
+        fflush(stdout);
+    }
+    if (r->plan.rank == 0) {
+        h5_lock(); /* the streaming reader's thread may be in HDF5 */
+        metrics_train(r->live.metrics, &row);
+        h5_unlock();
+    }
+    st->ivl_recon = st->ivl_kl = st->ivl_count = st->ivl_clipped = l->ivl_fresh = 0;
+    st->ivl_grad_norm = st->ivl_norm_steps = 0;
+    l->ivl_start = vd_now();
+    r->live.prof.io += l->ivl_start - now;
+}
+
 /* Collective: test ELBO, epoch metrics, checkpoint and figures at an epoch's
  * end; the best epoch is always checkpointed. */
 static void end_epoch(Run *r, Loop *l, int64_t epoch, double ep_start, int want_ckpt,
@@ -176,6 +210,10 @@ static void end_epoch(Run *r, Loop *l, int64_t epoch, double ep_start, int want_
     double t1 = vd_now();
     r->live.prof.eval += t1 - t0;
     int best = judge_epoch(r, l, tot);
+    if (l->early) { /* the run ends for good: its interval is logged, not left to a resume */
+        l->ivl_start += vd_now() - t0; /* the test pass is not stepping */
+        log_interval(r, l, epoch, r->plan.steps_per_epoch - 1);
+    }
     want_ckpt |= best || l->stop;
     if (want_ckpt && !comm_same_bits(r->live.m->params, r->live.m->n_params, r->plan.comm))
         vd_fail(err, VD_EX_SOFTWARE, "replicas diverged: parameter checksums differ at step %lld",
@@ -236,39 +274,6 @@ static const char *stop_cause(void)
     case SIGUSR1: return "SIGUSR1";
     default: return "a signal to another rank";
     }
-}
-
-/* Rank 0: one progress line and metrics row for the interval that ends now
- * (local step s of epoch). */
-static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
-{
-    TrainState *st = &r->st;
-    if (st->ivl_count == 0) /* every step of the interval was skipped */
-        return;
-    double now = vd_now(), rate = l->ivl_fresh / (now - l->ivl_start);
-    double eta = (now - l->run_start) / (double)(st->step - l->first_step) *
-                 (double)(r->plan.total_steps - st->step);
-    TrainRow row = {(double)st->step, (double)epoch + 1,
-                    (st->ivl_recon + st->ivl_kl) / st->ivl_count, st->ivl_recon / st->ivl_count,
-                    st->ivl_kl / st->ivl_count, l->lr, rate, st->ivl_clipped,
-                    st->ivl_norm_steps ? st->ivl_grad_norm / st->ivl_norm_steps : NAN};
-    if (r->plan.rank == 0 && !r->plan.cfg.quiet) {
-        char etab[32];
-        fmt_duration(etab, sizeof etab, eta);
-        printf("epoch %lld/%d  step %lld/%lld  loss %.2f = %.2f + %.2f  lr %.3g  %.0f samples/s  "
-               "ETA %s\n", (long long)epoch + 1, r->plan.cfg.epochs, (long long)(s + 1),
-               (long long)r->plan.steps_per_epoch, row.loss, row.recon, row.kl, l->lr, rate, etab);
-        fflush(stdout);
-    }
-    if (r->plan.rank == 0) {
-        h5_lock(); /* the streaming reader's thread may be in HDF5 */
-        metrics_train(r->live.metrics, &row);
-        h5_unlock();
-    }
-    st->ivl_recon = st->ivl_kl = st->ivl_count = st->ivl_clipped = l->ivl_fresh = 0;
-    st->ivl_grad_norm = st->ivl_norm_steps = 0;
-    l->ivl_start = vd_now();
-    r->live.prof.io += l->ivl_start - now;
 }
 
 /* Local: the batch of local step s of epoch, binarized if asked, and its
@@ -367,8 +372,9 @@ static int one_step(Run *r, Loop *l, int64_t epoch, int64_t s, VdError *err)
     }
     /* every --log-every steps, whatever the epochs (an interval cut at each
      * epoch's end would be short and its loss noisy), and at the last step
-     * of the last epoch; a stop before (--max-steps, a signal) leaves the
-     * interval to the checkpoint, so a resumed run logs the same rows */
+     * of the last epoch (an early stop logs at its epoch's end); a stop
+     * before (--max-steps, a signal) leaves the interval to the checkpoint,
+     * so a resumed run logs the same rows */
     if (st->step % r->plan.cfg.log_every == 0 ||
         st->step == r->plan.steps_per_epoch * r->plan.cfg.epochs)
         log_interval(r, l, epoch, s);
@@ -466,8 +472,13 @@ void loop_print_profile(const Run *r)
         printf("  %-10s %8.3f ms  max %8.3f ms  %5.1f%%%s\n", names[i], 1e3 * mine[i] / steps,
                1e3 * mx[i] / steps, i < 5 ? 100.0 * mine[i] / total : 0.0,
                i < 5 ? "" : " (outside steps)");
-    double flops = 6.0 * vae_forward_macs(r->live.m, r->plan.B) -
-                   2.0 * vae_first_layer_macs(r->live.m);
+    /* per sample: a VampPrior's pseudo-inputs pass once per part, each
+     * rank taking its share of them (rank 0: the first K / size) */
+    const Vae *m = r->live.m;
+    int K = m->prior.K, own = r->plan.size > 1 ? vae_group_first(K, 1, r->plan.size) : K;
+    double plain = vae_forward_macs(m, 0),
+           pseudo = K > 0 ? (vae_forward_macs(m, r->plan.B) - plain) * own / K : 0;
+    double flops = 6.0 * (plain + r->plan.parts * pseudo) - 2.0 * vae_first_layer_macs(m);
     const char *what = reduce_fused(r->live.red)
                            ? "the wait for the node's other ranks; the slice sums run in "
                              "the optimizer's pass"

@@ -155,25 +155,49 @@ static int lock_run(Run *r, VdError *err)
     return VD_OK;
 }
 
-int rundir_prepare(Run *r, VdError *err)
+/* Rank 0: the run directory, which exists: refuses what a run there would
+ * overwrite, then takes RUN/lock. */
+static int claim_dir(Run *r, VdError *err)
+{
+    TrainConfig *cfg = &r->plan.cfg;
+    if (check_foreign_files(cfg->out, cfg->fresh, err) != VD_OK)
+        return err->code;
+    h5_locking_probe(cfg->out); /* checkpoints and metrics.h5 go there */
+    r->live.claimed = 1;
+    return lock_run(r, err);
+}
+
+static void check_newest(const Run *r, VdError *err);
+
+int rundir_claim(Run *r, VdError *err)
 {
     TrainConfig *cfg = &r->plan.cfg;
     if (r->plan.rank == 0 && strchr(cfg->out, '%'))
         expand_out(cfg, err);
     MPI_Bcast(cfg->out, sizeof cfg->out, MPI_CHAR, 0, r->plan.comm);
     struct stat st;
-    if (r->plan.rank == 0 && err->code == VD_OK && stat(cfg->out, &st) == 0 && S_ISDIR(st.st_mode))
-        check_foreign_files(cfg->out, cfg->fresh, err);
-    if (r->plan.rank == 0 && err->code == VD_OK) {
+    if (r->plan.rank == 0 && err->code == VD_OK && stat(cfg->out, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            vd_fail(err, VD_EX_CANTCREAT, "cannot create run directory %s: %s", cfg->out,
+                    strerror(ENOTDIR));
+        else if (claim_dir(r, err) == VD_OK && !cfg->fresh)
+            check_newest(r, err);
+    }
+    return vd_error_agree(err, r->plan.comm);
+}
+
+int rundir_prepare(Run *r, VdError *err)
+{
+    TrainConfig *cfg = &r->plan.cfg;
+    if (r->plan.rank == 0 && !r->live.claimed) { /* made now: another run may have made it meanwhile */
         if (vd_mkdirs(cfg->out) != 0)
             vd_fail(err, VD_EX_CANTCREAT, "cannot create run directory %s: %s", cfg->out,
                     strerror(errno));
-        else {
-            h5_locking_probe(cfg->out); /* checkpoints and metrics.h5 go there */
-            if (lock_run(r, err) == VD_OK && cfg->fresh)
-                set_aside_previous_run(cfg->out, err);
-        }
+        else
+            claim_dir(r, err);
     }
+    if (r->plan.rank == 0 && err->code == VD_OK && cfg->fresh)
+        set_aside_previous_run(cfg->out, err);
     return vd_error_agree(err, r->plan.comm);
 }
 
@@ -257,6 +281,27 @@ static int check_resumable(const Run *r, const char *path, VdError *err)
                        "--out, or --fresh",
                        path, image_layout_name(&d.img), image_layout_name(g));
     return VD_OK;
+}
+
+/* Rank 0, before the data are read: what load_newest would refuse in the
+ * newest checkpoint, if it can be read (a damaged one is load_newest's,
+ * which tries older ones): check_resumable's, or another model. */
+static void check_newest(const Run *r, VdError *err)
+{
+    char (*names)[64] = vd_calloc(VD_MAX_CKPTS, 64), path[VD_PATH_MAX];
+    VaeShape shape;
+    VdError e = {0};
+    if (ckpt_list(r->plan.cfg.out, names, VD_MAX_CKPTS) > 0 &&
+        vd_path_join(path, r->plan.cfg.out, names[0]) == 0 &&
+        check_resumable(r, path, err) == VD_OK && ckpt_read_shape(path, &shape, &e) == VD_OK &&
+        !vae_shape_equal(&shape, &r->live.m->shape)) {
+        char have[160], want[160]; /* ckpt_load's words */
+        vae_shape_text(&shape, have, sizeof have);
+        vae_shape_text(&r->live.m->shape, want, sizeof want);
+        vd_fail(err, VD_EX_USAGE, "%s holds a %s model, this run is %s; use another --out, or "
+                "--fresh", path, have, want);
+    }
+    vd_free(names);
 }
 
 /* Rank 0: the options a resumed run may change (the optimizer's and the

@@ -130,6 +130,7 @@ static void print_start(const Run *r)
         printf("note: --warmup %lld is longer than the run's %lld steps: the KL weight reaches "
                "only %.2g%% of --beta %g\n", (long long)cfg->warmup, (long long)span,
                100.0 * (double)span / (double)cfg->warmup, cfg->beta);
+    figures_note_scale(r);
     if (cfg->show_config) {
         printf("configuration:\n");
         opts_print(stdout, train_options, cfg);
@@ -184,12 +185,13 @@ static int setup(Run *r, VdError *err)
     TrainConfig *cfg = &r->plan.cfg;
     if (err->code == VD_OK)
         train_check_options(cfg, err);
-    if (err->code == VD_OK && cfg->batch < r->plan.size)
-        vd_fail(err, VD_EX_USAGE,
-                "--batch %lld is smaller than the %d ranks: every rank needs a sample per step",
-                (long long)cfg->batch, r->plan.size);
     /* a step: --accumulate parts of --batch rows, each rank's share in parts */
     r->plan.batch = cfg->batch * cfg->accumulate;
+    char step_rows[96];
+    train_step_rows(cfg, step_rows, sizeof step_rows);
+    if (err->code == VD_OK && r->plan.batch < r->plan.size)
+        vd_fail(err, VD_EX_USAGE, "%s is smaller than the %d ranks: every rank needs a sample per "
+                "step", step_rows, r->plan.size);
     r->plan.B = shard_local_batch(r->plan.batch, r->plan.rank, r->plan.size);
     r->plan.parts = cfg->accumulate;
     r->plan.part = (r->plan.B + r->plan.parts - 1) / r->plan.parts;
@@ -209,9 +211,11 @@ static int setup(Run *r, VdError *err)
     if (r->data.has_test)
         shard_range(r->data.test_x.n_rows, r->plan.rank, r->plan.size, &r->plan.test_begin,
                     &r->plan.test_end);
-    /* the data are read and checked before the run directory is touched:
-     * bad data leave no directory behind (streamed rows are checked as read) */
-    if (train_data_load(r, err) || rundir_prepare(r, err))
+    /* a run directory that is there is claimed before the data are read (a
+     * second run in it stops at once); one that is not is made only once
+     * they are read and checked: bad data leave no directory behind
+     * (streamed rows are checked as read) */
+    if (rundir_claim(r, err) || train_data_load(r, err) || rundir_prepare(r, err))
         return err->code;
     int resumed = rundir_resume(r, err);
     if (err->code != VD_OK)
@@ -317,11 +321,11 @@ int train_main(int argc, char **argv, MPI_Comm comm)
         vd_free(r);
         return VD_OK;
     }
-    watch_start(r->plan.cfg.stall_timeout, r->plan.rank);
-    if (r->plan.rank == 0) {
+    if (r->plan.rank == 0) { /* before the watchdog's thread, which reads them */
         stalled_run = r;
         watch_on_stall(record_stall);
     }
+    watch_start(r->plan.cfg.stall_timeout, r->plan.rank);
     watch_rank0_io(1); /* start-up: rank 0 alone imports, resumes, rebuilds the metrics */
     int code = setup(r, &err);
     watch_rank0_io(0);

@@ -216,9 +216,11 @@ void train_data_open(Run *r, VdError *err)
         check_labels(r, err);
     if (err->code != VD_OK)
         return;
+    char step_rows[96];
+    train_step_rows(cfg, step_rows, sizeof step_rows);
     if (x->n_rows < r->plan.batch)
-        vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than one global batch (%lld)",
-                x->where, (long long)x->n_rows, (long long)r->plan.batch);
+        vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than one step's %s", x->where,
+                (long long)x->n_rows, step_rows);
     else if (r->data.has_test && tx->n_rows < r->plan.size)
         vd_fail(err, VD_EX_DATAERR, "%s has %lld samples, fewer than the %d ranks", tx->where,
                 (long long)tx->n_rows, r->plan.size);

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,7 +93,8 @@ static const OptSpec train_only[] = {
      "ended only (metrics.csv and epochs.csv have every row)"},
     {"figure-scale", NUM(OPT_INT, figure_scale), "0", 0, 64, "S",
      "pixels per image pixel in reconstructions.png and samples.png (0: small images scaled up "
-     "to about 96 px, as sample and reconstruct do)"},
+     "to about 96 px, as sample and reconstruct do); lowered, with a note, where a figure "
+     "would pass 8192 px a side"},
     {"show-config", NUM(OPT_BOOL, show_config), "0", 0, 0, NULL,
      "print the whole configuration at the start (config.txt in the run directory has it)"},
     {"binarize", NUM(OPT_BOOL, binarize), "0", 0, 0, NULL,
@@ -126,9 +128,15 @@ static const OptSpec train_only[] = {
     OPT_END};
 
 /* train_only with model_options after val-fraction, their offsets into
- * TrainConfig's model. */
+ * TrainConfig's model, and OPT_END: sized at compile time from both tables
+ * (model_options' length is part of its declared type: more rows than
+ * MODEL_N_OPTIONS do not compile; fewer would leave rows empty, which the
+ * constructor refuses before main). */
 enum { N_ONLY = sizeof train_only / sizeof *train_only - 1 };
-static OptSpec train_table[N_ONLY + 16];
+static OptSpec train_table[N_ONLY + MODEL_N_OPTIONS + 1];
+_Static_assert(sizeof train_table / sizeof *train_table ==
+                   N_ONLY + sizeof model_options / sizeof *model_options,
+               "train_table holds train_only's and model_options' rows and one OPT_END");
 const OptSpec *const train_options = train_table;
 
 __attribute__((constructor)) static void build_train_table(void)
@@ -138,11 +146,15 @@ __attribute__((constructor)) static void build_train_table(void)
         train_table[n++] = train_only[i];
         if (strcmp(train_only[i].name, "val-fraction") != 0)
             continue;
-        for (const OptSpec *o = model_options; o->name; o++) {
-            train_table[n] = *o;
+        for (int j = 0; j < MODEL_N_OPTIONS; j++) {
+            if (!model_options[j].name)
+                VD_ABORT("model_options has %d rows, not MODEL_N_OPTIONS %d", j, MODEL_N_OPTIONS);
+            train_table[n] = model_options[j];
             train_table[n++].offset += offsetof(TrainConfig, model);
         }
     }
+    if (n != N_ONLY + MODEL_N_OPTIONS) /* no val-fraction row to put them after */
+        VD_ABORT("train_table: the model options were not inserted");
     train_table[n] = (OptSpec)OPT_END;
 }
 
@@ -206,4 +218,13 @@ int train_check_options(TrainConfig *cfg, VdError *err)
                        "and --clip-norm needs the whole sum before it: drop one of them (--clip-norm "
                        "alone sums during backward)");
     return VD_OK;
+}
+
+void train_step_rows(const TrainConfig *cfg, char *buf, size_t n)
+{
+    if (cfg->accumulate > 1)
+        snprintf(buf, n, "--batch %lld x --accumulate %d (%lld samples)", (long long)cfg->batch,
+                 cfg->accumulate, (long long)cfg->batch * cfg->accumulate);
+    else
+        snprintf(buf, n, "--batch %lld", (long long)cfg->batch);
 }
