@@ -11,9 +11,10 @@
 #include "opts.h"
 
 /* The model's options, offsets into VaeShape, OPT_END-terminated. Their
- * count is part of the type (a longer table does not compile; a shorter
- * one is refused when the train options are built, before main), and
- * train_opts.c sizes its table, which includes them, from it. */
+ * count is part of the type, so that train_opts.c can size its table,
+ * which includes them, at compile time. A table of another length is
+ * refused when the train options are built, before main (a longer one
+ * also draws the compiler's "excess elements" warning). */
 #define MODEL_N_OPTIONS 10
 extern const OptSpec model_options[MODEL_N_OPTIONS + 1];
 

@@ -128,20 +128,19 @@ static const OptSpec train_only[] = {
     OPT_END};
 
 /* train_only with model_options after val-fraction, their offsets into
- * TrainConfig's model, and OPT_END: sized at compile time from both tables
- * (model_options' length is part of its declared type: more rows than
- * MODEL_N_OPTIONS do not compile; fewer would leave rows empty, which the
- * constructor refuses before main). */
+ * TrainConfig's model, and OPT_END: sized at compile time from both tables.
+ * model_options' declared length is MODEL_N_OPTIONS + 1; the constructor
+ * refuses a table of fewer rows (an empty row inside) or of more (the
+ * compiler drops the rows past it, the terminator with them). */
 enum { N_ONLY = sizeof train_only / sizeof *train_only - 1 };
 static OptSpec train_table[N_ONLY + MODEL_N_OPTIONS + 1];
-_Static_assert(sizeof train_table / sizeof *train_table ==
-                   N_ONLY + sizeof model_options / sizeof *model_options,
-               "train_table holds train_only's and model_options' rows and one OPT_END");
 const OptSpec *const train_options = train_table;
 
 __attribute__((constructor)) static void build_train_table(void)
 {
     int n = 0;
+    if (model_options[MODEL_N_OPTIONS].name) /* no OPT_END: more rows than declared */
+        VD_ABORT("model_options has more rows than MODEL_N_OPTIONS %d", MODEL_N_OPTIONS);
     for (int i = 0; i < N_ONLY; i++) {
         train_table[n++] = train_only[i];
         if (strcmp(train_only[i].name, "val-fraction") != 0)
