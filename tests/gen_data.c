@@ -275,7 +275,7 @@ static int write_set(hid_t file, const char *prefix, long n, int side, const cha
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
+    if (argc < 2 || argv[1][0] == '-') { /* --help is no file name */
         fprintf(stderr, "usage: gen_data OUT.h5 [options]\n");
         return 64;
     }
