@@ -28,7 +28,8 @@ are (c_out, k, k, c_in) (a gated one's two such, h and gate), a 4x4
 stride-2 transposed one's (c_in, 4, 4, c_out); an upsampling repeats each
 pixel; a layer whose out_shape is an image hands it on as one. Checkpoints
 older than the graph (format 3 and before) get the graph their options
-describe.
+describe. A missing file or dataset, or one of another shape, is one line
+on stderr and exit 1.
 """
 import json
 import os
@@ -323,4 +324,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    try:
+        main(sys.argv)
+    except (OSError, KeyError, ValueError) as e:  # a file, dataset or shape that is not there
+        sys.exit("decode.py: %s" % e)

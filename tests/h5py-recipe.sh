@@ -72,4 +72,12 @@ diff=$(echo "$out" | sed -n 's/^max |difference| from \/samples: //p')
 awk -v d="$diff" 'BEGIN {exit !(d != "" && d < 1e-4)}' &&
     pass "a format 3 checkpoint decodes as vae-dist samples it (max difference $diff)" ||
     { echo "$out"; fail "format 3 checkpoint: '$diff'"; }
+
+# bad input: one line, not a traceback, and a failing exit
+for bad in "$WORK/missing.h5 $WORK/old-s.h5" "$WORK/bars.h5 $WORK/old-s.h5" "$G/mlp-ckpt-60.h5 $WORK/bars.h5"; do
+    out=$("$PY" "$top_srcdir/jobs/decode.py" $bad 2>&1); rc=$?
+    [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "^decode.py: " &&
+        pass "decode.py $(echo "$bad" | sed "s|$WORK/||g; s|$G/||g"): exit $rc, $out" ||
+        fail "decode.py $bad: exit $rc, $out"
+done
 finish
