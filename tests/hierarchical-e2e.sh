@@ -51,6 +51,11 @@ rc=$? # 1: they differ; 0: the same; 2: h5diff could not compare
     fail "np=1 against np=2: h5diff exit $rc (1 would be a difference)"
 grep -q "model 64-24-16-3,2, gated, vamp 7" "$WORK/ref2.log" &&
     pass "the start line names the model" || fail "start line: $(grep model "$WORK/ref2.log")"
+# the bound's second term may be negative: the progress line prints its sign
+n=$(grep -c "^epoch .* step .* loss " "$WORK/ref2.log")
+bad=$(grep "^epoch .* step .* loss " "$WORK/ref2.log" | grep -cvE "loss -?[0-9.]+ = -?[0-9.]+ [-+] [0-9.]+  lr ")
+[ "$n" -gt 0 ] && [ "$bad" -eq 0 ] && pass "$n progress lines: loss = recon +/- rest, signed once" ||
+    fail "progress lines: $bad of $n malformed: $(grep -m1 ' + -' "$WORK/ref2.log")"
 for f in reconstructions.png samples.png loss.png; do
     [ -s "$WORK/ref2/$f" ] && pass "figure $f" || fail "no $f"
 done

@@ -182,9 +182,12 @@ static void log_interval(Run *r, Loop *l, int64_t epoch, int64_t s)
     if (r->plan.rank == 0 && !r->plan.cfg.quiet) {
         char etab[32];
         fmt_duration(etab, sizeof etab, eta);
-        printf("epoch %lld/%d  step %lld/%lld  loss %.2f = %.2f + %.2f  lr %.3g  %.0f samples/s  "
+        /* the importance-weighted bound's second term (the rest of the
+         * loss, not a KL) may be negative: "+ -0.93" reads as a bug */
+        printf("epoch %lld/%d  step %lld/%lld  loss %.2f = %.2f %c %.2f  lr %.3g  %.0f samples/s  "
                "ETA %s\n", (long long)epoch + 1, r->plan.cfg.epochs, (long long)(s + 1),
-               (long long)r->plan.steps_per_epoch, row.loss, row.recon, row.kl, l->lr, rate, etab);
+               (long long)r->plan.steps_per_epoch, row.loss, row.recon, row.kl < 0 ? '-' : '+',
+               fabs(row.kl), l->lr, rate, etab);
         fflush(stdout);
     }
     if (r->plan.rank == 0) {
