@@ -71,8 +71,6 @@ int reduce_finish(Reducer *r, double *sumsq)
         return reduce_mpi_finish(r->mpi, sumsq);
     if (r->shm->fuse) {
         int verdict = reduce_fused_verdict(r->shm, sumsq);
-        if (verdict == 0) /* no update follows: no norm */
-            r->shm->grad_sumsq = NAN;
         if (verdict >= 0)
             return verdict;
     }
